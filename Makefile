@@ -1,0 +1,29 @@
+# libp2p.h - build, test, demo.  `make test` runs everything CI needs and ends with
+# one line "N passed, N failed".
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN     = -Wall -Wextra
+LIBS     = -lsodium -lbearssl -lprotobuf-nanopb -lpthread
+SRC      = $(wildcard src/*.h src/*.c src/proto/*.h src/proto/*.c) amalgamate LICENSE
+UNIT     = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
+
+.PHONY: all test unit clean demo check-amalgamation
+all: libp2p.h $(UNIT)
+
+libp2p.h: $(SRC)
+	./amalgamate
+
+build/unit/%: tests/unit/%.c libp2p.h tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
+
+unit: $(UNIT)
+
+test: libp2p.h $(UNIT)
+	@tests/run $(UNIT)
+
+check-amalgamation:
+	./amalgamate --check
+
+clean:
+	rm -rf build

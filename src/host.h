@@ -1,0 +1,1 @@
+/* host.h - placeholder, being written */

@@ -1,0 +1,1 @@
+/* identify.c - placeholder, being written */

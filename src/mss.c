@@ -1,0 +1,1 @@
+/* mss.c - placeholder, being written */

@@ -1,0 +1,1 @@
+/* multiaddr.c - placeholder, being written */

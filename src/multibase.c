@@ -1,0 +1,1 @@
+/* multibase.c - placeholder, being written */

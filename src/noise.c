@@ -1,0 +1,1 @@
+/* noise.c - placeholder, being written */

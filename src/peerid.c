@@ -1,0 +1,1 @@
+/* peerid.c - placeholder, being written */

@@ -1,0 +1,1 @@
+/* ping.c - placeholder, being written */

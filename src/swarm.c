@@ -1,0 +1,1 @@
+/* swarm.c - placeholder, being written */

@@ -1,0 +1,1 @@
+/* tcp.c - placeholder, being written */

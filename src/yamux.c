@@ -1,0 +1,1 @@
+/* yamux.c - placeholder, being written */
