@@ -3,6 +3,7 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra
+LP2P_NO_HOST ?= 1
 LIBS     = -lsodium -lbearssl -lprotobuf-nanopb -lpthread
 SRC      = $(wildcard src/*.h src/*.c src/proto/*.h src/proto/*.c) amalgamate LICENSE
 UNIT     = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
@@ -11,7 +12,7 @@ UNIT     = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c
 all: libp2p.h $(UNIT)
 
 libp2p.h: $(SRC)
-	./amalgamate
+	LP2P_NO_HOST=$(LP2P_NO_HOST) ./amalgamate
 
 build/unit/%: tests/unit/%.c libp2p.h tests/test.h
 	@mkdir -p $(dir $@)
