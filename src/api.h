@@ -186,6 +186,21 @@ LP2P_API int lp2p_host_add_addr(lp2p_host *h, const char *addr_with_p2p, int64_t
 LP2P_API int lp2p_host_is_connected(lp2p_host *h, const lp2p_peer_id *peer);
 LP2P_API int lp2p_ping(lp2p_host *h, const char *peer_or_addr, int64_t deadline);
 
+/* ---- what peers told us (identify) ------------------------------------------------------- */
+#define LP2P_MAX_INFO_ADDRS 16
+typedef struct lp2p_peer_info {
+    lp2p_peer_id id;
+    const char *agent_version;        /* NULL until identify finished */
+    const char *protocol_version;
+    const char *const *protocols;     /* n_protocols protocol IDs the peer handles */
+    int n_protocols;
+    const char *addrs[LP2P_MAX_INFO_ADDRS]; /* listen addresses (multiaddr text, no /p2p/) */
+    int n_addrs;
+    const char *observed_addr;        /* how the peer sees us, or NULL */
+} lp2p_peer_info;
+LP2P_API int lp2p_host_identify(lp2p_host *h, const char *peer_or_addr, int64_t deadline);
+LP2P_API int lp2p_host_peer_info(lp2p_host *h, const lp2p_peer_id *peer, lp2p_peer_info *out);
+
 /* ---- streams ------------------------------------------------------------------------- */
 LP2P_API int lp2p_stream_open(lp2p_host *h, const char *peer_or_addr, const char *protocol, int64_t deadline,
                               lp2p_stream **out);

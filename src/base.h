@@ -1,7 +1,7 @@
 /* base.h - L0 internal declarations: allocator, log, clock, buffers, varint, base encodings.
  *
  * Every private name starts with lp2p__. Private functions are declared LP2P__PRIV, which is
- * `static` in the amalgamation; development builds that compile src/*.c one by one define
+ * `static` in the amalgamation; development builds that compile the src/ files one by one define
  * LP2P__PRIV to nothing.
  * Spec: multiformats/unsigned-varint (varints), multiformats/multibase (base58btc, base32). */
 #ifndef LP2P__BASE_H

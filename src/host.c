@@ -205,6 +205,7 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
         lp2p__free(&h->ctx, h->events, sizeof(lp2p__event_slot) * (size_t)h->cfg.event_queue_size);
     }
     lp2p__event_slot_clear(h, &h->ev_out);
+    lp2p__buf_free(&h->ctx, &h->info_text);
     lp2p__strfree(&h->ctx, h->agent_version);
     memset(&h->identity, 0, sizeof h->identity);
     lp2p__ctx ctx = h->ctx;

@@ -124,6 +124,7 @@ struct lp2p_host {
     int ev_head, ev_count;
     lp2p__event_slot ev_out;  /* the slot handed out by next_event (strings live until next call) */
     lp2p__identify *identify;
+    lp2p__buf info_text; /* lp2p_host_peer_info's strings */
     bool freeing;
 };
 
