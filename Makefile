@@ -8,8 +8,8 @@ LIBS     = -lsodium -lbearssl -lprotobuf-nanopb -lpthread
 SRC      = $(wildcard src/*.h src/*.c src/proto/*.h src/proto/*.c) amalgamate LICENSE
 UNIT     = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all test unit clean demo check-amalgamation
-all: libp2p.h $(UNIT)
+.PHONY: all test unit clean demo check-amalgamation interop peers
+all: libp2p.h $(UNIT) build/interop/test_interop
 
 libp2p.h: $(SRC)
 	LP2P_NO_HOST=$(LP2P_NO_HOST) ./amalgamate
@@ -18,10 +18,21 @@ build/unit/%: tests/unit/%.c libp2p.h tests/test.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 
+build/interop/test_interop: tests/interop/test_interop.c libp2p.h tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
+
 unit: $(UNIT)
 
-test: libp2p.h $(UNIT)
-	@tests/run $(UNIT)
+# interop peers (go, rust, js) are built by scripts/install-peers.sh, cached outside the checkout
+peers:
+	bash scripts/install-peers.sh all
+
+interop: build/interop/test_interop
+	@tests/run build/interop/test_interop
+
+test: libp2p.h $(UNIT) build/interop/test_interop
+	@tests/run $(UNIT) build/interop/test_interop
 
 check-amalgamation:
 	./amalgamate --check
