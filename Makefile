@@ -9,7 +9,7 @@ SRC      = $(wildcard src/*.h src/*.c src/proto/*.h src/proto/*.c) amalgamate LI
 UNIT     = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all test unit clean demo check-amalgamation interop peers
-all: libp2p.h $(UNIT) build/interop/test_interop
+all: libp2p.h $(UNIT)
 
 libp2p.h: $(SRC)
 	LP2P_NO_HOST=$(LP2P_NO_HOST) ./amalgamate
@@ -31,8 +31,8 @@ peers:
 interop: build/interop/test_interop
 	@tests/run build/interop/test_interop
 
-test: libp2p.h $(UNIT) build/interop/test_interop
-	@tests/run $(UNIT) build/interop/test_interop
+test: libp2p.h $(UNIT)
+	@tests/run $(UNIT)
 
 check-amalgamation:
 	./amalgamate --check
