@@ -9,7 +9,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-cf4c6c3cd1662b86"
+#define LIBP2P_SOURCE_ID "src-c70437fa76bac49d"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -412,6 +412,19 @@ LP2P__PRIV int lp2p__aead_open(const uint8_t key[32], uint64_t n, const uint8_t 
 LP2P__PRIV void lp2p__ed25519_from_seed(const uint8_t seed[32], uint8_t pk[32], uint8_t sk[64]);
 LP2P__PRIV void lp2p__ed25519_sign(const uint8_t sk[64], const void *msg, size_t len, uint8_t sig[64]);
 LP2P__PRIV bool lp2p__ed25519_verify(const uint8_t pk[32], const void *msg, size_t len, const uint8_t sig[64]);
+
+/* ---- per-type verification of the Data field of a PublicKey (peer-ids/peer-ids.md) ----
+ * All return LP2P_OK, ERR_HANDSHAKE (bad signature), ERR_PROTOCOL (malformed key) or
+ * ERR_UNSUPPORTED (key algorithm/curve we do not handle, or compiled out).
+ * RSA: PKIX SubjectPublicKeyInfo DER, 2048..4096 bits, RSASSA-PKCS1-v1.5 with SHA-256.
+ * ECDSA: PKIX DER, uncompressed point on P-256 (also P-384/P-521), SHA-256, DER signature.
+ * secp256k1: 33-byte compressed key, SHA-256, DER signature (high-S accepted: normalized). */
+LP2P__PRIV int lp2p__rsa_verify(const uint8_t *der, size_t der_len, const void *msg, size_t msg_len, const uint8_t *sig,
+                                size_t sig_len);
+LP2P__PRIV int lp2p__ecdsa_verify(const uint8_t *der, size_t der_len, const void *msg, size_t msg_len, const uint8_t *sig,
+                                  size_t sig_len);
+LP2P__PRIV int lp2p__secp256k1_verify(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len,
+                                      const uint8_t *sig, size_t sig_len);
 
 /* ---- libp2p public keys (the PublicKey protobuf: Type=1 enum, Data=2 bytes) ---- */
 #define LP2P__KEY_RSA 0
@@ -1040,10 +1053,466 @@ LP2P__PRIV int lp2p__uvarint_get(const uint8_t *p, size_t n, uint64_t *out) {
 }
 /*==================== end src/base.c ====================*/
 /*==================== begin src/multibase.c ====================*/
-/* multibase.c - placeholder, being written */
+/* multibase.c - L0: base58btc, base32 (RFC 4648, lowercase, no padding) and hex codecs.
+ *
+ * Spec: multiformats/multibase (prefixes 'z' base58btc, 'b' base32, 'f' base16); base58btc uses
+ * the Bitcoin alphabet; base32 is RFC 4648 §6 without '=' padding. These are the text forms of
+ * peer IDs (peer-ids/peer-ids.md "String representation") and of /p2p/ in multiaddrs.
+ * Conventions for every function here:
+ *   - enc writes a NUL-terminated string and returns its length (without the NUL);
+ *     LP2P_ERR_INVALID if cap cannot hold it (with the NUL);
+ *   - dec returns the number of bytes written; LP2P_ERR_BADADDR for a character outside the
+ *     alphabet, an impossible length or an over-long input; LP2P_ERR_INVALID if cap is too small.
+ * base58 is quadratic, so both directions are capped at LP2P__BASE58_MAX bytes of binary data
+ * (peer IDs are at most 63 bytes; the cap only stops a peer from making us burn CPU).
+ * Depends on: base.h. */
+/* #include "base.h" (amalgamated) */
+
+#define LP2P__BASE58_MAX 256     /* binary bytes */
+#define LP2P__BASE58_MAXCHARS 350 /* ceil(256 * log(256) / log(58)) */
+
+static const char lp2p__b58_alphabet[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/* value of a base58 character, or -1 */
+static int lp2p__b58_value(unsigned char c) {
+    const char *p = (c != 0) ? strchr(lp2p__b58_alphabet, c) : NULL;
+    return p ? (int)(p - lp2p__b58_alphabet) : -1;
+}
+
+LP2P__PRIV ptrdiff_t lp2p__base58_enc(const uint8_t *in, size_t n, char *out, size_t cap) {
+    uint8_t digits[LP2P__BASE58_MAXCHARS]; /* base58 digits, most significant first */
+    size_t zeros = 0, ndig = 0;
+    if (n > LP2P__BASE58_MAX || (n && !in) || !out) return LP2P_ERR_INVALID;
+    while (zeros < n && in[zeros] == 0) zeros++;
+    /* repeated multiply-and-add: digits = digits * 256 + byte, kept in a right-aligned window */
+    for (size_t i = zeros; i < n; i++) {
+        unsigned carry = in[i];
+        size_t j = 0;
+        for (; j < ndig || carry; j++) {
+            size_t k = sizeof digits - 1 - j;
+            if (j < ndig) carry += (unsigned)digits[k] << 8;
+            digits[k] = (uint8_t)(carry % 58);
+            carry /= 58;
+        }
+        ndig = j;
+    }
+    if (zeros + ndig + 1 > cap) return LP2P_ERR_INVALID;
+    memset(out, '1', zeros);
+    for (size_t j = 0; j < ndig; j++) out[zeros + j] = lp2p__b58_alphabet[digits[sizeof digits - ndig + j]];
+    out[zeros + ndig] = '\0';
+    return (ptrdiff_t)(zeros + ndig);
+}
+
+LP2P__PRIV ptrdiff_t lp2p__base58_dec(const char *in, size_t n, uint8_t *out, size_t cap) {
+    uint8_t bytes[LP2P__BASE58_MAX]; /* big-endian value, right-aligned */
+    size_t zeros = 0, nbytes = 0;
+    if (n && !in) return LP2P_ERR_INVALID;
+    if (n > LP2P__BASE58_MAXCHARS) return LP2P_ERR_BADADDR;
+    while (zeros < n && in[zeros] == '1') zeros++;
+    for (size_t i = zeros; i < n; i++) {
+        int v = lp2p__b58_value((unsigned char)in[i]);
+        if (v < 0) return LP2P_ERR_BADADDR;
+        unsigned carry = (unsigned)v;
+        size_t j = 0;
+        for (; j < nbytes || carry; j++) {
+            if (j >= sizeof bytes) return LP2P_ERR_BADADDR; /* more than LP2P__BASE58_MAX bytes */
+            size_t k = sizeof bytes - 1 - j;
+            if (j < nbytes) carry += (unsigned)bytes[k] * 58;
+            bytes[k] = (uint8_t)carry;
+            carry >>= 8;
+        }
+        nbytes = j;
+    }
+    if (zeros + nbytes > LP2P__BASE58_MAX) return LP2P_ERR_BADADDR;
+    if (zeros + nbytes > cap || (zeros + nbytes && !out)) return LP2P_ERR_INVALID;
+    memset(out, 0, zeros);
+    memcpy(out + zeros, bytes + sizeof bytes - nbytes, nbytes);
+    return (ptrdiff_t)(zeros + nbytes);
+}
+
+static const char lp2p__b32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+
+LP2P__PRIV ptrdiff_t lp2p__base32_enc(const uint8_t *in, size_t n, char *out, size_t cap) {
+    if ((n && !in) || !out || n > ((size_t)-1 - 8) / 8) return LP2P_ERR_INVALID;
+    size_t len = (n * 8 + 4) / 5, o = 0;
+    if (len + 1 > cap) return LP2P_ERR_INVALID;
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc = (acc << 8) | in[i];
+        bits += 8;
+        while (bits >= 5) {
+            bits -= 5;
+            out[o++] = lp2p__b32_alphabet[(acc >> bits) & 31];
+        }
+    }
+    if (bits) out[o++] = lp2p__b32_alphabet[(acc << (5 - bits)) & 31];
+    out[o] = '\0';
+    return (ptrdiff_t)o;
+}
+
+static int lp2p__b32_value(unsigned char c) {
+    if (c >= 'a' && c <= 'z') return c - 'a';
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= '2' && c <= '7') return c - '2' + 26;
+    return -1;
+}
+
+LP2P__PRIV ptrdiff_t lp2p__base32_dec(const char *in, size_t n, uint8_t *out, size_t cap) {
+    if (n && !in) return LP2P_ERR_INVALID;
+    /* unpadded RFC 4648 text never has 1, 3 or 6 characters in its last 8-character group */
+    size_t rem = n % 8;
+    if (rem == 1 || rem == 3 || rem == 6) return LP2P_ERR_BADADDR;
+    size_t len = n / 8 * 5 + rem * 5 / 8, o = 0;
+    if (len > cap || (len && !out)) return LP2P_ERR_INVALID;
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = lp2p__b32_value((unsigned char)in[i]);
+        if (v < 0) return LP2P_ERR_BADADDR;
+        acc = (acc << 5) | (uint32_t)v;
+        bits += 5;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    /* the leftover bits must be zero, so that each byte string has exactly one text form */
+    if (acc & ((1u << bits) - 1)) return LP2P_ERR_BADADDR;
+    return (ptrdiff_t)o;
+}
+
+LP2P__PRIV ptrdiff_t lp2p__hex_enc(const uint8_t *in, size_t n, char *out, size_t cap) {
+    static const char digits[] = "0123456789abcdef";
+    if ((n && !in) || !out || n > ((size_t)-1 - 1) / 2 || n * 2 + 1 > cap) return LP2P_ERR_INVALID;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+    return (ptrdiff_t)(2 * n);
+}
+
+static int lp2p__hex_value(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+LP2P__PRIV ptrdiff_t lp2p__hex_dec(const char *in, size_t n, uint8_t *out, size_t cap) {
+    if (n && !in) return LP2P_ERR_INVALID;
+    if (n % 2) return LP2P_ERR_BADADDR;
+    if (n / 2 > cap || (n && !out)) return LP2P_ERR_INVALID;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = lp2p__hex_value((unsigned char)in[2 * i]), lo = lp2p__hex_value((unsigned char)in[2 * i + 1]);
+        if (hi < 0 || lo < 0) return LP2P_ERR_BADADDR;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return (ptrdiff_t)(n / 2);
+}
 /*==================== end src/multibase.c ====================*/
 /*==================== begin src/crypto.c ====================*/
-/* crypto.c - placeholder, being written */
+/* crypto.c - L1: the thin crypto layer over libsodium, BearSSL 0.6 and (optionally) libsecp256k1.
+ *
+ * libsodium: CSPRNG, Ed25519, X25519, ChaCha20-Poly1305 (IETF). BearSSL: SHA-256, HKDF, RSA PKCS#1
+ * v1.5 and ECDSA verification. libsecp256k1 (LP2P_ENABLE_SECP256K1): secp256k1 ECDSA verification.
+ * Spec: peer-ids/peer-ids.md ("How Keys are Encoded and Messages Signed"), noise/README.md
+ * (HKDF and the little-endian AEAD nonce), RFC 5869, RFC 7748, RFC 8032, RFC 8439.
+ * RSA and ECDSA public keys arrive as PKIX SubjectPublicKeyInfo DER (RFC 5280 §4.1); they are read
+ * by a small, bounded, strict-DER reader below (no allocation, no recursion).
+ * Depends on: base.h, crypto.h. */
+/* #include "crypto.h" (amalgamated) */
+
+#include <sodium.h>
+#include <bearssl.h>
+#ifndef LP2P_ENABLE_SECP256K1
+#define LP2P_ENABLE_SECP256K1 0
+#endif
+#if LP2P_ENABLE_SECP256K1
+#include <secp256k1.h>
+#endif
+
+/* lp2p__sha256 is an opaque stand-in for br_sha256_context so that crypto.h needs no bearssl.h */
+typedef char lp2p__sha256_fits[sizeof(lp2p__sha256) >= sizeof(br_sha256_context) ? 1 : -1];
+
+/* ---- initialisation ---- */
+static int lp2p__crypto_ready;
+#if LP2P_ENABLE_SECP256K1
+#if defined(SECP256K1_CONTEXT_NONE)
+/* libsecp256k1 >= 0.2: the static context can verify */
+#define LP2P__SECP_CTX secp256k1_context_static
+#else
+/* older releases need a verification context built once (immutable afterwards) */
+#include <pthread.h>
+static secp256k1_context *lp2p__secp_ctx;
+#define LP2P__SECP_CTX lp2p__secp_ctx
+static void lp2p__secp_ctx_create(void) { lp2p__secp_ctx = secp256k1_context_create(SECP256K1_CONTEXT_VERIFY); }
+#endif
+#endif
+
+LP2P__PRIV int lp2p__crypto_init(void) {
+#if defined(__GNUC__) || defined(__clang__)
+    if (__atomic_load_n(&lp2p__crypto_ready, __ATOMIC_ACQUIRE)) return LP2P_OK;
+#endif
+    /* sodium_init is itself thread-safe and idempotent (0 first time, 1 afterwards) */
+    if (sodium_init() < 0) return LP2P_ERR_IO;
+#if LP2P_ENABLE_SECP256K1 && !defined(SECP256K1_CONTEXT_NONE)
+    {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, lp2p__secp_ctx_create);
+        if (!lp2p__secp_ctx) return LP2P_ERR_IO;
+    }
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+    __atomic_store_n(&lp2p__crypto_ready, 1, __ATOMIC_RELEASE);
+#endif
+    return LP2P_OK;
+}
+
+LP2P__PRIV void lp2p__random(void *buf, size_t n) {
+    /* randombytes_buf aborts rather than return weak bytes; init picks the OS source */
+    (void)lp2p__crypto_init();
+    randombytes_buf(buf, n);
+}
+
+/* ---- SHA-256 and the Noise HKDF ---- */
+LP2P__PRIV void lp2p__sha256_init(lp2p__sha256 *c) { br_sha256_init((br_sha256_context *)(void *)c->opaque); }
+
+LP2P__PRIV void lp2p__sha256_update(lp2p__sha256 *c, const void *p, size_t n) {
+    br_sha256_update((br_sha256_context *)(void *)c->opaque, p, n);
+}
+
+LP2P__PRIV void lp2p__sha256_final(lp2p__sha256 *c, uint8_t out[32]) {
+    br_sha256_out((const br_sha256_context *)(const void *)c->opaque, out);
+}
+
+LP2P__PRIV void lp2p__sha256_once(const void *p, size_t n, uint8_t out[32]) {
+    br_sha256_context c;
+    br_sha256_init(&c);
+    br_sha256_update(&c, p, n);
+    br_sha256_out(&c, out);
+}
+
+LP2P__PRIV void lp2p__hkdf2(const uint8_t ck[32], const uint8_t *ikm, size_t ikm_len, uint8_t out1[32],
+                            uint8_t out2[32]) {
+    /* noise/README.md uses the Noise spec's HKDF(ck, ikm, 2) = RFC 5869 with salt = ck, info = ""
+     * and L = 64: out1 = T(1), out2 = T(2). */
+    br_hkdf_context hc;
+    uint8_t okm[64];
+    br_hkdf_init(&hc, &br_sha256_vtable, ck, 32);
+    br_hkdf_inject(&hc, ikm, ikm_len);
+    br_hkdf_flip(&hc);
+    br_hkdf_produce(&hc, NULL, 0, okm, sizeof okm);
+    memcpy(out1, okm, 32);
+    memcpy(out2, okm + 32, 32);
+    sodium_memzero(okm, sizeof okm);
+    sodium_memzero(&hc, sizeof hc);
+}
+
+/* ---- X25519 and ChaCha20-Poly1305 ---- */
+LP2P__PRIV void lp2p__x25519_keypair(uint8_t pk[32], uint8_t sk[32]) {
+    lp2p__random(sk, 32);
+    crypto_scalarmult_curve25519_base(pk, sk);
+}
+
+LP2P__PRIV int lp2p__x25519(uint8_t shared[32], const uint8_t sk[32], const uint8_t pk[32]) {
+    /* libsodium fails when the result is all zero (a low-order peer point): the Noise handshake
+     * must not continue with a predictable key */
+    return crypto_scalarmult_curve25519(shared, sk, pk) == 0 ? LP2P_OK : LP2P_ERR_HANDSHAKE;
+}
+
+/* noise/README.md: 96-bit nonce = 32 zero bits || 64-bit little-endian counter */
+static void lp2p__aead_nonce(uint8_t nonce[12], uint64_t n) {
+    memset(nonce, 0, 4);
+    for (int i = 0; i < 8; i++) nonce[4 + i] = (uint8_t)(n >> (8 * i));
+}
+
+LP2P__PRIV void lp2p__aead_seal(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len, const uint8_t *in,
+                                size_t len, uint8_t *out) {
+    uint8_t nonce[12];
+    lp2p__aead_nonce(nonce, n);
+    crypto_aead_chacha20poly1305_ietf_encrypt(out, NULL, in, len, ad, ad_len, NULL, nonce, key);
+}
+
+LP2P__PRIV int lp2p__aead_open(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len, const uint8_t *in,
+                               size_t len, uint8_t *out) {
+    uint8_t nonce[12];
+    if (len < crypto_aead_chacha20poly1305_ietf_ABYTES) return LP2P_ERR_PROTOCOL;
+    lp2p__aead_nonce(nonce, n);
+    /* libsodium checks the tag before decrypting, so out is untouched on failure */
+    if (crypto_aead_chacha20poly1305_ietf_decrypt(out, NULL, NULL, in, len, ad, ad_len, nonce, key) != 0)
+        return LP2P_ERR_PROTOCOL;
+    return LP2P_OK;
+}
+
+/* ---- Ed25519 ---- */
+LP2P__PRIV void lp2p__ed25519_from_seed(const uint8_t seed[32], uint8_t pk[32], uint8_t sk[64]) {
+    crypto_sign_ed25519_seed_keypair(pk, sk, seed);
+}
+
+LP2P__PRIV void lp2p__ed25519_sign(const uint8_t sk[64], const void *msg, size_t len, uint8_t sig[64]) {
+    crypto_sign_ed25519_detached(sig, NULL, (const unsigned char *)msg, len, sk);
+}
+
+LP2P__PRIV bool lp2p__ed25519_verify(const uint8_t pk[32], const void *msg, size_t len, const uint8_t sig[64]) {
+    return crypto_sign_ed25519_verify_detached(sig, (const unsigned char *)msg, len, pk) == 0;
+}
+
+/* ---- a bounded strict-DER reader (just enough for SubjectPublicKeyInfo) ---- */
+typedef struct lp2p__der {
+    const uint8_t *p, *end;
+} lp2p__der;
+
+/* Read one TLV with the given tag from d; on success v spans its contents and d moves past it.
+ * DER only: definite, minimal lengths (at most 2 length bytes: keys here are < 64 KiB). */
+static int lp2p__der_get(lp2p__der *d, uint8_t tag, lp2p__der *v) {
+    size_t left = (size_t)(d->end - d->p), len, hdr = 2;
+    if (left < 2 || d->p[0] != tag) return LP2P_ERR_PROTOCOL;
+    len = d->p[1];
+    if (len == 0x81) {
+        if (left < 3 || d->p[2] < 0x80) return LP2P_ERR_PROTOCOL;
+        len = d->p[2], hdr = 3;
+    } else if (len == 0x82) {
+        if (left < 4 || d->p[2] == 0) return LP2P_ERR_PROTOCOL;
+        len = (size_t)d->p[2] << 8 | d->p[3], hdr = 4;
+    } else if (len >= 0x80) {
+        return LP2P_ERR_PROTOCOL; /* indefinite or too long for a key */
+    }
+    if (len > left - hdr) return LP2P_ERR_PROTOCOL;
+    v->p = d->p + hdr;
+    v->end = v->p + len;
+    d->p = v->end;
+    return LP2P_OK;
+}
+
+static bool lp2p__der_is(const lp2p__der *v, const void *bytes, size_t n) {
+    return (size_t)(v->end - v->p) == n && memcmp(v->p, bytes, n) == 0;
+}
+
+/* A positive INTEGER without its sign byte; rejects negative and non-minimal encodings. */
+static int lp2p__der_uint(lp2p__der *d, const uint8_t **p, size_t *n) {
+    lp2p__der v;
+    if (lp2p__der_get(d, 0x02, &v) != LP2P_OK || v.p == v.end) return LP2P_ERR_PROTOCOL;
+    size_t len = (size_t)(v.end - v.p);
+    if (v.p[0] & 0x80) return LP2P_ERR_PROTOCOL; /* negative */
+    if (v.p[0] == 0 && len > 1) {
+        if (!(v.p[1] & 0x80)) return LP2P_ERR_PROTOCOL; /* non-minimal */
+        v.p++, len--;
+    }
+    if (len == 1 && v.p[0] == 0) return LP2P_ERR_PROTOCOL; /* zero is no use as modulus or exponent */
+    *p = v.p, *n = len;
+    return LP2P_OK;
+}
+
+/* SubjectPublicKeyInfo ::= SEQUENCE { SEQUENCE { algorithm OID, parameters }, BIT STRING }.
+ * Returns the parameters TLV (whole, tag included) and the BIT STRING contents without the
+ * unused-bits byte (which must be 0). The whole input must be exactly one SEQUENCE. */
+static int lp2p__spki_parse(const uint8_t *der, size_t n, const uint8_t *oid, size_t oid_len, lp2p__der *params,
+                            lp2p__der *key) {
+    lp2p__der d = {der, der + n}, spki, alg, o, bits;
+    if (lp2p__der_get(&d, 0x30, &spki) || d.p != d.end) return LP2P_ERR_PROTOCOL;
+    if (lp2p__der_get(&spki, 0x30, &alg) || lp2p__der_get(&alg, 0x06, &o)) return LP2P_ERR_PROTOCOL;
+    if (!lp2p__der_is(&o, oid, oid_len)) return LP2P_ERR_UNSUPPORTED;
+    *params = alg; /* the rest of the AlgorithmIdentifier */
+    if (lp2p__der_get(&spki, 0x03, &bits) || spki.p != spki.end) return LP2P_ERR_PROTOCOL;
+    if (bits.p == bits.end || bits.p[0] != 0) return LP2P_ERR_PROTOCOL;
+    key->p = bits.p + 1, key->end = bits.end;
+    return LP2P_OK;
+}
+
+/* ---- RSA PKCS#1 v1.5 with SHA-256 over a PKIX key ---- */
+#define LP2P__RSA_MIN_BITS 2048 /* go-libp2p rejects smaller keys (ErrRsaKeyTooSmall) */
+#define LP2P__RSA_MAX_BITS 4096 /* BearSSL's BR_MAX_RSA_SIZE */
+
+static size_t lp2p__bitlen(const uint8_t *p, size_t n) {
+    if (!n) return 0;
+    size_t bits = (n - 1) * 8;
+    for (unsigned top = p[0]; top; top >>= 1) bits++;
+    return bits;
+}
+
+LP2P__PRIV int lp2p__rsa_verify(const uint8_t *der, size_t der_len, const void *msg, size_t msg_len, const uint8_t *sig,
+                                size_t sig_len) {
+    static const uint8_t rsa_oid[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01}; /* rsaEncryption */
+    lp2p__der params, key, seq;
+    const uint8_t *n, *e;
+    size_t nlen, elen;
+    uint8_t want[32], got[32];
+    int rc = lp2p__spki_parse(der, der_len, rsa_oid, sizeof rsa_oid, &params, &key);
+    if (rc) return rc;
+    /* parameters: NULL (RFC 3279 §2.3.1) */
+    if (!lp2p__der_is(&params, "\x05\x00", 2)) return LP2P_ERR_PROTOCOL;
+    /* RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } */
+    if (lp2p__der_get(&key, 0x30, &seq) || key.p != key.end) return LP2P_ERR_PROTOCOL;
+    if (lp2p__der_uint(&seq, &n, &nlen) || lp2p__der_uint(&seq, &e, &elen) || seq.p != seq.end)
+        return LP2P_ERR_PROTOCOL;
+    size_t bits = lp2p__bitlen(n, nlen);
+    if (bits < LP2P__RSA_MIN_BITS || bits > LP2P__RSA_MAX_BITS || elen > nlen) return LP2P_ERR_PROTOCOL;
+    br_rsa_public_key pk = {(unsigned char *)n, nlen, (unsigned char *)e, elen};
+    /* BearSSL checks sig_len == modulus length and the DigestInfo (OID + NULL); it hands back
+     * the signed hash for us to compare */
+    if (!sig || sig_len != pk.nlen) return LP2P_ERR_HANDSHAKE;
+    if (!br_rsa_pkcs1_vrfy_get_default()(sig, sig_len, BR_HASH_OID_SHA256, sizeof got, &pk, got))
+        return LP2P_ERR_HANDSHAKE;
+    lp2p__sha256_once(msg, msg_len, want);
+    return memcmp(want, got, sizeof want) == 0 ? LP2P_OK : LP2P_ERR_HANDSHAKE;
+}
+
+/* ---- ECDSA (NIST curves) with SHA-256 over a PKIX key ---- */
+LP2P__PRIV int lp2p__ecdsa_verify(const uint8_t *der, size_t der_len, const void *msg, size_t msg_len, const uint8_t *sig,
+                                  size_t sig_len) {
+    static const uint8_t ec_oid[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01}; /* id-ecPublicKey */
+    /* namedCurve parameters (RFC 5480 §2.1.1.1), as whole OID TLVs. go-libp2p generates P-256
+     * keys but accepts any curve x509 parses; BearSSL does P-256/384/521. */
+    static const struct {
+        uint8_t tlv[10], len;
+        int curve;
+        size_t point_len;
+    } curves[] = {
+        {{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}, 10, BR_EC_secp256r1, 65},
+        {{0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22}, 7, BR_EC_secp384r1, 97},
+        {{0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23}, 7, BR_EC_secp521r1, 133},
+    };
+    lp2p__der params, key;
+    uint8_t hash[32];
+    int rc = lp2p__spki_parse(der, der_len, ec_oid, sizeof ec_oid, &params, &key);
+    if (rc) return rc;
+    for (size_t i = 0; i < LP2P__COUNT(curves); i++) {
+        if (!lp2p__der_is(&params, curves[i].tlv, curves[i].len)) continue;
+        /* only the uncompressed point form, as go's x509 (elliptic.Unmarshal) and BearSSL */
+        size_t qlen = (size_t)(key.end - key.p);
+        if (qlen != curves[i].point_len || key.p[0] != 0x04) return LP2P_ERR_PROTOCOL;
+        br_ec_public_key pk = {curves[i].curve, (unsigned char *)key.p, qlen};
+        if (!sig || sig_len == 0 || sig_len > 256) return LP2P_ERR_HANDSHAKE;
+        lp2p__sha256_once(msg, msg_len, hash);
+        return br_ecdsa_vrfy_asn1_get_default()(br_ec_get_default(), hash, sizeof hash, &pk, sig, sig_len)
+                   ? LP2P_OK
+                   : LP2P_ERR_HANDSHAKE;
+    }
+    return LP2P_ERR_UNSUPPORTED;
+}
+
+/* ---- secp256k1: SHA-256, DER signature, 33-byte compressed key ---- */
+LP2P__PRIV int lp2p__secp256k1_verify(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len,
+                                      const uint8_t *sig, size_t sig_len) {
+#if LP2P_ENABLE_SECP256K1
+    secp256k1_pubkey pk;
+    secp256k1_ecdsa_signature s;
+    uint8_t hash[32];
+    if (lp2p__crypto_init() != LP2P_OK) return LP2P_ERR_IO;
+    /* the spec's "standard Bitcoin EC encoding" is the compressed point (rust accepts only that) */
+    if (key_len != 33 || !secp256k1_ec_pubkey_parse(LP2P__SECP_CTX, &pk, key, key_len)) return LP2P_ERR_PROTOCOL;
+    if (!sig || !secp256k1_ecdsa_signature_parse_der(LP2P__SECP_CTX, &s, sig, sig_len)) return LP2P_ERR_HANDSHAKE;
+    /* libsecp256k1 verifies only low-S signatures; go (btcec) accepts high-S, so normalize first */
+    secp256k1_ecdsa_signature_normalize(LP2P__SECP_CTX, &s, &s);
+    lp2p__sha256_once(msg, msg_len, hash);
+    return secp256k1_ecdsa_verify(LP2P__SECP_CTX, &s, hash, &pk) ? LP2P_OK : LP2P_ERR_HANDSHAKE;
+#else
+    (void)key, (void)key_len, (void)msg, (void)msg_len, (void)sig, (void)sig_len;
+    return LP2P_ERR_UNSUPPORTED;
+#endif
+}
 /*==================== end src/crypto.c ====================*/
 /*==================== begin src/peerid.c ====================*/
 /* peerid.c - placeholder, being written */
