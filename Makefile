@@ -7,7 +7,7 @@ LIBS     = -lsodium -lbearssl -lprotobuf-nanopb -lpthread
 SRC      = $(wildcard src/*.h src/*.c src/proto/*.h src/proto/*.c) amalgamate LICENSE
 UNIT     = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all test unit clean demo check-amalgamation
+.PHONY: all test unit clean demo check-amalgamation proto
 all: libp2p.h $(UNIT)
 
 libp2p.h: $(SRC)
@@ -21,6 +21,13 @@ unit: $(UNIT)
 
 test: libp2p.h $(UNIT)
 	@tests/run $(UNIT)
+
+# regenerate src/proto/*.pb.{c,h} from the .proto/.options files (nanopb 0.4.7; the generator
+# needs python3-protobuf, hence Debian's /usr/bin/python3)
+NANOPB_GEN ?= /usr/bin/python3 /usr/bin/nanopb_generator.py
+PROTOS = keys noise envelope peer_record identify
+proto:
+	cd src/proto && $(NANOPB_GEN) -T -q -I . $(PROTOS:=.proto)
 
 check-amalgamation:
 	./amalgamate --check
