@@ -1,6 +1,77 @@
 /*==================== begin src/doc.h ====================*/
-/* libp2p.h - v0.1.0 - libp2p in one C header (TCP, Noise, yamux, identify, ping)
-   (full documentation: see below; this block is filled in as the library grows) */
+/* libp2p.h - v0.1.0 - libp2p in one C header: TCP, multistream-select, Noise, yamux, identify, ping
+   https://libp2p.io - tested against go-libp2p, rust-libp2p and js-libp2p.  MIT license (end of file).
+
+   QUICK START
+     Do this in *one* C or C++ file, before any other #include:
+         #define LIBP2P_IMPLEMENTATION
+/* #include "libp2p.h" (amalgamated) */
+     Other files just #include "libp2p.h". Link with:
+         -lsodium -lbearssl -lprotobuf-nanopb -lpthread
+     (Debian/Ubuntu: libsodium-dev libbearssl-dev libnanopb-dev.) The declarations are C99 and
+     C++ compatible; the implementation file must be C11 (or gnu11) or C++.
+
+         static void echo(lp2p_stream *s, void *user) {        // runs as its own task
+             char buf[4096]; ptrdiff_t n;
+             while ((n = lp2p_stream_read(s, buf, sizeof buf, lp2p_deadline_in(30000))) > 0)
+                 if (lp2p_stream_write(s, buf, (size_t)n, lp2p_deadline_in(30000)) < 0) break;
+         }                                                      // stream closed on return
+         int main(void) {
+             lp2p_host *h;
+             if (lp2p_host_new(NULL, &h) != LP2P_OK) return 1; // NULL config = defaults
+             lp2p_host_handle(h, "/echo/1.0.0", echo, NULL);
+             for (int i = 0; i < lp2p_host_addr_count(h); i++) puts(lp2p_host_addr(h, i));
+             return lp2p_host_run(h);
+         }
+
+   CONFIG MACROS (define before the implementation include)
+     LIBP2P_STATIC          all TUs: public functions become static (one-TU programs)
+     LP2P_ASSERT(c)         default assert(c)
+     LP2P_DEBUG             log messages carry file and line
+     LP2P_ENABLE_STDIO      1 (default): WARN and worse go to stderr unless a logger is set
+     LP2P_ENABLE_SECP256K1  0 (default); 1 verifies secp256k1 peers (link -lsecp256k1)
+     LP2P_CORO_UCONTEXT     use ucontext instead of the assembly context switch
+     LP2P_POLLER_POLL       use poll() instead of epoll
+
+   DRIVING THE HOST (three ways, all first-class)
+     1. Game / frame loop: call lp2p_host_poll(h, 0) once per frame; it never blocks. Handlers and
+        tasks run inside it. Read results with LP2P_NOWAIT and lp2p_host_next_event().
+     2. Network thread: lp2p_host_run(h) on its own thread. Other threads talk to the host only
+        through lp2p_host_post(h, fn, arg) and lp2p_host_stop(h).
+     3. Scripts, CLIs, teaching: call blocking functions straight from main(); outside a task a
+        blocking call runs the event loop (of every host on this thread) until it completes.
+
+   DEADLINES
+     Every call that can wait takes an absolute deadline in milliseconds of lp2p_now() as its
+     last argument: lp2p_deadline_in(ms), LP2P_FOREVER (-1) or LP2P_NOWAIT (0, try once). Inside a
+     task it parks only that task. An expired deadline means the operation was abandoned.
+
+   THREADS
+     A host lives on the thread that polls it. Only lp2p_host_post, lp2p_host_stop, lp2p_now and
+     lp2p_deadline_in are thread-safe. Several hosts may live on one thread or on several.
+
+   ERRORS
+     Functions return LP2P_OK (0) or a negative LP2P_ERR_* (see LP2P_ERRORS below); sizes come back
+     as ptrdiff_t (>= 0 on success). lp2p_strerror() describes a code. Out-parameters are written
+     only on success. A peer that violates a protocol gets its stream or connection closed with a
+     WARN log naming the peer and the reason; the host keeps serving everyone else.
+
+   MEMORY
+     All allocations go through lp2p_config.allocator (default malloc/free); task stacks are
+     mmap'd (64 KiB virtual each, only touched pages are resident) with a guard page below.
+     Strings passed in are copied. Strings handed out are borrowed: each function says how long
+     they live. Streams belong to the app until lp2p_stream_close/lp2p_stream_reset; a stream
+     handed to a handler is closed when the handler returns.
+
+   LIMITS
+     Few and named in lp2p_config (max_connections, max_streams_per_conn, max_pending_dials,
+     max_stream_buffer, event_queue_size, max_tasks). Hitting one returns LP2P_ERR_LIMIT and
+     logs the field name and value. Idle connections stay open; keepalive pings find dead peers.
+
+   SPECS FOLLOWED (github.com/libp2p/specs)
+     connections/README.md, multistream-select, noise/README.md, yamux/README.md,
+     identify/README.md, ping/ping.md, peer-ids/peer-ids.md, RFC/0002, RFC/0003, addressing.
+*/
 /* The implementation needs POSIX/GNU declarations (clock_gettime, epoll, mmap, getaddrinfo)
  * even under -std=c11: include libp2p.h first in the implementation file, or build with
  * -D_GNU_SOURCE. */
@@ -9,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-b432acc2b32b5d2c"
+#define LIBP2P_SOURCE_ID "src-fdb62c317d651a3d"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -428,6 +499,19 @@ LP2P__PRIV void lp2p__ed25519_from_seed(const uint8_t seed[32], uint8_t pk[32], 
 LP2P__PRIV void lp2p__ed25519_sign(const uint8_t sk[64], const void *msg, size_t len, uint8_t sig[64]);
 LP2P__PRIV bool lp2p__ed25519_verify(const uint8_t pk[32], const void *msg, size_t len, const uint8_t sig[64]);
 
+/* ---- per-type verification of the Data field of a PublicKey (peer-ids/peer-ids.md) ----
+ * All return LP2P_OK, ERR_HANDSHAKE (bad signature), ERR_PROTOCOL (malformed key) or
+ * ERR_UNSUPPORTED (key algorithm/curve we do not handle, or compiled out).
+ * RSA: PKIX SubjectPublicKeyInfo DER, 2048..4096 bits, RSASSA-PKCS1-v1.5 with SHA-256.
+ * ECDSA: PKIX DER, uncompressed point on P-256 (also P-384/P-521), SHA-256, DER signature.
+ * secp256k1: 33-byte compressed key, SHA-256, DER signature (high-S accepted: normalized). */
+LP2P__PRIV int lp2p__rsa_verify(const uint8_t *der, size_t der_len, const void *msg, size_t msg_len, const uint8_t *sig,
+                                size_t sig_len);
+LP2P__PRIV int lp2p__ecdsa_verify(const uint8_t *der, size_t der_len, const void *msg, size_t msg_len, const uint8_t *sig,
+                                  size_t sig_len);
+LP2P__PRIV int lp2p__secp256k1_verify(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len,
+                                      const uint8_t *sig, size_t sig_len);
+
 /* ---- libp2p public keys (the PublicKey protobuf: Type=1 enum, Data=2 bytes) ---- */
 #define LP2P__KEY_RSA 0
 #define LP2P__KEY_ED25519 1
@@ -707,11 +791,6 @@ LP2P__PRIV int lp2p__pipe_write_msg(lp2p__ctx *ctx, lp2p__pipe *p, const void *b
  * cost no syscall per byte; large reads into an empty buffer go straight to the socket.
  * /dns, /dns4, /dns6 names are resolved by getaddrinfo on a short-lived worker thread that
  * reports back through lp2p__sched_post, so the loop never stalls.
- * Pipe errors: ERR_RESET when the peer reset or vanished (ECONNRESET, EPIPE, ETIMEDOUT on an
- * open connection), ERR_CLOSED for writes after close_write or calls woken by a concurrent
- * close/reset of the same pipe, ERR_TIMEOUT, ERR_CANCELED, ERR_NOMEM, ERR_IO (other errno).
- * close/reset/listener_free may run while another task is parked in read/write/accept on the
- * same object: that call returns ERR_CLOSED and the record is freed once it has woken.
  * Depends on: runtime.h, pipe.h, multiaddr.h. */
 #ifndef LP2P__TCP_H
 #define LP2P__TCP_H
@@ -724,8 +803,7 @@ typedef struct lp2p__tcp_listener lp2p__tcp_listener;
 /* Listen on an /ip4|ip6/<addr>/tcp/<port> multiaddr (port 0 = any). *bound gets the real
  * address (port filled in). ERR_BADADDR (not a TCP address), ERR_IO (bind/listen failed, logged). */
 LP2P__PRIV int lp2p__tcp_listen(lp2p__sched *s, const lp2p__ma *addr, lp2p__tcp_listener **out, lp2p__ma *bound);
-/* Accept one connection. *remote gets the peer's /ip4|ip6/../tcp/.. address.
- * ERR_TIMEOUT, ERR_CANCELED, ERR_CLOSED (listener freed), ERR_NOMEM, ERR_IO (e.g. EMFILE; logged). */
+/* Accept one connection. *remote gets the peer's /ip4|ip6/../tcp/.. address. */
 LP2P__PRIV int lp2p__tcp_accept(lp2p__tcp_listener *l, lp2p__pipe **out, lp2p__ma *remote, int64_t deadline);
 /* Wake any accept()ing task (it returns ERR_CLOSED), close the socket and free. */
 LP2P__PRIV void lp2p__tcp_listener_free(lp2p__tcp_listener *l);
@@ -737,20 +815,11 @@ LP2P__PRIV void lp2p__tcp_listener_free(lp2p__tcp_listener *l);
 LP2P__PRIV int lp2p__tcp_dial(lp2p__sched *s, const lp2p__ma *addr, int reuse_port, lp2p__pipe **out, lp2p__ma *local,
                               lp2p__ma *remote, int64_t deadline);
 /* Resolve a /dns|dns4|dns6/<name> first component into up to max ip addresses (the rest of the
- * multiaddr kept), in getaddrinfo order. Returns the number of results (>= 1), ERR_UNREACHABLE
- * (no answer), ERR_TIMEOUT, ERR_CANCELED, ERR_WOULDBLOCK, ERR_BADADDR (not a dns address),
- * ERR_NOMEM. A late answer after a timeout is dropped safely (the worker thread frees it). */
+ * multiaddr kept). Returns the number of results or ERR_UNREACHABLE. */
 LP2P__PRIV int lp2p__dns_resolve(lp2p__sched *s, const lp2p__ma *addr, lp2p__ma *out, int max, int64_t deadline);
 
-/* Two connected in-memory pipes (tests, simulation). Each direction buffers up to 1 MiB
- * (writers wait when it is full). close_write gives the reader EOF after the buffered bytes;
- * reset makes the other side's reads and writes return ERR_RESET (unread bytes are dropped);
- * writing to a side whose peer closed or reset gives ERR_RESET. ERR_NOMEM. */
+/* Two connected in-memory pipes (tests, simulation). Each direction buffers up to 1 MiB. */
 LP2P__PRIV int lp2p__mempipe_pair(lp2p__sched *s, lp2p__pipe **a, lp2p__pipe **b);
-
-/* The socket of a TCP pipe (for socket options, e.g. hole punching), or -1 for other pipes.
- * The pipe keeps ownership. */
-LP2P__PRIV int lp2p__tcp_pipe_fd(lp2p__pipe *p);
 
 #endif
 /*==================== end src/tcp.h ====================*/
@@ -880,13 +949,235 @@ LP2P__PRIV int lp2p__yamux_num_streams(lp2p__yamux *y);
 #endif
 /*==================== end src/yamux.h ====================*/
 /*==================== begin src/proto/keys.pb.h ====================*/
-/* placeholder */
+/* Automatically generated nanopb header */
+/* Generated by nanopb-0.4.7 */
+
+#ifndef PB_LP2P_PB_KEYS_PB_H_INCLUDED
+#define PB_LP2P_PB_KEYS_PB_H_INCLUDED
+#include <pb.h>
+
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+/* Enum definitions */
+typedef enum _lp2p_pb_KeyType {
+    lp2p_pb_KeyType_RSA = 0,
+    lp2p_pb_KeyType_Ed25519 = 1,
+    lp2p_pb_KeyType_Secp256k1 = 2,
+    lp2p_pb_KeyType_ECDSA = 3
+} lp2p_pb_KeyType;
+
+/* Struct definitions */
+typedef PB_BYTES_ARRAY_T(1024) lp2p_pb_PublicKey_Data_t;
+typedef struct _lp2p_pb_PublicKey {
+    lp2p_pb_KeyType Type;
+    lp2p_pb_PublicKey_Data_t Data;
+} lp2p_pb_PublicKey;
+
+typedef PB_BYTES_ARRAY_T(96) lp2p_pb_PrivateKey_Data_t;
+typedef struct _lp2p_pb_PrivateKey {
+    lp2p_pb_KeyType Type;
+    lp2p_pb_PrivateKey_Data_t Data;
+} lp2p_pb_PrivateKey;
+
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Helper constants for enums */
+#define _lp2p_pb_KeyType_MIN lp2p_pb_KeyType_RSA
+#define _lp2p_pb_KeyType_MAX lp2p_pb_KeyType_ECDSA
+#define _lp2p_pb_KeyType_ARRAYSIZE ((lp2p_pb_KeyType)(lp2p_pb_KeyType_ECDSA+1))
+
+#define lp2p_pb_PublicKey_Type_ENUMTYPE lp2p_pb_KeyType
+
+#define lp2p_pb_PrivateKey_Type_ENUMTYPE lp2p_pb_KeyType
+
+
+/* Initializer values for message structs */
+#define lp2p_pb_PublicKey_init_default           {_lp2p_pb_KeyType_MIN, {0, {0}}}
+#define lp2p_pb_PrivateKey_init_default          {_lp2p_pb_KeyType_MIN, {0, {0}}}
+#define lp2p_pb_PublicKey_init_zero              {_lp2p_pb_KeyType_MIN, {0, {0}}}
+#define lp2p_pb_PrivateKey_init_zero             {_lp2p_pb_KeyType_MIN, {0, {0}}}
+
+/* Field tags (for use in manual encoding/decoding) */
+#define lp2p_pb_PublicKey_Type_tag               1
+#define lp2p_pb_PublicKey_Data_tag               2
+#define lp2p_pb_PrivateKey_Type_tag              1
+#define lp2p_pb_PrivateKey_Data_tag              2
+
+/* Struct field encoding specification for nanopb */
+#define lp2p_pb_PublicKey_FIELDLIST(X, a) \
+X(a, STATIC,   REQUIRED, UENUM,    Type,              1) \
+X(a, STATIC,   REQUIRED, BYTES,    Data,              2)
+#define lp2p_pb_PublicKey_CALLBACK NULL
+#define lp2p_pb_PublicKey_DEFAULT NULL
+
+#define lp2p_pb_PrivateKey_FIELDLIST(X, a) \
+X(a, STATIC,   REQUIRED, UENUM,    Type,              1) \
+X(a, STATIC,   REQUIRED, BYTES,    Data,              2)
+#define lp2p_pb_PrivateKey_CALLBACK NULL
+#define lp2p_pb_PrivateKey_DEFAULT NULL
+
+extern const pb_msgdesc_t lp2p_pb_PublicKey_msg;
+extern const pb_msgdesc_t lp2p_pb_PrivateKey_msg;
+
+/* Defines for backwards compatibility with code written before nanopb-0.4.0 */
+#define lp2p_pb_PublicKey_fields &lp2p_pb_PublicKey_msg
+#define lp2p_pb_PrivateKey_fields &lp2p_pb_PrivateKey_msg
+
+/* Maximum encoded size of messages (where known) */
+#define lp2p_pb_PrivateKey_size                  100
+#define lp2p_pb_PublicKey_size                   1029
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif
 /*==================== end src/proto/keys.pb.h ====================*/
 /*==================== begin src/proto/noise.pb.h ====================*/
-/* placeholder */
+/* Automatically generated nanopb header */
+/* Generated by nanopb-0.4.7 */
+
+#ifndef PB_LP2P_PB_NOISE_PB_H_INCLUDED
+#define PB_LP2P_PB_NOISE_PB_H_INCLUDED
+#include <pb.h>
+
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+/* Struct definitions */
+typedef struct _lp2p_pb_NoiseExtensions {
+    pb_callback_t webtransport_certhashes;
+    pb_callback_t stream_muxers; /* string in the spec */
+} lp2p_pb_NoiseExtensions;
+
+typedef PB_BYTES_ARRAY_T(1024) lp2p_pb_NoiseHandshakePayload_identity_key_t;
+typedef PB_BYTES_ARRAY_T(512) lp2p_pb_NoiseHandshakePayload_identity_sig_t;
+typedef struct _lp2p_pb_NoiseHandshakePayload {
+    bool has_identity_key;
+    lp2p_pb_NoiseHandshakePayload_identity_key_t identity_key; /* a serialized PublicKey (keys.proto) */
+    bool has_identity_sig;
+    lp2p_pb_NoiseHandshakePayload_identity_sig_t identity_sig;
+    bool has_extensions;
+    lp2p_pb_NoiseExtensions extensions;
+} lp2p_pb_NoiseHandshakePayload;
+
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Initializer values for message structs */
+#define lp2p_pb_NoiseExtensions_init_default     {{{NULL}, NULL}, {{NULL}, NULL}}
+#define lp2p_pb_NoiseHandshakePayload_init_default {false, {0, {0}}, false, {0, {0}}, false, lp2p_pb_NoiseExtensions_init_default}
+#define lp2p_pb_NoiseExtensions_init_zero        {{{NULL}, NULL}, {{NULL}, NULL}}
+#define lp2p_pb_NoiseHandshakePayload_init_zero  {false, {0, {0}}, false, {0, {0}}, false, lp2p_pb_NoiseExtensions_init_zero}
+
+/* Field tags (for use in manual encoding/decoding) */
+#define lp2p_pb_NoiseExtensions_webtransport_certhashes_tag 1
+#define lp2p_pb_NoiseExtensions_stream_muxers_tag 2
+#define lp2p_pb_NoiseHandshakePayload_identity_key_tag 1
+#define lp2p_pb_NoiseHandshakePayload_identity_sig_tag 2
+#define lp2p_pb_NoiseHandshakePayload_extensions_tag 4
+
+/* Struct field encoding specification for nanopb */
+#define lp2p_pb_NoiseExtensions_FIELDLIST(X, a) \
+X(a, CALLBACK, REPEATED, BYTES,    webtransport_certhashes,   1) \
+X(a, CALLBACK, REPEATED, BYTES,    stream_muxers,     2)
+#define lp2p_pb_NoiseExtensions_CALLBACK pb_default_field_callback
+#define lp2p_pb_NoiseExtensions_DEFAULT NULL
+
+#define lp2p_pb_NoiseHandshakePayload_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, BYTES,    identity_key,      1) \
+X(a, STATIC,   OPTIONAL, BYTES,    identity_sig,      2) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  extensions,        4)
+#define lp2p_pb_NoiseHandshakePayload_CALLBACK NULL
+#define lp2p_pb_NoiseHandshakePayload_DEFAULT NULL
+#define lp2p_pb_NoiseHandshakePayload_extensions_MSGTYPE lp2p_pb_NoiseExtensions
+
+extern const pb_msgdesc_t lp2p_pb_NoiseExtensions_msg;
+extern const pb_msgdesc_t lp2p_pb_NoiseHandshakePayload_msg;
+
+/* Defines for backwards compatibility with code written before nanopb-0.4.0 */
+#define lp2p_pb_NoiseExtensions_fields &lp2p_pb_NoiseExtensions_msg
+#define lp2p_pb_NoiseHandshakePayload_fields &lp2p_pb_NoiseHandshakePayload_msg
+
+/* Maximum encoded size of messages (where known) */
+/* lp2p_pb_NoiseExtensions_size depends on runtime parameters */
+/* lp2p_pb_NoiseHandshakePayload_size depends on runtime parameters */
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif
 /*==================== end src/proto/noise.pb.h ====================*/
 /*==================== begin src/proto/envelope.pb.h ====================*/
-/* placeholder */
+/* Automatically generated nanopb header */
+/* Generated by nanopb-0.4.7 */
+
+#ifndef PB_LP2P_PB_ENVELOPE_PB_H_INCLUDED
+#define PB_LP2P_PB_ENVELOPE_PB_H_INCLUDED
+#include <pb.h>
+/* #include "keys.pb.h" (amalgamated) */
+
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+/* Struct definitions */
+typedef PB_BYTES_ARRAY_T(64) lp2p_pb_Envelope_payload_type_t;
+typedef PB_BYTES_ARRAY_T(512) lp2p_pb_Envelope_signature_t;
+typedef struct _lp2p_pb_Envelope {
+    pb_callback_t public_key;
+    lp2p_pb_Envelope_payload_type_t payload_type;
+    pb_callback_t payload;
+    lp2p_pb_Envelope_signature_t signature;
+} lp2p_pb_Envelope;
+
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Initializer values for message structs */
+#define lp2p_pb_Envelope_init_default            {{{NULL}, NULL}, {0, {0}}, {{NULL}, NULL}, {0, {0}}}
+#define lp2p_pb_Envelope_init_zero               {{{NULL}, NULL}, {0, {0}}, {{NULL}, NULL}, {0, {0}}}
+
+/* Field tags (for use in manual encoding/decoding) */
+#define lp2p_pb_Envelope_public_key_tag          1
+#define lp2p_pb_Envelope_payload_type_tag        2
+#define lp2p_pb_Envelope_payload_tag             3
+#define lp2p_pb_Envelope_signature_tag           5
+
+/* Struct field encoding specification for nanopb */
+#define lp2p_pb_Envelope_FIELDLIST(X, a) \
+X(a, CALLBACK, OPTIONAL, MESSAGE,  public_key,        1) \
+X(a, STATIC,   SINGULAR, BYTES,    payload_type,      2) \
+X(a, CALLBACK, SINGULAR, BYTES,    payload,           3) \
+X(a, STATIC,   SINGULAR, BYTES,    signature,         5)
+#define lp2p_pb_Envelope_CALLBACK pb_default_field_callback
+#define lp2p_pb_Envelope_DEFAULT NULL
+#define lp2p_pb_Envelope_public_key_MSGTYPE lp2p_pb_PublicKey
+
+extern const pb_msgdesc_t lp2p_pb_Envelope_msg;
+
+/* Defines for backwards compatibility with code written before nanopb-0.4.0 */
+#define lp2p_pb_Envelope_fields &lp2p_pb_Envelope_msg
+
+/* Maximum encoded size of messages (where known) */
+/* lp2p_pb_Envelope_size depends on runtime parameters */
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif
 /*==================== end src/proto/envelope.pb.h ====================*/
 /*==================== begin src/proto/peer_record.pb.h ====================*/
 /* Automatically generated nanopb header */
@@ -1384,10 +1675,466 @@ LP2P__PRIV int lp2p__uvarint_get(const uint8_t *p, size_t n, uint64_t *out) {
 }
 /*==================== end src/base.c ====================*/
 /*==================== begin src/multibase.c ====================*/
-/* multibase.c - placeholder, being written */
+/* multibase.c - L0: base58btc, base32 (RFC 4648, lowercase, no padding) and hex codecs.
+ *
+ * Spec: multiformats/multibase (prefixes 'z' base58btc, 'b' base32, 'f' base16); base58btc uses
+ * the Bitcoin alphabet; base32 is RFC 4648 §6 without '=' padding. These are the text forms of
+ * peer IDs (peer-ids/peer-ids.md "String representation") and of /p2p/ in multiaddrs.
+ * Conventions for every function here:
+ *   - enc writes a NUL-terminated string and returns its length (without the NUL);
+ *     LP2P_ERR_INVALID if cap cannot hold it (with the NUL);
+ *   - dec returns the number of bytes written; LP2P_ERR_BADADDR for a character outside the
+ *     alphabet, an impossible length or an over-long input; LP2P_ERR_INVALID if cap is too small.
+ * base58 is quadratic, so both directions are capped at LP2P__BASE58_MAX bytes of binary data
+ * (peer IDs are at most 63 bytes; the cap only stops a peer from making us burn CPU).
+ * Depends on: base.h. */
+/* #include "base.h" (amalgamated) */
+
+#define LP2P__BASE58_MAX 256     /* binary bytes */
+#define LP2P__BASE58_MAXCHARS 350 /* ceil(256 * log(256) / log(58)) */
+
+static const char lp2p__b58_alphabet[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/* value of a base58 character, or -1 */
+static int lp2p__b58_value(unsigned char c) {
+    const char *p = (c != 0) ? strchr(lp2p__b58_alphabet, c) : NULL;
+    return p ? (int)(p - lp2p__b58_alphabet) : -1;
+}
+
+LP2P__PRIV ptrdiff_t lp2p__base58_enc(const uint8_t *in, size_t n, char *out, size_t cap) {
+    uint8_t digits[LP2P__BASE58_MAXCHARS]; /* base58 digits, most significant first */
+    size_t zeros = 0, ndig = 0;
+    if (n > LP2P__BASE58_MAX || (n && !in) || !out) return LP2P_ERR_INVALID;
+    while (zeros < n && in[zeros] == 0) zeros++;
+    /* repeated multiply-and-add: digits = digits * 256 + byte, kept in a right-aligned window */
+    for (size_t i = zeros; i < n; i++) {
+        unsigned carry = in[i];
+        size_t j = 0;
+        for (; j < ndig || carry; j++) {
+            size_t k = sizeof digits - 1 - j;
+            if (j < ndig) carry += (unsigned)digits[k] << 8;
+            digits[k] = (uint8_t)(carry % 58);
+            carry /= 58;
+        }
+        ndig = j;
+    }
+    if (zeros + ndig + 1 > cap) return LP2P_ERR_INVALID;
+    memset(out, '1', zeros);
+    for (size_t j = 0; j < ndig; j++) out[zeros + j] = lp2p__b58_alphabet[digits[sizeof digits - ndig + j]];
+    out[zeros + ndig] = '\0';
+    return (ptrdiff_t)(zeros + ndig);
+}
+
+LP2P__PRIV ptrdiff_t lp2p__base58_dec(const char *in, size_t n, uint8_t *out, size_t cap) {
+    uint8_t bytes[LP2P__BASE58_MAX]; /* big-endian value, right-aligned */
+    size_t zeros = 0, nbytes = 0;
+    if (n && !in) return LP2P_ERR_INVALID;
+    if (n > LP2P__BASE58_MAXCHARS) return LP2P_ERR_BADADDR;
+    while (zeros < n && in[zeros] == '1') zeros++;
+    for (size_t i = zeros; i < n; i++) {
+        int v = lp2p__b58_value((unsigned char)in[i]);
+        if (v < 0) return LP2P_ERR_BADADDR;
+        unsigned carry = (unsigned)v;
+        size_t j = 0;
+        for (; j < nbytes || carry; j++) {
+            if (j >= sizeof bytes) return LP2P_ERR_BADADDR; /* more than LP2P__BASE58_MAX bytes */
+            size_t k = sizeof bytes - 1 - j;
+            if (j < nbytes) carry += (unsigned)bytes[k] * 58;
+            bytes[k] = (uint8_t)carry;
+            carry >>= 8;
+        }
+        nbytes = j;
+    }
+    if (zeros + nbytes > LP2P__BASE58_MAX) return LP2P_ERR_BADADDR;
+    if (zeros + nbytes > cap || (zeros + nbytes && !out)) return LP2P_ERR_INVALID;
+    memset(out, 0, zeros);
+    memcpy(out + zeros, bytes + sizeof bytes - nbytes, nbytes);
+    return (ptrdiff_t)(zeros + nbytes);
+}
+
+static const char lp2p__b32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+
+LP2P__PRIV ptrdiff_t lp2p__base32_enc(const uint8_t *in, size_t n, char *out, size_t cap) {
+    if ((n && !in) || !out || n > ((size_t)-1 - 8) / 8) return LP2P_ERR_INVALID;
+    size_t len = (n * 8 + 4) / 5, o = 0;
+    if (len + 1 > cap) return LP2P_ERR_INVALID;
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc = (acc << 8) | in[i];
+        bits += 8;
+        while (bits >= 5) {
+            bits -= 5;
+            out[o++] = lp2p__b32_alphabet[(acc >> bits) & 31];
+        }
+    }
+    if (bits) out[o++] = lp2p__b32_alphabet[(acc << (5 - bits)) & 31];
+    out[o] = '\0';
+    return (ptrdiff_t)o;
+}
+
+static int lp2p__b32_value(unsigned char c) {
+    if (c >= 'a' && c <= 'z') return c - 'a';
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= '2' && c <= '7') return c - '2' + 26;
+    return -1;
+}
+
+LP2P__PRIV ptrdiff_t lp2p__base32_dec(const char *in, size_t n, uint8_t *out, size_t cap) {
+    if (n && !in) return LP2P_ERR_INVALID;
+    /* unpadded RFC 4648 text never has 1, 3 or 6 characters in its last 8-character group */
+    size_t rem = n % 8;
+    if (rem == 1 || rem == 3 || rem == 6) return LP2P_ERR_BADADDR;
+    size_t len = n / 8 * 5 + rem * 5 / 8, o = 0;
+    if (len > cap || (len && !out)) return LP2P_ERR_INVALID;
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = lp2p__b32_value((unsigned char)in[i]);
+        if (v < 0) return LP2P_ERR_BADADDR;
+        acc = (acc << 5) | (uint32_t)v;
+        bits += 5;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    /* the leftover bits must be zero, so that each byte string has exactly one text form */
+    if (acc & ((1u << bits) - 1)) return LP2P_ERR_BADADDR;
+    return (ptrdiff_t)o;
+}
+
+LP2P__PRIV ptrdiff_t lp2p__hex_enc(const uint8_t *in, size_t n, char *out, size_t cap) {
+    static const char digits[] = "0123456789abcdef";
+    if ((n && !in) || !out || n > ((size_t)-1 - 1) / 2 || n * 2 + 1 > cap) return LP2P_ERR_INVALID;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+    return (ptrdiff_t)(2 * n);
+}
+
+static int lp2p__hex_value(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+LP2P__PRIV ptrdiff_t lp2p__hex_dec(const char *in, size_t n, uint8_t *out, size_t cap) {
+    if (n && !in) return LP2P_ERR_INVALID;
+    if (n % 2) return LP2P_ERR_BADADDR;
+    if (n / 2 > cap || (n && !out)) return LP2P_ERR_INVALID;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = lp2p__hex_value((unsigned char)in[2 * i]), lo = lp2p__hex_value((unsigned char)in[2 * i + 1]);
+        if (hi < 0 || lo < 0) return LP2P_ERR_BADADDR;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return (ptrdiff_t)(n / 2);
+}
 /*==================== end src/multibase.c ====================*/
 /*==================== begin src/crypto.c ====================*/
-/* crypto.c - placeholder, being written */
+/* crypto.c - L1: the thin crypto layer over libsodium, BearSSL 0.6 and (optionally) libsecp256k1.
+ *
+ * libsodium: CSPRNG, Ed25519, X25519, ChaCha20-Poly1305 (IETF). BearSSL: SHA-256, HKDF, RSA PKCS#1
+ * v1.5 and ECDSA verification. libsecp256k1 (LP2P_ENABLE_SECP256K1): secp256k1 ECDSA verification.
+ * Spec: peer-ids/peer-ids.md ("How Keys are Encoded and Messages Signed"), noise/README.md
+ * (HKDF and the little-endian AEAD nonce), RFC 5869, RFC 7748, RFC 8032, RFC 8439.
+ * RSA and ECDSA public keys arrive as PKIX SubjectPublicKeyInfo DER (RFC 5280 §4.1); they are read
+ * by a small, bounded, strict-DER reader below (no allocation, no recursion).
+ * Depends on: base.h, crypto.h. */
+/* #include "crypto.h" (amalgamated) */
+
+#include <sodium.h>
+#include <bearssl.h>
+#ifndef LP2P_ENABLE_SECP256K1
+#define LP2P_ENABLE_SECP256K1 0
+#endif
+#if LP2P_ENABLE_SECP256K1
+#include <secp256k1.h>
+#endif
+
+/* lp2p__sha256 is an opaque stand-in for br_sha256_context so that crypto.h needs no bearssl.h */
+typedef char lp2p__sha256_fits[sizeof(lp2p__sha256) >= sizeof(br_sha256_context) ? 1 : -1];
+
+/* ---- initialisation ---- */
+static int lp2p__crypto_ready;
+#if LP2P_ENABLE_SECP256K1
+#if defined(SECP256K1_CONTEXT_NONE)
+/* libsecp256k1 >= 0.2: the static context can verify */
+#define LP2P__SECP_CTX secp256k1_context_static
+#else
+/* older releases need a verification context built once (immutable afterwards) */
+#include <pthread.h>
+static secp256k1_context *lp2p__secp_ctx;
+#define LP2P__SECP_CTX lp2p__secp_ctx
+static void lp2p__secp_ctx_create(void) { lp2p__secp_ctx = secp256k1_context_create(SECP256K1_CONTEXT_VERIFY); }
+#endif
+#endif
+
+LP2P__PRIV int lp2p__crypto_init(void) {
+#if defined(__GNUC__) || defined(__clang__)
+    if (__atomic_load_n(&lp2p__crypto_ready, __ATOMIC_ACQUIRE)) return LP2P_OK;
+#endif
+    /* sodium_init is itself thread-safe and idempotent (0 first time, 1 afterwards) */
+    if (sodium_init() < 0) return LP2P_ERR_IO;
+#if LP2P_ENABLE_SECP256K1 && !defined(SECP256K1_CONTEXT_NONE)
+    {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, lp2p__secp_ctx_create);
+        if (!lp2p__secp_ctx) return LP2P_ERR_IO;
+    }
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+    __atomic_store_n(&lp2p__crypto_ready, 1, __ATOMIC_RELEASE);
+#endif
+    return LP2P_OK;
+}
+
+LP2P__PRIV void lp2p__random(void *buf, size_t n) {
+    /* randombytes_buf aborts rather than return weak bytes; init picks the OS source */
+    (void)lp2p__crypto_init();
+    randombytes_buf(buf, n);
+}
+
+/* ---- SHA-256 and the Noise HKDF ---- */
+LP2P__PRIV void lp2p__sha256_init(lp2p__sha256 *c) { br_sha256_init((br_sha256_context *)(void *)c->opaque); }
+
+LP2P__PRIV void lp2p__sha256_update(lp2p__sha256 *c, const void *p, size_t n) {
+    br_sha256_update((br_sha256_context *)(void *)c->opaque, p, n);
+}
+
+LP2P__PRIV void lp2p__sha256_final(lp2p__sha256 *c, uint8_t out[32]) {
+    br_sha256_out((const br_sha256_context *)(const void *)c->opaque, out);
+}
+
+LP2P__PRIV void lp2p__sha256_once(const void *p, size_t n, uint8_t out[32]) {
+    br_sha256_context c;
+    br_sha256_init(&c);
+    br_sha256_update(&c, p, n);
+    br_sha256_out(&c, out);
+}
+
+LP2P__PRIV void lp2p__hkdf2(const uint8_t ck[32], const uint8_t *ikm, size_t ikm_len, uint8_t out1[32],
+                            uint8_t out2[32]) {
+    /* noise/README.md uses the Noise spec's HKDF(ck, ikm, 2) = RFC 5869 with salt = ck, info = ""
+     * and L = 64: out1 = T(1), out2 = T(2). */
+    br_hkdf_context hc;
+    uint8_t okm[64];
+    br_hkdf_init(&hc, &br_sha256_vtable, ck, 32);
+    br_hkdf_inject(&hc, ikm, ikm_len);
+    br_hkdf_flip(&hc);
+    br_hkdf_produce(&hc, NULL, 0, okm, sizeof okm);
+    memcpy(out1, okm, 32);
+    memcpy(out2, okm + 32, 32);
+    sodium_memzero(okm, sizeof okm);
+    sodium_memzero(&hc, sizeof hc);
+}
+
+/* ---- X25519 and ChaCha20-Poly1305 ---- */
+LP2P__PRIV void lp2p__x25519_keypair(uint8_t pk[32], uint8_t sk[32]) {
+    lp2p__random(sk, 32);
+    crypto_scalarmult_curve25519_base(pk, sk);
+}
+
+LP2P__PRIV int lp2p__x25519(uint8_t shared[32], const uint8_t sk[32], const uint8_t pk[32]) {
+    /* libsodium fails when the result is all zero (a low-order peer point): the Noise handshake
+     * must not continue with a predictable key */
+    return crypto_scalarmult_curve25519(shared, sk, pk) == 0 ? LP2P_OK : LP2P_ERR_HANDSHAKE;
+}
+
+/* noise/README.md: 96-bit nonce = 32 zero bits || 64-bit little-endian counter */
+static void lp2p__aead_nonce(uint8_t nonce[12], uint64_t n) {
+    memset(nonce, 0, 4);
+    for (int i = 0; i < 8; i++) nonce[4 + i] = (uint8_t)(n >> (8 * i));
+}
+
+LP2P__PRIV void lp2p__aead_seal(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len, const uint8_t *in,
+                                size_t len, uint8_t *out) {
+    uint8_t nonce[12];
+    lp2p__aead_nonce(nonce, n);
+    crypto_aead_chacha20poly1305_ietf_encrypt(out, NULL, in, len, ad, ad_len, NULL, nonce, key);
+}
+
+LP2P__PRIV int lp2p__aead_open(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len, const uint8_t *in,
+                               size_t len, uint8_t *out) {
+    uint8_t nonce[12];
+    if (len < crypto_aead_chacha20poly1305_ietf_ABYTES) return LP2P_ERR_PROTOCOL;
+    lp2p__aead_nonce(nonce, n);
+    /* libsodium checks the tag before decrypting, so out is untouched on failure */
+    if (crypto_aead_chacha20poly1305_ietf_decrypt(out, NULL, NULL, in, len, ad, ad_len, nonce, key) != 0)
+        return LP2P_ERR_PROTOCOL;
+    return LP2P_OK;
+}
+
+/* ---- Ed25519 ---- */
+LP2P__PRIV void lp2p__ed25519_from_seed(const uint8_t seed[32], uint8_t pk[32], uint8_t sk[64]) {
+    crypto_sign_ed25519_seed_keypair(pk, sk, seed);
+}
+
+LP2P__PRIV void lp2p__ed25519_sign(const uint8_t sk[64], const void *msg, size_t len, uint8_t sig[64]) {
+    crypto_sign_ed25519_detached(sig, NULL, (const unsigned char *)msg, len, sk);
+}
+
+LP2P__PRIV bool lp2p__ed25519_verify(const uint8_t pk[32], const void *msg, size_t len, const uint8_t sig[64]) {
+    return crypto_sign_ed25519_verify_detached(sig, (const unsigned char *)msg, len, pk) == 0;
+}
+
+/* ---- a bounded strict-DER reader (just enough for SubjectPublicKeyInfo) ---- */
+typedef struct lp2p__der {
+    const uint8_t *p, *end;
+} lp2p__der;
+
+/* Read one TLV with the given tag from d; on success v spans its contents and d moves past it.
+ * DER only: definite, minimal lengths (at most 2 length bytes: keys here are < 64 KiB). */
+static int lp2p__der_get(lp2p__der *d, uint8_t tag, lp2p__der *v) {
+    size_t left = (size_t)(d->end - d->p), len, hdr = 2;
+    if (left < 2 || d->p[0] != tag) return LP2P_ERR_PROTOCOL;
+    len = d->p[1];
+    if (len == 0x81) {
+        if (left < 3 || d->p[2] < 0x80) return LP2P_ERR_PROTOCOL;
+        len = d->p[2], hdr = 3;
+    } else if (len == 0x82) {
+        if (left < 4 || d->p[2] == 0) return LP2P_ERR_PROTOCOL;
+        len = (size_t)d->p[2] << 8 | d->p[3], hdr = 4;
+    } else if (len >= 0x80) {
+        return LP2P_ERR_PROTOCOL; /* indefinite or too long for a key */
+    }
+    if (len > left - hdr) return LP2P_ERR_PROTOCOL;
+    v->p = d->p + hdr;
+    v->end = v->p + len;
+    d->p = v->end;
+    return LP2P_OK;
+}
+
+static bool lp2p__der_is(const lp2p__der *v, const void *bytes, size_t n) {
+    return (size_t)(v->end - v->p) == n && memcmp(v->p, bytes, n) == 0;
+}
+
+/* A positive INTEGER without its sign byte; rejects negative and non-minimal encodings. */
+static int lp2p__der_uint(lp2p__der *d, const uint8_t **p, size_t *n) {
+    lp2p__der v;
+    if (lp2p__der_get(d, 0x02, &v) != LP2P_OK || v.p == v.end) return LP2P_ERR_PROTOCOL;
+    size_t len = (size_t)(v.end - v.p);
+    if (v.p[0] & 0x80) return LP2P_ERR_PROTOCOL; /* negative */
+    if (v.p[0] == 0 && len > 1) {
+        if (!(v.p[1] & 0x80)) return LP2P_ERR_PROTOCOL; /* non-minimal */
+        v.p++, len--;
+    }
+    if (len == 1 && v.p[0] == 0) return LP2P_ERR_PROTOCOL; /* zero is no use as modulus or exponent */
+    *p = v.p, *n = len;
+    return LP2P_OK;
+}
+
+/* SubjectPublicKeyInfo ::= SEQUENCE { SEQUENCE { algorithm OID, parameters }, BIT STRING }.
+ * Returns the parameters TLV (whole, tag included) and the BIT STRING contents without the
+ * unused-bits byte (which must be 0). The whole input must be exactly one SEQUENCE. */
+static int lp2p__spki_parse(const uint8_t *der, size_t n, const uint8_t *oid, size_t oid_len, lp2p__der *params,
+                            lp2p__der *key) {
+    lp2p__der d = {der, der + n}, spki, alg, o, bits;
+    if (lp2p__der_get(&d, 0x30, &spki) || d.p != d.end) return LP2P_ERR_PROTOCOL;
+    if (lp2p__der_get(&spki, 0x30, &alg) || lp2p__der_get(&alg, 0x06, &o)) return LP2P_ERR_PROTOCOL;
+    if (!lp2p__der_is(&o, oid, oid_len)) return LP2P_ERR_UNSUPPORTED;
+    *params = alg; /* the rest of the AlgorithmIdentifier */
+    if (lp2p__der_get(&spki, 0x03, &bits) || spki.p != spki.end) return LP2P_ERR_PROTOCOL;
+    if (bits.p == bits.end || bits.p[0] != 0) return LP2P_ERR_PROTOCOL;
+    key->p = bits.p + 1, key->end = bits.end;
+    return LP2P_OK;
+}
+
+/* ---- RSA PKCS#1 v1.5 with SHA-256 over a PKIX key ---- */
+#define LP2P__RSA_MIN_BITS 2048 /* go-libp2p rejects smaller keys (ErrRsaKeyTooSmall) */
+#define LP2P__RSA_MAX_BITS 4096 /* BearSSL's BR_MAX_RSA_SIZE */
+
+static size_t lp2p__bitlen(const uint8_t *p, size_t n) {
+    if (!n) return 0;
+    size_t bits = (n - 1) * 8;
+    for (unsigned top = p[0]; top; top >>= 1) bits++;
+    return bits;
+}
+
+LP2P__PRIV int lp2p__rsa_verify(const uint8_t *der, size_t der_len, const void *msg, size_t msg_len, const uint8_t *sig,
+                                size_t sig_len) {
+    static const uint8_t rsa_oid[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01}; /* rsaEncryption */
+    lp2p__der params, key, seq;
+    const uint8_t *n, *e;
+    size_t nlen, elen;
+    uint8_t want[32], got[32];
+    int rc = lp2p__spki_parse(der, der_len, rsa_oid, sizeof rsa_oid, &params, &key);
+    if (rc) return rc;
+    /* parameters: NULL (RFC 3279 §2.3.1) */
+    if (!lp2p__der_is(&params, "\x05\x00", 2)) return LP2P_ERR_PROTOCOL;
+    /* RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } */
+    if (lp2p__der_get(&key, 0x30, &seq) || key.p != key.end) return LP2P_ERR_PROTOCOL;
+    if (lp2p__der_uint(&seq, &n, &nlen) || lp2p__der_uint(&seq, &e, &elen) || seq.p != seq.end)
+        return LP2P_ERR_PROTOCOL;
+    size_t bits = lp2p__bitlen(n, nlen);
+    if (bits < LP2P__RSA_MIN_BITS || bits > LP2P__RSA_MAX_BITS || elen > nlen) return LP2P_ERR_PROTOCOL;
+    br_rsa_public_key pk = {(unsigned char *)n, nlen, (unsigned char *)e, elen};
+    /* BearSSL checks sig_len == modulus length and the DigestInfo (OID + NULL); it hands back
+     * the signed hash for us to compare */
+    if (!sig || sig_len != pk.nlen) return LP2P_ERR_HANDSHAKE;
+    if (!br_rsa_pkcs1_vrfy_get_default()(sig, sig_len, BR_HASH_OID_SHA256, sizeof got, &pk, got))
+        return LP2P_ERR_HANDSHAKE;
+    lp2p__sha256_once(msg, msg_len, want);
+    return memcmp(want, got, sizeof want) == 0 ? LP2P_OK : LP2P_ERR_HANDSHAKE;
+}
+
+/* ---- ECDSA (NIST curves) with SHA-256 over a PKIX key ---- */
+LP2P__PRIV int lp2p__ecdsa_verify(const uint8_t *der, size_t der_len, const void *msg, size_t msg_len, const uint8_t *sig,
+                                  size_t sig_len) {
+    static const uint8_t ec_oid[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01}; /* id-ecPublicKey */
+    /* namedCurve parameters (RFC 5480 §2.1.1.1), as whole OID TLVs. go-libp2p generates P-256
+     * keys but accepts any curve x509 parses; BearSSL does P-256/384/521. */
+    static const struct {
+        uint8_t tlv[10], len;
+        int curve;
+        size_t point_len;
+    } curves[] = {
+        {{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}, 10, BR_EC_secp256r1, 65},
+        {{0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22}, 7, BR_EC_secp384r1, 97},
+        {{0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23}, 7, BR_EC_secp521r1, 133},
+    };
+    lp2p__der params, key;
+    uint8_t hash[32];
+    int rc = lp2p__spki_parse(der, der_len, ec_oid, sizeof ec_oid, &params, &key);
+    if (rc) return rc;
+    for (size_t i = 0; i < LP2P__COUNT(curves); i++) {
+        if (!lp2p__der_is(&params, curves[i].tlv, curves[i].len)) continue;
+        /* only the uncompressed point form, as go's x509 (elliptic.Unmarshal) and BearSSL */
+        size_t qlen = (size_t)(key.end - key.p);
+        if (qlen != curves[i].point_len || key.p[0] != 0x04) return LP2P_ERR_PROTOCOL;
+        br_ec_public_key pk = {curves[i].curve, (unsigned char *)key.p, qlen};
+        if (!sig || sig_len == 0 || sig_len > 256) return LP2P_ERR_HANDSHAKE;
+        lp2p__sha256_once(msg, msg_len, hash);
+        return br_ecdsa_vrfy_asn1_get_default()(br_ec_get_default(), hash, sizeof hash, &pk, sig, sig_len)
+                   ? LP2P_OK
+                   : LP2P_ERR_HANDSHAKE;
+    }
+    return LP2P_ERR_UNSUPPORTED;
+}
+
+/* ---- secp256k1: SHA-256, DER signature, 33-byte compressed key ---- */
+LP2P__PRIV int lp2p__secp256k1_verify(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len,
+                                      const uint8_t *sig, size_t sig_len) {
+#if LP2P_ENABLE_SECP256K1
+    secp256k1_pubkey pk;
+    secp256k1_ecdsa_signature s;
+    uint8_t hash[32];
+    if (lp2p__crypto_init() != LP2P_OK) return LP2P_ERR_IO;
+    /* the spec's "standard Bitcoin EC encoding" is the compressed point (rust accepts only that) */
+    if (key_len != 33 || !secp256k1_ec_pubkey_parse(LP2P__SECP_CTX, &pk, key, key_len)) return LP2P_ERR_PROTOCOL;
+    if (!sig || !secp256k1_ecdsa_signature_parse_der(LP2P__SECP_CTX, &s, sig, sig_len)) return LP2P_ERR_HANDSHAKE;
+    /* libsecp256k1 verifies only low-S signatures; go (btcec) accepts high-S, so normalize first */
+    secp256k1_ecdsa_signature_normalize(LP2P__SECP_CTX, &s, &s);
+    lp2p__sha256_once(msg, msg_len, hash);
+    return secp256k1_ecdsa_verify(LP2P__SECP_CTX, &s, hash, &pk) ? LP2P_OK : LP2P_ERR_HANDSHAKE;
+#else
+    (void)key, (void)key_len, (void)msg, (void)msg_len, (void)sig, (void)sig_len;
+    return LP2P_ERR_UNSUPPORTED;
+#endif
+}
 /*==================== end src/crypto.c ====================*/
 /*==================== begin src/peerid.c ====================*/
 /* peerid.c - placeholder, being written */
@@ -1979,746 +2726,319 @@ LP2P__PRIV int lp2p__pipe_write_msg(lp2p__ctx *ctx, lp2p__pipe *p, const void *b
 }
 /*==================== end src/pipe.c ====================*/
 /*==================== begin src/tcp.c ====================*/
-/* tcp.c - L3: TCP transport over the runtime poller, DNS resolution off the loop, and an
- * in-memory pipe pair.
- *
- * Spec: libp2p/specs connections/README.md (a transport yields a reliable byte stream);
- * addressing/README.md (/ip4|ip6|dns|dns4|dns6/../tcp/..). Sockets are non-blocking and
- * registered once with the poller (edge-triggered): every syscall is retried until EAGAIN
- * before the task parks on lp2p__wait_fd.
- * Lifetimes: close/reset/listener_free may be called by one task while another is parked in
- * read/write/accept on the same object (a muxer closing its connection, a host stopping a
- * listener). The fd is closed at once; the record is freed when the last parked call has
- * woken, and that call returns LP2P_ERR_CLOSED without touching anything else.
- * Errors: ECONNRESET, EPIPE (peer gone while we write), ECONNABORTED and ETIMEDOUT on an
- * open connection map to LP2P_ERR_RESET; a failed connect (refused, unreachable, timed out
- * by the kernel, no route, DNS failure) maps to LP2P_ERR_UNREACHABLE; ENOMEM/ENOBUFS to
- * LP2P_ERR_NOMEM; anything else to LP2P_ERR_IO. Writing after close_write gives ERR_CLOSED.
- * Depends on: tcp.h (runtime.h, pipe.h, multiaddr.h), POSIX sockets, getaddrinfo, pthreads. */
-/* #include "tcp.h" (amalgamated) */
-
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/types.h>
-#include <unistd.h>
-
-#define LP2P__TCP_RBUF 4096     /* per-pipe read-ahead for small reads */
-#define LP2P__TCP_BACKLOG 1024
-#define LP2P__DNS_MAX 16        /* addresses kept from one getaddrinfo answer */
-#define LP2P__DIAL_MAX 8        /* resolved addresses one dial tries */
-#define LP2P__MEMPIPE_MAX (1u << 20)
-
-/* ---- errno mapping ------------------------------------------------------------------------- */
-static int lp2p__tcp_io_err(int e) {
-    switch (e) {
-    case ECONNRESET: case EPIPE: case ECONNABORTED: case ETIMEDOUT: case EHOSTUNREACH: case ENETUNREACH:
-    case ENETRESET: return LP2P_ERR_RESET;
-    case ENOMEM: case ENOBUFS: return LP2P_ERR_NOMEM;
-    default: return LP2P_ERR_IO;
-    }
-}
-
-static int lp2p__tcp_connect_err(int e) {
-    switch (e) {
-    case ENOMEM: case ENOBUFS: return LP2P_ERR_NOMEM;
-    case EMFILE: case ENFILE: case EBADF: case EINVAL: return LP2P_ERR_IO;
-    default: return LP2P_ERR_UNREACHABLE; /* ECONNREFUSED, E*UNREACH, ETIMEDOUT, EADDRNOTAVAIL, EACCES ... */
-    }
-}
-
-/* ---- sockaddr <-> multiaddr -------------------------------------------------------------- */
-static void lp2p__tcp_sa_to_ma(const struct sockaddr_storage *ss, lp2p__ma *out) {
-    size_t n = 0;
-    uint16_t port;
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(s6->sin6_addr.s6_addr, mapped, 12) == 0) { /* a v4 peer on a dual-stack socket */
-            out->b[n++] = LP2P__MA_IP4;
-            memcpy(out->b + n, s6->sin6_addr.s6_addr + 12, 4), n += 4;
-        } else {
-            out->b[n++] = LP2P__MA_IP6;
-            memcpy(out->b + n, s6->sin6_addr.s6_addr, 16), n += 16;
-        }
-        port = ntohs(s6->sin6_port);
-    } else {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-        out->b[n++] = LP2P__MA_IP4;
-        memcpy(out->b + n, &s4->sin_addr.s_addr, 4), n += 4;
-        port = ntohs(s4->sin_port);
-    }
-    out->b[n++] = LP2P__MA_TCP;
-    lp2p__put_be16(out->b + n, port), n += 2;
-    out->len = (uint16_t)n;
-}
-
-/* First two components /ip4|ip6/<a>/tcp/<port> -> sockaddr; ERR_BADADDR otherwise. */
-static int lp2p__tcp_ma_to_sa(const lp2p__ma *ma, struct sockaddr_storage *ss, socklen_t *len) {
-    size_t off = 0, vn = 0;
-    uint32_t code = 0, code2 = 0;
-    const uint8_t *v = NULL, *pv = NULL;
-    if (!lp2p__ma_next(ma, &off, &code, &v, &vn)) return LP2P_ERR_BADADDR;
-    if (!lp2p__ma_next(ma, &off, &code2, &pv, &vn) || code2 != LP2P__MA_TCP) return LP2P_ERR_BADADDR;
-    memset(ss, 0, sizeof *ss);
-    if (code == LP2P__MA_IP4) {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-        s4->sin_family = AF_INET;
-        memcpy(&s4->sin_addr.s_addr, v, 4);
-        s4->sin_port = htons(lp2p__be16(pv));
-        *len = sizeof *s4;
-    } else if (code == LP2P__MA_IP6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-        s6->sin6_family = AF_INET6;
-        memcpy(s6->sin6_addr.s6_addr, v, 16);
-        s6->sin6_port = htons(lp2p__be16(pv));
-        *len = sizeof *s6;
-    } else {
-        return LP2P_ERR_BADADDR;
-    }
-    return LP2P_OK;
-}
-
-static void lp2p__tcp_sockopt(int fd, int level, int opt, int val) {
-    (void)setsockopt(fd, level, opt, &val, sizeof val); /* best effort: all are optimisations */
-}
-
-/* ---- TCP pipe ------------------------------------------------------------------------------- */
-typedef struct lp2p__tcp_pipe {
-    lp2p__pipe base;
-    lp2p__sched *s;
-    lp2p__ctx *ctx;
-    int fd;
-    int waiting;  /* calls parked in read/write; the record outlives them */
-    bool closed;  /* released by close/reset: fd is gone */
-    bool wr_shut; /* close_write done */
-    uint16_t rpos, rlen;
-    uint8_t *rbuf; /* LP2P__TCP_RBUF bytes, allocated on the first small read */
-} lp2p__tcp_pipe;
-
-static void lp2p__tcp_pipe_free(lp2p__tcp_pipe *t) {
-    lp2p__free(t->ctx, t->rbuf, LP2P__TCP_RBUF);
-    lp2p__free(t->ctx, t, sizeof *t);
-}
-
-/* Park on the fd; ERR_CLOSED (and nothing touched after) if the pipe was released meanwhile. */
-static int lp2p__tcp_wait(lp2p__tcp_pipe *t, int dir, int64_t deadline) {
-    t->waiting++;
-    int rc = lp2p__wait_fd(t->s, t->fd, dir, deadline);
-    t->waiting--;
-    if (t->closed) {
-        if (t->waiting == 0) lp2p__tcp_pipe_free(t);
-        return LP2P_ERR_CLOSED;
-    }
-    return rc;
-}
-
-static ptrdiff_t lp2p__tcp_read(lp2p__pipe *p, void *buf, size_t cap, int64_t deadline) {
-    lp2p__tcp_pipe *t = (lp2p__tcp_pipe *)p;
-    if (cap == 0) return LP2P_ERR_INVALID; /* 0 would read as EOF */
-    if (t->rpos < t->rlen) {
-        size_t n = LP2P__MIN(cap, (size_t)(t->rlen - t->rpos));
-        memcpy(buf, t->rbuf + t->rpos, n);
-        t->rpos = (uint16_t)(t->rpos + n);
-        return (ptrdiff_t)n;
-    }
-    for (;;) {
-        ssize_t n;
-        if (cap >= LP2P__TCP_RBUF) { /* big reads go straight to the caller's buffer */
-            n = recv(t->fd, buf, cap, 0);
-            if (n >= 0) return (ptrdiff_t)n;
-        } else {
-            if (!t->rbuf && !(t->rbuf = (uint8_t *)lp2p__alloc(t->ctx, LP2P__TCP_RBUF))) return LP2P_ERR_NOMEM;
-            n = recv(t->fd, t->rbuf, LP2P__TCP_RBUF, 0);
-            if (n >= 0) {
-                size_t k = LP2P__MIN(cap, (size_t)n);
-                memcpy(buf, t->rbuf, k);
-                t->rpos = (uint16_t)k, t->rlen = (uint16_t)n;
-                return (ptrdiff_t)k;
-            }
-        }
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return lp2p__tcp_io_err(errno);
-        int rc = lp2p__tcp_wait(t, LP2P__IN, deadline);
-        if (rc) return rc;
-    }
-}
-
-static int lp2p__tcp_write(lp2p__pipe *p, const void *buf, size_t len, int64_t deadline) {
-    lp2p__tcp_pipe *t = (lp2p__tcp_pipe *)p;
-    const uint8_t *b = (const uint8_t *)buf;
-    if (t->wr_shut) return LP2P_ERR_CLOSED;
-    while (len > 0) {
-        ssize_t n = send(t->fd, b, len, MSG_NOSIGNAL); /* no SIGPIPE when the peer is gone */
-        if (n > 0) {
-            b += n, len -= (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return lp2p__tcp_io_err(errno);
-        int rc = lp2p__tcp_wait(t, LP2P__OUT, deadline);
-        if (rc) return rc;
-    }
-    return LP2P_OK;
-}
-
-static int lp2p__tcp_close_write(lp2p__pipe *p) {
-    lp2p__tcp_pipe *t = (lp2p__tcp_pipe *)p;
-    if (t->wr_shut) return LP2P_OK;
-    t->wr_shut = true;
-    if (shutdown(t->fd, SHUT_WR) < 0 && errno != ENOTCONN) return lp2p__tcp_io_err(errno);
-    return LP2P_OK;
-}
-
-static void lp2p__tcp_release(lp2p__tcp_pipe *t, bool abort) {
-    if (abort) { /* SO_LINGER {1, 0}: close() sends RST and drops unsent data */
-        struct linger lg = {1, 0};
-        (void)setsockopt(t->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-    t->closed = true;
-    lp2p__fd_del(t->s, t->fd); /* wakes parked calls; they free the record */
-    close(t->fd);
-    t->fd = -1;
-    if (t->waiting == 0) lp2p__tcp_pipe_free(t);
-}
-
-static void lp2p__tcp_reset(lp2p__pipe *p) { lp2p__tcp_release((lp2p__tcp_pipe *)p, true); }
-static void lp2p__tcp_close(lp2p__pipe *p) { lp2p__tcp_release((lp2p__tcp_pipe *)p, false); }
-
-static const lp2p__pipe_vt lp2p__tcp_vt = {lp2p__tcp_read, lp2p__tcp_write, lp2p__tcp_close_write, lp2p__tcp_reset,
-                                           lp2p__tcp_close};
-
-LP2P__PRIV int lp2p__tcp_pipe_fd(lp2p__pipe *p) {
-    return p && p->vt == &lp2p__tcp_vt ? ((lp2p__tcp_pipe *)p)->fd : -1;
-}
-
-/* Wrap a connected non-blocking socket (registered with the poller already). */
-static int lp2p__tcp_pipe_new(lp2p__sched *s, int fd, lp2p__pipe **out) {
-    lp2p__ctx *ctx = lp2p__sched_ctx(s);
-    lp2p__tcp_pipe *t = (lp2p__tcp_pipe *)lp2p__zalloc(ctx, sizeof *t);
-    if (!t) return LP2P_ERR_NOMEM;
-    t->base.vt = &lp2p__tcp_vt;
-    t->s = s, t->ctx = ctx, t->fd = fd;
-    *out = &t->base;
-    return LP2P_OK;
-}
-
-static void lp2p__tcp_fd_drop(lp2p__sched *s, int fd, bool registered) {
-    if (registered) lp2p__fd_del(s, fd);
-    close(fd);
-}
-
-/* ---- listener --------------------------------------------------------------------------------- */
-struct lp2p__tcp_listener {
-    lp2p__sched *s;
-    lp2p__ctx *ctx;
-    int fd;
-    int waiting;
-    bool closed;
-};
-
-LP2P__PRIV int lp2p__tcp_listen(lp2p__sched *s, const lp2p__ma *addr, lp2p__tcp_listener **out, lp2p__ma *bound) {
-    lp2p__ctx *ctx = lp2p__sched_ctx(s);
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    char text[LP2P__MA_STRLEN];
-    size_t off = 0, vn;
-    uint32_t code;
-    const uint8_t *v;
-    /* exactly /ip4|ip6/<a>/tcp/<port>: anything after it is not ours to serve */
-    if (lp2p__tcp_ma_to_sa(addr, &ss, &sl)) return LP2P_ERR_BADADDR;
-    lp2p__ma_next(addr, &off, &code, &v, &vn), lp2p__ma_next(addr, &off, &code, &v, &vn);
-    if (off != addr->len) return LP2P_ERR_BADADDR;
-    lp2p__ma_str(addr, text, sizeof text);
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        LP2P__WARN(ctx, LP2P_ERR_IO, "tcp listen %s: socket: %s", text, strerror(errno));
-        return LP2P_ERR_IO;
-    }
-    lp2p__tcp_sockopt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-#ifdef SO_REUSEPORT
-    lp2p__tcp_sockopt(fd, SOL_SOCKET, SO_REUSEPORT, 1); /* dials from this port (hole punching) */
-#endif
-    if (ss.ss_family == AF_INET6) lp2p__tcp_sockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1); /* as go: v4 and v6 apart */
-    lp2p__tcp_sockopt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-    const char *step = NULL;
-    if (bind(fd, (struct sockaddr *)&ss, sl) < 0) step = "bind";
-    else if (listen(fd, LP2P__TCP_BACKLOG) < 0) step = "listen";
-    else if (sl = sizeof ss, getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) step = "getsockname";
-    if (step) {
-        LP2P__WARN(ctx, LP2P_ERR_IO, "tcp listen %s: %s: %s", text, step, strerror(errno));
-        close(fd);
-        return LP2P_ERR_IO;
-    }
-    int rc = lp2p__fd_add(s, fd);
-    if (rc) {
-        close(fd);
-        return rc;
-    }
-    lp2p__tcp_listener *l = (lp2p__tcp_listener *)lp2p__zalloc(ctx, sizeof *l);
-    if (!l) {
-        lp2p__tcp_fd_drop(s, fd, true);
-        return LP2P_ERR_NOMEM;
-    }
-    l->s = s, l->ctx = ctx, l->fd = fd;
-    if (bound) lp2p__tcp_sa_to_ma(&ss, bound);
-    *out = l;
-    return LP2P_OK;
-}
-
-static void lp2p__tcp_listener_destroy(lp2p__tcp_listener *l) { lp2p__free(l->ctx, l, sizeof *l); }
-
-LP2P__PRIV int lp2p__tcp_accept(lp2p__tcp_listener *l, lp2p__pipe **out, lp2p__ma *remote, int64_t deadline) {
-    if (l->closed) return LP2P_ERR_CLOSED;
-    for (;;) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
-            lp2p__tcp_sockopt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-            int rc = lp2p__fd_add(l->s, fd);
-            if (rc) {
-                close(fd);
-                return rc;
-            }
-            if ((rc = lp2p__tcp_pipe_new(l->s, fd, out))) {
-                lp2p__tcp_fd_drop(l->s, fd, true);
-                return rc;
-            }
-            if (remote) lp2p__tcp_sa_to_ma(&ss, remote);
-            return LP2P_OK;
-        }
-        int e = errno;
-        /* accept(2): a connection that died in the queue, or a pending network error, is
-         * not the listener's failure: take the next one */
-        if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == ENETDOWN || e == ENOPROTOOPT || e == EHOSTDOWN ||
-            e == EHOSTUNREACH || e == EOPNOTSUPP || e == ENETUNREACH)
-            continue;
-        if (e != EAGAIN && e != EWOULDBLOCK) {
-            LP2P__WARN(l->ctx, LP2P_ERR_IO, "tcp accept: %s", strerror(e));
-            return e == ENOMEM || e == ENOBUFS ? LP2P_ERR_NOMEM : LP2P_ERR_IO;
-        }
-        l->waiting++;
-        int rc = lp2p__wait_fd(l->s, l->fd, LP2P__IN, deadline);
-        l->waiting--;
-        if (l->closed) {
-            if (l->waiting == 0) lp2p__tcp_listener_destroy(l);
-            return LP2P_ERR_CLOSED;
-        }
-        if (rc) return rc;
-    }
-}
-
-LP2P__PRIV void lp2p__tcp_listener_free(lp2p__tcp_listener *l) {
-    if (!l) return;
-    l->closed = true;
-    lp2p__fd_del(l->s, l->fd);
-    close(l->fd);
-    l->fd = -1;
-    if (l->waiting == 0) lp2p__tcp_listener_destroy(l);
-}
-
-/* ---- dialing ------------------------------------------------------------------------------------ */
-/* Wait for a non-blocking connect to finish. */
-static int lp2p__tcp_connect_wait(lp2p__sched *s, int fd, int64_t deadline) {
-    for (;;) {
-        int rc = lp2p__wait_fd(s, fd, LP2P__OUT, deadline);
-        if (rc) return rc;
-        int err = 0;
-        socklen_t el = sizeof err;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) err = errno;
-        if (err) return lp2p__tcp_connect_err(err);
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) return LP2P_OK;
-        if (errno != ENOTCONN) return lp2p__tcp_connect_err(errno);
-        /* woken early: still connecting */
-    }
-}
-
-static int lp2p__tcp_bind_port(int fd, int family, int port) {
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t sl;
-    lp2p__tcp_sockopt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-#ifdef SO_REUSEPORT
-    lp2p__tcp_sockopt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
-#endif
-    if (family == AF_INET6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-        s6->sin6_family = AF_INET6, s6->sin6_port = htons((uint16_t)port), sl = sizeof *s6;
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        s4->sin_family = AF_INET, s4->sin_port = htons((uint16_t)port), sl = sizeof *s4;
-    }
-    return bind(fd, (struct sockaddr *)&ss, sl) == 0 ? LP2P_OK : LP2P_ERR_IO;
-}
-
-static int lp2p__tcp_dial_one(lp2p__sched *s, const lp2p__ma *addr, int reuse_port, lp2p__pipe **out, lp2p__ma *local,
-                              lp2p__ma *remote, int64_t deadline) {
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    if (lp2p__tcp_ma_to_sa(addr, &ss, &sl)) return LP2P_ERR_BADADDR;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return lp2p__tcp_connect_err(errno);
-    lp2p__tcp_sockopt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-    if (reuse_port > 0 && reuse_port <= 65535 && lp2p__tcp_bind_port(fd, ss.ss_family, reuse_port)) {
-        int e = errno;
-        close(fd);
-        LP2P__DEBUG(lp2p__sched_ctx(s), "tcp dial: bind to port %d: %s", reuse_port, strerror(e));
-        return LP2P_ERR_IO;
-    }
-    int rc = lp2p__fd_add(s, fd);
-    if (rc) {
-        close(fd);
-        return rc;
-    }
-    if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
-        if (errno == EINPROGRESS || errno == EINTR) rc = lp2p__tcp_connect_wait(s, fd, deadline);
-        else rc = lp2p__tcp_connect_err(errno);
-    }
-    if (rc == LP2P_OK) rc = lp2p__tcp_pipe_new(s, fd, out);
-    if (rc) {
-        lp2p__tcp_fd_drop(s, fd, true);
-        return rc;
-    }
-    if (local) {
-        struct sockaddr_storage ls;
-        socklen_t ll = sizeof ls;
-        if (getsockname(fd, (struct sockaddr *)&ls, &ll) == 0) lp2p__tcp_sa_to_ma(&ls, local);
-        else local->len = 0;
-    }
-    if (remote) lp2p__tcp_sa_to_ma(&ss, remote);
-    return LP2P_OK;
-}
-
-LP2P__PRIV int lp2p__tcp_dial(lp2p__sched *s, const lp2p__ma *addr, int reuse_port, lp2p__pipe **out, lp2p__ma *local,
-                              lp2p__ma *remote, int64_t deadline) {
-    lp2p__ma targets[LP2P__DIAL_MAX];
-    size_t off = 0, vn;
-    uint32_t code;
-    const uint8_t *v;
-    int n = 1, rc = LP2P_ERR_UNREACHABLE;
-    if (!lp2p__ma_is_tcp(addr) || !lp2p__ma_next(addr, &off, &code, &v, &vn)) return LP2P_ERR_BADADDR;
-    if (code == LP2P__MA_DNS || code == LP2P__MA_DNS4 || code == LP2P__MA_DNS6) {
-        n = lp2p__dns_resolve(s, addr, targets, LP2P__DIAL_MAX, deadline);
-        if (n < 0) return n;
-    } else {
-        targets[0] = *addr;
-    }
-    for (int i = 0; i < n; i++) { /* in resolver order (RFC 6724 sorting by getaddrinfo) */
-        rc = lp2p__tcp_dial_one(s, &targets[i], reuse_port, out, local, remote, deadline);
-        if (rc == LP2P_OK || rc == LP2P_ERR_TIMEOUT || rc == LP2P_ERR_CANCELED || rc == LP2P_ERR_WOULDBLOCK) break;
-    }
-    return rc;
-}
-
-/* ---- DNS: getaddrinfo on a detached thread -------------------------------------------------------
- * The request is shared by the waiting task (loop thread) and the worker thread, guarded by mu;
- * exactly one of them frees it (plain malloc/free: the worker may outlive the host and its
- * allocator):
- *   - the worker, if the waiter gave up before the answer (it then never touches the scheduler);
- *   - the posted callback, if the waiter gave up after the worker posted;
- *   - the waiter otherwise.
- * The worker posts only while the waiter still waits, so the scheduler is alive at that time. */
-typedef struct lp2p__dns_req {
-    pthread_mutex_t mu;
-    lp2p__sched *s;
-    char name[256];
-    int family;
-    bool waiter_gone, finished, posted, done; /* under mu */
-    int n;
-    struct sockaddr_storage res[LP2P__DNS_MAX];
-    lp2p__waitq wq; /* loop thread only */
-} lp2p__dns_req;
-
-static void lp2p__dns_req_free(lp2p__dns_req *r) {
-    pthread_mutex_destroy(&r->mu);
-    free(r);
-}
-
-static void lp2p__dns_done(void *arg) { /* runs as a task on the loop thread */
-    lp2p__dns_req *r = (lp2p__dns_req *)arg;
-    pthread_mutex_lock(&r->mu);
-    r->done = true;
-    bool gone = r->waiter_gone;
-    pthread_mutex_unlock(&r->mu);
-    if (gone) lp2p__dns_req_free(r);
-    else lp2p__waitq_wake_all(r->s, &r->wq);
-}
-
-static void lp2p__dns_collect(lp2p__dns_req *r, const struct addrinfo *ai) {
-    for (; ai && r->n < LP2P__DNS_MAX; ai = ai->ai_next) {
-        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) || ai->ai_addrlen > sizeof r->res[0]) continue;
-        struct sockaddr_storage ss;
-        memset(&ss, 0, sizeof ss);
-        memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-        bool dup = false;
-        for (int i = 0; i < r->n && !dup; i++) dup = memcmp(&r->res[i], &ss, sizeof ss) == 0;
-        if (!dup) r->res[r->n++] = ss;
-    }
-}
-
-static void *lp2p__dns_thread(void *arg) {
-    lp2p__dns_req *r = (lp2p__dns_req *)arg;
-    struct addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = r->family;
-    hints.ai_socktype = SOCK_STREAM; /* no AI_ADDRCONFIG: it hides ::1/127.0.0.1 on loopback-only hosts */
-    if (getaddrinfo(r->name, NULL, &hints, &ai) == 0) {
-        lp2p__dns_collect(r, ai);
-        freeaddrinfo(ai);
-    }
-    pthread_mutex_lock(&r->mu);
-    if (r->waiter_gone) {
-        pthread_mutex_unlock(&r->mu);
-        lp2p__dns_req_free(r);
-        return NULL;
-    }
-    r->finished = true;
-    r->posted = lp2p__sched_post(r->s, lp2p__dns_done, r) == LP2P_OK;
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
-}
-
-/* Results are ready to read (and the waiter owns r) when the callback ran, or the worker
- * finished but could not post. */
-static bool lp2p__dns_ready(lp2p__dns_req *r) { return r->done || (r->finished && !r->posted); }
-
-/* Wait for the worker; returns OK (r owned by the caller) or an error (r handed off). */
-static int lp2p__dns_wait(lp2p__sched *s, lp2p__dns_req *r, int64_t deadline) {
-    for (;;) {
-        pthread_mutex_lock(&r->mu);
-        bool ready = lp2p__dns_ready(r);
-        pthread_mutex_unlock(&r->mu);
-        if (ready) return LP2P_OK;
-        /* short slices: also notices a worker whose post failed */
-        int rc = lp2p__waitq_wait(s, &r->wq, lp2p__deadline_min(deadline, lp2p_deadline_in(100)));
-        if (rc == LP2P_ERR_TIMEOUT && (deadline < 0 || lp2p_now() < deadline)) continue;
-        if (rc == LP2P_OK) continue;
-        pthread_mutex_lock(&r->mu);
-        ready = lp2p__dns_ready(r);
-        if (!ready) r->waiter_gone = true; /* the worker or the callback frees r */
-        pthread_mutex_unlock(&r->mu);
-        return ready ? LP2P_OK : rc;
-    }
-}
-
-LP2P__PRIV int lp2p__dns_resolve(lp2p__sched *s, const lp2p__ma *addr, lp2p__ma *out, int max, int64_t deadline) {
-    size_t off = 0, vn;
-    uint32_t code;
-    const uint8_t *v;
-    if (max <= 0) return LP2P_ERR_INVALID;
-    if (!lp2p__ma_next(addr, &off, &code, &v, &vn)) return LP2P_ERR_BADADDR;
-    if ((code != LP2P__MA_DNS && code != LP2P__MA_DNS4 && code != LP2P__MA_DNS6) || vn >= 256) return LP2P_ERR_BADADDR;
-    lp2p__dns_req *r = (lp2p__dns_req *)calloc(1, sizeof *r);
-    if (!r) return LP2P_ERR_NOMEM;
-    pthread_mutex_init(&r->mu, NULL);
-    r->s = s;
-    memcpy(r->name, v, vn);
-    r->family = code == LP2P__MA_DNS4 ? AF_INET : code == LP2P__MA_DNS6 ? AF_INET6 : AF_UNSPEC;
-    pthread_attr_t attr;
-    pthread_t th;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int perr = pthread_create(&th, &attr, lp2p__dns_thread, r);
-    pthread_attr_destroy(&attr);
-    if (perr) {
-        lp2p__dns_req_free(r);
-        LP2P__WARN(lp2p__sched_ctx(s), LP2P_ERR_NOMEM, "dns: cannot start resolver thread: %s", strerror(perr));
-        return LP2P_ERR_NOMEM;
-    }
-    int rc = lp2p__dns_wait(s, r, deadline);
-    if (rc) return rc;
-    /* /dnsX/<name>/rest -> /ipY/<addr>/rest for each answer */
-    size_t rest = addr->len - off;
-    int n = 0;
-    for (int i = 0; i < r->n && n < max; i++) {
-        lp2p__ma m;
-        lp2p__tcp_sa_to_ma(&r->res[i], &m);
-        m.len = (uint16_t)(m.b[0] == LP2P__MA_IP4 ? 5 : 17); /* keep only the ip component */
-        if (m.len + rest > LP2P__MA_MAX) continue;
-        memcpy(m.b + m.len, addr->b + off, rest);
-        m.len = (uint16_t)(m.len + rest);
-        out[n++] = m;
-    }
-    lp2p__dns_req_free(r);
-    if (n == 0) LP2P__DEBUG(lp2p__sched_ctx(s), "dns: no usable address for %.*s", (int)vn, (const char *)v);
-    return n > 0 ? n : LP2P_ERR_UNREACHABLE;
-}
-
-/* ---- in-memory pipe pair ----------------------------------------------------------------------- */
-typedef struct lp2p__mem_dir { /* one direction: a ring buffer that grows up to LP2P__MEMPIPE_MAX */
-    uint8_t *buf;
-    size_t cap, head, len;
-    bool eof; /* the writer sent FIN */
-    lp2p__waitq readers, writers;
-} lp2p__mem_dir;
-
-typedef struct lp2p__mem_shared {
-    lp2p__sched *s;
-    lp2p__ctx *ctx;
-    lp2p__mem_dir dir[2]; /* dir[i] is written by side i */
-    bool reset[2], gone[2];
-    int refs;
-} lp2p__mem_shared;
-
-typedef struct lp2p__mempipe {
-    lp2p__pipe base;
-    lp2p__mem_shared *sh;
-    int side;
-    int waiting;
-    bool closed;
-} lp2p__mempipe;
-
-static void lp2p__mem_drop(lp2p__mempipe *m) {
-    lp2p__mem_shared *sh = m->sh;
-    lp2p__free(sh->ctx, m, sizeof *m);
-    if (--sh->refs > 0) return;
-    for (int i = 0; i < 2; i++) lp2p__free(sh->ctx, sh->dir[i].buf, sh->dir[i].cap);
-    lp2p__free(sh->ctx, sh, sizeof *sh);
-}
-
-static int lp2p__mem_wait(lp2p__mempipe *m, lp2p__waitq *q, int64_t deadline) {
-    m->waiting++;
-    int rc = lp2p__waitq_wait(m->sh->s, q, deadline);
-    m->waiting--;
-    if (m->closed) {
-        if (m->waiting == 0) lp2p__mem_drop(m);
-        return LP2P_ERR_CLOSED;
-    }
-    return rc;
-}
-
-static void lp2p__mem_wake_all(lp2p__mem_shared *sh) {
-    for (int i = 0; i < 2; i++) {
-        lp2p__waitq_wake_all(sh->s, &sh->dir[i].readers);
-        lp2p__waitq_wake_all(sh->s, &sh->dir[i].writers);
-    }
-}
-
-static ptrdiff_t lp2p__mem_read(lp2p__pipe *p, void *buf, size_t cap, int64_t deadline) {
-    lp2p__mempipe *m = (lp2p__mempipe *)p;
-    lp2p__mem_shared *sh = m->sh;
-    int peer = 1 - m->side;
-    lp2p__mem_dir *d = &sh->dir[peer];
-    if (cap == 0) return LP2P_ERR_INVALID;
-    for (;;) {
-        if (sh->reset[peer]) return LP2P_ERR_RESET; /* like TCP RST: unread data is lost */
-        if (d->len > 0) {
-            size_t n = LP2P__MIN(cap, d->len), first = LP2P__MIN(n, d->cap - d->head);
-            memcpy(buf, d->buf + d->head, first);
-            memcpy((uint8_t *)buf + first, d->buf, n - first);
-            d->head = (d->head + n) % d->cap, d->len -= n;
-            lp2p__waitq_wake_all(sh->s, &d->writers);
-            return (ptrdiff_t)n;
-        }
-        if (d->eof) return 0;
-        int rc = lp2p__mem_wait(m, &d->readers, deadline);
-        if (rc) return rc;
-    }
-}
-
-/* Make room for at least want more bytes (capped at the limit); linearises the ring. */
-static int lp2p__mem_grow(lp2p__mem_shared *sh, lp2p__mem_dir *d, size_t want) {
-    size_t need = LP2P__MIN(d->len + want, (size_t)LP2P__MEMPIPE_MAX);
-    if (need <= d->cap) return LP2P_OK;
-    size_t cap = d->cap ? d->cap : 4096;
-    while (cap < need) cap *= 2;
-    if (cap > LP2P__MEMPIPE_MAX) cap = LP2P__MEMPIPE_MAX;
-    uint8_t *nb = (uint8_t *)lp2p__alloc(sh->ctx, cap);
-    if (!nb) return LP2P_ERR_NOMEM;
-    size_t first = d->len ? LP2P__MIN(d->len, d->cap - d->head) : 0;
-    if (first) memcpy(nb, d->buf + d->head, first);
-    if (d->len > first) memcpy(nb + first, d->buf, d->len - first);
-    lp2p__free(sh->ctx, d->buf, d->cap);
-    d->buf = nb, d->cap = cap, d->head = 0;
-    return LP2P_OK;
-}
-
-static int lp2p__mem_write(lp2p__pipe *p, const void *buf, size_t len, int64_t deadline) {
-    lp2p__mempipe *m = (lp2p__mempipe *)p;
-    lp2p__mem_shared *sh = m->sh;
-    int peer = 1 - m->side;
-    lp2p__mem_dir *d = &sh->dir[m->side];
-    const uint8_t *b = (const uint8_t *)buf;
-    if (d->eof) return LP2P_ERR_CLOSED;
-    while (len > 0) {
-        if (sh->reset[peer] || sh->gone[peer]) return LP2P_ERR_RESET; /* nobody will read it */
-        if (d->len < LP2P__MEMPIPE_MAX) {
-            if (lp2p__mem_grow(sh, d, len)) return LP2P_ERR_NOMEM;
-            size_t k = LP2P__MIN(len, d->cap - d->len), tail = (d->head + d->len) % d->cap;
-            size_t first = LP2P__MIN(k, d->cap - tail);
-            memcpy(d->buf + tail, b, first);
-            memcpy(d->buf, b + first, k - first);
-            d->len += k, b += k, len -= k;
-            lp2p__waitq_wake_all(sh->s, &d->readers);
-            continue;
-        }
-        int rc = lp2p__mem_wait(m, &d->writers, deadline);
-        if (rc) return rc;
-        if (d->eof) return LP2P_ERR_CLOSED; /* close_write by another task meanwhile */
-    }
-    return LP2P_OK;
-}
-
-static int lp2p__mem_close_write(lp2p__pipe *p) {
-    lp2p__mempipe *m = (lp2p__mempipe *)p;
-    m->sh->dir[m->side].eof = true;
-    lp2p__waitq_wake_all(m->sh->s, &m->sh->dir[m->side].readers);
-    return LP2P_OK;
-}
-
-static void lp2p__mem_release(lp2p__mempipe *m, bool abort) {
-    lp2p__mem_shared *sh = m->sh;
-    sh->dir[m->side].eof = true;
-    if (abort) sh->reset[m->side] = true;
-    sh->gone[m->side] = true;
-    m->closed = true;
-    lp2p__mem_wake_all(sh);
-    if (m->waiting == 0) lp2p__mem_drop(m);
-}
-
-static void lp2p__mem_reset(lp2p__pipe *p) { lp2p__mem_release((lp2p__mempipe *)p, true); }
-static void lp2p__mem_close(lp2p__pipe *p) { lp2p__mem_release((lp2p__mempipe *)p, false); }
-
-static const lp2p__pipe_vt lp2p__mem_vt = {lp2p__mem_read, lp2p__mem_write, lp2p__mem_close_write, lp2p__mem_reset,
-                                           lp2p__mem_close};
-
-LP2P__PRIV int lp2p__mempipe_pair(lp2p__sched *s, lp2p__pipe **a, lp2p__pipe **b) {
-    lp2p__ctx *ctx = lp2p__sched_ctx(s);
-    lp2p__mem_shared *sh = (lp2p__mem_shared *)lp2p__zalloc(ctx, sizeof *sh);
-    lp2p__mempipe *m[2] = {NULL, NULL};
-    if (sh) m[0] = (lp2p__mempipe *)lp2p__zalloc(ctx, sizeof *m[0]);
-    if (m[0]) m[1] = (lp2p__mempipe *)lp2p__zalloc(ctx, sizeof *m[1]);
-    if (!m[1]) {
-        lp2p__free(ctx, m[0], sizeof *m[0]);
-        lp2p__free(ctx, sh, sizeof *sh);
-        return LP2P_ERR_NOMEM;
-    }
-    sh->s = s, sh->ctx = ctx, sh->refs = 2;
-    for (int i = 0; i < 2; i++) m[i]->base.vt = &lp2p__mem_vt, m[i]->sh = sh, m[i]->side = i;
-    *a = &m[0]->base;
-    *b = &m[1]->base;
-    return LP2P_OK;
-}
+/* tcp.c - placeholder, being written */
 /*==================== end src/tcp.c ====================*/
 /*==================== begin src/mss.c ====================*/
-/* mss.c - placeholder, being written */
+/* mss.c - L4: multistream-select 1.0 (dialer, lazy dialer, listener) over any pipe.
+ *
+ * Spec: multiformats/multistream-select README.md; libp2p/specs connections/README.md.
+ * Wire: every message is uvarint(len) || text || '\n' with len counting the '\n'. We accept
+ * at most LP2P__MSS_MAX (1024) bytes per message, the limit of go-multistream, and reject
+ * messages that do not end in '\n'. Messages are read byte-exact (varint byte by byte, then
+ * exactly len bytes), so whatever the peer pipelined after the negotiation - rust's first
+ * Noise message, go's lazy stream data - stays in the pipe for the next layer.
+ * "ls" answer (format of go-multistream and rust multistream-select): one message whose body
+ * is, per protocol, uvarint(len(proto) + 1) || proto || '\n', followed by a final '\n'.
+ * Depends on: mss.h (pipe.h, base.h). */
+/* #include "mss.h" (amalgamated) */
+
+#define LP2P__MSS_HDR_LEN 19 /* strlen("/multistream/1.0.0\n") */
+#define LP2P__MSS_MAX_ROUNDS 64 /* proposals a listener answers before giving up */
+#define LP2P__MSS_LS_MAX 64     /* protocols listed in an "ls" answer */
+
+/* Append one message (uvarint(len + 1) || s || '\n') to out at *off; out has room for
+ * LP2P__UVARINT_MAX + LP2P__MSS_MAX bytes from *off (callers check len < LP2P__MSS_MAX). */
+static void lp2p__mss_put(uint8_t *out, size_t *off, const char *s, size_t len) {
+    *off += lp2p__uvarint_put(out + *off, len + 1);
+    memcpy(out + *off, s, len);
+    *off += len;
+    out[(*off)++] = '\n';
+}
+
+/* A protocol ID we may send: non-empty, fits one message, no '\n' (it would end the line). */
+static bool lp2p__mss_valid_proto(const char *proto) {
+    size_t n = proto ? strlen(proto) : 0;
+    return n > 0 && n < LP2P__MSS_MAX && !memchr(proto, '\n', n);
+}
+
+/* Read one message into buf (cap LP2P__MSS_MAX + 1); strip the '\n' and NUL-terminate.
+ * Returns the text length, ERR_PROTOCOL (too long, empty, no '\n', bad varint), ERR_EOF or
+ * the pipe's error. */
+static ptrdiff_t lp2p__mss_read(lp2p__pipe *p, char *buf, int64_t deadline) {
+    ptrdiff_t n = lp2p__pipe_read_msg(p, buf, LP2P__MSS_MAX, NULL, deadline);
+    if (n == LP2P_ERR_MSGSIZE) return LP2P_ERR_PROTOCOL;
+    if (n < 0) return n;
+    if (n == 0 || buf[n - 1] != '\n') return LP2P_ERR_PROTOCOL;
+    buf[n - 1] = '\0';
+    return n - 1;
+}
+
+static bool lp2p__mss_is(const char *msg, ptrdiff_t len, const char *want) {
+    return (size_t)len == strlen(want) && memcmp(msg, want, (size_t)len) == 0;
+}
+
+/* Read the peer's header; anything else first aborts the negotiation (spec). */
+static int lp2p__mss_expect_header(lp2p__pipe *p, char *buf, int64_t deadline) {
+    ptrdiff_t n = lp2p__mss_read(p, buf, deadline);
+    if (n < 0) return (int)n;
+    return lp2p__mss_is(buf, n, LP2P__MSS_PROTO) ? LP2P_OK : LP2P_ERR_PROTOCOL;
+}
+
+/* Write the header (if with_header) and the proposal proto in one pipe write. */
+static int lp2p__mss_propose(lp2p__pipe *p, bool with_header, const char *proto, int64_t deadline) {
+    uint8_t out[2 * (LP2P__UVARINT_MAX + LP2P__MSS_MAX)];
+    size_t off = 0;
+    if (with_header) lp2p__mss_put(out, &off, LP2P__MSS_PROTO, LP2P__MSS_HDR_LEN - 1);
+    lp2p__mss_put(out, &off, proto, strlen(proto));
+    return lp2p__pipe_write(p, out, off, deadline);
+}
+
+/* Read the answer to proposal proto: OK (echoed), ERR_PROTO_NA ("na"), ERR_PROTOCOL. */
+static int lp2p__mss_answer(lp2p__pipe *p, const char *proto, char *buf, int64_t deadline) {
+    ptrdiff_t n = lp2p__mss_read(p, buf, deadline);
+    if (n < 0) return (int)n;
+    if (lp2p__mss_is(buf, n, proto)) return LP2P_OK;
+    if (lp2p__mss_is(buf, n, "na")) return LP2P_ERR_PROTO_NA;
+    return LP2P_ERR_PROTOCOL;
+}
+
+LP2P__PRIV int lp2p__mss_select(lp2p__pipe *p, const char *const *protocols, int n, int64_t deadline) {
+    char buf[LP2P__MSS_MAX + 1];
+    if (n <= 0) return LP2P_ERR_INVALID;
+    for (int i = 0; i < n; i++)
+        if (!lp2p__mss_valid_proto(protocols[i])) return LP2P_ERR_INVALID;
+    /* header + first proposal in one write: one segment, and no wait for the peer's header
+     * (both sides may send it at once) */
+    int rc = lp2p__mss_propose(p, true, protocols[0], deadline);
+    if (rc) return rc;
+    rc = lp2p__mss_expect_header(p, buf, deadline);
+    if (rc) return rc;
+    for (int i = 0;; i++) {
+        if (i > 0 && (rc = lp2p__mss_propose(p, false, protocols[i], deadline)) != 0) return rc;
+        rc = lp2p__mss_answer(p, protocols[i], buf, deadline);
+        if (rc == LP2P_OK) return i;
+        if (rc != LP2P_ERR_PROTO_NA || i + 1 == n) return rc;
+    }
+}
+
+/* ---- listener ---- */
+
+/* Answer "ls": one message holding a length-prefixed line per protocol and a final '\n'.
+ * Protocols that do not fit in LP2P__MSS_MAX bytes are left out. */
+static int lp2p__mss_send_ls(lp2p__pipe *p, lp2p__mss_list_fn list, void *user, int64_t deadline) {
+    const char *protos[LP2P__MSS_LS_MAX];
+    uint8_t body[LP2P__MSS_MAX], out[LP2P__UVARINT_MAX + LP2P__MSS_MAX];
+    size_t blen = 0;
+    int n = list(user, protos, LP2P__MSS_LS_MAX);
+    for (int i = 0; i < LP2P__MIN(n, LP2P__MSS_LS_MAX); i++) {
+        if (!lp2p__mss_valid_proto(protos[i])) continue;
+        size_t len = strlen(protos[i]);
+        if (blen + lp2p__uvarint_len(len + 1) + len + 1 + 1 > sizeof body) continue;
+        lp2p__mss_put(body, &blen, protos[i], len);
+    }
+    body[blen++] = '\n';
+    size_t off = lp2p__uvarint_put(out, blen);
+    memcpy(out + off, body, blen);
+    return lp2p__pipe_write(p, out, off + blen, deadline);
+}
+
+static int lp2p__mss_send_na(lp2p__pipe *p, int64_t deadline) {
+    static const uint8_t na[] = {3, 'n', 'a', '\n'};
+    return lp2p__pipe_write(p, na, sizeof na, deadline);
+}
+
+LP2P__PRIV int lp2p__mss_handle(lp2p__pipe *p, lp2p__mss_match_fn match, lp2p__mss_list_fn list, void *user,
+                                char *out, size_t out_cap, int64_t deadline) {
+    char buf[LP2P__MSS_MAX + 1];
+    static const uint8_t hdr[] = "\x13/multistream/1.0.0\n";
+    if (!match || !out || out_cap < LP2P__MSS_MAX) return LP2P_ERR_INVALID;
+    /* our header goes out at once, so a dialer that waits for it before proposing (strict
+     * ping-pong) and one that pipelines (go, rust, js) both proceed */
+    int rc = lp2p__pipe_write(p, hdr, sizeof hdr - 1, deadline);
+    if (rc) return rc;
+    rc = lp2p__mss_expect_header(p, buf, deadline);
+    if (rc) return rc;
+    for (int round = 0; round < LP2P__MSS_MAX_ROUNDS; round++) {
+        ptrdiff_t n = lp2p__mss_read(p, buf, deadline);
+        if (n < 0) return (int)n;
+        if (list && lp2p__mss_is(buf, n, "ls")) {
+            rc = lp2p__mss_send_ls(p, list, user, deadline);
+        } else if (!memchr(buf, '\0', (size_t)n) && buf[0] != '\0' && match(user, buf)) {
+            /* echo exactly what was proposed */
+            uint8_t echo[LP2P__UVARINT_MAX + LP2P__MSS_MAX];
+            size_t off = 0;
+            lp2p__mss_put(echo, &off, buf, (size_t)n);
+            rc = lp2p__pipe_write(p, echo, off, deadline);
+            if (rc) return rc;
+            memcpy(out, buf, (size_t)n + 1);
+            return LP2P_OK;
+        } else {
+            /* unknown protocol, a NUL inside, or "ls" without a list (go answers "na" too) */
+            rc = lp2p__mss_send_na(p, deadline);
+        }
+        if (rc) return rc;
+    }
+    return LP2P_ERR_PROTOCOL;
+}
+
+/* ---- lazy dialer (rust's V1Lazy, go's lazy client streams) ---- */
+
+typedef struct lp2p__mss_lazy_pipe {
+    lp2p__pipe base;
+    lp2p__ctx *ctx;
+    lp2p__pipe *inner;
+    int err;      /* sticky: ERR_PROTO_NA / ERR_PROTOCOL / pipe error of the negotiation */
+    bool sent;    /* header + proposal handed to the inner pipe */
+    bool checked; /* header + echo read and verified */
+    size_t plen;
+    char *proto; /* NUL-terminated proposal, stored right after the struct */
+} lp2p__mss_lazy_pipe;
+
+/* First chunk of user data that rides with header + proposal; larger first writes send the
+ * rest straight from the caller's buffer. */
+#define LP2P__MSS_LAZY_CHUNK 65536
+
+static int lp2p__mss_lazy_send(lp2p__mss_lazy_pipe *lz, const uint8_t *data, size_t len, int64_t deadline) {
+    size_t first = LP2P__MIN(len, (size_t)LP2P__MSS_LAZY_CHUNK);
+    size_t cap = 2 * (LP2P__UVARINT_MAX + LP2P__MSS_MAX) + first;
+    uint8_t *out = (uint8_t *)lp2p__alloc(lz->ctx, cap);
+    size_t off = 0;
+    if (!out) return LP2P_ERR_NOMEM;
+    lp2p__mss_put(out, &off, LP2P__MSS_PROTO, LP2P__MSS_HDR_LEN - 1);
+    lp2p__mss_put(out, &off, lz->proto, lz->plen);
+    if (first) memcpy(out + off, data, first);
+    lz->sent = true; /* before the write: a concurrent reader must not send them again */
+    int rc = lp2p__pipe_write(lz->inner, out, off + first, deadline);
+    lp2p__free(lz->ctx, out, cap);
+    if (rc == LP2P_OK && len > first) rc = lp2p__pipe_write(lz->inner, data + first, len - first, deadline);
+    if (rc) lz->err = rc;
+    return rc;
+}
+
+static int lp2p__mss_lazy_check(lp2p__mss_lazy_pipe *lz, int64_t deadline) {
+    char buf[LP2P__MSS_MAX + 1];
+    int rc = lp2p__mss_expect_header(lz->inner, buf, deadline);
+    if (rc == LP2P_OK) rc = lp2p__mss_answer(lz->inner, lz->proto, buf, deadline);
+    /* a timeout or cancel leaves the negotiation half-read: the stream is unusable anyway */
+    if (rc) lz->err = rc;
+    else lz->checked = true;
+    return rc;
+}
+
+static ptrdiff_t lp2p__mss_lazy_read(lp2p__pipe *p, void *buf, size_t cap, int64_t deadline) {
+    lp2p__mss_lazy_pipe *lz = (lp2p__mss_lazy_pipe *)p;
+    if (lz->err) return lz->err;
+    if (!lz->checked) {
+        if (!lz->sent) {
+            int rc = lp2p__mss_lazy_send(lz, NULL, 0, deadline);
+            if (rc) return rc;
+        }
+        int rc = lp2p__mss_lazy_check(lz, deadline);
+        if (rc) return rc;
+    }
+    return lp2p__pipe_read(lz->inner, buf, cap, deadline);
+}
+
+static int lp2p__mss_lazy_write(lp2p__pipe *p, const void *buf, size_t len, int64_t deadline) {
+    lp2p__mss_lazy_pipe *lz = (lp2p__mss_lazy_pipe *)p;
+    if (lz->err) return lz->err;
+    if (!lz->sent) return lp2p__mss_lazy_send(lz, (const uint8_t *)buf, len, deadline);
+    return lp2p__pipe_write(lz->inner, buf, len, deadline);
+}
+
+static int lp2p__mss_lazy_close_write(lp2p__pipe *p) {
+    lp2p__mss_lazy_pipe *lz = (lp2p__mss_lazy_pipe *)p;
+    /* nothing written yet: the peer still needs the proposal to see which protocol ended */
+    if (!lz->sent && !lz->err) {
+        int rc = lp2p__mss_lazy_send(lz, NULL, 0, lp2p_deadline_in(5000));
+        if (rc) return rc;
+    }
+    return lz->inner->vt->close_write(lz->inner);
+}
+
+static void lp2p__mss_lazy_free(lp2p__mss_lazy_pipe *lz) {
+    lp2p__free(lz->ctx, lz, sizeof *lz + lz->plen + 1);
+}
+
+static void lp2p__mss_lazy_reset(lp2p__pipe *p) {
+    lp2p__mss_lazy_pipe *lz = (lp2p__mss_lazy_pipe *)p;
+    lz->inner->vt->reset(lz->inner);
+    lp2p__mss_lazy_free(lz);
+}
+
+static void lp2p__mss_lazy_close(lp2p__pipe *p) {
+    lp2p__mss_lazy_pipe *lz = (lp2p__mss_lazy_pipe *)p;
+    lz->inner->vt->close(lz->inner);
+    lp2p__mss_lazy_free(lz);
+}
+
+static const lp2p__pipe_vt lp2p__mss_lazy_vt = {
+    lp2p__mss_lazy_read, lp2p__mss_lazy_write, lp2p__mss_lazy_close_write, lp2p__mss_lazy_reset, lp2p__mss_lazy_close,
+};
+
+LP2P__PRIV int lp2p__mss_lazy(lp2p__ctx *ctx, lp2p__pipe *p, const char *protocol, lp2p__pipe **out) {
+    if (!lp2p__mss_valid_proto(protocol)) return LP2P_ERR_INVALID;
+    size_t plen = strlen(protocol);
+    lp2p__mss_lazy_pipe *lz = (lp2p__mss_lazy_pipe *)lp2p__zalloc(ctx, sizeof *lz + plen + 1);
+    if (!lz) return LP2P_ERR_NOMEM;
+    lz->base.vt = &lp2p__mss_lazy_vt;
+    lz->ctx = ctx;
+    lz->inner = p;
+    lz->plen = plen;
+    lz->proto = (char *)(lz + 1);
+    memcpy(lz->proto, protocol, plen + 1);
+    *out = &lz->base;
+    return LP2P_OK;
+}
 /*==================== end src/mss.c ====================*/
 /*==================== begin src/proto/keys.pb.c ====================*/
-/* placeholder */
+/* Automatically generated nanopb constant definitions */
+/* Generated by nanopb-0.4.7 */
+
+/* #include "keys.pb.h" (amalgamated) */
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+PB_BIND(lp2p_pb_PublicKey, lp2p_pb_PublicKey, 2)
+
+
+PB_BIND(lp2p_pb_PrivateKey, lp2p_pb_PrivateKey, AUTO)
+
+
+
+
 /*==================== end src/proto/keys.pb.c ====================*/
 /*==================== begin src/proto/noise.pb.c ====================*/
-/* placeholder */
+/* Automatically generated nanopb constant definitions */
+/* Generated by nanopb-0.4.7 */
+
+/* #include "noise.pb.h" (amalgamated) */
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+PB_BIND(lp2p_pb_NoiseExtensions, lp2p_pb_NoiseExtensions, AUTO)
+
+
+PB_BIND(lp2p_pb_NoiseHandshakePayload, lp2p_pb_NoiseHandshakePayload, 2)
+
+
+
 /*==================== end src/proto/noise.pb.c ====================*/
 /*==================== begin src/proto/envelope.pb.c ====================*/
-/* placeholder */
+/* Automatically generated nanopb constant definitions */
+/* Generated by nanopb-0.4.7 */
+
+/* #include "envelope.pb.h" (amalgamated) */
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+PB_BIND(lp2p_pb_Envelope, lp2p_pb_Envelope, 2)
+
+
+
 /*==================== end src/proto/envelope.pb.c ====================*/
 /*==================== begin src/proto/peer_record.pb.c ====================*/
 /* Automatically generated nanopb constant definitions */
