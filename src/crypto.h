@@ -81,7 +81,10 @@ LP2P__PRIV void lp2p__identity_from_seed(lp2p__identity *idn, const uint8_t seed
 LP2P__PRIV void lp2p__identity_sign(const lp2p__identity *idn, const void *msg, size_t len, uint8_t sig[64]);
 
 /* ---- peer IDs (spec: peer-ids/peer-ids.md) ---- */
-/* Peer ID from a serialized PublicKey: identity multihash if <= 42 bytes, else sha2-256. */
+/* Peer ID from a serialized PublicKey: identity multihash if <= 42 bytes, else sha2-256. Like go
+ * (which re-marshals the parsed key) it hashes the canonical re-encoding of the protobuf, so
+ * field order or duplicate fields do not change the ID. ERR_PROTOCOL if it is not a PublicKey
+ * (or an Ed25519/secp256k1 key of the wrong length), ERR_UNSUPPORTED for an unknown key type. */
 LP2P__PRIV int lp2p__peer_id_from_pubkey(const uint8_t *pubkey_pb, size_t len, lp2p_peer_id *out);
 /* Binary multihash -> peer ID, checking it is a valid identity (<= 42 bytes payload) or sha2-256 multihash. */
 LP2P__PRIV int lp2p__peer_id_from_bytes(const uint8_t *p, size_t n, lp2p_peer_id *out);
@@ -91,14 +94,21 @@ LP2P__PRIV int lp2p__peer_id_pubkey(const lp2p_peer_id *id, const uint8_t **pubk
  * libp2p-key 0x72 in multibase base32 ('b...') or base58 ('z...'); lp2p_peer_id_str prints base58btc. */
 
 /* ---- signed envelopes (spec: RFC 0002 signed-envelopes; records) ---- */
+#define LP2P__ENVELOPE_MAX 4096     /* bytes of a serialized Envelope we open (verified on the stack) */
+#define LP2P__ENVELOPE_DOMAIN_MAX 100 /* bytes of a domain string ("libp2p-peer-record" is 18) */
+#define LP2P__ENVELOPE_TYPE_MAX 64  /* bytes of a payload type (envelope.options max_size) */
 /* Sign: the signature covers uvarint(len(domain)) || domain || uvarint(len(type)) || type ||
  * uvarint(len(payload)) || payload. Writes the serialized Envelope protobuf (public_key=1,
- * payload_type=2, payload=3, signature=5) into out; returns its length or ERR_MSGSIZE. */
+ * payload_type=2, payload=3, signature=5) into out (which must not overlap the inputs); returns
+ * its length, ERR_MSGSIZE if cap is too small, ERR_INVALID for an empty or over-long domain or
+ * payload type (go rejects empty ones too). */
 LP2P__PRIV ptrdiff_t lp2p__envelope_seal(const lp2p__identity *idn, const char *domain, const uint8_t *type,
                                          size_t type_len, const uint8_t *payload, size_t payload_len, uint8_t *out,
                                          size_t cap);
 /* Parse + verify an Envelope against domain and expected payload type. On OK, *payload points
- * into env and signer gets the signer's peer ID. ERR_PROTOCOL malformed, ERR_HANDSHAKE bad signature. */
+ * into env and signer gets the signer's peer ID. ERR_PROTOCOL malformed or other payload type,
+ * ERR_HANDSHAKE bad signature, ERR_UNSUPPORTED signer key type, ERR_MSGSIZE env_len >
+ * LP2P__ENVELOPE_MAX, ERR_INVALID bad arguments. */
 LP2P__PRIV int lp2p__envelope_open(const uint8_t *env, size_t env_len, const char *domain, const uint8_t *type,
                                    size_t type_len, const uint8_t **payload, size_t *payload_len, lp2p_peer_id *signer);
 

@@ -263,6 +263,399 @@ static void test_aead(void) {
     CHECK_EQ(lp2p__aead_open(key5, 0, NULL, 0, out, 16, buf), LP2P_OK);
 }
 
+/* ---- keys, generated with openssl on the test author's machine (see each comment) ---- */
+/* openssl genpkey RSA 2048; pkey -pubout -outform DER; dgst -sha256 -sign over MSG */
+#define MSG "libp2p.h test message"
+static const char rsa_spki[] =
+    "30820122300d06092a864886f70d01010105000382010f003082010a0282010100b0dfb982bc0c117a90439c2e0e6e21de249dae85"
+    "1762658e3591cc4b8d478cb2eaeeae6a93b1e822ceb0073c3c7dd39ba22202f7bacc1904c98e48b3395eced2eb6b08f3ce9d39f2879146"
+    "e3d3be948d8abed23b7bd827cf3f1680108c13cb1517f1e2ddf4010105256cd8d695fd5959b28f36bcf26095d84753d6eb99b14ca803e0"
+    "dcefc4174cb7e9a28e2946b4450a4138c31a6f5b9662a63ebafbc8d40c2f82cf2d996b82c439aefc1e90ddfbe49522f7babf9653369d44"
+    "9e2acf46353d4c9a093946fd0bc1fd7a5ef639b6eab7ce11dd3f55962eade2f8bef504869eb264d27e941aafd87245651440862eab2676"
+    "f1a73e095c7f738bfb5ba5df6c3f07ff0203010001";
+static const char rsa_sig[] =
+    "0e0b8f59ac7365f9e42704f7d8dc5baec3f5f7a68d886d6d026005665ce96ce005dc49d9bcfb3e5bac4ef0439b213c7e77f64c2d80cf4a"
+    "fa2f29ba1d5c49e7628a933d524dd57f5d54de4c46091d5cf11d4195e2717a4b03008d1265d01f44c700cd5763d10ecdd75709828ae66b"
+    "21dc2ecab24c39ea07b3e10f1c60e91bccc5b609f7c43baa1afcbf8320bdde4cd3e831b8c991771ddb837be1f5c71cc5221ab109cb8ed9"
+    "09e31a0c5da2116cc03eaa4bd6f5c7c1244b8497c8cc57d060f6e12b2301b2fb1bc23028a40ac2db608fa283a72f5b211f0c42764db1ea"
+    "d927f91605e6407f81c7c1a17b2bd21b14172d41037f5cc0008d0a26a3b034b35a618720";
+/* RSA 1024: valid signature, but go-libp2p (and we) refuse keys under 2048 bits */
+static const char rsa1k_spki[] =
+    "30819f300d06092a864886f70d010101050003818d0030818902818100ae344e127ca53c9af09b7cf25a6b6f7f4e326a5010c0d1a1bcb2"
+    "3b1af7ba755ec78e42043b7f747ff143be26d418fc44477c20960d4908b68a85f2e821742d3c88b57663b04f167e15da54f735fc81e719"
+    "959ada46b305561f24968e1ece66e4c79f4268ab0a1d1f490bf7a930bbc5448648e9bcaaa0d8850bdb49f7b3081cf30203010001";
+static const char rsa1k_sig[] =
+    "a8da94ca5340e0b84585d643220bc1013e5f1fda4afa1e9c81e329f012351d6117d1d5e9956d6a6cc42a1434efaa9e9328fcf33d0a5dcb"
+    "e463710b89b0b3350f31f5537e631d2f5b9e86b9d7c29d1ba5dff8488ce560507fbbedd5f671b2898923f94be5df44b5ab3a7f9327ad89"
+    "7eef7167fa619d664191f0264eedc55287f2";
+/* openssl genpkey EC P-256 / P-384; dgst -sha256 -sign (DER signatures) */
+static const char p256_spki[] =
+    "3059301306072a8648ce3d020106082a8648ce3d0301070342000485b4a10dfdd867536b91f7433d3a3e6501673c2be2d6aebf5931326b"
+    "7480cf82c64fda91f6332bf9ceeb86d44842724e56d8189625ea04f084361439a4a3b9b2";
+static const char p256_sig[] = "304502203713dc5b9fefb8c8d5accc3deb175326ce0137194e1946629356b2291d1941a8022100e9eeea0b1e"
+                               "403bad7773aedd816fb7121d80fe2ca8fd33f6b7937370926358a3";
+static const char p384_spki[] =
+    "3076301006072a8648ce3d020106052b8104002203620004de2243f446f939ece939a07ff0bed39cad54744dce70a00e69bfec87c5dbd0"
+    "3265c8bed5d598d95ca93e1a90d6ca1ae0495e079763eb6b7c5e4b9b39f5cc0625818630ff141b3e41f72fd3555c391c32fc0c9e56ffa8"
+    "57692e9cc7e6ee49b095";
+static const char p384_sig[] = "306602310086d93a999bc0aa888cc95a57fe599e35657332a54bef6ad84b8f8b610e2097c0c123e9b5a82cc7"
+                               "ee6c33d983d6f42828023100ac69da95c43b8d70e14ef2677fe071661901b8bfe29b1d4ba20b64734f4b4c58"
+                               "92c91f6f6bc57ac9668f2ed1b8ddb8c9";
+/* openssl EC secp256k1, compressed public key; the low-S and high-S (n - s) forms of one signature */
+static const char k1_pub[] = "02f0ae67512518bc0b4903a41c940434b9c761e714d9d59490a96e90e73c676486";
+static const char k1_sig_low[] = "30440220727d37a57368a877318d4c88d72dc0d9234bd659591557fec7522a332ccb654102205ef513a55e"
+                                 "803fdb648ff39899e3831c43798ef4f19e01ab71337c583580cbfd";
+static const char k1_sig_high[] = "30450220727d37a57368a877318d4c88d72dc0d9234bd659591557fec7522a332ccb6541022100a10aec5a"
+                                  "a17fc0249b700c67661c7ce277354df1bdaa9e904e9ee2349ab57544";
+
+/* PublicKey{Type, Data} from hex key bytes; returns the protobuf length */
+static size_t make_pubkey(int type, const char *hex, uint8_t *out) {
+    uint8_t data[1100];
+    size_t n = t_unhex(hex, data), o = 0;
+    out[o++] = 0x08, out[o++] = (uint8_t)type, out[o++] = 0x12;
+    o += lp2p__uvarint_put(out + o, n);
+    memcpy(out + o, data, n);
+    return o + n;
+}
+
+static int verify_hex(int type, const char *key, const char *sig_hex, const char *msg) {
+    uint8_t pb[1200], sig[600];
+    size_t n = make_pubkey(type, key, pb), sl = t_unhex(sig_hex, sig);
+    return lp2p__pubkey_verify(pb, n, msg, strlen(msg), sig, sl);
+}
+
+static void test_key_verify(void) {
+    TEST("RSA-2048 PKCS#1 v1.5 SHA-256 (openssl signature) accepted; tampering rejected");
+    uint8_t pb[1200], sig[600], der[600];
+    CHECK_EQ(verify_hex(LP2P__KEY_RSA, rsa_spki, rsa_sig, MSG), LP2P_OK);
+    CHECK_EQ(verify_hex(LP2P__KEY_RSA, rsa_spki, rsa_sig, MSG "!"), LP2P_ERR_HANDSHAKE);
+    size_t n = make_pubkey(LP2P__KEY_RSA, rsa_spki, pb), sl = t_unhex(rsa_sig, sig);
+    sig[100] ^= 4;
+    CHECK_EQ(lp2p__pubkey_verify(pb, n, MSG, strlen(MSG), sig, sl), LP2P_ERR_HANDSHAKE);
+    sig[100] ^= 4;
+    CHECK_EQ(lp2p__pubkey_verify(pb, n, MSG, strlen(MSG), sig, sl - 1), LP2P_ERR_HANDSHAKE);
+    CHECK_EQ(lp2p__pubkey_verify(pb, n, MSG, strlen(MSG), NULL, 0), LP2P_ERR_HANDSHAKE);
+    CHECK_EQ(verify_hex(LP2P__KEY_RSA, rsa1k_spki, rsa1k_sig, MSG), LP2P_ERR_PROTOCOL); /* < 2048 bits */
+    TEST("RSA: malformed PKIX DER rejected");
+    size_t dl = t_unhex(rsa_spki, der);
+    for (size_t cut = 0; cut < dl; cut += 13) /* every truncation is malformed */
+        CHECK_EQ(lp2p__rsa_verify(der, cut, MSG, strlen(MSG), sig, sl), LP2P_ERR_PROTOCOL);
+    der[1] = 0x83; /* 3 length bytes: not accepted */
+    CHECK_EQ(lp2p__rsa_verify(der, dl, MSG, strlen(MSG), sig, sl), LP2P_ERR_PROTOCOL);
+    t_unhex(rsa_spki, der);
+    der[dl - 6] = 0x82; /* exponent INTEGER made negative-looking/longer: inconsistent */
+    CHECK(lp2p__rsa_verify(der, dl, MSG, strlen(MSG), sig, sl) != LP2P_OK);
+    t_unhex(rsa_spki, der);
+    der[8] = 0x0b; /* other algorithm OID (sha256WithRSAEncryption) */
+    CHECK_EQ(lp2p__rsa_verify(der, dl, MSG, strlen(MSG), sig, sl), LP2P_ERR_UNSUPPORTED);
+    t_unhex(rsa_spki, der);
+    CHECK_EQ(lp2p__rsa_verify(der, dl, MSG, strlen(MSG), sig, sl), LP2P_OK);
+    uint8_t longer[700];
+    memcpy(longer, der, dl), longer[dl] = 0; /* trailing garbage after the SEQUENCE */
+    CHECK_EQ(lp2p__rsa_verify(longer, dl + 1, MSG, strlen(MSG), sig, sl), LP2P_ERR_PROTOCOL);
+
+    TEST("ECDSA P-256 / P-384 with SHA-256 (openssl signatures); tampering rejected");
+    CHECK_EQ(verify_hex(LP2P__KEY_ECDSA, p256_spki, p256_sig, MSG), LP2P_OK);
+    CHECK_EQ(verify_hex(LP2P__KEY_ECDSA, p256_spki, p256_sig, "other"), LP2P_ERR_HANDSHAKE);
+    CHECK_EQ(verify_hex(LP2P__KEY_ECDSA, p384_spki, p384_sig, MSG), LP2P_OK);
+    CHECK_EQ(verify_hex(LP2P__KEY_ECDSA, p256_spki, p384_sig, MSG), LP2P_ERR_HANDSHAKE);
+    n = make_pubkey(LP2P__KEY_ECDSA, p256_spki, pb), sl = t_unhex(p256_sig, sig);
+    sig[sl - 1] ^= 1;
+    CHECK_EQ(lp2p__pubkey_verify(pb, n, MSG, strlen(MSG), sig, sl), LP2P_ERR_HANDSHAKE);
+    CHECK_EQ(lp2p__pubkey_verify(pb, n, MSG, strlen(MSG), sig, 3), LP2P_ERR_HANDSHAKE);
+    dl = t_unhex(p256_spki, der);
+    der[26] = 0x02; /* compressed point marker: go's x509 refuses it too */
+    CHECK_EQ(lp2p__ecdsa_verify(der, dl, MSG, strlen(MSG), sig, sl), LP2P_ERR_PROTOCOL);
+    t_unhex(p256_spki, der);
+    der[22] = 0x08; /* curve OID 1.2.840.10045.3.1.8: unknown curve */
+    CHECK_EQ(lp2p__ecdsa_verify(der, dl, MSG, strlen(MSG), sig, sl), LP2P_ERR_UNSUPPORTED);
+    CHECK_EQ(verify_hex(LP2P__KEY_ECDSA, rsa_spki, rsa_sig, MSG), LP2P_ERR_UNSUPPORTED); /* RSA key as ECDSA */
+    CHECK_EQ(verify_hex(LP2P__KEY_RSA, p256_spki, p256_sig, MSG), LP2P_ERR_UNSUPPORTED);
+
+    TEST("secp256k1: low-S and high-S accepted when compiled in, else ERR_UNSUPPORTED");
+#if LP2P_ENABLE_SECP256K1
+    CHECK_EQ(verify_hex(LP2P__KEY_SECP256K1, k1_pub, k1_sig_low, MSG), LP2P_OK);
+    CHECK_EQ(verify_hex(LP2P__KEY_SECP256K1, k1_pub, k1_sig_high, MSG), LP2P_OK);
+    CHECK_EQ(verify_hex(LP2P__KEY_SECP256K1, k1_pub, k1_sig_low, "other"), LP2P_ERR_HANDSHAKE);
+    CHECK_EQ(verify_hex(LP2P__KEY_SECP256K1, k1_pub, "3000", MSG), LP2P_ERR_HANDSHAKE);
+    CHECK_EQ(verify_hex(LP2P__KEY_SECP256K1, "05f0ae67512518bc0b4903a41c940434b9c761e714d9d59490a96e90e73c676486",
+                        k1_sig_low, MSG),
+             LP2P_ERR_PROTOCOL);
+#else
+    CHECK_EQ(verify_hex(LP2P__KEY_SECP256K1, k1_pub, k1_sig_low, MSG), LP2P_ERR_UNSUPPORTED);
+    (void)k1_sig_high;
+#endif
+
+    TEST("Ed25519 through the PublicKey protobuf; malformed and unknown keys");
+    CHECK_EQ(verify_hex(LP2P__KEY_ED25519, "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+                        "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b"
+                        "2eaeb4302aeeb00d291612bb0c00",
+                        "r"),
+             LP2P_OK);
+    CHECK_EQ(verify_hex(LP2P__KEY_ED25519, "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+                        "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b"
+                        "2eaeb4302aeeb00d291612bb0c00",
+                        "s"),
+             LP2P_ERR_HANDSHAKE);
+    CHECK_EQ(verify_hex(LP2P__KEY_ED25519, "3d40", "00", "r"), LP2P_ERR_PROTOCOL); /* short key */
+    CHECK_EQ(verify_hex(7, "3d40", "00", "r"), LP2P_ERR_UNSUPPORTED);
+    const uint8_t no_data[] = {0x08, 0x01};
+    CHECK_EQ(lp2p__pubkey_verify(no_data, sizeof no_data, "r", 1, sig, 64), LP2P_ERR_PROTOCOL);
+    const uint8_t garbage[] = {0xff, 0xff, 0xff};
+    CHECK_EQ(lp2p__pubkey_verify(garbage, sizeof garbage, "r", 1, sig, 64), LP2P_ERR_PROTOCOL);
+    CHECK_EQ(lp2p__pubkey_verify(pb, 0, "r", 1, sig, 64), LP2P_ERR_PROTOCOL);
+    CHECK_EQ(lp2p__pubkey_verify(pb, LP2P__PUBKEY_MAX + 1, "r", 1, sig, 64), LP2P_ERR_PROTOCOL);
+}
+
+/* peer-ids/peer-ids.md "Test vectors": public keys; expected IDs computed independently (python)
+ * and also found in other libp2p implementations' tests */
+static const char spec_ecdsa_pub[] =
+    "0803125b3059301306072a8648ce3d020106082a8648ce3d03010703420004de3d300fa36ae0e8f5d530899d83abab44abf3161f162a4b"
+    "c901d8e6ecda020e8b6d5f8da30525e71d6851510c098e5c47c646a597fb4dcec034e9f77c409e62";
+static const char spec_ed25519_pub[] = "080112201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e";
+static const char spec_ed25519_priv[] = "080112407e0830617c4a7de83925dfb2694556b12936c477a0e1feb2e148ec9da60fee7d1ed1e8fa"
+                                        "e2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e";
+static const char spec_secp256k1_pub[] = "08021221037777e994e452c21604f91de093ce415f5432f701dd8cd1a7a6fea0e630bfca99";
+static const char spec_rsa_pub[] =
+    "080012a60430820222300d06092a864886f70d01010105000382020f003082020a0282020100e1beab071d08200bde24eef00d049449b0"
+    "7770ff9910257b2d7d5dda242ce8f0e2f12e1af4b32d9efd2c090f66b0f29986dbb645dae9880089704a94e5066d594162ae6ee8892e6e"
+    "c70701db0a6c445c04778eb3de1293aa1a23c3825b85c6620a2bc3f82f9b0c309bc0ab3aeb1873282bebd3da03c33e76c21e9beb172fd4"
+    "4c9e43be32e2c99827033cf8d0f0c606f4579326c930eb4e854395ad941256542c793902185153c474bed109d6ff5141ebf9cd256cf588"
+    "93a37f83729f97e7cb435ec679d2e33901d27bb35aa0d7e20561da08885ef0abbf8e2fb48d6a5487047a9ecb1ad41fa7ed84f6e3e8ecd5"
+    "d98b3982d2a901b4454991766da295ab78822add5612a2df83bcee814cf50973e80d7ef38111b1bd87da2ae92438a2c8cbcc70b31ee319"
+    "939a3b9c761dbc13b5c086d6b64bf7ae7dacc14622375d92a8ff9af7eb962162bbddebf90acb32adb5e4e4029f1c96019949ecfbfeffd7"
+    "ac1e3fbcc6b6168c34be3d5a2e5999fcbb39bba7adbca78eab09b9bc39f7fa4b93411f4cc175e70c0a083e96bfaefb04a9580b4753c173"
+    "8a6a760ae1afd851a1a4bdad231cf56e9284d832483df215a46c1c21bdf0c6cfe951c18f1ee4078c79c13d63edb6e14feaeffabc90ad31"
+    "7e4875fe648101b0864097e998f0ca3025ef9638cd2b0caecd3770ab54a1d9c6ca959b0f5dcbc90caeefc4135baca6fd475224269bbe1b"
+    "0203010001";
+
+static void check_key_id(const char *pub_hex, const char *b58, const char *cid) {
+    uint8_t pb[700];
+    char s[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id id, p1, p2;
+    size_t n = t_unhex(pub_hex, pb);
+    CHECK_EQ(lp2p__peer_id_from_pubkey(pb, n, &id), LP2P_OK);
+    CHECK_EQ(lp2p_peer_id_str(&id, s, sizeof s), LP2P_OK);
+    CHECK_STR(s, b58);
+    CHECK_EQ(lp2p_peer_id_parse(b58, &p1), LP2P_OK);
+    CHECK_EQ(lp2p_peer_id_parse(cid, &p2), LP2P_OK);
+    CHECK(lp2p_peer_id_eq(&id, &p1));
+    CHECK(lp2p_peer_id_eq(&id, &p2));
+}
+
+static void test_peer_ids(void) {
+    TEST("peer IDs of the peer-ids.md test-vector keys (RSA, Ed25519, secp256k1, ECDSA)");
+    check_key_id(spec_ecdsa_pub, "QmVMT29id3TUASyfZZ6k9hmNyc2nYabCo4uMSpDw4zrgDk",
+                 "bafzbeidigywdclqvl5hxfefwp5onbffcfife7pza57mmfb4tiqmtkdjw64");
+    check_key_id(spec_ed25519_pub, "12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq",
+                 "bafzaajaiaejcahwr5d5ofrfbis4l5d6uwr57hu5tjodrypfm6yaq6dsc2r2pzyt6");
+    check_key_id(spec_secp256k1_pub, "16Uiu2HAmLhLvBoYaoZfaMUKuibM6ac163GwKY74c5kiSLg5KvLpY",
+                 "bafzaajiiaijcca3xo7uzjzcsyilaj6i54cj44qk7kqzpoao5rti2pjx6udtdbp6kte");
+    check_key_id(spec_rsa_pub, "QmaeANgBs1DTSxWSrPPtobgQuxW8XTfsS4ydbK4rCHzqxG",
+                 "bafzbeifwzcumbiyql7bhv7fe7mixg6i7aohegq75k234m63bnw6dbicmzu");
+
+    TEST("Ed25519 identity from the spec's private key and from fixed seeds");
+    lp2p__identity idn;
+    uint8_t priv[80], pub[40], seed[32];
+    char s[LP2P_PEER_ID_STRLEN];
+    t_unhex(spec_ed25519_priv, priv);
+    t_unhex(spec_ed25519_pub, pub);
+    lp2p__identity_from_seed(&idn, priv + 4); /* Data = 32-byte seed || 32-byte public key */
+    CHECK_MEM(idn.pubkey_pb, pub, 36);
+    CHECK_MEM(idn.sk, priv + 4, 64);
+    static const struct {
+        uint8_t fill;
+        const char *id;
+    } seeds[] = {{0x00, "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"},
+                 {0xff, "12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB"}, /* 0xff: 00 01 .. 1f */
+                 {0xaa, "12D3KooWRNu9R82AP62eXkL4qwc7FPoGeP7v6vKRGJAD2QFTGXmq"},
+                 {0xbb, "12D3KooWJFgXQJVGPW7kYeBA9XTpundbPmaHwX75KU1WSHDMGdSq"}};
+    for (size_t i = 0; i < LP2P__COUNT(seeds); i++) {
+        for (int j = 0; j < 32; j++) seed[j] = seeds[i].fill == 0xff ? (uint8_t)j : seeds[i].fill;
+        lp2p__identity_from_seed(&idn, seed);
+        CHECK_EQ(lp2p_peer_id_str(&idn.id, s, sizeof s), LP2P_OK);
+        CHECK_STR(s, seeds[i].id);
+        lp2p_peer_id again;
+        CHECK_EQ(lp2p__peer_id_from_pubkey(idn.pubkey_pb, 36, &again), LP2P_OK);
+        CHECK(lp2p_peer_id_eq(&again, &idn.id));
+    }
+    memset(seed, 0, 32);
+    lp2p__identity_from_seed(&idn, seed);
+    UNHEX(pb0, "080112203b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29");
+    CHECK_MEM(idn.pubkey_pb, pb0, 36);
+    CHECK_EQ(idn.id.len, 38);
+    const uint8_t *kp = NULL;
+    size_t kl = 0;
+    CHECK_EQ(lp2p__peer_id_pubkey(&idn.id, &kp, &kl), LP2P_OK);
+    CHECK(kl == 36 && memcmp(kp, pb0, 36) == 0);
+    uint8_t sig[64];
+    lp2p__identity_sign(&idn, "hi", 2, sig);
+    CHECK_EQ(lp2p__pubkey_verify(kp, kl, "hi", 2, sig, 64), LP2P_OK);
+
+    TEST("text forms: CIDv1 base32 / base58 round trips, upper case, str buffer sizes");
+    lp2p_peer_id id;
+    const char *ed0 = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+    CHECK_EQ(lp2p_peer_id_parse("bafzaajaiaejcao3ke66m5nvefvrkhkgqfjxq243fgikxohpciotdvqciugfvtwrj", &id), LP2P_OK);
+    CHECK(lp2p_peer_id_eq(&id, &idn.id));
+    CHECK_EQ(lp2p_peer_id_parse("BAFZAAJAIAEJCAO3KE66M5NVEFVRKHKGQFJXQ243FGIKXOHPCIOTDVQCIUGFVTWRJ", &id), LP2P_OK);
+    CHECK(lp2p_peer_id_eq(&id, &idn.id));
+    CHECK_EQ(lp2p_peer_id_parse("z5AanNVJCxnJqKC3batZBdpMCpLX9Uea96wKjcfFnuvfnzoJaWxBDex", &id), LP2P_OK);
+    CHECK(lp2p_peer_id_eq(&id, &idn.id));
+    CHECK_EQ(lp2p_peer_id_parse(ed0, &id), LP2P_OK);
+    CHECK(lp2p_peer_id_eq(&id, &idn.id));
+    CHECK_EQ(lp2p_peer_id_str(&id, s, strlen(ed0)), LP2P_ERR_INVALID); /* no room for the NUL */
+    CHECK_EQ(lp2p_peer_id_str(&id, s, strlen(ed0) + 1), LP2P_OK);
+    CHECK_STR(s, ed0);
+    CHECK(!lp2p_peer_id_eq(&id, NULL));
+    lp2p_peer_id qm;
+    CHECK_EQ(lp2p_peer_id_parse("QmaeANgBs1DTSxWSrPPtobgQuxW8XTfsS4ydbK4rCHzqxG", &qm), LP2P_OK);
+    CHECK(!lp2p_peer_id_eq(&id, &qm));
+    CHECK_EQ(lp2p__peer_id_pubkey(&qm, &kp, &kl), LP2P_ERR_NOTFOUND);
+
+    TEST("text forms: invalid peer IDs rejected with ERR_BADADDR, out untouched");
+    static const char *const bad[] = {
+        "",
+        "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXT0",  /* '0' not base58 */
+        "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXT",   /* truncated */
+        "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTNN", /* one char more */
+        " 12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
+        "QmaeANgBs1DTSxWSrPPtobgQuxW8XTfsS4ydbK4rCHzqx",
+        "bafyaajaiaejcao3ke66m5nvefvrkhkgqfjxq243fgikxohpciotdvqciugfvtwrj", /* codec dag-pb 0x70 */
+        "babzaajaiaejcao3ke66m5nvefvrkhkgqfjxq243fgikxohpciotdvqciugfvtwrj", /* CID version 0 */
+        "8VsnXyGnRwJpnrQXB8KcLstvgFYGZ2f5BCm3DVndcNZ8NswtkCqsut69e7yd1FKNtettjgy669GNVt8VSTGxkAiJaB", /* sha2-512 */
+        "f01720024080112203b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29", /* base16: not taken */
+        "bafz",
+        "z",
+        "hello",
+    };
+    lp2p_peer_id untouched = id;
+    for (size_t i = 0; i < LP2P__COUNT(bad); i++) {
+        int rc = lp2p_peer_id_parse(bad[i], &id);
+        if (rc != LP2P_ERR_BADADDR) fprintf(stderr, "  accepted or wrong error for \"%s\": %d\n", bad[i], rc);
+        CHECK_EQ(rc, LP2P_ERR_BADADDR);
+    }
+    CHECK(lp2p_peer_id_eq(&id, &untouched));
+    char longs[300];
+    memset(longs, '1', sizeof longs - 1), longs[sizeof longs - 1] = 0;
+    CHECK_EQ(lp2p_peer_id_parse(longs, &id), LP2P_ERR_BADADDR);
+    CHECK_EQ(lp2p_peer_id_parse(NULL, &id), LP2P_ERR_INVALID);
+    CHECK_EQ(lp2p_peer_id_parse(ed0, NULL), LP2P_ERR_INVALID);
+
+    TEST("binary peer IDs: multihash validation");
+    uint8_t mh[64] = {0x12, 0x20};
+    CHECK_EQ(lp2p__peer_id_from_bytes(mh, 34, &id), LP2P_OK);
+    CHECK_EQ(lp2p__peer_id_from_bytes(mh, 33, &id), LP2P_ERR_BADADDR);
+    mh[1] = 0x21;
+    CHECK_EQ(lp2p__peer_id_from_bytes(mh, 35, &id), LP2P_ERR_BADADDR);
+    mh[0] = 0x00, mh[1] = 42;
+    CHECK_EQ(lp2p__peer_id_from_bytes(mh, 44, &id), LP2P_OK);
+    mh[1] = 43; /* identity over 42 bytes */
+    CHECK_EQ(lp2p__peer_id_from_bytes(mh, 45, &id), LP2P_ERR_BADADDR);
+    mh[1] = 0;
+    CHECK_EQ(lp2p__peer_id_from_bytes(mh, 2, &id), LP2P_ERR_BADADDR);
+    mh[0] = 0x13, mh[1] = 0x40;
+    CHECK_EQ(lp2p__peer_id_from_bytes(mh, 66, &id), LP2P_ERR_BADADDR);
+
+    TEST("peer ID from a non-canonical key encoding equals the canonical one (as go)");
+    uint8_t rev[40] = {0x12, 0x20};
+    memcpy(rev + 2, pb0 + 4, 32);
+    rev[34] = 0x08, rev[35] = 0x01; /* Data before Type */
+    CHECK_EQ(lp2p__peer_id_from_pubkey(rev, 36, &id), LP2P_OK);
+    CHECK(lp2p_peer_id_eq(&id, &idn.id));
+    CHECK_EQ(lp2p__peer_id_from_pubkey(rev, 34, &id), LP2P_ERR_PROTOCOL); /* Type missing */
+    rev[35] = 0x09;
+    CHECK_EQ(lp2p__peer_id_from_pubkey(rev, 36, &id), LP2P_ERR_UNSUPPORTED);
+
+    TEST("lp2p_identity_generate");
+    uint8_t s1[32], s2[32];
+    CHECK_EQ(lp2p_identity_generate(s1), LP2P_OK);
+    CHECK_EQ(lp2p_identity_generate(s2), LP2P_OK);
+    CHECK(memcmp(s1, s2, 32) != 0);
+    CHECK_EQ(lp2p_identity_generate(NULL), LP2P_ERR_INVALID);
+}
+
+static void test_envelope(void) {
+    static const char *dom = "libp2p-peer-record";
+    static const uint8_t type[2] = {0x03, 0x01};
+    TEST("envelope: seal with seed 00x32 matches an independent (python) encoding; open round trip");
+    /* python: Envelope{public_key, payload_type 0301, payload "hello", Ed25519 signature over
+     * uvarint-prefixed domain || type || payload} */
+    UNHEX(want, "0a24080112203b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29120203011a0568656c6c6f2a40eb51c7a8"
+                "cadeb62c2ec53d25f3512ce5be39b8921f0ace7e1febd0a51254b257e2854d92cf1582fc6aa08af627980e34ae03220bee0abe3531"
+                "6969423fc62202");
+    lp2p__identity idn;
+    uint8_t seed[32] = {0}, env[600];
+    lp2p__identity_from_seed(&idn, seed);
+    ptrdiff_t n = lp2p__envelope_seal(&idn, dom, type, 2, (const uint8_t *)"hello", 5, env, sizeof env);
+    CHECK_EQ(n, want_len);
+    CHECK_MEM(env, want, want_len);
+    const uint8_t *pl;
+    size_t pll;
+    lp2p_peer_id signer;
+    CHECK_EQ(lp2p__envelope_open(env, (size_t)n, dom, type, 2, &pl, &pll, &signer), LP2P_OK);
+    CHECK(pll == 5 && memcmp(pl, "hello", 5) == 0 && pl > env && pl < env + n);
+    CHECK(lp2p_peer_id_eq(&signer, &idn.id));
+
+    TEST("envelope: RSA-signed envelope (python + the openssl RSA-2048 key) opens, signer Qm...");
+    UNHEX(rsaenv,
+          "0aab02080012a60230820122300d06092a864886f70d01010105000382010f003082010a0282010100b0dfb982bc0c117a90439c2e0e6e"
+          "21de249dae851762658e3591cc4b8d478cb2eaeeae6a93b1e822ceb0073c3c7dd39ba22202f7bacc1904c98e48b3395eced2eb6b08f3ce"
+          "9d39f2879146e3d3be948d8abed23b7bd827cf3f1680108c13cb1517f1e2ddf4010105256cd8d695fd5959b28f36bcf26095d84753d6eb"
+          "99b14ca803e0dcefc4174cb7e9a28e2946b4450a4138c31a6f5b9662a63ebafbc8d40c2f82cf2d996b82c439aefc1e90ddfbe49522f7ba"
+          "bf9653369d449e2acf46353d4c9a093946fd0bc1fd7a5ef639b6eab7ce11dd3f55962eade2f8bef504869eb264d27e941aafd872456514"
+          "40862eab2676f1a73e095c7f738bfb5ba5df6c3f07ff0203010001120203011a12727361207369676e6564207061796c6f61642a800284"
+          "cc3693d07bcff95edc23b340c5a8b1ec4bef78f25ef9016f852d7a24c58acd167624058ed1783ba2acb8dbf8ba665b47847360644acd45"
+          "090fdd3674552d70f40f0ef7f5bb7498ead692e67cc67e2a648924165316a42de14f3a26550619422c35b9f0b127cbbf63d7cdc427d87e"
+          "a314516067ce0cfd0d7a5897b8ff0f0deafdbe37dd95b2d90220d88305f991c1cd3824a2543168ef5f7bb74a2f8cdcd15256c2e2c473f6"
+          "6fefb74465ad002a105a9e705e3771c91e4071c05261afd29e05efe57e4830e2b308d67e6730a875b116f8eb5f4583f71a1c419b0ee9ee"
+          "b9f154646ec37554fdef5816652dacf0d95a0259f340dd8b4a00c02b033ce9731e8ce9");
+    CHECK_EQ(lp2p__envelope_open(rsaenv, rsaenv_len, dom, type, 2, &pl, &pll, &signer), LP2P_OK);
+    CHECK(pll == 18 && memcmp(pl, "rsa signed payload", 18) == 0);
+    char s[LP2P_PEER_ID_STRLEN];
+    CHECK_EQ(lp2p_peer_id_str(&signer, s, sizeof s), LP2P_OK);
+    CHECK_STR(s, "QmZd8NmDJafKshisYfW9jB57PQBq7Wq4dxFYRE3NFMTGFk");
+    rsaenv[rsaenv_len - 100] ^= 1;
+    CHECK_EQ(lp2p__envelope_open(rsaenv, rsaenv_len, dom, type, 2, &pl, &pll, &signer), LP2P_ERR_HANDSHAKE);
+
+    TEST("envelope: tampering, wrong domain/type, truncation, limits");
+    lp2p_peer_id untouched = signer;
+    for (ptrdiff_t i = 0; i < n; i++) { /* flipping any byte must never yield an accepted envelope */
+        env[i] ^= 0x01;
+        int rc = lp2p__envelope_open(env, (size_t)n, dom, type, 2, &pl, &pll, &signer);
+        env[i] ^= 0x01;
+        if (rc == LP2P_OK) fprintf(stderr, "  accepted with byte %d flipped\n", (int)i);
+        CHECK(rc != LP2P_OK);
+    }
+    CHECK(lp2p_peer_id_eq(&signer, &untouched));
+    CHECK_EQ(lp2p__envelope_open(env, (size_t)n, "libp2p-relay-rsvp", type, 2, &pl, &pll, &signer),
+             LP2P_ERR_HANDSHAKE);
+    const uint8_t rsvp[2] = {0x03, 0x02};
+    CHECK_EQ(lp2p__envelope_open(env, (size_t)n, dom, rsvp, 2, &pl, &pll, &signer), LP2P_ERR_PROTOCOL);
+    for (ptrdiff_t cut = 0; cut < n; cut++)
+        CHECK(lp2p__envelope_open(env, (size_t)cut, dom, type, 2, &pl, &pll, &signer) != LP2P_OK);
+    CHECK_EQ(lp2p__envelope_open(env, (size_t)n - 66, dom, type, 2, &pl, &pll, &signer), LP2P_ERR_HANDSHAKE);
+    CHECK_EQ(lp2p__envelope_open(env + 38, (size_t)n - 38, dom, type, 2, &pl, &pll, &signer), LP2P_ERR_PROTOCOL);
+    static uint8_t big[LP2P__ENVELOPE_MAX + 1];
+    CHECK_EQ(lp2p__envelope_open(big, sizeof big, dom, type, 2, &pl, &pll, &signer), LP2P_ERR_MSGSIZE);
+    CHECK_EQ(lp2p__envelope_seal(&idn, dom, type, 2, (const uint8_t *)"hello", 5, env, (size_t)n - 1),
+             LP2P_ERR_MSGSIZE);
+    CHECK_EQ(lp2p__envelope_seal(&idn, dom, type, 2, (const uint8_t *)"hello", 5, env, 10), LP2P_ERR_MSGSIZE);
+    CHECK_EQ(lp2p__envelope_seal(&idn, "", type, 2, (const uint8_t *)"hello", 5, env, sizeof env), LP2P_ERR_INVALID);
+    CHECK_EQ(lp2p__envelope_seal(&idn, dom, type, 0, (const uint8_t *)"hello", 5, env, sizeof env), LP2P_ERR_INVALID);
+
+    TEST("envelope: large payload and empty payload round trips");
+    static uint8_t payload[3800], out[LP2P__ENVELOPE_MAX];
+    for (size_t i = 0; i < sizeof payload; i++) payload[i] = (uint8_t)(i * 31);
+    n = lp2p__envelope_seal(&idn, dom, type, 2, payload, sizeof payload, out, sizeof out);
+    CHECK(n > 0);
+    CHECK_EQ(lp2p__envelope_open(out, (size_t)n, dom, type, 2, &pl, &pll, &signer), LP2P_OK);
+    CHECK(pll == sizeof payload && memcmp(pl, payload, pll) == 0);
+    n = lp2p__envelope_seal(&idn, dom, type, 2, NULL, 0, out, sizeof out);
+    CHECK(n > 0);
+    CHECK_EQ(lp2p__envelope_open(out, (size_t)n, dom, type, 2, &pl, &pll, &signer), LP2P_OK);
+    CHECK_EQ(pll, 0);
+}
+
 int main(void) {
     CHECK_EQ(lp2p__crypto_init(), LP2P_OK);
     CHECK_EQ(lp2p__crypto_init(), LP2P_OK);
@@ -272,5 +665,8 @@ int main(void) {
     test_x25519();
     test_ed25519();
     test_aead();
+    test_key_verify();
+    test_peer_ids();
+    test_envelope();
     TEST_END();
 }
