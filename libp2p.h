@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-fdb62c317d651a3d"
+#define LIBP2P_SOURCE_ID "src-a7a32b22d728275f"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -539,7 +539,10 @@ LP2P__PRIV void lp2p__identity_from_seed(lp2p__identity *idn, const uint8_t seed
 LP2P__PRIV void lp2p__identity_sign(const lp2p__identity *idn, const void *msg, size_t len, uint8_t sig[64]);
 
 /* ---- peer IDs (spec: peer-ids/peer-ids.md) ---- */
-/* Peer ID from a serialized PublicKey: identity multihash if <= 42 bytes, else sha2-256. */
+/* Peer ID from a serialized PublicKey: identity multihash if <= 42 bytes, else sha2-256. Like go
+ * (which re-marshals the parsed key) it hashes the canonical re-encoding of the protobuf, so
+ * field order or duplicate fields do not change the ID. ERR_PROTOCOL if it is not a PublicKey
+ * (or an Ed25519/secp256k1 key of the wrong length), ERR_UNSUPPORTED for an unknown key type. */
 LP2P__PRIV int lp2p__peer_id_from_pubkey(const uint8_t *pubkey_pb, size_t len, lp2p_peer_id *out);
 /* Binary multihash -> peer ID, checking it is a valid identity (<= 42 bytes payload) or sha2-256 multihash. */
 LP2P__PRIV int lp2p__peer_id_from_bytes(const uint8_t *p, size_t n, lp2p_peer_id *out);
@@ -549,14 +552,21 @@ LP2P__PRIV int lp2p__peer_id_pubkey(const lp2p_peer_id *id, const uint8_t **pubk
  * libp2p-key 0x72 in multibase base32 ('b...') or base58 ('z...'); lp2p_peer_id_str prints base58btc. */
 
 /* ---- signed envelopes (spec: RFC 0002 signed-envelopes; records) ---- */
+#define LP2P__ENVELOPE_MAX 4096     /* bytes of a serialized Envelope we open (verified on the stack) */
+#define LP2P__ENVELOPE_DOMAIN_MAX 100 /* bytes of a domain string ("libp2p-peer-record" is 18) */
+#define LP2P__ENVELOPE_TYPE_MAX 64  /* bytes of a payload type (envelope.options max_size) */
 /* Sign: the signature covers uvarint(len(domain)) || domain || uvarint(len(type)) || type ||
  * uvarint(len(payload)) || payload. Writes the serialized Envelope protobuf (public_key=1,
- * payload_type=2, payload=3, signature=5) into out; returns its length or ERR_MSGSIZE. */
+ * payload_type=2, payload=3, signature=5) into out (which must not overlap the inputs); returns
+ * its length, ERR_MSGSIZE if cap is too small, ERR_INVALID for an empty or over-long domain or
+ * payload type (go rejects empty ones too). */
 LP2P__PRIV ptrdiff_t lp2p__envelope_seal(const lp2p__identity *idn, const char *domain, const uint8_t *type,
                                          size_t type_len, const uint8_t *payload, size_t payload_len, uint8_t *out,
                                          size_t cap);
 /* Parse + verify an Envelope against domain and expected payload type. On OK, *payload points
- * into env and signer gets the signer's peer ID. ERR_PROTOCOL malformed, ERR_HANDSHAKE bad signature. */
+ * into env and signer gets the signer's peer ID. ERR_PROTOCOL malformed or other payload type,
+ * ERR_HANDSHAKE bad signature, ERR_UNSUPPORTED signer key type, ERR_MSGSIZE env_len >
+ * LP2P__ENVELOPE_MAX, ERR_INVALID bad arguments. */
 LP2P__PRIV int lp2p__envelope_open(const uint8_t *env, size_t env_len, const char *domain, const uint8_t *type,
                                    size_t type_len, const uint8_t **payload, size_t *payload_len, lp2p_peer_id *signer);
 
@@ -791,6 +801,11 @@ LP2P__PRIV int lp2p__pipe_write_msg(lp2p__ctx *ctx, lp2p__pipe *p, const void *b
  * cost no syscall per byte; large reads into an empty buffer go straight to the socket.
  * /dns, /dns4, /dns6 names are resolved by getaddrinfo on a short-lived worker thread that
  * reports back through lp2p__sched_post, so the loop never stalls.
+ * Pipe errors: ERR_RESET when the peer reset or vanished (ECONNRESET, EPIPE, ETIMEDOUT on an
+ * open connection), ERR_CLOSED for writes after close_write or calls woken by a concurrent
+ * close/reset of the same pipe, ERR_TIMEOUT, ERR_CANCELED, ERR_NOMEM, ERR_IO (other errno).
+ * close/reset/listener_free may run while another task is parked in read/write/accept on the
+ * same object: that call returns ERR_CLOSED and the record is freed once it has woken.
  * Depends on: runtime.h, pipe.h, multiaddr.h. */
 #ifndef LP2P__TCP_H
 #define LP2P__TCP_H
@@ -803,7 +818,8 @@ typedef struct lp2p__tcp_listener lp2p__tcp_listener;
 /* Listen on an /ip4|ip6/<addr>/tcp/<port> multiaddr (port 0 = any). *bound gets the real
  * address (port filled in). ERR_BADADDR (not a TCP address), ERR_IO (bind/listen failed, logged). */
 LP2P__PRIV int lp2p__tcp_listen(lp2p__sched *s, const lp2p__ma *addr, lp2p__tcp_listener **out, lp2p__ma *bound);
-/* Accept one connection. *remote gets the peer's /ip4|ip6/../tcp/.. address. */
+/* Accept one connection. *remote gets the peer's /ip4|ip6/../tcp/.. address.
+ * ERR_TIMEOUT, ERR_CANCELED, ERR_CLOSED (listener freed), ERR_NOMEM, ERR_IO (e.g. EMFILE; logged). */
 LP2P__PRIV int lp2p__tcp_accept(lp2p__tcp_listener *l, lp2p__pipe **out, lp2p__ma *remote, int64_t deadline);
 /* Wake any accept()ing task (it returns ERR_CLOSED), close the socket and free. */
 LP2P__PRIV void lp2p__tcp_listener_free(lp2p__tcp_listener *l);
@@ -815,11 +831,20 @@ LP2P__PRIV void lp2p__tcp_listener_free(lp2p__tcp_listener *l);
 LP2P__PRIV int lp2p__tcp_dial(lp2p__sched *s, const lp2p__ma *addr, int reuse_port, lp2p__pipe **out, lp2p__ma *local,
                               lp2p__ma *remote, int64_t deadline);
 /* Resolve a /dns|dns4|dns6/<name> first component into up to max ip addresses (the rest of the
- * multiaddr kept). Returns the number of results or ERR_UNREACHABLE. */
+ * multiaddr kept), in getaddrinfo order. Returns the number of results (>= 1), ERR_UNREACHABLE
+ * (no answer), ERR_TIMEOUT, ERR_CANCELED, ERR_WOULDBLOCK, ERR_BADADDR (not a dns address),
+ * ERR_NOMEM. A late answer after a timeout is dropped safely (the worker thread frees it). */
 LP2P__PRIV int lp2p__dns_resolve(lp2p__sched *s, const lp2p__ma *addr, lp2p__ma *out, int max, int64_t deadline);
 
-/* Two connected in-memory pipes (tests, simulation). Each direction buffers up to 1 MiB. */
+/* Two connected in-memory pipes (tests, simulation). Each direction buffers up to 1 MiB
+ * (writers wait when it is full). close_write gives the reader EOF after the buffered bytes;
+ * reset makes the other side's reads and writes return ERR_RESET (unread bytes are dropped);
+ * writing to a side whose peer closed or reset gives ERR_RESET. ERR_NOMEM. */
 LP2P__PRIV int lp2p__mempipe_pair(lp2p__sched *s, lp2p__pipe **a, lp2p__pipe **b);
+
+/* The socket of a TCP pipe (for socket options, e.g. hole punching), or -1 for other pipes.
+ * The pipe keeps ownership. */
+LP2P__PRIV int lp2p__tcp_pipe_fd(lp2p__pipe *p);
 
 #endif
 /*==================== end src/tcp.h ====================*/
@@ -2137,7 +2162,323 @@ LP2P__PRIV int lp2p__secp256k1_verify(const uint8_t *key, size_t key_len, const 
 }
 /*==================== end src/crypto.c ====================*/
 /*==================== begin src/peerid.c ====================*/
-/* peerid.c - placeholder, being written */
+/* peerid.c - L0/L1: our Ed25519 identity, libp2p public keys, peer IDs (binary and text) and
+ * signed envelopes.
+ *
+ * Spec: peer-ids/peer-ids.md (key protobuf, signing rules, peer ID derivation, text forms);
+ * RFC/0002-signed-envelopes.md (envelope wire format and signing buffer); multiformats/cid
+ * (CIDv1 = <multibase><version=1><codec=libp2p-key 0x72><multihash>).
+ * Peer input (keys, envelopes, text) is parsed with nanopb into fixed-size structs or with
+ * callbacks that only record where the bytes are; everything is bounded by LP2P__PUBKEY_MAX,
+ * LP2P__ENVELOPE_MAX and LP2P_PEER_ID_STRLEN.
+ * Depends on: base.h, crypto.h, multibase.c, proto/keys.pb.h, proto/envelope.pb.h, nanopb. */
+/* #include "crypto.h" (amalgamated) */
+/* #include "proto/keys.pb.h" (amalgamated) */
+/* #include "proto/envelope.pb.h" (amalgamated) */
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+
+#define LP2P__MH_IDENTITY 0x00
+#define LP2P__MH_SHA2_256 0x12
+#define LP2P__MH_IDENTITY_MAX 42 /* longest key protobuf inlined in a peer ID */
+#define LP2P__CID_V1 0x01
+#define LP2P__CODEC_LIBP2P_KEY 0x72
+
+/* ---- public keys ---- */
+
+/* Decode a serialized PublicKey (both fields required) and check the per-type key length where
+ * the spec fixes it. */
+static int lp2p__pubkey_decode(const uint8_t *pb, size_t len, lp2p_pb_PublicKey *key) {
+    if (!pb || len == 0 || len > LP2P__PUBKEY_MAX) return LP2P_ERR_PROTOCOL;
+    pb_istream_t is = pb_istream_from_buffer(pb, len);
+    memset(key, 0, sizeof *key);
+    if (!pb_decode(&is, lp2p_pb_PublicKey_fields, key)) return LP2P_ERR_PROTOCOL;
+    switch ((int)key->Type) {
+    case LP2P__KEY_ED25519: return key->Data.size == 32 ? LP2P_OK : LP2P_ERR_PROTOCOL;
+    case LP2P__KEY_SECP256K1: return key->Data.size == 33 ? LP2P_OK : LP2P_ERR_PROTOCOL;
+    case LP2P__KEY_RSA:
+    case LP2P__KEY_ECDSA: return LP2P_OK;
+    default: return LP2P_ERR_UNSUPPORTED;
+    }
+}
+
+LP2P__PRIV int lp2p__pubkey_verify(const uint8_t *pubkey_pb, size_t pubkey_len, const void *msg, size_t msg_len,
+                                   const uint8_t *sig, size_t sig_len) {
+    lp2p_pb_PublicKey key;
+    int rc = lp2p__pubkey_decode(pubkey_pb, pubkey_len, &key);
+    if (rc) return rc;
+    if (!msg && msg_len) return LP2P_ERR_INVALID;
+    const uint8_t *d = key.Data.bytes;
+    size_t n = key.Data.size;
+    switch ((int)key.Type) {
+    case LP2P__KEY_ED25519:
+        if (!sig || sig_len != 64) return LP2P_ERR_HANDSHAKE;
+        return lp2p__ed25519_verify(d, msg, msg_len, sig) ? LP2P_OK : LP2P_ERR_HANDSHAKE;
+    case LP2P__KEY_RSA: return lp2p__rsa_verify(d, n, msg, msg_len, sig, sig_len);
+    case LP2P__KEY_ECDSA: return lp2p__ecdsa_verify(d, n, msg, msg_len, sig, sig_len);
+    case LP2P__KEY_SECP256K1: return lp2p__secp256k1_verify(d, n, msg, msg_len, sig, sig_len);
+    default: return LP2P_ERR_UNSUPPORTED;
+    }
+}
+
+/* ---- peer IDs ---- */
+
+/* The multihash step of peer-ids.md: identity for <= 42 bytes, else sha2-256. */
+static void lp2p__peer_id_hash(const uint8_t *pb, size_t len, lp2p_peer_id *out) {
+    if (len <= LP2P__MH_IDENTITY_MAX) {
+        out->bytes[0] = LP2P__MH_IDENTITY;
+        out->bytes[1] = (uint8_t)len;
+        memcpy(out->bytes + 2, pb, len);
+        out->len = (uint8_t)(2 + len);
+    } else {
+        out->bytes[0] = LP2P__MH_SHA2_256;
+        out->bytes[1] = 32;
+        lp2p__sha256_once(pb, len, out->bytes + 2);
+        out->len = 34;
+    }
+}
+
+LP2P__PRIV int lp2p__peer_id_from_pubkey(const uint8_t *pubkey_pb, size_t len, lp2p_peer_id *out) {
+    lp2p_pb_PublicKey key;
+    uint8_t canon[lp2p_pb_PublicKey_size];
+    int rc = lp2p__pubkey_decode(pubkey_pb, len, &key);
+    if (rc) return rc;
+    /* deterministic encoding (peer-ids.md "Keys"): both fields, in tag order, minimal varints */
+    pb_ostream_t os = pb_ostream_from_buffer(canon, sizeof canon);
+    if (!pb_encode(&os, lp2p_pb_PublicKey_fields, &key)) return LP2P_ERR_PROTOCOL;
+    lp2p__peer_id_hash(canon, os.bytes_written, out);
+    return LP2P_OK;
+}
+
+LP2P__PRIV int lp2p__peer_id_from_bytes(const uint8_t *p, size_t n, lp2p_peer_id *out) {
+    if (!p || !out || n < 3 || n > sizeof out->bytes) return LP2P_ERR_BADADDR;
+    if (p[0] == LP2P__MH_IDENTITY) {
+        /* one-byte length: <= 42, so its varint is the byte itself */
+        if (p[1] == 0 || p[1] > LP2P__MH_IDENTITY_MAX || n != 2u + p[1]) return LP2P_ERR_BADADDR;
+    } else if (p[0] == LP2P__MH_SHA2_256) {
+        if (p[1] != 32 || n != 34) return LP2P_ERR_BADADDR;
+    } else {
+        return LP2P_ERR_BADADDR;
+    }
+    memcpy(out->bytes, p, n);
+    out->len = (uint8_t)n;
+    return LP2P_OK;
+}
+
+LP2P__PRIV int lp2p__peer_id_pubkey(const lp2p_peer_id *id, const uint8_t **pubkey_pb, size_t *len) {
+    if (!id || id->len < 3 || id->bytes[0] != LP2P__MH_IDENTITY || id->len != 2u + id->bytes[1])
+        return LP2P_ERR_NOTFOUND; /* a hashed ID: the key must come from the peer */
+    *pubkey_pb = id->bytes + 2;
+    *len = id->bytes[1];
+    return LP2P_OK;
+}
+
+/* The multihash inside a CIDv1: <version 1><codec libp2p-key><multihash>. */
+static int lp2p__peer_id_from_cid(const uint8_t *p, size_t n, lp2p_peer_id *out) {
+    uint64_t version, codec;
+    int a = lp2p__uvarint_get(p, n, &version);
+    if (a <= 0 || version != LP2P__CID_V1) return LP2P_ERR_BADADDR;
+    int b = lp2p__uvarint_get(p + a, n - (size_t)a, &codec);
+    if (b <= 0 || codec != LP2P__CODEC_LIBP2P_KEY) return LP2P_ERR_BADADDR;
+    return lp2p__peer_id_from_bytes(p + a + b, n - (size_t)a - (size_t)b, out);
+}
+
+/* lp2p_peer_id_parse - parse the text form of a peer ID.
+ *
+ * Accepts (peer-ids/peer-ids.md "Decoding"):
+ *   - a bare base58btc multihash: "12D3KooW..." (Ed25519), "16Uiu2..." (secp256k1),
+ *     "Qm..." (sha2-256 of an RSA/ECDSA key), i.e. text starting with '1' or 'Q';
+ *   - a CIDv1 with multicodec libp2p-key (0x72) in multibase base32 ('b', e.g. "bafz...";
+ *     'B' upper-case also accepted) or base58btc ('z').
+ * The multihash must be an identity multihash of at most 42 bytes or a sha2-256 multihash.
+ * str: NUL-terminated, shorter than LP2P_PEER_ID_STRLEN (128) characters, no whitespace.
+ * out: written only on success.
+ * Returns LP2P_OK; LP2P_ERR_BADADDR if str is not a valid peer ID in one of these forms (bad
+ * character, wrong multibase prefix, CID version or codec, unsupported multihash, too long);
+ * LP2P_ERR_INVALID if str or out is NULL. */
+LP2P_API int lp2p_peer_id_parse(const char *str, lp2p_peer_id *out) {
+    uint8_t buf[96];
+    ptrdiff_t n;
+    size_t len = 0;
+    if (!str || !out) return LP2P_ERR_INVALID;
+    while (len < LP2P_PEER_ID_STRLEN && str[len]) len++;
+    if (len == 0 || len >= LP2P_PEER_ID_STRLEN) return LP2P_ERR_BADADDR;
+    switch (str[0]) {
+    case '1':
+    case 'Q':
+        n = lp2p__base58_dec(str, len, buf, sizeof buf);
+        return n < 0 ? LP2P_ERR_BADADDR : lp2p__peer_id_from_bytes(buf, (size_t)n, out);
+    case 'b':
+    case 'B':
+        n = lp2p__base32_dec(str + 1, len - 1, buf, sizeof buf);
+        return n < 0 ? LP2P_ERR_BADADDR : lp2p__peer_id_from_cid(buf, (size_t)n, out);
+    case 'z':
+        n = lp2p__base58_dec(str + 1, len - 1, buf, sizeof buf);
+        return n < 0 ? LP2P_ERR_BADADDR : lp2p__peer_id_from_cid(buf, (size_t)n, out);
+    default: return LP2P_ERR_BADADDR;
+    }
+}
+
+/* lp2p_peer_id_str - print a peer ID as a base58btc multihash ("12D3KooW...", "Qm...").
+ *
+ * This is the form peer-ids/peer-ids.md says implementations SHOULD display, and the one
+ * go/rust/js print and accept everywhere.
+ * buf gets a NUL-terminated string; cap is its size in bytes (LP2P_PEER_ID_STRLEN is always
+ * enough; a 12D3KooW... ID needs 53, a Qm... ID 47).
+ * Returns LP2P_OK; LP2P_ERR_INVALID if id or buf is NULL, id is empty/over-long, or cap is too
+ * small (buf is then left untouched). */
+LP2P_API int lp2p_peer_id_str(const lp2p_peer_id *id, char *buf, size_t cap) {
+    if (!id || !buf || id->len == 0 || id->len > sizeof id->bytes) return LP2P_ERR_INVALID;
+    ptrdiff_t n = lp2p__base58_enc(id->bytes, id->len, buf, cap);
+    return n < 0 ? LP2P_ERR_INVALID : LP2P_OK;
+}
+
+/* lp2p_peer_id_eq - whether two peer IDs are the same (byte-equal multihashes).
+ *
+ * Returns true when both are non-NULL and equal; false otherwise (NULL is never equal to
+ * anything, not even another NULL). Text forms are not compared: parse them first. */
+LP2P_API bool lp2p_peer_id_eq(const lp2p_peer_id *a, const lp2p_peer_id *b) {
+    if (!a || !b || a->len != b->len || a->len > sizeof a->bytes) return false;
+    return memcmp(a->bytes, b->bytes, a->len) == 0;
+}
+
+/* lp2p_identity_generate - make a fresh Ed25519 identity seed.
+ *
+ * Fills seed_out with 32 bytes from the operating system's CSPRNG (libsodium randombytes).
+ * Store them and pass them back in lp2p_config.identity_seed (with use_identity_seed = true)
+ * to keep the same peer ID across runs; keep them secret, they are the private key.
+ * Thread-safe.
+ * Returns LP2P_OK; LP2P_ERR_INVALID if seed_out is NULL; LP2P_ERR_IO if the crypto library
+ * cannot be initialised (no OS randomness). */
+LP2P_API int lp2p_identity_generate(uint8_t seed_out[32]) {
+    if (!seed_out) return LP2P_ERR_INVALID;
+    if (lp2p__crypto_init() != LP2P_OK) return LP2P_ERR_IO;
+    lp2p__random(seed_out, 32);
+    return LP2P_OK;
+}
+
+/* ---- our identity ---- */
+LP2P__PRIV void lp2p__identity_from_seed(lp2p__identity *idn, const uint8_t seed[32]) {
+    memcpy(idn->seed, seed, 32);
+    lp2p__ed25519_from_seed(seed, idn->pk, idn->sk);
+    /* PublicKey{Type: Ed25519 (field 1 varint = 1), Data (field 2, 32 bytes)} */
+    static const uint8_t prefix[4] = {0x08, LP2P__KEY_ED25519, 0x12, 0x20};
+    memcpy(idn->pubkey_pb, prefix, 4);
+    memcpy(idn->pubkey_pb + 4, idn->pk, 32);
+    lp2p__peer_id_hash(idn->pubkey_pb, sizeof idn->pubkey_pb, &idn->id);
+}
+
+LP2P__PRIV void lp2p__identity_sign(const lp2p__identity *idn, const void *msg, size_t len, uint8_t sig[64]) {
+    lp2p__ed25519_sign(idn->sk, msg, len, sig);
+}
+
+/* ---- signed envelopes ---- */
+typedef struct lp2p__slice {
+    const uint8_t *p;
+    size_t n;
+} lp2p__slice;
+
+/* encode callback: a length-delimited field (bytes, or an already serialized submessage) */
+static bool lp2p__pb_put_slice(pb_ostream_t *s, const pb_field_t *f, void *const *arg) {
+    const lp2p__slice *sl = (const lp2p__slice *)*arg;
+    if (sl->n == 0) return true; /* proto3: empty bytes are not sent */
+    return pb_encode_tag_for_field(s, f) && pb_encode_string(s, sl->p, sl->n);
+}
+
+/* decode callback: record where the field's bytes are. Only valid on streams made by
+ * pb_istream_from_buffer, whose state is the read pointer (nanopb's buffer stream). */
+static bool lp2p__pb_get_slice(pb_istream_t *s, const pb_field_t *f, void **arg) {
+    lp2p__slice *sl = (lp2p__slice *)*arg;
+    (void)f;
+    sl->p = (const uint8_t *)s->state;
+    sl->n = s->bytes_left;
+    return pb_read(s, NULL, s->bytes_left);
+}
+
+/* RFC 0002 signing buffer: uvarint-length-prefixed domain, payload type and payload. Returns
+ * its length, or 0 if it does not fit in cap. */
+static size_t lp2p__envelope_signing_data(const char *domain, size_t dl, const uint8_t *type, size_t type_len,
+                                          const uint8_t *payload, size_t payload_len, uint8_t *out, size_t cap) {
+    size_t need = lp2p__uvarint_len(dl) + dl + lp2p__uvarint_len(type_len) + type_len +
+                  lp2p__uvarint_len(payload_len) + payload_len;
+    if (need > cap) return 0;
+    size_t o = lp2p__uvarint_put(out, dl);
+    memcpy(out + o, domain, dl), o += dl;
+    o += lp2p__uvarint_put(out + o, type_len);
+    if (type_len) memcpy(out + o, type, type_len), o += type_len;
+    o += lp2p__uvarint_put(out + o, payload_len);
+    if (payload_len) memcpy(out + o, payload, payload_len), o += payload_len;
+    return o;
+}
+
+LP2P__PRIV ptrdiff_t lp2p__envelope_seal(const lp2p__identity *idn, const char *domain, const uint8_t *type,
+                                         size_t type_len, const uint8_t *payload, size_t payload_len, uint8_t *out,
+                                         size_t cap) {
+    size_t dl = domain ? strlen(domain) : 0;
+    if (!idn || !out || dl == 0 || dl > LP2P__ENVELOPE_DOMAIN_MAX || !type || type_len == 0 ||
+        type_len > LP2P__ENVELOPE_TYPE_MAX || (payload_len && !payload))
+        return LP2P_ERR_INVALID;
+    /* The signing buffer is built in out: with the domain capped it is never longer than the
+     * envelope (which adds a 38-byte key and a 66-byte signature), so if it does not fit,
+     * neither would the envelope. */
+    uint8_t sig[64];
+    size_t sdl = lp2p__envelope_signing_data(domain, dl, type, type_len, payload, payload_len, out, cap);
+    if (sdl == 0) return LP2P_ERR_MSGSIZE;
+    lp2p__identity_sign(idn, out, sdl, sig);
+
+    lp2p_pb_Envelope e;
+    lp2p__slice key = {idn->pubkey_pb, sizeof idn->pubkey_pb}, pl = {payload, payload_len};
+    memset(&e, 0, sizeof e);
+    e.public_key.funcs.encode = lp2p__pb_put_slice;
+    e.public_key.arg = &key;
+    e.payload.funcs.encode = lp2p__pb_put_slice;
+    e.payload.arg = &pl;
+    e.payload_type.size = (pb_size_t)type_len;
+    memcpy(e.payload_type.bytes, type, type_len);
+    e.signature.size = 64;
+    memcpy(e.signature.bytes, sig, 64);
+    pb_ostream_t os = pb_ostream_from_buffer(out, cap);
+    if (!pb_encode(&os, lp2p_pb_Envelope_fields, &e)) return LP2P_ERR_MSGSIZE;
+    return (ptrdiff_t)os.bytes_written;
+}
+
+LP2P__PRIV int lp2p__envelope_open(const uint8_t *env, size_t env_len, const char *domain, const uint8_t *type,
+                                   size_t type_len, const uint8_t **payload, size_t *payload_len,
+                                   lp2p_peer_id *signer) {
+    size_t dl = domain ? strlen(domain) : 0;
+    if (!env || !payload || !payload_len || !signer || dl == 0 || dl > LP2P__ENVELOPE_DOMAIN_MAX ||
+        (type_len && !type) || type_len > LP2P__ENVELOPE_TYPE_MAX)
+        return LP2P_ERR_INVALID;
+    if (env_len > LP2P__ENVELOPE_MAX) return LP2P_ERR_MSGSIZE;
+
+    lp2p_pb_Envelope e;
+    lp2p__slice key = {NULL, 0}, pl = {NULL, 0};
+    memset(&e, 0, sizeof e);
+    e.public_key.funcs.decode = lp2p__pb_get_slice;
+    e.public_key.arg = &key;
+    e.payload.funcs.decode = lp2p__pb_get_slice;
+    e.payload.arg = &pl;
+    pb_istream_t is = pb_istream_from_buffer(env, env_len);
+    if (!pb_decode(&is, lp2p_pb_Envelope_fields, &e) || !key.p) return LP2P_ERR_PROTOCOL;
+    /* the payload type is part of what was signed, but a record of another type must not be
+     * accepted as ours even with a good signature (RFC 0002 "Payload Type Information") */
+    if (e.payload_type.size != type_len || (type_len && memcmp(e.payload_type.bytes, type, type_len) != 0))
+        return LP2P_ERR_PROTOCOL;
+
+    uint8_t sd[LP2P__ENVELOPE_MAX + LP2P__ENVELOPE_DOMAIN_MAX + LP2P__ENVELOPE_TYPE_MAX + 16];
+    size_t sdl = lp2p__envelope_signing_data(domain, dl, type, type_len, pl.p, pl.n, sd, sizeof sd);
+    if (sdl == 0) return LP2P_ERR_MSGSIZE; /* cannot happen: pl.n < env_len */
+    int rc = lp2p__pubkey_verify(key.p, key.n, sd, sdl, e.signature.bytes, e.signature.size);
+    if (rc) return rc;
+    lp2p_peer_id id;
+    rc = lp2p__peer_id_from_pubkey(key.p, key.n, &id);
+    if (rc) return rc;
+    *payload = pl.p ? pl.p : env;
+    *payload_len = pl.n;
+    *signer = id;
+    return LP2P_OK;
+}
 /*==================== end src/peerid.c ====================*/
 /*==================== begin src/multiaddr.c ====================*/
 /* multiaddr.c - L0: multiaddr text <-> binary, validation, component helpers.
@@ -2726,7 +3067,734 @@ LP2P__PRIV int lp2p__pipe_write_msg(lp2p__ctx *ctx, lp2p__pipe *p, const void *b
 }
 /*==================== end src/pipe.c ====================*/
 /*==================== begin src/tcp.c ====================*/
-/* tcp.c - placeholder, being written */
+/* tcp.c - L3: TCP transport over the runtime poller, DNS resolution off the loop, and an
+ * in-memory pipe pair.
+ *
+ * Spec: libp2p/specs connections/README.md (a transport yields a reliable byte stream);
+ * addressing/README.md (/ip4|ip6|dns|dns4|dns6/../tcp/..). Sockets are non-blocking and
+ * registered once with the poller (edge-triggered): every syscall is retried until EAGAIN
+ * before the task parks on lp2p__wait_fd.
+ * Lifetimes: close/reset/listener_free may be called by one task while another is parked in
+ * read/write/accept on the same object (a muxer closing its connection, a host stopping a
+ * listener). The fd is closed at once; the record is freed when the last parked call has
+ * woken, and that call returns LP2P_ERR_CLOSED without touching anything else.
+ * Errors: ECONNRESET, EPIPE (peer gone while we write), ECONNABORTED and ETIMEDOUT on an
+ * open connection map to LP2P_ERR_RESET; a failed connect (refused, unreachable, timed out
+ * by the kernel, no route, DNS failure) maps to LP2P_ERR_UNREACHABLE; ENOMEM/ENOBUFS to
+ * LP2P_ERR_NOMEM; anything else to LP2P_ERR_IO. Writing after close_write gives ERR_CLOSED.
+ * Depends on: tcp.h (runtime.h, pipe.h, multiaddr.h), POSIX sockets, getaddrinfo, pthreads. */
+/* #include "tcp.h" (amalgamated) */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define LP2P__TCP_RBUF 4096     /* per-pipe read-ahead for small reads */
+#define LP2P__TCP_BACKLOG 1024
+#define LP2P__DNS_MAX 16        /* addresses kept from one getaddrinfo answer */
+#define LP2P__DIAL_MAX 8        /* resolved addresses one dial tries */
+#define LP2P__MEMPIPE_MAX (1u << 20)
+
+/* ---- errno mapping ------------------------------------------------------------------------- */
+static int lp2p__tcp_io_err(int e) {
+    switch (e) {
+    case ECONNRESET: case EPIPE: case ECONNABORTED: case ETIMEDOUT: case EHOSTUNREACH: case ENETUNREACH:
+    case ENETRESET: return LP2P_ERR_RESET;
+    case ENOMEM: case ENOBUFS: return LP2P_ERR_NOMEM;
+    default: return LP2P_ERR_IO;
+    }
+}
+
+static int lp2p__tcp_connect_err(int e) {
+    switch (e) {
+    case ENOMEM: case ENOBUFS: return LP2P_ERR_NOMEM;
+    case EMFILE: case ENFILE: case EBADF: case EINVAL: return LP2P_ERR_IO;
+    default: return LP2P_ERR_UNREACHABLE; /* ECONNREFUSED, E*UNREACH, ETIMEDOUT, EADDRNOTAVAIL, EACCES ... */
+    }
+}
+
+/* ---- sockaddr <-> multiaddr -------------------------------------------------------------- */
+static void lp2p__tcp_sa_to_ma(const struct sockaddr_storage *ss, lp2p__ma *out) {
+    size_t n = 0;
+    uint16_t port;
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(s6->sin6_addr.s6_addr, mapped, 12) == 0) { /* a v4 peer on a dual-stack socket */
+            out->b[n++] = LP2P__MA_IP4;
+            memcpy(out->b + n, s6->sin6_addr.s6_addr + 12, 4), n += 4;
+        } else {
+            out->b[n++] = LP2P__MA_IP6;
+            memcpy(out->b + n, s6->sin6_addr.s6_addr, 16), n += 16;
+        }
+        port = ntohs(s6->sin6_port);
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        out->b[n++] = LP2P__MA_IP4;
+        memcpy(out->b + n, &s4->sin_addr.s_addr, 4), n += 4;
+        port = ntohs(s4->sin_port);
+    }
+    out->b[n++] = LP2P__MA_TCP;
+    lp2p__put_be16(out->b + n, port), n += 2;
+    out->len = (uint16_t)n;
+}
+
+/* First two components /ip4|ip6/<a>/tcp/<port> -> sockaddr; ERR_BADADDR otherwise. */
+static int lp2p__tcp_ma_to_sa(const lp2p__ma *ma, struct sockaddr_storage *ss, socklen_t *len) {
+    size_t off = 0, vn = 0;
+    uint32_t code = 0, code2 = 0;
+    const uint8_t *v = NULL, *pv = NULL;
+    if (!lp2p__ma_next(ma, &off, &code, &v, &vn)) return LP2P_ERR_BADADDR;
+    if (!lp2p__ma_next(ma, &off, &code2, &pv, &vn) || code2 != LP2P__MA_TCP) return LP2P_ERR_BADADDR;
+    memset(ss, 0, sizeof *ss);
+    if (code == LP2P__MA_IP4) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+        s4->sin_family = AF_INET;
+        memcpy(&s4->sin_addr.s_addr, v, 4);
+        s4->sin_port = htons(lp2p__be16(pv));
+        *len = sizeof *s4;
+    } else if (code == LP2P__MA_IP6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        memcpy(s6->sin6_addr.s6_addr, v, 16);
+        s6->sin6_port = htons(lp2p__be16(pv));
+        *len = sizeof *s6;
+    } else {
+        return LP2P_ERR_BADADDR;
+    }
+    return LP2P_OK;
+}
+
+static void lp2p__tcp_sockopt(int fd, int level, int opt, int val) {
+    (void)setsockopt(fd, level, opt, &val, sizeof val); /* best effort: all are optimisations */
+}
+
+/* ---- TCP pipe ------------------------------------------------------------------------------- */
+typedef struct lp2p__tcp_pipe {
+    lp2p__pipe base;
+    lp2p__sched *s;
+    lp2p__ctx *ctx;
+    int fd;
+    int waiting;  /* calls parked in read/write; the record outlives them */
+    bool closed;  /* released by close/reset: fd is gone */
+    bool wr_shut; /* close_write done */
+    uint16_t rpos, rlen;
+    uint8_t *rbuf; /* LP2P__TCP_RBUF bytes, allocated on the first small read */
+} lp2p__tcp_pipe;
+
+static void lp2p__tcp_pipe_free(lp2p__tcp_pipe *t) {
+    lp2p__free(t->ctx, t->rbuf, LP2P__TCP_RBUF);
+    lp2p__free(t->ctx, t, sizeof *t);
+}
+
+/* Park on the fd; ERR_CLOSED (and nothing touched after) if the pipe was released meanwhile. */
+static int lp2p__tcp_wait(lp2p__tcp_pipe *t, int dir, int64_t deadline) {
+    t->waiting++;
+    int rc = lp2p__wait_fd(t->s, t->fd, dir, deadline);
+    t->waiting--;
+    if (t->closed) {
+        if (t->waiting == 0) lp2p__tcp_pipe_free(t);
+        return LP2P_ERR_CLOSED;
+    }
+    return rc;
+}
+
+static ptrdiff_t lp2p__tcp_read(lp2p__pipe *p, void *buf, size_t cap, int64_t deadline) {
+    lp2p__tcp_pipe *t = (lp2p__tcp_pipe *)p;
+    if (cap == 0) return LP2P_ERR_INVALID; /* 0 would read as EOF */
+    if (t->rpos < t->rlen) {
+        size_t n = LP2P__MIN(cap, (size_t)(t->rlen - t->rpos));
+        memcpy(buf, t->rbuf + t->rpos, n);
+        t->rpos = (uint16_t)(t->rpos + n);
+        return (ptrdiff_t)n;
+    }
+    for (;;) {
+        ssize_t n;
+        if (cap >= LP2P__TCP_RBUF) { /* big reads go straight to the caller's buffer */
+            n = recv(t->fd, buf, cap, 0);
+            if (n >= 0) return (ptrdiff_t)n;
+        } else {
+            if (!t->rbuf && !(t->rbuf = (uint8_t *)lp2p__alloc(t->ctx, LP2P__TCP_RBUF))) return LP2P_ERR_NOMEM;
+            n = recv(t->fd, t->rbuf, LP2P__TCP_RBUF, 0);
+            if (n >= 0) {
+                size_t k = LP2P__MIN(cap, (size_t)n);
+                memcpy(buf, t->rbuf, k);
+                t->rpos = (uint16_t)k, t->rlen = (uint16_t)n;
+                return (ptrdiff_t)k;
+            }
+        }
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return lp2p__tcp_io_err(errno);
+        int rc = lp2p__tcp_wait(t, LP2P__IN, deadline);
+        if (rc) return rc;
+    }
+}
+
+static int lp2p__tcp_write(lp2p__pipe *p, const void *buf, size_t len, int64_t deadline) {
+    lp2p__tcp_pipe *t = (lp2p__tcp_pipe *)p;
+    const uint8_t *b = (const uint8_t *)buf;
+    if (t->wr_shut) return LP2P_ERR_CLOSED;
+    while (len > 0) {
+        ssize_t n = send(t->fd, b, len, MSG_NOSIGNAL); /* no SIGPIPE when the peer is gone */
+        if (n > 0) {
+            b += n, len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return lp2p__tcp_io_err(errno);
+        int rc = lp2p__tcp_wait(t, LP2P__OUT, deadline);
+        if (rc) return rc;
+    }
+    return LP2P_OK;
+}
+
+static int lp2p__tcp_close_write(lp2p__pipe *p) {
+    lp2p__tcp_pipe *t = (lp2p__tcp_pipe *)p;
+    if (t->wr_shut) return LP2P_OK;
+    t->wr_shut = true;
+    if (shutdown(t->fd, SHUT_WR) < 0 && errno != ENOTCONN) return lp2p__tcp_io_err(errno);
+    return LP2P_OK;
+}
+
+static void lp2p__tcp_release(lp2p__tcp_pipe *t, bool abort) {
+    if (abort) { /* SO_LINGER {1, 0}: close() sends RST and drops unsent data */
+        struct linger lg = {1, 0};
+        (void)setsockopt(t->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    t->closed = true;
+    lp2p__fd_del(t->s, t->fd); /* wakes parked calls; they free the record */
+    close(t->fd);
+    t->fd = -1;
+    if (t->waiting == 0) lp2p__tcp_pipe_free(t);
+}
+
+static void lp2p__tcp_reset(lp2p__pipe *p) { lp2p__tcp_release((lp2p__tcp_pipe *)p, true); }
+static void lp2p__tcp_close(lp2p__pipe *p) { lp2p__tcp_release((lp2p__tcp_pipe *)p, false); }
+
+static const lp2p__pipe_vt lp2p__tcp_vt = {lp2p__tcp_read, lp2p__tcp_write, lp2p__tcp_close_write, lp2p__tcp_reset,
+                                           lp2p__tcp_close};
+
+LP2P__PRIV int lp2p__tcp_pipe_fd(lp2p__pipe *p) {
+    return p && p->vt == &lp2p__tcp_vt ? ((lp2p__tcp_pipe *)p)->fd : -1;
+}
+
+/* Wrap a connected non-blocking socket (registered with the poller already). */
+static int lp2p__tcp_pipe_new(lp2p__sched *s, int fd, lp2p__pipe **out) {
+    lp2p__ctx *ctx = lp2p__sched_ctx(s);
+    lp2p__tcp_pipe *t = (lp2p__tcp_pipe *)lp2p__zalloc(ctx, sizeof *t);
+    if (!t) return LP2P_ERR_NOMEM;
+    t->base.vt = &lp2p__tcp_vt;
+    t->s = s, t->ctx = ctx, t->fd = fd;
+    *out = &t->base;
+    return LP2P_OK;
+}
+
+static void lp2p__tcp_fd_drop(lp2p__sched *s, int fd, bool registered) {
+    if (registered) lp2p__fd_del(s, fd);
+    close(fd);
+}
+
+/* ---- listener --------------------------------------------------------------------------------- */
+struct lp2p__tcp_listener {
+    lp2p__sched *s;
+    lp2p__ctx *ctx;
+    int fd;
+    int waiting;
+    bool closed;
+};
+
+LP2P__PRIV int lp2p__tcp_listen(lp2p__sched *s, const lp2p__ma *addr, lp2p__tcp_listener **out, lp2p__ma *bound) {
+    lp2p__ctx *ctx = lp2p__sched_ctx(s);
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    char text[LP2P__MA_STRLEN];
+    size_t off = 0, vn;
+    uint32_t code;
+    const uint8_t *v;
+    /* exactly /ip4|ip6/<a>/tcp/<port>: anything after it is not ours to serve */
+    if (lp2p__tcp_ma_to_sa(addr, &ss, &sl)) return LP2P_ERR_BADADDR;
+    lp2p__ma_next(addr, &off, &code, &v, &vn), lp2p__ma_next(addr, &off, &code, &v, &vn);
+    if (off != addr->len) return LP2P_ERR_BADADDR;
+    lp2p__ma_str(addr, text, sizeof text);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        LP2P__WARN(ctx, LP2P_ERR_IO, "tcp listen %s: socket: %s", text, strerror(errno));
+        return LP2P_ERR_IO;
+    }
+    lp2p__tcp_sockopt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+#ifdef SO_REUSEPORT
+    lp2p__tcp_sockopt(fd, SOL_SOCKET, SO_REUSEPORT, 1); /* dials from this port (hole punching) */
+#endif
+    if (ss.ss_family == AF_INET6) lp2p__tcp_sockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1); /* as go: v4 and v6 apart */
+    lp2p__tcp_sockopt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    const char *step = NULL;
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0) step = "bind";
+    else if (listen(fd, LP2P__TCP_BACKLOG) < 0) step = "listen";
+    else if (sl = sizeof ss, getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) step = "getsockname";
+    if (step) {
+        LP2P__WARN(ctx, LP2P_ERR_IO, "tcp listen %s: %s: %s", text, step, strerror(errno));
+        close(fd);
+        return LP2P_ERR_IO;
+    }
+    int rc = lp2p__fd_add(s, fd);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    lp2p__tcp_listener *l = (lp2p__tcp_listener *)lp2p__zalloc(ctx, sizeof *l);
+    if (!l) {
+        lp2p__tcp_fd_drop(s, fd, true);
+        return LP2P_ERR_NOMEM;
+    }
+    l->s = s, l->ctx = ctx, l->fd = fd;
+    if (bound) lp2p__tcp_sa_to_ma(&ss, bound);
+    *out = l;
+    return LP2P_OK;
+}
+
+static void lp2p__tcp_listener_destroy(lp2p__tcp_listener *l) { lp2p__free(l->ctx, l, sizeof *l); }
+
+LP2P__PRIV int lp2p__tcp_accept(lp2p__tcp_listener *l, lp2p__pipe **out, lp2p__ma *remote, int64_t deadline) {
+    if (l->closed) return LP2P_ERR_CLOSED;
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            lp2p__tcp_sockopt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+            int rc = lp2p__fd_add(l->s, fd);
+            if (rc) {
+                close(fd);
+                return rc;
+            }
+            if ((rc = lp2p__tcp_pipe_new(l->s, fd, out))) {
+                lp2p__tcp_fd_drop(l->s, fd, true);
+                return rc;
+            }
+            if (remote) lp2p__tcp_sa_to_ma(&ss, remote);
+            return LP2P_OK;
+        }
+        int e = errno;
+        /* accept(2): a connection that died in the queue, or a pending network error, is
+         * not the listener's failure: take the next one */
+        if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == ENETDOWN || e == ENOPROTOOPT || e == EHOSTDOWN ||
+            e == EHOSTUNREACH || e == EOPNOTSUPP || e == ENETUNREACH)
+            continue;
+        if (e != EAGAIN && e != EWOULDBLOCK) {
+            LP2P__WARN(l->ctx, LP2P_ERR_IO, "tcp accept: %s", strerror(e));
+            return e == ENOMEM || e == ENOBUFS ? LP2P_ERR_NOMEM : LP2P_ERR_IO;
+        }
+        l->waiting++;
+        int rc = lp2p__wait_fd(l->s, l->fd, LP2P__IN, deadline);
+        l->waiting--;
+        if (l->closed) {
+            if (l->waiting == 0) lp2p__tcp_listener_destroy(l);
+            return LP2P_ERR_CLOSED;
+        }
+        if (rc) return rc;
+    }
+}
+
+LP2P__PRIV void lp2p__tcp_listener_free(lp2p__tcp_listener *l) {
+    if (!l) return;
+    l->closed = true;
+    lp2p__fd_del(l->s, l->fd);
+    close(l->fd);
+    l->fd = -1;
+    if (l->waiting == 0) lp2p__tcp_listener_destroy(l);
+}
+
+/* ---- dialing ------------------------------------------------------------------------------------ */
+/* Wait for a non-blocking connect to finish. */
+static int lp2p__tcp_connect_wait(lp2p__sched *s, int fd, int64_t deadline) {
+    for (;;) {
+        int rc = lp2p__wait_fd(s, fd, LP2P__OUT, deadline);
+        if (rc) return rc;
+        int err = 0;
+        socklen_t el = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) err = errno;
+        if (err) return lp2p__tcp_connect_err(err);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) return LP2P_OK;
+        if (errno != ENOTCONN) return lp2p__tcp_connect_err(errno);
+        /* woken early: still connecting */
+    }
+}
+
+static int lp2p__tcp_bind_port(int fd, int family, int port) {
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sl;
+    lp2p__tcp_sockopt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+#ifdef SO_REUSEPORT
+    lp2p__tcp_sockopt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+#endif
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6, s6->sin6_port = htons((uint16_t)port), sl = sizeof *s6;
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET, s4->sin_port = htons((uint16_t)port), sl = sizeof *s4;
+    }
+    return bind(fd, (struct sockaddr *)&ss, sl) == 0 ? LP2P_OK : LP2P_ERR_IO;
+}
+
+static int lp2p__tcp_dial_one(lp2p__sched *s, const lp2p__ma *addr, int reuse_port, lp2p__pipe **out, lp2p__ma *local,
+                              lp2p__ma *remote, int64_t deadline) {
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (lp2p__tcp_ma_to_sa(addr, &ss, &sl)) return LP2P_ERR_BADADDR;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return lp2p__tcp_connect_err(errno);
+    lp2p__tcp_sockopt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    if (reuse_port > 0 && reuse_port <= 65535 && lp2p__tcp_bind_port(fd, ss.ss_family, reuse_port)) {
+        int e = errno;
+        close(fd);
+        LP2P__DEBUG(lp2p__sched_ctx(s), "tcp dial: bind to port %d: %s", reuse_port, strerror(e));
+        return LP2P_ERR_IO;
+    }
+    int rc = lp2p__fd_add(s, fd);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+        if (errno == EINPROGRESS || errno == EINTR) rc = lp2p__tcp_connect_wait(s, fd, deadline);
+        else rc = lp2p__tcp_connect_err(errno);
+    }
+    if (rc == LP2P_OK) rc = lp2p__tcp_pipe_new(s, fd, out);
+    if (rc) {
+        lp2p__tcp_fd_drop(s, fd, true);
+        return rc;
+    }
+    if (local) {
+        struct sockaddr_storage ls;
+        socklen_t ll = sizeof ls;
+        if (getsockname(fd, (struct sockaddr *)&ls, &ll) == 0) lp2p__tcp_sa_to_ma(&ls, local);
+        else local->len = 0;
+    }
+    if (remote) lp2p__tcp_sa_to_ma(&ss, remote);
+    return LP2P_OK;
+}
+
+LP2P__PRIV int lp2p__tcp_dial(lp2p__sched *s, const lp2p__ma *addr, int reuse_port, lp2p__pipe **out, lp2p__ma *local,
+                              lp2p__ma *remote, int64_t deadline) {
+    lp2p__ma targets[LP2P__DIAL_MAX];
+    size_t off = 0, vn;
+    uint32_t code;
+    const uint8_t *v;
+    int n = 1, rc = LP2P_ERR_UNREACHABLE;
+    if (!lp2p__ma_is_tcp(addr) || !lp2p__ma_next(addr, &off, &code, &v, &vn)) return LP2P_ERR_BADADDR;
+    if (code == LP2P__MA_DNS || code == LP2P__MA_DNS4 || code == LP2P__MA_DNS6) {
+        n = lp2p__dns_resolve(s, addr, targets, LP2P__DIAL_MAX, deadline);
+        if (n < 0) return n;
+    } else {
+        targets[0] = *addr;
+    }
+    for (int i = 0; i < n; i++) { /* in resolver order (RFC 6724 sorting by getaddrinfo) */
+        rc = lp2p__tcp_dial_one(s, &targets[i], reuse_port, out, local, remote, deadline);
+        if (rc == LP2P_OK || rc == LP2P_ERR_TIMEOUT || rc == LP2P_ERR_CANCELED || rc == LP2P_ERR_WOULDBLOCK) break;
+    }
+    return rc;
+}
+
+/* ---- DNS: getaddrinfo on a detached thread -------------------------------------------------------
+ * The request is shared by the waiting task (loop thread) and the worker thread, guarded by mu;
+ * exactly one of them frees it (plain malloc/free: the worker may outlive the host and its
+ * allocator):
+ *   - the worker, if the waiter gave up before the answer (it then never touches the scheduler);
+ *   - the posted callback, if the waiter gave up after the worker posted;
+ *   - the waiter otherwise.
+ * The worker posts only while the waiter still waits, so the scheduler is alive at that time. */
+typedef struct lp2p__dns_req {
+    pthread_mutex_t mu;
+    lp2p__sched *s;
+    char name[256];
+    int family;
+    bool waiter_gone, finished, posted, done; /* under mu */
+    int n;
+    struct sockaddr_storage res[LP2P__DNS_MAX];
+    lp2p__waitq wq; /* loop thread only */
+} lp2p__dns_req;
+
+static void lp2p__dns_req_free(lp2p__dns_req *r) {
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+static void lp2p__dns_done(void *arg) { /* runs as a task on the loop thread */
+    lp2p__dns_req *r = (lp2p__dns_req *)arg;
+    pthread_mutex_lock(&r->mu);
+    r->done = true;
+    bool gone = r->waiter_gone;
+    pthread_mutex_unlock(&r->mu);
+    if (gone) lp2p__dns_req_free(r);
+    else lp2p__waitq_wake_all(r->s, &r->wq);
+}
+
+static void lp2p__dns_collect(lp2p__dns_req *r, const struct addrinfo *ai) {
+    for (; ai && r->n < LP2P__DNS_MAX; ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) || ai->ai_addrlen > sizeof r->res[0]) continue;
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof ss);
+        memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+        bool dup = false;
+        for (int i = 0; i < r->n && !dup; i++) dup = memcmp(&r->res[i], &ss, sizeof ss) == 0;
+        if (!dup) r->res[r->n++] = ss;
+    }
+}
+
+static void *lp2p__dns_thread(void *arg) {
+    lp2p__dns_req *r = (lp2p__dns_req *)arg;
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = r->family;
+    hints.ai_socktype = SOCK_STREAM; /* no AI_ADDRCONFIG: it hides ::1/127.0.0.1 on loopback-only hosts */
+    if (getaddrinfo(r->name, NULL, &hints, &ai) == 0) {
+        lp2p__dns_collect(r, ai);
+        freeaddrinfo(ai);
+    }
+    pthread_mutex_lock(&r->mu);
+    if (r->waiter_gone) {
+        pthread_mutex_unlock(&r->mu);
+        lp2p__dns_req_free(r);
+        return NULL;
+    }
+    r->finished = true;
+    r->posted = lp2p__sched_post(r->s, lp2p__dns_done, r) == LP2P_OK;
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* Results are ready to read (and the waiter owns r) when the callback ran, or the worker
+ * finished but could not post. */
+static bool lp2p__dns_ready(lp2p__dns_req *r) { return r->done || (r->finished && !r->posted); }
+
+/* Wait for the worker; returns OK (r owned by the caller) or an error (r handed off). */
+static int lp2p__dns_wait(lp2p__sched *s, lp2p__dns_req *r, int64_t deadline) {
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        bool ready = lp2p__dns_ready(r);
+        pthread_mutex_unlock(&r->mu);
+        if (ready) return LP2P_OK;
+        /* short slices: also notices a worker whose post failed */
+        int rc = lp2p__waitq_wait(s, &r->wq, lp2p__deadline_min(deadline, lp2p_deadline_in(100)));
+        if (rc == LP2P_ERR_TIMEOUT && (deadline < 0 || lp2p_now() < deadline)) continue;
+        if (rc == LP2P_OK) continue;
+        pthread_mutex_lock(&r->mu);
+        ready = lp2p__dns_ready(r);
+        if (!ready) r->waiter_gone = true; /* the worker or the callback frees r */
+        pthread_mutex_unlock(&r->mu);
+        return ready ? LP2P_OK : rc;
+    }
+}
+
+LP2P__PRIV int lp2p__dns_resolve(lp2p__sched *s, const lp2p__ma *addr, lp2p__ma *out, int max, int64_t deadline) {
+    size_t off = 0, vn;
+    uint32_t code;
+    const uint8_t *v;
+    if (max <= 0) return LP2P_ERR_INVALID;
+    if (!lp2p__ma_next(addr, &off, &code, &v, &vn)) return LP2P_ERR_BADADDR;
+    if ((code != LP2P__MA_DNS && code != LP2P__MA_DNS4 && code != LP2P__MA_DNS6) || vn >= 256) return LP2P_ERR_BADADDR;
+    lp2p__dns_req *r = (lp2p__dns_req *)calloc(1, sizeof *r);
+    if (!r) return LP2P_ERR_NOMEM;
+    pthread_mutex_init(&r->mu, NULL);
+    r->s = s;
+    memcpy(r->name, v, vn);
+    r->family = code == LP2P__MA_DNS4 ? AF_INET : code == LP2P__MA_DNS6 ? AF_INET6 : AF_UNSPEC;
+    pthread_attr_t attr;
+    pthread_t th;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int perr = pthread_create(&th, &attr, lp2p__dns_thread, r);
+    pthread_attr_destroy(&attr);
+    if (perr) {
+        lp2p__dns_req_free(r);
+        LP2P__WARN(lp2p__sched_ctx(s), LP2P_ERR_NOMEM, "dns: cannot start resolver thread: %s", strerror(perr));
+        return LP2P_ERR_NOMEM;
+    }
+    int rc = lp2p__dns_wait(s, r, deadline);
+    if (rc) return rc;
+    /* /dnsX/<name>/rest -> /ipY/<addr>/rest for each answer */
+    size_t rest = addr->len - off;
+    int n = 0;
+    for (int i = 0; i < r->n && n < max; i++) {
+        lp2p__ma m;
+        lp2p__tcp_sa_to_ma(&r->res[i], &m);
+        m.len = (uint16_t)(m.b[0] == LP2P__MA_IP4 ? 5 : 17); /* keep only the ip component */
+        if (m.len + rest > LP2P__MA_MAX) continue;
+        memcpy(m.b + m.len, addr->b + off, rest);
+        m.len = (uint16_t)(m.len + rest);
+        out[n++] = m;
+    }
+    lp2p__dns_req_free(r);
+    if (n == 0) LP2P__DEBUG(lp2p__sched_ctx(s), "dns: no usable address for %.*s", (int)vn, (const char *)v);
+    return n > 0 ? n : LP2P_ERR_UNREACHABLE;
+}
+
+/* ---- in-memory pipe pair ----------------------------------------------------------------------- */
+typedef struct lp2p__mem_dir { /* one direction: a ring buffer that grows up to LP2P__MEMPIPE_MAX */
+    uint8_t *buf;
+    size_t cap, head, len;
+    bool eof; /* the writer sent FIN */
+    lp2p__waitq readers, writers;
+} lp2p__mem_dir;
+
+typedef struct lp2p__mem_shared {
+    lp2p__sched *s;
+    lp2p__ctx *ctx;
+    lp2p__mem_dir dir[2]; /* dir[i] is written by side i */
+    bool reset[2], gone[2];
+    int refs;
+} lp2p__mem_shared;
+
+typedef struct lp2p__mempipe {
+    lp2p__pipe base;
+    lp2p__mem_shared *sh;
+    int side;
+    int waiting;
+    bool closed;
+} lp2p__mempipe;
+
+static void lp2p__mem_drop(lp2p__mempipe *m) {
+    lp2p__mem_shared *sh = m->sh;
+    lp2p__free(sh->ctx, m, sizeof *m);
+    if (--sh->refs > 0) return;
+    for (int i = 0; i < 2; i++) lp2p__free(sh->ctx, sh->dir[i].buf, sh->dir[i].cap);
+    lp2p__free(sh->ctx, sh, sizeof *sh);
+}
+
+static int lp2p__mem_wait(lp2p__mempipe *m, lp2p__waitq *q, int64_t deadline) {
+    m->waiting++;
+    int rc = lp2p__waitq_wait(m->sh->s, q, deadline);
+    m->waiting--;
+    if (m->closed) {
+        if (m->waiting == 0) lp2p__mem_drop(m);
+        return LP2P_ERR_CLOSED;
+    }
+    return rc;
+}
+
+static void lp2p__mem_wake_all(lp2p__mem_shared *sh) {
+    for (int i = 0; i < 2; i++) {
+        lp2p__waitq_wake_all(sh->s, &sh->dir[i].readers);
+        lp2p__waitq_wake_all(sh->s, &sh->dir[i].writers);
+    }
+}
+
+static ptrdiff_t lp2p__mem_read(lp2p__pipe *p, void *buf, size_t cap, int64_t deadline) {
+    lp2p__mempipe *m = (lp2p__mempipe *)p;
+    lp2p__mem_shared *sh = m->sh;
+    int peer = 1 - m->side;
+    lp2p__mem_dir *d = &sh->dir[peer];
+    if (cap == 0) return LP2P_ERR_INVALID;
+    for (;;) {
+        if (sh->reset[peer]) return LP2P_ERR_RESET; /* like TCP RST: unread data is lost */
+        if (d->len > 0) {
+            size_t n = LP2P__MIN(cap, d->len), first = LP2P__MIN(n, d->cap - d->head);
+            memcpy(buf, d->buf + d->head, first);
+            memcpy((uint8_t *)buf + first, d->buf, n - first);
+            d->head = (d->head + n) % d->cap, d->len -= n;
+            lp2p__waitq_wake_all(sh->s, &d->writers);
+            return (ptrdiff_t)n;
+        }
+        if (d->eof) return 0;
+        int rc = lp2p__mem_wait(m, &d->readers, deadline);
+        if (rc) return rc;
+    }
+}
+
+/* Make room for at least want more bytes (capped at the limit); linearises the ring. */
+static int lp2p__mem_grow(lp2p__mem_shared *sh, lp2p__mem_dir *d, size_t want) {
+    size_t need = LP2P__MIN(d->len + want, (size_t)LP2P__MEMPIPE_MAX);
+    if (need <= d->cap) return LP2P_OK;
+    size_t cap = d->cap ? d->cap : 4096;
+    while (cap < need) cap *= 2;
+    if (cap > LP2P__MEMPIPE_MAX) cap = LP2P__MEMPIPE_MAX;
+    uint8_t *nb = (uint8_t *)lp2p__alloc(sh->ctx, cap);
+    if (!nb) return LP2P_ERR_NOMEM;
+    size_t first = d->len ? LP2P__MIN(d->len, d->cap - d->head) : 0;
+    if (first) memcpy(nb, d->buf + d->head, first);
+    if (d->len > first) memcpy(nb + first, d->buf, d->len - first);
+    lp2p__free(sh->ctx, d->buf, d->cap);
+    d->buf = nb, d->cap = cap, d->head = 0;
+    return LP2P_OK;
+}
+
+static int lp2p__mem_write(lp2p__pipe *p, const void *buf, size_t len, int64_t deadline) {
+    lp2p__mempipe *m = (lp2p__mempipe *)p;
+    lp2p__mem_shared *sh = m->sh;
+    int peer = 1 - m->side;
+    lp2p__mem_dir *d = &sh->dir[m->side];
+    const uint8_t *b = (const uint8_t *)buf;
+    if (d->eof) return LP2P_ERR_CLOSED;
+    while (len > 0) {
+        if (sh->reset[peer] || sh->gone[peer]) return LP2P_ERR_RESET; /* nobody will read it */
+        if (d->len < LP2P__MEMPIPE_MAX) {
+            if (lp2p__mem_grow(sh, d, len)) return LP2P_ERR_NOMEM;
+            size_t k = LP2P__MIN(len, d->cap - d->len), tail = (d->head + d->len) % d->cap;
+            size_t first = LP2P__MIN(k, d->cap - tail);
+            memcpy(d->buf + tail, b, first);
+            memcpy(d->buf, b + first, k - first);
+            d->len += k, b += k, len -= k;
+            lp2p__waitq_wake_all(sh->s, &d->readers);
+            continue;
+        }
+        int rc = lp2p__mem_wait(m, &d->writers, deadline);
+        if (rc) return rc;
+        if (d->eof) return LP2P_ERR_CLOSED; /* close_write by another task meanwhile */
+    }
+    return LP2P_OK;
+}
+
+static int lp2p__mem_close_write(lp2p__pipe *p) {
+    lp2p__mempipe *m = (lp2p__mempipe *)p;
+    m->sh->dir[m->side].eof = true;
+    lp2p__waitq_wake_all(m->sh->s, &m->sh->dir[m->side].readers);
+    return LP2P_OK;
+}
+
+static void lp2p__mem_release(lp2p__mempipe *m, bool abort) {
+    lp2p__mem_shared *sh = m->sh;
+    sh->dir[m->side].eof = true;
+    if (abort) sh->reset[m->side] = true;
+    sh->gone[m->side] = true;
+    m->closed = true;
+    lp2p__mem_wake_all(sh);
+    if (m->waiting == 0) lp2p__mem_drop(m);
+}
+
+static void lp2p__mem_reset(lp2p__pipe *p) { lp2p__mem_release((lp2p__mempipe *)p, true); }
+static void lp2p__mem_close(lp2p__pipe *p) { lp2p__mem_release((lp2p__mempipe *)p, false); }
+
+static const lp2p__pipe_vt lp2p__mem_vt = {lp2p__mem_read, lp2p__mem_write, lp2p__mem_close_write, lp2p__mem_reset,
+                                           lp2p__mem_close};
+
+LP2P__PRIV int lp2p__mempipe_pair(lp2p__sched *s, lp2p__pipe **a, lp2p__pipe **b) {
+    lp2p__ctx *ctx = lp2p__sched_ctx(s);
+    lp2p__mem_shared *sh = (lp2p__mem_shared *)lp2p__zalloc(ctx, sizeof *sh);
+    lp2p__mempipe *m[2] = {NULL, NULL};
+    if (sh) m[0] = (lp2p__mempipe *)lp2p__zalloc(ctx, sizeof *m[0]);
+    if (m[0]) m[1] = (lp2p__mempipe *)lp2p__zalloc(ctx, sizeof *m[1]);
+    if (!m[1]) {
+        lp2p__free(ctx, m[0], sizeof *m[0]);
+        lp2p__free(ctx, sh, sizeof *sh);
+        return LP2P_ERR_NOMEM;
+    }
+    sh->s = s, sh->ctx = ctx, sh->refs = 2;
+    for (int i = 0; i < 2; i++) m[i]->base.vt = &lp2p__mem_vt, m[i]->sh = sh, m[i]->side = i;
+    *a = &m[0]->base;
+    *b = &m[1]->base;
+    return LP2P_OK;
+}
 /*==================== end src/tcp.c ====================*/
 /*==================== begin src/mss.c ====================*/
 /* mss.c - L4: multistream-select 1.0 (dialer, lazy dialer, listener) over any pipe.
