@@ -142,14 +142,36 @@ typedef struct lp2p_config {
 } lp2p_config;
 
 /* ---- host lifecycle and driving ------------------------------------------------------ */
+/* Create a host. cfg may be NULL or zero-initialised (every zero field means its default, see
+ * lp2p_config). Listens on cfg->listen_addrs (default /ip4/127.0.0.1/tcp/0) unless no_listen.
+ * On success *out is the host; free it with lp2p_host_free.
+ * Errors: ERR_INVALID (out NULL), ERR_NOMEM, ERR_IO (crypto init or poller), ERR_BADADDR
+ * (a listen address is malformed), ERR_IO (cannot bind). */
 LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out);
+/* Free the host: close listeners and connections (GoAway), cancel every task and wait for them
+ * to return (their blocking calls fail with ERR_CANCELED), free everything. Streams the app
+ * still holds become invalid. Must not be called from inside one of the host's tasks. */
 LP2P_API void lp2p_host_free(lp2p_host *h);
+/* One iteration of the host's loop: run every ready task once (handlers, protocol tasks), poll
+ * sockets waiting at most timeout_ms (0 never blocks: call it once per frame; < 0 waits for
+ * the next event), fire due timers. Returns the number of tasks resumed (>= 0) or an error
+ * (ERR_WOULDBLOCK when called from inside a task or the logger). */
 LP2P_API int lp2p_host_poll(lp2p_host *h, int timeout_ms);
+/* Run the loop until lp2p_host_stop (from any thread or task). Returns LP2P_OK, or
+ * ERR_WOULDBLOCK when called from inside a task. Use it on a dedicated network thread. */
 LP2P_API int lp2p_host_run(lp2p_host *h);
+/* Make lp2p_host_run return soon. Thread-safe. */
 LP2P_API void lp2p_host_stop(lp2p_host *h);
+/* Run fn(arg) as a new task on the host's loop. Thread-safe: the only way for another thread
+ * to touch the host. Returns LP2P_OK or ERR_NOMEM. */
 LP2P_API int lp2p_host_post(lp2p_host *h, void (*fn)(void *arg), void *arg);
+/* The host's peer ID (binary multihash; print it with lp2p_peer_id_str). */
 LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h);
+/* Number of addresses the host listens on (see lp2p_host_addr). */
 LP2P_API int lp2p_host_addr_count(const lp2p_host *h);
+/* The i-th listen address as text with /p2p/<our id> (e.g. "/ip4/127.0.0.1/tcp/4001/p2p/12D3…"),
+ * ready to hand to another host's lp2p_host_connect. NULL if i is out of range. Borrowed:
+ * valid until the listen addresses change (lp2p_host_free at the latest). */
 LP2P_API const char *lp2p_host_addr(const lp2p_host *h, int i);
 
 /* ---- events for frame-loop code ------------------------------------------------------- */
@@ -171,19 +193,46 @@ typedef struct lp2p_event {
     lp2p_stream *stream;  /* EVENT_STREAM: the app now owns it */
     int err;              /* DIAL_FAILED / PEER_DISCONNECTED: the reason */
 } lp2p_event;
+/* Take the next event. Strings (addr, protocol) stay valid until the next call. Never blocks.
+ * Returns false when the queue is empty. */
 LP2P_API bool lp2p_host_next_event(lp2p_host *h, lp2p_event *ev);
 
 /* ---- protocols: handlers are task entry points --------------------------------------- */
 typedef void (*lp2p_handler_fn)(lp2p_stream *s, void *user);
+/* Serve protocol: every inbound stream that negotiates it runs fn(stream, user) as a new task,
+ * and the stream is closed when fn returns (call lp2p_stream_reset first to abort it). With
+ * fn NULL, inbound streams are queued as LP2P_EVENT_STREAM events and the app owns them.
+ * Replaces an earlier handler of the same protocol. protocol is copied (at most 255 bytes).
+ * Errors: ERR_INVALID, ERR_NOMEM. Peers learn the new protocol by identify push. */
 LP2P_API int lp2p_host_handle(lp2p_host *h, const char *protocol, lp2p_handler_fn fn, void *user);
+/* Stop serving protocol (later streams get "na"). ERR_NOTFOUND if it was not handled. */
 LP2P_API int lp2p_host_unhandle(lp2p_host *h, const char *protocol);
 
 /* ---- connecting ------------------------------------------------------------------------ */
+/* Connect to a peer: peer_or_addr is a full multiaddr ending in /p2p/<peer-id> (the Noise
+ * handshake checks that the remote really is that peer) or a bare peer ID whose addresses the
+ * host already knows (lp2p_host_add_addr, identify). Returns at once if already connected.
+ * deadline: absolute ms (lp2p_deadline_in). Errors: ERR_BADADDR, ERR_NOADDR, ERR_UNREACHABLE,
+ * ERR_HANDSHAKE (wrong peer ID or failed security handshake), ERR_PROTO_NA (no common security
+ * or muxer protocol), ERR_TIMEOUT, ERR_CANCELED, ERR_LIMIT (max_connections, max_pending_dials).
+ * Spec: connections/README.md (upgrade), noise/README.md, yamux/README.md. */
 LP2P_API int lp2p_host_connect(lp2p_host *h, const char *peer_or_addr, int64_t deadline);
+/* Start connecting in the background and return at once (never blocks). The result arrives
+ * as LP2P_EVENT_PEER_CONNECTED or LP2P_EVENT_DIAL_FAILED (err = the reason). Errors here:
+ * ERR_INVALID, ERR_NOMEM, ERR_LIMIT (max_tasks). */
 LP2P_API int lp2p_host_connect_async(lp2p_host *h, const char *peer_or_addr);
+/* Close every connection to peer (GoAway; its streams fail). ERR_NOTFOUND if none. */
 LP2P_API int lp2p_host_disconnect(lp2p_host *h, const lp2p_peer_id *peer);
+/* Tell the host an address of a peer: addr_with_p2p is a multiaddr ending in /p2p/<id>; it is
+ * kept ttl_ms milliseconds (< 0: forever). Later connects by bare peer ID use it.
+ * Errors: ERR_BADADDR. */
 LP2P_API int lp2p_host_add_addr(lp2p_host *h, const char *addr_with_p2p, int64_t ttl_ms);
+/* 1 if the host has a live connection to peer, else 0. */
 LP2P_API int lp2p_host_is_connected(lp2p_host *h, const lp2p_peer_id *peer);
+/* Ping a peer (peer_or_addr as in lp2p_host_connect; connects first if needed): one 32-byte
+ * round trip on a new /ipfs/ping/1.0.0 stream. Returns the round-trip time in milliseconds
+ * (>= 0, stream negotiation excluded) or an error: those of lp2p_stream_open, ERR_PROTOCOL
+ * (the echo did not match), ERR_TIMEOUT. Spec: ping/ping.md. */
 LP2P_API int lp2p_ping(lp2p_host *h, const char *peer_or_addr, int64_t deadline);
 
 /* ---- what peers told us (identify) ------------------------------------------------------- */
@@ -198,37 +247,109 @@ typedef struct lp2p_peer_info {
     int n_addrs;
     const char *observed_addr;        /* how the peer sees us, or NULL */
 } lp2p_peer_info;
+/* Connect to a peer (as lp2p_host_connect) and wait until identify with it has finished, so
+ * lp2p_host_peer_info has its agent, protocols and addresses. LP2P_OK, the errors of
+ * lp2p_host_connect, ERR_TIMEOUT. Spec: identify/README.md. */
 LP2P_API int lp2p_host_identify(lp2p_host *h, const char *peer_or_addr, int64_t deadline);
+/* What the host knows about a peer (from identify and the Noise handshake). The strings are
+ * borrowed from the host: valid until the next call of lp2p_host_peer_info or until the host
+ * runs again (poll, blocking calls). ERR_NOTFOUND if the peer is unknown. */
 LP2P_API int lp2p_host_peer_info(lp2p_host *h, const lp2p_peer_id *peer, lp2p_peer_info *out);
 
 /* ---- streams ------------------------------------------------------------------------- */
+/* Open a stream speaking protocol to a peer, connecting first if needed (peer_or_addr as in
+ * lp2p_host_connect). On success *out is the stream, owned by the caller until
+ * lp2p_stream_close / lp2p_stream_reset. Errors: those of lp2p_host_connect, plus
+ * ERR_PROTO_NA (the peer does not speak protocol), ERR_LIMIT (256 streams awaiting the peer's
+ * acknowledgement), ERR_CLOSED (the connection died). Spec: connections/README.md. */
 LP2P_API int lp2p_stream_open(lp2p_host *h, const char *peer_or_addr, const char *protocol, int64_t deadline,
                               lp2p_stream **out);
+/* Read up to cap bytes. Returns > 0 bytes read, 0 at the end of the stream (the peer closed
+ * its write side), or an error: ERR_TIMEOUT, ERR_CANCELED, ERR_RESET (peer aborted),
+ * ERR_CLOSED (closed locally / connection gone), ERR_BUSY (another task is reading). */
 LP2P_API ptrdiff_t lp2p_stream_read(lp2p_stream *s, void *buf, size_t cap, int64_t deadline);
+/* Read exactly len bytes: LP2P_OK, ERR_EOF if the stream ended first, or a read error. */
 LP2P_API int lp2p_stream_read_full(lp2p_stream *s, void *buf, size_t len, int64_t deadline);
+/* Write all len bytes (waiting for the peer's flow-control window as needed): LP2P_OK or
+ * ERR_TIMEOUT, ERR_CANCELED, ERR_RESET, ERR_CLOSED, ERR_BUSY. After a timeout an unknown prefix
+ * may have been sent. */
 LP2P_API int lp2p_stream_write(lp2p_stream *s, const void *buf, size_t len, int64_t deadline);
+/* Read one message framed as uvarint(length) || bytes (the framing of identify, kad, pubsub).
+ * Returns its length (>= 0), ERR_EOF if the stream ended (cleanly or inside the message),
+ * ERR_MSGSIZE if it is longer than cap (the stream is then reset), ERR_PROTOCOL for a bad
+ * length prefix, or the errors of lp2p_stream_read. */
 LP2P_API ptrdiff_t lp2p_stream_read_msg(lp2p_stream *s, void *buf, size_t cap, int64_t deadline);
+/* Write uvarint(len) || buf as one message. Errors as lp2p_stream_write. */
 LP2P_API int lp2p_stream_write_msg(lp2p_stream *s, const void *buf, size_t len, int64_t deadline);
+/* Half-close: tell the peer we will write no more (it reads EOF); reading stays possible.
+ * Never blocks. Errors: ERR_CLOSED. */
 LP2P_API int lp2p_stream_close_write(lp2p_stream *s);
+/* Close gracefully (FIN if not sent yet) and release the stream; never blocks. s is invalid
+ * afterwards (inside a handler: until the handler returns). */
 LP2P_API void lp2p_stream_close(lp2p_stream *s);
+/* Abort both directions (the peer sees a reset) and release the stream; s is invalid afterwards. */
 LP2P_API void lp2p_stream_reset(lp2p_stream *s);
+/* The negotiated protocol (borrowed, valid while s is). */
 LP2P_API const char *lp2p_stream_protocol(const lp2p_stream *s);
+/* The remote peer's ID. */
 LP2P_API lp2p_peer_id lp2p_stream_peer(const lp2p_stream *s);
+/* The host the stream belongs to (handy inside handlers). */
 LP2P_API lp2p_host *lp2p_stream_host(const lp2p_stream *s);
 
 /* ---- tasks (stackful coroutines on the host's scheduler) -------------------------------- */
 typedef void (*lp2p_task_fn)(void *arg);
+/* Start fn(arg) as a new task (a stackful coroutine on the host's loop; it starts at the next
+ * poll). Blocking library calls inside it park only the task. Returns the handle, or one with
+ * id 0 if max_tasks is reached (logged) or memory is short. */
 LP2P_API lp2p_task lp2p_go(lp2p_host *h, lp2p_task_fn fn, void *arg);
+/* Cancel a task: its current and later blocking calls return ERR_CANCELED. ERR_NOTFOUND if it ended. */
 LP2P_API int lp2p_task_cancel(lp2p_host *h, lp2p_task t);
+/* Wait until the task has returned (OK), the deadline passed (ERR_TIMEOUT) or the caller is canceled. */
 LP2P_API int lp2p_task_join(lp2p_host *h, lp2p_task t, int64_t deadline);
+/* Is the task still running? A stale handle gives false. */
 LP2P_API bool lp2p_task_alive(lp2p_host *h, lp2p_task t);
+/* Sleep until the absolute deadline (OK) unless canceled (ERR_CANCELED). */
 LP2P_API int lp2p_sleep(lp2p_host *h, int64_t deadline);
+/* Let the other ready tasks run (CPU-bound tasks should call it now and then). */
 LP2P_API int lp2p_yield(lp2p_host *h);
 
 /* ---- peer IDs and identity ---------------------------------------------------------------- */
+/* lp2p_peer_id_parse - parse the text form of a peer ID.
+ *
+ * Accepts (peer-ids/peer-ids.md "Decoding"):
+ *   - a bare base58btc multihash: "12D3KooW..." (Ed25519), "16Uiu2..." (secp256k1),
+ *     "Qm..." (sha2-256 of an RSA/ECDSA key), i.e. text starting with '1' or 'Q';
+ *   - a CIDv1 with multicodec libp2p-key (0x72) in multibase base32 ('b', e.g. "bafz...";
+ *     'B' upper-case also accepted) or base58btc ('z').
+ * The multihash must be an identity multihash of at most 42 bytes or a sha2-256 multihash.
+ * str: NUL-terminated, shorter than LP2P_PEER_ID_STRLEN (128) characters, no whitespace.
+ * out: written only on success.
+ * Returns LP2P_OK; LP2P_ERR_BADADDR if str is not a valid peer ID in one of these forms (bad
+ * character, wrong multibase prefix, CID version or codec, unsupported multihash, too long);
+ * LP2P_ERR_INVALID if str or out is NULL. */
 LP2P_API int lp2p_peer_id_parse(const char *str, lp2p_peer_id *out);
+/* lp2p_peer_id_str - print a peer ID as a base58btc multihash ("12D3KooW...", "Qm...").
+ *
+ * This is the form peer-ids/peer-ids.md says implementations SHOULD display, and the one
+ * go/rust/js print and accept everywhere.
+ * buf gets a NUL-terminated string; cap is its size in bytes (LP2P_PEER_ID_STRLEN is always
+ * enough; a 12D3KooW... ID needs 53, a Qm... ID 47).
+ * Returns LP2P_OK; LP2P_ERR_INVALID if id or buf is NULL, id is empty/over-long, or cap is too
+ * small (buf is then left untouched). */
 LP2P_API int lp2p_peer_id_str(const lp2p_peer_id *id, char *buf, size_t cap);
+/* lp2p_peer_id_eq - whether two peer IDs are the same (byte-equal multihashes).
+ *
+ * Returns true when both are non-NULL and equal; false otherwise (NULL is never equal to
+ * anything, not even another NULL). Text forms are not compared: parse them first. */
 LP2P_API bool lp2p_peer_id_eq(const lp2p_peer_id *a, const lp2p_peer_id *b);
+/* lp2p_identity_generate - make a fresh Ed25519 identity seed.
+ *
+ * Fills seed_out with 32 bytes from the operating system's CSPRNG (libsodium randombytes).
+ * Store them and pass them back in lp2p_config.identity_seed (with use_identity_seed = true)
+ * to keep the same peer ID across runs; keep them secret, they are the private key.
+ * Thread-safe.
+ * Returns LP2P_OK; LP2P_ERR_INVALID if seed_out is NULL; LP2P_ERR_IO if the crypto library
+ * cannot be initialised (no OS randomness). */
 LP2P_API int lp2p_identity_generate(uint8_t seed_out[32]);
 
 #ifdef __cplusplus

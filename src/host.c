@@ -55,8 +55,6 @@ LP2P__PRIV void lp2p__host_emit(lp2p_host *h, lp2p_event_type type, const lp2p_p
     h->ev_count++;
 }
 
-/* Take the next event. Strings (addr, protocol) stay valid until the next call. Never blocks.
- * Returns false when the queue is empty. */
 LP2P_API bool lp2p_host_next_event(lp2p_host *h, lp2p_event *ev) {
     lp2p__event_slot_clear(h, &h->ev_out);
     if (h->ev_count == 0) return false;
@@ -88,17 +86,12 @@ LP2P__PRIV void lp2p__host_addrs_changed(lp2p_host *h) {
     if (h->identify) lp2p__identify_push_all(h);
 }
 
-/* Number of addresses the host listens on (see lp2p_host_addr). */
 LP2P_API int lp2p_host_addr_count(const lp2p_host *h) { return h->n_addr_text; }
 
-/* The i-th listen address as text with /p2p/<our id> (e.g. "/ip4/127.0.0.1/tcp/4001/p2p/12D3…"),
- * ready to hand to another host's lp2p_host_connect. NULL if i is out of range. Borrowed:
- * valid until the listen addresses change (lp2p_host_free at the latest). */
 LP2P_API const char *lp2p_host_addr(const lp2p_host *h, int i) {
     return i >= 0 && i < h->n_addr_text ? h->addr_text[i] : NULL;
 }
 
-/* The host's peer ID (binary multihash; print it with lp2p_peer_id_str). */
 LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
@@ -107,11 +100,6 @@ static void lp2p__housekeeping_task(void *arg) {
     while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) lp2p__swarm_reap(h);
 }
 
-/* Create a host. cfg may be NULL or zero-initialised (every zero field means its default, see
- * lp2p_config). Listens on cfg->listen_addrs (default /ip4/127.0.0.1/tcp/0) unless no_listen.
- * On success *out is the host; free it with lp2p_host_free.
- * Errors: ERR_INVALID (out NULL), ERR_NOMEM, ERR_IO (crypto init or poller), ERR_BADADDR
- * (a listen address is malformed), ERR_IO (cannot bind). */
 LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
     lp2p_config zero;
     lp2p__ctx ctx;
@@ -166,9 +154,6 @@ LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
     return LP2P_OK;
 }
 
-/* Free the host: close listeners and connections (GoAway), cancel every task and wait for them
- * to return (their blocking calls fail with ERR_CANCELED), free everything. Streams the app
- * still holds become invalid. Must not be called from inside one of the host's tasks. */
 LP2P_API void lp2p_host_free(lp2p_host *h) {
     if (!h) return;
     h->freeing = true;
@@ -212,43 +197,26 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
     lp2p__free(&ctx, h, sizeof *h);
 }
 
-/* One iteration of the host's loop: run every ready task once (handlers, protocol tasks), poll
- * sockets waiting at most timeout_ms (0 never blocks: call it once per frame; < 0 waits for
- * the next event), fire due timers. Returns the number of tasks resumed (>= 0) or an error
- * (ERR_WOULDBLOCK when called from inside a task or the logger). */
 LP2P_API int lp2p_host_poll(lp2p_host *h, int timeout_ms) {
     if (lp2p__task_current()) return LP2P_ERR_WOULDBLOCK;
     return lp2p__sched_poll(h->sched, timeout_ms);
 }
 
-/* Run the loop until lp2p_host_stop (from any thread or task). Returns LP2P_OK, or
- * ERR_WOULDBLOCK when called from inside a task. Use it on a dedicated network thread. */
 LP2P_API int lp2p_host_run(lp2p_host *h) {
     if (lp2p__task_current()) return LP2P_ERR_WOULDBLOCK;
     return lp2p__sched_run(h->sched);
 }
 
-/* Make lp2p_host_run return soon. Thread-safe. */
 LP2P_API void lp2p_host_stop(lp2p_host *h) { lp2p__sched_stop(h->sched); }
 
-/* Run fn(arg) as a new task on the host's loop. Thread-safe: the only way for another thread
- * to touch the host. Returns LP2P_OK or ERR_NOMEM. */
 LP2P_API int lp2p_host_post(lp2p_host *h, void (*fn)(void *arg), void *arg) { return lp2p__sched_post(h->sched, fn, arg); }
 
 /* ---- tasks ------------------------------------------------------------------------------------ */
-/* Start fn(arg) as a new task (a stackful coroutine on the host's loop; it starts at the next
- * poll). Blocking library calls inside it park only the task. Returns the handle, or one with
- * id 0 if max_tasks is reached (logged) or memory is short. */
 LP2P_API lp2p_task lp2p_go(lp2p_host *h, lp2p_task_fn fn, void *arg) { return lp2p__spawn(h->sched, fn, arg); }
-/* Cancel a task: its current and later blocking calls return ERR_CANCELED. ERR_NOTFOUND if it ended. */
 LP2P_API int lp2p_task_cancel(lp2p_host *h, lp2p_task t) { return lp2p__task_cancel(h->sched, t); }
-/* Wait until the task has returned (OK), the deadline passed (ERR_TIMEOUT) or the caller is canceled. */
 LP2P_API int lp2p_task_join(lp2p_host *h, lp2p_task t, int64_t deadline) { return lp2p__task_join(h->sched, t, deadline); }
-/* Is the task still running? A stale handle gives false. */
 LP2P_API bool lp2p_task_alive(lp2p_host *h, lp2p_task t) { return lp2p__task_alive(h->sched, t); }
-/* Sleep until the absolute deadline (OK) unless canceled (ERR_CANCELED). */
 LP2P_API int lp2p_sleep(lp2p_host *h, int64_t deadline) { return lp2p__sleep_until(h->sched, deadline); }
-/* Let the other ready tasks run (CPU-bound tasks should call it now and then). */
 LP2P_API int lp2p_yield(lp2p_host *h) { return lp2p__yield(h->sched); }
 
 /* ---- protocol router ---------------------------------------------------------------------------- */
@@ -258,11 +226,6 @@ static lp2p__handler *lp2p__find_handler(lp2p_host *h, const char *protocol) {
     return NULL;
 }
 
-/* Serve protocol: every inbound stream that negotiates it runs fn(stream, user) as a new task,
- * and the stream is closed when fn returns (call lp2p_stream_reset first to abort it). With
- * fn NULL, inbound streams are queued as LP2P_EVENT_STREAM events and the app owns them.
- * Replaces an earlier handler of the same protocol. protocol is copied (at most 255 bytes).
- * Errors: ERR_INVALID, ERR_NOMEM. Peers learn the new protocol by identify push. */
 LP2P_API int lp2p_host_handle(lp2p_host *h, const char *protocol, lp2p_handler_fn fn, void *user) {
     if (!protocol || !protocol[0] || strlen(protocol) >= LP2P__PROTO_MAX) return LP2P_ERR_INVALID;
     lp2p__handler *x = lp2p__find_handler(h, protocol);
@@ -280,7 +243,6 @@ LP2P_API int lp2p_host_handle(lp2p_host *h, const char *protocol, lp2p_handler_f
     return LP2P_OK;
 }
 
-/* Stop serving protocol (later streams get "na"). ERR_NOTFOUND if it was not handled. */
 LP2P_API int lp2p_host_unhandle(lp2p_host *h, const char *protocol) {
     for (lp2p__handler **pp = &h->handlers; *pp; pp = &(*pp)->next)
         if (strcmp((*pp)->protocol, protocol) == 0) {
@@ -381,13 +343,6 @@ LP2P__PRIV void lp2p__host_on_stream(lp2p__conn *c, lp2p__pipe *stream) {
 }
 
 /* ---- connecting --------------------------------------------------------------------------------- */
-/* Connect to a peer: peer_or_addr is a full multiaddr ending in /p2p/<peer-id> (the Noise
- * handshake checks that the remote really is that peer) or a bare peer ID whose addresses the
- * host already knows (lp2p_host_add_addr, identify). Returns at once if already connected.
- * deadline: absolute ms (lp2p_deadline_in). Errors: ERR_BADADDR, ERR_NOADDR, ERR_UNREACHABLE,
- * ERR_HANDSHAKE (wrong peer ID or failed security handshake), ERR_PROTO_NA (no common security
- * or muxer protocol), ERR_TIMEOUT, ERR_CANCELED, ERR_LIMIT (max_connections, max_pending_dials).
- * Spec: connections/README.md (upgrade), noise/README.md, yamux/README.md. */
 LP2P_API int lp2p_host_connect(lp2p_host *h, const char *peer_or_addr, int64_t deadline) {
     lp2p__conn *c = NULL;
     int rc = lp2p__swarm_connect(h, peer_or_addr, &c, deadline);
@@ -420,9 +375,6 @@ static void lp2p__async_dial_task(void *arg) {
     lp2p__free(&h->ctx, a, sizeof *a);
 }
 
-/* Start connecting in the background and return at once (never blocks). The result arrives
- * as LP2P_EVENT_PEER_CONNECTED or LP2P_EVENT_DIAL_FAILED (err = the reason). Errors here:
- * ERR_INVALID, ERR_NOMEM, ERR_LIMIT (max_tasks). */
 LP2P_API int lp2p_host_connect_async(lp2p_host *h, const char *peer_or_addr) {
     if (!peer_or_addr) return LP2P_ERR_INVALID;
     lp2p__async_dial *a = (lp2p__async_dial *)lp2p__zalloc(&h->ctx, sizeof *a);
@@ -439,7 +391,6 @@ LP2P_API int lp2p_host_connect_async(lp2p_host *h, const char *peer_or_addr) {
     return LP2P_OK;
 }
 
-/* Close every connection to peer (GoAway; its streams fail). ERR_NOTFOUND if none. */
 LP2P_API int lp2p_host_disconnect(lp2p_host *h, const lp2p_peer_id *peer) {
     int n = 0;
     for (lp2p__conn *c; (c = lp2p__swarm_find_conn(h, peer)) != NULL; n++) {
@@ -448,14 +399,10 @@ LP2P_API int lp2p_host_disconnect(lp2p_host *h, const lp2p_peer_id *peer) {
     return n ? LP2P_OK : LP2P_ERR_NOTFOUND;
 }
 
-/* 1 if the host has a live connection to peer, else 0. */
 LP2P_API int lp2p_host_is_connected(lp2p_host *h, const lp2p_peer_id *peer) {
     return lp2p__swarm_find_conn(h, peer) != NULL;
 }
 
-/* Tell the host an address of a peer: addr_with_p2p is a multiaddr ending in /p2p/<id>; it is
- * kept ttl_ms milliseconds (< 0: forever). Later connects by bare peer ID use it.
- * Errors: ERR_BADADDR. */
 LP2P_API int lp2p_host_add_addr(lp2p_host *h, const char *addr_with_p2p, int64_t ttl_ms) {
     lp2p__ma ma, base;
     lp2p_peer_id id;
@@ -486,11 +433,6 @@ LP2P__PRIV int lp2p__host_open_on(lp2p__conn *c, const char *protocol, int64_t d
     return LP2P_OK;
 }
 
-/* Open a stream speaking protocol to a peer, connecting first if needed (peer_or_addr as in
- * lp2p_host_connect). On success *out is the stream, owned by the caller until
- * lp2p_stream_close / lp2p_stream_reset. Errors: those of lp2p_host_connect, plus
- * ERR_PROTO_NA (the peer does not speak protocol), ERR_LIMIT (256 streams awaiting the peer's
- * acknowledgement), ERR_CLOSED (the connection died). Spec: connections/README.md. */
 LP2P_API int lp2p_stream_open(lp2p_host *h, const char *peer_or_addr, const char *protocol, int64_t deadline,
                               lp2p_stream **out) {
     lp2p__conn *c = NULL;
@@ -502,9 +444,6 @@ LP2P_API int lp2p_stream_open(lp2p_host *h, const char *peer_or_addr, const char
     return rc;
 }
 
-/* Read up to cap bytes. Returns > 0 bytes read, 0 at the end of the stream (the peer closed
- * its write side), or an error: ERR_TIMEOUT, ERR_CANCELED, ERR_RESET (peer aborted),
- * ERR_CLOSED (closed locally / connection gone), ERR_BUSY (another task is reading). */
 LP2P_API ptrdiff_t lp2p_stream_read(lp2p_stream *s, void *buf, size_t cap, int64_t deadline) {
     if (!s || !s->pipe) return LP2P_ERR_CLOSED;
     if (s->reading) return LP2P_ERR_BUSY;
@@ -514,7 +453,6 @@ LP2P_API ptrdiff_t lp2p_stream_read(lp2p_stream *s, void *buf, size_t cap, int64
     return n;
 }
 
-/* Read exactly len bytes: LP2P_OK, ERR_EOF if the stream ended first, or a read error. */
 LP2P_API int lp2p_stream_read_full(lp2p_stream *s, void *buf, size_t len, int64_t deadline) {
     if (!s || !s->pipe) return LP2P_ERR_CLOSED;
     if (s->reading) return LP2P_ERR_BUSY;
@@ -524,9 +462,6 @@ LP2P_API int lp2p_stream_read_full(lp2p_stream *s, void *buf, size_t len, int64_
     return rc;
 }
 
-/* Write all len bytes (waiting for the peer's flow-control window as needed): LP2P_OK or
- * ERR_TIMEOUT, ERR_CANCELED, ERR_RESET, ERR_CLOSED, ERR_BUSY. After a timeout an unknown prefix
- * may have been sent. */
 LP2P_API int lp2p_stream_write(lp2p_stream *s, const void *buf, size_t len, int64_t deadline) {
     if (!s || !s->pipe) return LP2P_ERR_CLOSED;
     if (s->writing) return LP2P_ERR_BUSY;
@@ -536,10 +471,6 @@ LP2P_API int lp2p_stream_write(lp2p_stream *s, const void *buf, size_t len, int6
     return rc;
 }
 
-/* Read one message framed as uvarint(length) || bytes (the framing of identify, kad, pubsub).
- * Returns its length (>= 0), ERR_EOF if the stream ended (cleanly or inside the message),
- * ERR_MSGSIZE if it is longer than cap (the stream is then reset), ERR_PROTOCOL for a bad
- * length prefix, or the errors of lp2p_stream_read. */
 LP2P_API ptrdiff_t lp2p_stream_read_msg(lp2p_stream *s, void *buf, size_t cap, int64_t deadline) {
     if (!s || !s->pipe) return LP2P_ERR_CLOSED;
     if (s->reading) return LP2P_ERR_BUSY;
@@ -555,7 +486,6 @@ LP2P_API ptrdiff_t lp2p_stream_read_msg(lp2p_stream *s, void *buf, size_t cap, i
     return n;
 }
 
-/* Write uvarint(len) || buf as one message. Errors as lp2p_stream_write. */
 LP2P_API int lp2p_stream_write_msg(lp2p_stream *s, const void *buf, size_t len, int64_t deadline) {
     if (!s || !s->pipe) return LP2P_ERR_CLOSED;
     if (s->writing) return LP2P_ERR_BUSY;
@@ -565,8 +495,6 @@ LP2P_API int lp2p_stream_write_msg(lp2p_stream *s, const void *buf, size_t len, 
     return rc;
 }
 
-/* Half-close: tell the peer we will write no more (it reads EOF); reading stays possible.
- * Never blocks. Errors: ERR_CLOSED. */
 LP2P_API int lp2p_stream_close_write(lp2p_stream *s) {
     if (!s || !s->pipe) return LP2P_ERR_CLOSED;
     return s->pipe->vt->close_write(s->pipe);
@@ -583,14 +511,8 @@ static void lp2p__stream_end(lp2p_stream *s, bool reset) {
     else lp2p__stream_release(s);
 }
 
-/* Close gracefully (FIN if not sent yet) and release the stream; never blocks. s is invalid
- * afterwards (inside a handler: until the handler returns). */
 LP2P_API void lp2p_stream_close(lp2p_stream *s) { lp2p__stream_end(s, false); }
-/* Abort both directions (the peer sees a reset) and release the stream; s is invalid afterwards. */
 LP2P_API void lp2p_stream_reset(lp2p_stream *s) { lp2p__stream_end(s, true); }
-/* The negotiated protocol (borrowed, valid while s is). */
 LP2P_API const char *lp2p_stream_protocol(const lp2p_stream *s) { return s->protocol; }
-/* The remote peer's ID. */
 LP2P_API lp2p_peer_id lp2p_stream_peer(const lp2p_stream *s) { return s->peer; }
-/* The host the stream belongs to (handy inside handlers). */
 LP2P_API lp2p_host *lp2p_stream_host(const lp2p_stream *s) { return s->h; }

@@ -440,9 +440,6 @@ LP2P__PRIV void lp2p__identify_free(lp2p_host *h) {
 }
 
 /* ---- public: what a peer told us ------------------------------------------------------------------ */
-/* Connect to a peer (as lp2p_host_connect) and wait until identify with it has finished, so
- * lp2p_host_peer_info has its agent, protocols and addresses. LP2P_OK, the errors of
- * lp2p_host_connect, ERR_TIMEOUT. Spec: identify/README.md. */
 LP2P_API int lp2p_host_identify(lp2p_host *h, const char *peer_or_addr, int64_t deadline) {
     lp2p__conn *c = NULL;
     int rc = lp2p__swarm_connect(h, peer_or_addr, &c, deadline);
@@ -451,9 +448,6 @@ LP2P_API int lp2p_host_identify(lp2p_host *h, const char *peer_or_addr, int64_t 
     return rc;
 }
 
-/* What the host knows about a peer (from identify and the Noise handshake). The strings are
- * borrowed from the host: valid until the next call of lp2p_host_peer_info or until the host
- * runs again (poll, blocking calls). ERR_NOTFOUND if the peer is unknown. */
 LP2P_API int lp2p_host_peer_info(lp2p_host *h, const lp2p_peer_id *peer, lp2p_peer_info *out) {
     lp2p__peer *p = lp2p__peerstore_get(h, peer, false);
     if (!p) return LP2P_ERR_NOTFOUND;

@@ -120,19 +120,6 @@ static int lp2p__peer_id_from_cid(const uint8_t *p, size_t n, lp2p_peer_id *out)
     return lp2p__peer_id_from_bytes(p + a + b, n - (size_t)a - (size_t)b, out);
 }
 
-/* lp2p_peer_id_parse - parse the text form of a peer ID.
- *
- * Accepts (peer-ids/peer-ids.md "Decoding"):
- *   - a bare base58btc multihash: "12D3KooW..." (Ed25519), "16Uiu2..." (secp256k1),
- *     "Qm..." (sha2-256 of an RSA/ECDSA key), i.e. text starting with '1' or 'Q';
- *   - a CIDv1 with multicodec libp2p-key (0x72) in multibase base32 ('b', e.g. "bafz...";
- *     'B' upper-case also accepted) or base58btc ('z').
- * The multihash must be an identity multihash of at most 42 bytes or a sha2-256 multihash.
- * str: NUL-terminated, shorter than LP2P_PEER_ID_STRLEN (128) characters, no whitespace.
- * out: written only on success.
- * Returns LP2P_OK; LP2P_ERR_BADADDR if str is not a valid peer ID in one of these forms (bad
- * character, wrong multibase prefix, CID version or codec, unsupported multihash, too long);
- * LP2P_ERR_INVALID if str or out is NULL. */
 LP2P_API int lp2p_peer_id_parse(const char *str, lp2p_peer_id *out) {
     uint8_t buf[96];
     ptrdiff_t n;
@@ -156,37 +143,17 @@ LP2P_API int lp2p_peer_id_parse(const char *str, lp2p_peer_id *out) {
     }
 }
 
-/* lp2p_peer_id_str - print a peer ID as a base58btc multihash ("12D3KooW...", "Qm...").
- *
- * This is the form peer-ids/peer-ids.md says implementations SHOULD display, and the one
- * go/rust/js print and accept everywhere.
- * buf gets a NUL-terminated string; cap is its size in bytes (LP2P_PEER_ID_STRLEN is always
- * enough; a 12D3KooW... ID needs 53, a Qm... ID 47).
- * Returns LP2P_OK; LP2P_ERR_INVALID if id or buf is NULL, id is empty/over-long, or cap is too
- * small (buf is then left untouched). */
 LP2P_API int lp2p_peer_id_str(const lp2p_peer_id *id, char *buf, size_t cap) {
     if (!id || !buf || id->len == 0 || id->len > sizeof id->bytes) return LP2P_ERR_INVALID;
     ptrdiff_t n = lp2p__base58_enc(id->bytes, id->len, buf, cap);
     return n < 0 ? LP2P_ERR_INVALID : LP2P_OK;
 }
 
-/* lp2p_peer_id_eq - whether two peer IDs are the same (byte-equal multihashes).
- *
- * Returns true when both are non-NULL and equal; false otherwise (NULL is never equal to
- * anything, not even another NULL). Text forms are not compared: parse them first. */
 LP2P_API bool lp2p_peer_id_eq(const lp2p_peer_id *a, const lp2p_peer_id *b) {
     if (!a || !b || a->len != b->len || a->len > sizeof a->bytes) return false;
     return memcmp(a->bytes, b->bytes, a->len) == 0;
 }
 
-/* lp2p_identity_generate - make a fresh Ed25519 identity seed.
- *
- * Fills seed_out with 32 bytes from the operating system's CSPRNG (libsodium randombytes).
- * Store them and pass them back in lp2p_config.identity_seed (with use_identity_seed = true)
- * to keep the same peer ID across runs; keep them secret, they are the private key.
- * Thread-safe.
- * Returns LP2P_OK; LP2P_ERR_INVALID if seed_out is NULL; LP2P_ERR_IO if the crypto library
- * cannot be initialised (no OS randomness). */
 LP2P_API int lp2p_identity_generate(uint8_t seed_out[32]) {
     if (!seed_out) return LP2P_ERR_INVALID;
     if (lp2p__crypto_init() != LP2P_OK) return LP2P_ERR_IO;

@@ -19,10 +19,6 @@ static void lp2p__ping_serve(lp2p_stream *s, void *user) {
 
 LP2P__PRIV int lp2p__ping_init(lp2p_host *h) { return lp2p_host_handle(h, LP2P__PING_PROTO, lp2p__ping_serve, NULL); }
 
-/* Ping a peer (peer_or_addr as in lp2p_host_connect; connects first if needed): one 32-byte
- * round trip on a new /ipfs/ping/1.0.0 stream. Returns the round-trip time in milliseconds
- * (>= 0, stream negotiation excluded) or an error: those of lp2p_stream_open, ERR_PROTOCOL
- * (the echo did not match), ERR_TIMEOUT. Spec: ping/ping.md. */
 LP2P_API int lp2p_ping(lp2p_host *h, const char *peer_or_addr, int64_t deadline) {
     uint8_t out[LP2P__PING_SIZE], in[LP2P__PING_SIZE];
     lp2p_stream *s = NULL;
