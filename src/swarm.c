@@ -162,9 +162,8 @@ static int lp2p__conn_setup(lp2p_host *h, lp2p__pipe *secure, const lp2p__noise_
     ycfg.on_stream = lp2p__conn_on_stream;
     ycfg.on_close = lp2p__conn_on_close;
     ycfg.user = c;
-    int rc = lp2p__yamux_new(h->sched, secure, &ycfg, &c->mux);
+    int rc = lp2p__yamux_new(h->sched, secure, &ycfg, &c->mux); /* owns secure, also on failure */
     if (rc) {
-        secure->vt->reset(secure);
         lp2p__free(&h->ctx, c, sizeof *c);
         return rc;
     }

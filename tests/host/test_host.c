@@ -8,7 +8,7 @@
 #define ECHO "/echo/1.0.0"
 
 static void echo_handler(lp2p_stream *s, void *user) {
-    char buf[65536];
+    char buf[16384];
     ptrdiff_t n;
     (void)user;
     while ((n = lp2p_stream_read(s, buf, sizeof buf, lp2p_deadline_in(10000))) > 0)

@@ -140,7 +140,7 @@ static int json_first(const char *line, const char *key, char *out, size_t cap) 
 
 /* ---- our side ------------------------------------------------------------------------------- */
 static void echo_handler(lp2p_stream *s, void *user) {
-    char buf[65536];
+    char buf[16384];
     ptrdiff_t n;
     (void)user;
     while ((n = lp2p_stream_read(s, buf, sizeof buf, lp2p_deadline_in(30000))) > 0)
