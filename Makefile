@@ -8,7 +8,7 @@ LIBS     = -lsodium -lbearssl -lprotobuf-nanopb -lpthread
 SRC      = $(wildcard src/*.h src/*.c src/proto/*.h src/proto/*.c) amalgamate LICENSE
 UNIT     = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all test unit clean demo check-amalgamation interop peers
+.PHONY: all test unit clean demo check-amalgamation interop peers proto
 all: libp2p.h $(UNIT)
 
 libp2p.h: $(SRC)
@@ -33,6 +33,13 @@ interop: build/interop/test_interop
 
 test: libp2p.h $(UNIT)
 	@tests/run $(UNIT)
+
+# regenerate src/proto/*.pb.{c,h} from the .proto/.options files (nanopb 0.4.7; the generator
+# needs python3-protobuf, hence Debian's /usr/bin/python3)
+NANOPB_GEN ?= /usr/bin/python3 /usr/bin/nanopb_generator.py
+PROTOS = keys noise envelope peer_record identify
+proto:
+	cd src/proto && $(NANOPB_GEN) -T -q -I . $(PROTOS:=.proto)
 
 check-amalgamation:
 	./amalgamate --check

@@ -41,6 +41,19 @@ LP2P__PRIV void lp2p__ed25519_from_seed(const uint8_t seed[32], uint8_t pk[32], 
 LP2P__PRIV void lp2p__ed25519_sign(const uint8_t sk[64], const void *msg, size_t len, uint8_t sig[64]);
 LP2P__PRIV bool lp2p__ed25519_verify(const uint8_t pk[32], const void *msg, size_t len, const uint8_t sig[64]);
 
+/* ---- per-type verification of the Data field of a PublicKey (peer-ids/peer-ids.md) ----
+ * All return LP2P_OK, ERR_HANDSHAKE (bad signature), ERR_PROTOCOL (malformed key) or
+ * ERR_UNSUPPORTED (key algorithm/curve we do not handle, or compiled out).
+ * RSA: PKIX SubjectPublicKeyInfo DER, 2048..4096 bits, RSASSA-PKCS1-v1.5 with SHA-256.
+ * ECDSA: PKIX DER, uncompressed point on P-256 (also P-384/P-521), SHA-256, DER signature.
+ * secp256k1: 33-byte compressed key, SHA-256, DER signature (high-S accepted: normalized). */
+LP2P__PRIV int lp2p__rsa_verify(const uint8_t *der, size_t der_len, const void *msg, size_t msg_len, const uint8_t *sig,
+                                size_t sig_len);
+LP2P__PRIV int lp2p__ecdsa_verify(const uint8_t *der, size_t der_len, const void *msg, size_t msg_len, const uint8_t *sig,
+                                  size_t sig_len);
+LP2P__PRIV int lp2p__secp256k1_verify(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len,
+                                      const uint8_t *sig, size_t sig_len);
+
 /* ---- libp2p public keys (the PublicKey protobuf: Type=1 enum, Data=2 bytes) ---- */
 #define LP2P__KEY_RSA 0
 #define LP2P__KEY_ED25519 1

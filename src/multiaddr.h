@@ -1,10 +1,16 @@
 /* multiaddr.h - L0: multiaddr text <-> binary.
  *
  * Spec: multiformats/multiaddr (README.md, protocols.csv); libp2p/specs addressing/README.md.
- * Supported protocols: ip4, ip6, dns, dns4, dns6, dnsaddr, tcp, udp, p2p (alias ipfs on
- * input), p2p-circuit, ws, wss, tls, quic-v1, and a few more from protocols.csv as opaque.
+ * Supported protocols: ip4, ip6, ip6zone, ipcidr, dns, dns4, dns6, dnsaddr, tcp, udp, dccp, sctp,
+ * p2p (alias ipfs on input, printed as p2p), p2p-circuit, ws, wss, tls, sni, noise, quic,
+ * quic-v1, webtransport, certhash (any multibase in, base64url 'u' out), webrtc, webrtc-direct,
+ * http, https, udt, utp, memory (8-byte uint64, as go/rust), unix (a path: takes the rest of
+ * the text, "/unix/tmp/s" has value "/tmp/s"; must be last).
+ * Text follows go-multiaddr: must begin with '/', trailing slashes are ignored.
  * Unknown or malformed parts are rejected with LP2P_ERR_BADADDR; the reason goes to *why
- * (static string) when the caller passes a non-NULL why.
+ * (static string such as "unknown protocol", "bad ip4 address", "port out of range",
+ * "bad peer ID", "missing protocol value", "truncated value") when why is non-NULL.
+ * A valid lp2p__ma is never empty; its text form parses back to the same bytes.
  * Depends on: base.h, crypto.h (peer IDs in /p2p/). */
 #ifndef LP2P__MULTIADDR_H
 #define LP2P__MULTIADDR_H
@@ -35,14 +41,21 @@ typedef struct lp2p__ma {
 #define LP2P__MA_WSS 478
 #define LP2P__MA_TLS 448
 #define LP2P__MA_QUIC_V1 461
+#define LP2P__MA_SNI 449
+#define LP2P__MA_WEBTRANSPORT 465
+#define LP2P__MA_CERTHASH 466
+#define LP2P__MA_UNIX 400
+#define LP2P__MA_MEMORY 777
 
 LP2P__PRIV int lp2p__ma_parse(const char *text, lp2p__ma *out, const char **why);
 LP2P__PRIV int lp2p__ma_from_bytes(const uint8_t *p, size_t n, lp2p__ma *out, const char **why); /* validates */
-/* Text form (NUL-terminated); returns length or ERR_INVALID if cap is too small. */
+/* Text form (NUL-terminated); returns length, ERR_INVALID if cap is too small (out is then
+ * ""), ERR_BADADDR if ma is not valid. LP2P__MA_STRLEN is always enough. */
 LP2P__PRIV ptrdiff_t lp2p__ma_str(const lp2p__ma *ma, char *out, size_t cap);
 
 /* Component iteration: start with *off = 0; returns 1 and fills code/value while components
- * remain, 0 at the end. value points into ma. */
+ * remain, 0 at the end (also 0 at a malformed component, so loops always end). value points
+ * into ma. */
 LP2P__PRIV int lp2p__ma_next(const lp2p__ma *ma, size_t *off, uint32_t *code, const uint8_t **value, size_t *value_len);
 /* If the last component is /p2p/<id>: fill *id (if non-NULL), set *base (if non-NULL) to the
  * address without it, and return 1; else 0 (and *base = *ma). */
