@@ -14,7 +14,7 @@ FUZZ_SECONDS ?= 10
 # with the whole stack in libp2p.h (LP2P_NO_HOST empty) `make test` also runs the compile test
 # and the transport-interop harness (scripts that print RESULT lines, counted by tests/run)
 ifeq ($(LP2P_NO_HOST),)
-TEST_SCRIPTS = tests/compile/run.sh tests/transport-interop/run.sh
+TEST_SCRIPTS = tests/compile/compile-test.sh tests/transport-interop/run.sh
 TEST_DEPS    = build/bin/lp2p-transport-interop
 endif
 
@@ -66,7 +66,7 @@ demo:
 
 # the header in C99/C11/C++17 TUs linked together, -Werror, exported symbols all lp2p_*
 compile-test: libp2p.h
-	@tests/run tests/compile/run.sh
+	@tests/run tests/compile/compile-test.sh
 
 # the unit tests again with ASan + UBSan
 build/asan/%: tests/unit/%.c libp2p.h tests/test.h

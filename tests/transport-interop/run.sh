@@ -11,7 +11,7 @@ pass=0; fail=0; pids=()
 tmp=$(mktemp -d)
 check() { # check <name> <condition...>
   local name=$1; shift
-  if "$@"; then pass=$((pass+1)); echo "ok   $name"; else fail=$((fail+1)); echo "FAIL $name"; fi
+  if "$@"; then pass=$((pass+1)); echo "ok   $name" >&2; else fail=$((fail+1)); echo "FAIL $name" >&2; fi
 }
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
@@ -42,7 +42,7 @@ stop_listener() {
   check "$1: listener still serving after the dialer finished" kill -0 "$listener_pid"
   kill "$listener_pid" 2>/dev/null; wait "$listener_pid" 2>/dev/null
 }
-show_logs() { for f in "$tmp"/$1*.err; do sed "s|^|    [$(basename "$f")] |" "$f"; done; }
+show_logs() { for f in "$tmp"/$1*.err; do sed "s|^|    [$(basename "$f")] |" "$f" >&2; done; }
 
 # 1. legacy convention: lowercase env, key listenerAddr, JSON result
 L="transport=tcp security=noise muxer=yamux redis_addr=$REDIS test_timeout_seconds=30"
@@ -54,7 +54,7 @@ check "legacy: dialer prints one JSON object with both keys" \
 check "legacy: stdout holds nothing else" test "$(wc -l <"$tmp/legacy-dialer.out")" -eq 1
 stop_listener legacy
 [ "$rc" -eq 0 ] || show_logs legacy
-cat "$tmp/legacy-dialer.out"
+sed 's/^/    dialer: /' "$tmp/legacy-dialer.out" >&2
 
 # 2. modern convention: uppercase env, key <TEST_KEY>_listener_multiaddr, YAML result
 M="TRANSPORT=tcp SECURE_CHANNEL=noise MUXER=yamux REDIS_ADDR=$REDIS TEST_KEY=5eed1e55 TEST_TIMEOUT_SECS=30 DEBUG=false"
@@ -68,7 +68,7 @@ check "modern: dialer prints the latency YAML the runner greps" bash -c "
   sed -n 4p '$tmp/modern-dialer.out' | grep -qx '  unit: ms' && test \$(wc -l <'$tmp/modern-dialer.out') -eq 4"
 stop_listener modern
 [ "$rc" -eq 0 ] || show_logs modern
-cat "$tmp/modern-dialer.out"
+sed 's/^/    dialer: /' "$tmp/modern-dialer.out" >&2
 check "modern: the key was consumed by the dialer" test "$(redis-cli -p "$port" llen 5eed1e55_listener_multiaddr)" = 0
 
 # 3. a listener on 0.0.0.0 advertises a concrete address (nothing dials it)
