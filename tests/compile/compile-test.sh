@@ -77,6 +77,13 @@ for cc in gcc clang; do
   fi
 done
 
+# informational: with LIBP2P_STATIC (LP2P_API = static) the implementation should export nothing,
+# so two libraries may each embed libp2p.h
+printf '#define LIBP2P_STATIC\n#define LIBP2P_IMPLEMENTATION\n#include "libp2p.h"\n' >"$out/lib_static.c"
+if gcc -std=c11 -O2 -I. -c "$out/lib_static.c" -o "$out/lib_static.o" 2>/dev/null; then
+  left=$(nm -g --defined-only "$out/lib_static.o" | awk 'NF >= 3 {print $3}' | tr '\n' ' ')
+  echo >&2 "note: with LIBP2P_STATIC the implementation exports: ${left:-nothing}"
+fi
 # informational: does the implementation also build as C99? (not required: C11 inside)
 if gcc -std=c99 -Wall -Wextra -I. -c tests/compile/impl.c -o "$out/impl.c99.o" >"$out/c99.log" 2>&1; then
   echo >&2 "note: the implementation also compiles as C99 ($(grep -c 'warning:' "$out/c99.log") warnings)"
