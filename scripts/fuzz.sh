@@ -41,4 +41,6 @@ for src in "${targets[@]}"; do
 done
 echo "fuzz summary (FUZZ_SECONDS=$secs):"
 printf '  %s\n' "${summary[@]}"
+okn=$(printf '%s\n' "${summary[@]}" | grep -c ' ok: ')
+echo "RESULT $okn $(( ${#summary[@]} - okn ))"
 exit $bad
