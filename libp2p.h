@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-e96877f034fe9c74"
+#define LIBP2P_SOURCE_ID "src-ec2f193a588438c5"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -5446,7 +5446,650 @@ PB_BIND(lp2p_pb_Identify, lp2p_pb_Identify, AUTO)
 
 /*==================== end src/proto/identify.pb.c ====================*/
 /*==================== begin src/noise.c ====================*/
-/* noise.c - placeholder, being written */
+/* noise.c - L4: the libp2p Noise secure channel, Noise_XX_25519_ChaChaPoly_SHA256.
+ *
+ * Spec: libp2p/specs noise/README.md; connections/inlined-muxer-negotiation.md; the Noise
+ * Protocol Framework rev. 34 (§5 processing rules, §7.5 XX).
+ * Three parts:
+ *  1. the Noise state machine (symmetric state + XX handshake state) with arbitrary prologue and
+ *     payloads, so it can be checked against the cacophony test vectors;
+ *  2. the libp2p handshake: u16 BE length-prefixed messages, the NoiseHandshakePayload protobuf
+ *     (hand-encoded / bounded hand-decoded here: identity_key = 1, identity_sig = 2,
+ *     extensions = 4 { webtransport_certhashes = 1, stream_muxers = 2 }), the identity signature
+ *     over "noise-libp2p-static-key:" || static key, the peer ID check, early muxer negotiation;
+ *  3. the secure pipe: frames of u16 BE length || ciphertext (<= 65535 bytes, 65519 plaintext),
+ *     k1 initiator->responder, k2 responder->initiator, little-endian 64-bit nonces.
+ * Depends on: noise.h (pipe.h, crypto.h). */
+// (amalgamated) #include "noise.h"
+
+#define LP2P__NOISE_NAME "Noise_XX_25519_ChaChaPoly_SHA256" /* exactly 32 bytes: h = name */
+#define LP2P__NOISE_MAX_MSG 65535
+#define LP2P__NOISE_TAG 16
+#define LP2P__NOISE_SIG_PREFIX "noise-libp2p-static-key:"
+#define LP2P__NOISE_MAX_MUXERS 8       /* muxers we send */
+#define LP2P__NOISE_MAX_REMOTE_MUXERS 32 /* a longer remote list is ignored, like go (its cap: 100) */
+#define LP2P__NOISE_PAYLOAD_MAX 1024   /* our own handshake payload */
+#define LP2P__NOISE_WBATCH (4 * (LP2P__NOISE_MAX_PLAINTEXT)) /* plaintext bytes per raw write */
+
+/* Test hook: when set, supplies the X25519 private keys lp2p__noise_handshake would draw from
+ * the CSPRNG (which: 0 = static, 1 = ephemeral), for known-answer tests. NULL in production. */
+static void (*lp2p__noise_key_hook)(bool initiator, int which, uint8_t sk[32]);
+
+static void lp2p__noise_wipe(void *p, size_t n) {
+    volatile uint8_t *v = (volatile uint8_t *)p;
+    while (n--) *v++ = 0;
+}
+
+/* ==== 1. Noise state machine ================================================================ */
+
+typedef struct lp2p__noise_sym { /* SymmetricState with its CipherState */
+    uint8_t h[32], ck[32], k[32];
+    uint64_t n;
+    bool has_k;
+} lp2p__noise_sym;
+
+typedef struct lp2p__noise_hs { /* HandshakeState for XX */
+    lp2p__noise_sym ss;
+    uint8_t s_pk[32], s_sk[32], e_pk[32], e_sk[32], rs[32], re[32];
+    bool initiator;
+    int msg; /* index of the next handshake message, 0..3 (3 = done) */
+} lp2p__noise_hs;
+
+static void lp2p__noise_mix_hash(lp2p__noise_sym *ss, const uint8_t *data, size_t n) {
+    lp2p__sha256 c;
+    lp2p__sha256_init(&c);
+    lp2p__sha256_update(&c, ss->h, 32);
+    lp2p__sha256_update(&c, data, n);
+    lp2p__sha256_final(&c, ss->h);
+}
+
+static void lp2p__noise_mix_key(lp2p__noise_sym *ss, const uint8_t ikm[32]) {
+    lp2p__hkdf2(ss->ck, ikm, 32, ss->ck, ss->k);
+    ss->n = 0;
+    ss->has_k = true;
+}
+
+/* EncryptAndHash: out gets n (+ 16 once a key is set) bytes; out may equal in. */
+static size_t lp2p__noise_encrypt_hash(lp2p__noise_sym *ss, const uint8_t *in, size_t n, uint8_t *out) {
+    if (ss->has_k) {
+        lp2p__aead_seal(ss->k, ss->n++, ss->h, 32, in, n, out);
+        n += LP2P__NOISE_TAG;
+    } else if (out != in && n) {
+        memmove(out, in, n);
+    }
+    lp2p__noise_mix_hash(ss, out, n);
+    return n;
+}
+
+/* DecryptAndHash in place: msg has n bytes (incl. the tag once a key is set); returns the
+ * plaintext length or ERR_HANDSHAKE (authentication failure), ERR_PROTOCOL (too short). */
+static ptrdiff_t lp2p__noise_decrypt_hash(lp2p__noise_sym *ss, uint8_t *msg, size_t n) {
+    if (!ss->has_k) {
+        lp2p__noise_mix_hash(ss, msg, n);
+        return (ptrdiff_t)n;
+    }
+    if (n < LP2P__NOISE_TAG) return LP2P_ERR_PROTOCOL;
+    /* h must cover the ciphertext, which decrypting in place destroys: hash it first */
+    lp2p__noise_sym next = *ss;
+    lp2p__noise_mix_hash(&next, msg, n);
+    if (lp2p__aead_open(ss->k, ss->n, ss->h, 32, msg, n, msg) != LP2P_OK) {
+        lp2p__noise_wipe(&next, sizeof next);
+        return LP2P_ERR_HANDSHAKE;
+    }
+    memcpy(ss->h, next.h, 32);
+    ss->n++;
+    lp2p__noise_wipe(&next, sizeof next);
+    return (ptrdiff_t)(n - LP2P__NOISE_TAG);
+}
+
+static int lp2p__noise_dh_mix(lp2p__noise_sym *ss, const uint8_t sk[32], const uint8_t pk[32]) {
+    uint8_t shared[32];
+    int rc = lp2p__x25519(shared, sk, pk);
+    if (rc == LP2P_OK) lp2p__noise_mix_key(ss, shared);
+    lp2p__noise_wipe(shared, sizeof shared);
+    return rc == LP2P_OK ? LP2P_OK : LP2P_ERR_HANDSHAKE;
+}
+
+/* An X25519 key pair from a given private key (pk = sk * basepoint) or, sk_in NULL, a fresh one. */
+static void lp2p__noise_keypair(const uint8_t *sk_in, uint8_t pk[32], uint8_t sk[32]) {
+    static const uint8_t base[32] = {9};
+    if (!sk_in) {
+        lp2p__x25519_keypair(pk, sk);
+        return;
+    }
+    memcpy(sk, sk_in, 32);
+    (void)lp2p__x25519(pk, sk, base); /* never all-zero for the base point */
+}
+
+/* Initialize: h = protocol name (32 bytes, not hashed), ck = h, MixHash(prologue) - also for an
+ * empty prologue. s_sk / e_sk: fixed private keys (tests) or NULL for fresh random ones. */
+static void lp2p__noise_hs_init(lp2p__noise_hs *hs, bool initiator, const uint8_t *prologue, size_t prologue_len,
+                                const uint8_t *s_sk, const uint8_t *e_sk) {
+    memset(hs, 0, sizeof *hs);
+    hs->initiator = initiator;
+    memcpy(hs->ss.h, LP2P__NOISE_NAME, 32);
+    memcpy(hs->ss.ck, hs->ss.h, 32);
+    lp2p__noise_mix_hash(&hs->ss, prologue, prologue_len);
+    lp2p__noise_keypair(s_sk, hs->s_pk, hs->s_sk);
+    lp2p__noise_keypair(e_sk, hs->e_pk, hs->e_sk);
+}
+
+/* Upper bound of a handshake message carrying a payload of n bytes. */
+#define LP2P__NOISE_HS_OVERHEAD (32 + 48 + LP2P__NOISE_TAG)
+
+/* WriteMessage: the next message of our role into out (room for n + LP2P__NOISE_HS_OVERHEAD).
+ * Returns its length or ERR_HANDSHAKE (low-order key) / ERR_INVALID (not our turn). */
+static ptrdiff_t lp2p__noise_hs_write(lp2p__noise_hs *hs, const uint8_t *payload, size_t n, uint8_t *out) {
+    size_t off = 0;
+    int rc = LP2P_OK;
+    if (hs->msg >= 3 || (hs->msg == 1) == hs->initiator) return LP2P_ERR_INVALID;
+    if (hs->msg < 2) { /* -> e  /  <- e, ee, s, es */
+        memcpy(out, hs->e_pk, 32), off = 32;
+        lp2p__noise_mix_hash(&hs->ss, hs->e_pk, 32);
+        if (hs->msg == 1) {
+            rc = lp2p__noise_dh_mix(&hs->ss, hs->e_sk, hs->re);
+            off += lp2p__noise_encrypt_hash(&hs->ss, hs->s_pk, 32, out + off);
+            if (rc == LP2P_OK) rc = lp2p__noise_dh_mix(&hs->ss, hs->s_sk, hs->re);
+        }
+    } else { /* -> s, se */
+        off = lp2p__noise_encrypt_hash(&hs->ss, hs->s_pk, 32, out);
+        rc = lp2p__noise_dh_mix(&hs->ss, hs->s_sk, hs->re);
+    }
+    if (rc) return rc;
+    off += lp2p__noise_encrypt_hash(&hs->ss, payload, n, out + off);
+    hs->msg++;
+    return (ptrdiff_t)off;
+}
+
+/* ReadMessage in place: msg (len bytes) is the peer's next message; on success the payload is
+ * at msg + *payload_off and the return value is its length. ERR_PROTOCOL (too short),
+ * ERR_HANDSHAKE (decryption failed, low-order key), ERR_INVALID (not their turn). */
+static ptrdiff_t lp2p__noise_hs_read(lp2p__noise_hs *hs, uint8_t *msg, size_t len, size_t *payload_off) {
+    size_t off = 0;
+    ptrdiff_t r;
+    int rc = LP2P_OK;
+    if (hs->msg >= 3 || (hs->msg == 1) != hs->initiator) return LP2P_ERR_INVALID;
+    if (hs->msg < 2) { /* -> e  /  <- e, ee, s, es */
+        size_t need = hs->msg == 0 ? 32 : 32 + 48 + LP2P__NOISE_TAG;
+        if (len < need) return LP2P_ERR_PROTOCOL;
+        memcpy(hs->re, msg, 32), off = 32;
+        lp2p__noise_mix_hash(&hs->ss, hs->re, 32);
+        if (hs->msg == 1) {
+            if ((rc = lp2p__noise_dh_mix(&hs->ss, hs->e_sk, hs->re)) != 0) return rc;
+            if ((r = lp2p__noise_decrypt_hash(&hs->ss, msg + off, 48)) < 0) return r;
+            memcpy(hs->rs, msg + off, 32), off += 48;
+            if ((rc = lp2p__noise_dh_mix(&hs->ss, hs->e_sk, hs->rs)) != 0) return rc;
+        }
+    } else { /* -> s, se */
+        if (len < 48 + LP2P__NOISE_TAG) return LP2P_ERR_PROTOCOL;
+        if ((r = lp2p__noise_decrypt_hash(&hs->ss, msg, 48)) < 0) return r;
+        memcpy(hs->rs, msg, 32), off = 48;
+        if ((rc = lp2p__noise_dh_mix(&hs->ss, hs->e_sk, hs->rs)) != 0) return rc;
+    }
+    if ((r = lp2p__noise_decrypt_hash(&hs->ss, msg + off, len - off)) < 0) return r;
+    hs->msg++;
+    *payload_off = off;
+    return r;
+}
+
+/* Split: k1 protects initiator->responder traffic, k2 the other direction. */
+static void lp2p__noise_hs_split(lp2p__noise_hs *hs, uint8_t k1[32], uint8_t k2[32]) {
+    lp2p__hkdf2(hs->ss.ck, NULL, 0, k1, k2);
+}
+
+/* ==== 3. the secure pipe (declared before the handshake, which allocates it) ================= */
+
+typedef struct lp2p__noise_pipe {
+    lp2p__pipe base;
+    lp2p__ctx *ctx;
+    lp2p__pipe *raw;
+    uint8_t k_send[32], k_recv[32];
+    uint64_t n_send, n_recv;
+    int err;  /* sticky, both directions: decrypt failure, truncated frame */
+    int werr; /* sticky, writes only: a raw write failed mid-frame */
+    /* read state: a frame header, then its body, possibly across calls (timeouts) */
+    uint8_t hdr[2];
+    size_t hdr_have, flen, fhave;
+    size_t poff, plen; /* decrypted bytes not yet returned, in rbuf */
+    uint8_t *rbuf;     /* LP2P__NOISE_MAX_MSG bytes, allocated with the struct */
+    uint8_t *wbuf;     /* reusable sealed-frame batch */
+    size_t wcap;
+} lp2p__noise_pipe;
+
+static ptrdiff_t lp2p__noise_copy_out(lp2p__noise_pipe *np, void *buf, size_t cap) {
+    size_t n = LP2P__MIN(cap, np->plen);
+    memcpy(buf, np->rbuf + np->poff, n);
+    np->poff += n, np->plen -= n;
+    return (ptrdiff_t)n;
+}
+
+/* Decrypt the complete frame in f (flen bytes) in place; resets the frame state. Returns the
+ * plaintext length or ERR_PROTOCOL (sticky). */
+static ptrdiff_t lp2p__noise_open_frame(lp2p__noise_pipe *np, uint8_t *f) {
+    size_t flen = np->flen;
+    np->hdr_have = 0, np->flen = 0, np->fhave = 0;
+    if (np->n_recv == UINT64_MAX ||
+        lp2p__aead_open(np->k_recv, np->n_recv, NULL, 0, f, flen, f) != LP2P_OK) {
+        LP2P__WARN(np->ctx, LP2P_ERR_PROTOCOL, "noise: transport frame failed to decrypt (nonce %llu)",
+                   (unsigned long long)np->n_recv);
+        return np->err = LP2P_ERR_PROTOCOL;
+    }
+    np->n_recv++;
+    return (ptrdiff_t)(flen - LP2P__NOISE_TAG);
+}
+
+/* Read the 2-byte frame header. 1 = ready, 0 = clean EOF, < 0 error. */
+static int lp2p__noise_read_hdr(lp2p__noise_pipe *np, int64_t deadline) {
+    while (np->hdr_have < 2) {
+        ptrdiff_t r = lp2p__pipe_read(np->raw, np->hdr + np->hdr_have, 2 - np->hdr_have, deadline);
+        if (r < 0) return (int)r; /* timeout/cancel: state kept, the next call resumes */
+        if (r == 0) return np->hdr_have == 0 ? 0 : (np->err = LP2P_ERR_EOF);
+        np->hdr_have += (size_t)r;
+    }
+    np->flen = lp2p__be16(np->hdr);
+    if (np->flen < LP2P__NOISE_TAG) return np->err = LP2P_ERR_PROTOCOL;
+    return 1;
+}
+
+/* Read frame body bytes into dst until it holds flen bytes (fhave counts them). */
+static int lp2p__noise_read_body(lp2p__noise_pipe *np, uint8_t *dst, int64_t deadline) {
+    while (np->fhave < np->flen) {
+        ptrdiff_t r = lp2p__pipe_read(np->raw, dst + np->fhave, np->flen - np->fhave, deadline);
+        if (r < 0) return (int)r;
+        if (r == 0) return np->err = LP2P_ERR_EOF;
+        np->fhave += (size_t)r;
+    }
+    return LP2P_OK;
+}
+
+static ptrdiff_t lp2p__noise_read(lp2p__pipe *p, void *buf, size_t cap, int64_t deadline) {
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
+    if (np->err) return np->err;
+    if (cap == 0) return LP2P_ERR_INVALID;
+    if (np->plen) return lp2p__noise_copy_out(np, buf, cap);
+    for (;;) {
+        int rc = lp2p__noise_read_hdr(np, deadline);
+        if (rc <= 0) return rc;
+        ptrdiff_t n;
+        if (np->fhave == 0 && cap >= np->flen) {
+            /* the whole ciphertext fits the caller's buffer: read and decrypt it there */
+            rc = lp2p__noise_read_body(np, (uint8_t *)buf, deadline);
+            if (rc) {
+                /* keep what arrived so the next call resumes the frame */
+                if (np->fhave) memcpy(np->rbuf, buf, np->fhave);
+                return rc;
+            }
+            n = lp2p__noise_open_frame(np, (uint8_t *)buf);
+            if (n != 0) return n; /* plaintext length, or the error */
+        } else {
+            rc = lp2p__noise_read_body(np, np->rbuf, deadline);
+            if (rc) return rc;
+            n = lp2p__noise_open_frame(np, np->rbuf);
+            if (n < 0) return n;
+            np->poff = 0, np->plen = (size_t)n;
+            if (n > 0) return lp2p__noise_copy_out(np, buf, cap);
+        }
+        /* an empty frame: nothing for the caller, read the next one */
+    }
+}
+
+static int lp2p__noise_wbuf_reserve(lp2p__noise_pipe *np, size_t need) {
+    if (np->wcap >= need) return LP2P_OK;
+    size_t cap = LP2P__MAX(need, np->wcap * 2);
+    uint8_t *nb = (uint8_t *)lp2p__alloc(np->ctx, cap);
+    if (!nb) return LP2P_ERR_NOMEM;
+    lp2p__free(np->ctx, np->wbuf, np->wcap);
+    np->wbuf = nb, np->wcap = cap;
+    return LP2P_OK;
+}
+
+static int lp2p__noise_write(lp2p__pipe *p, const void *buf, size_t len, int64_t deadline) {
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
+    const uint8_t *src = (const uint8_t *)buf;
+    if (np->err) return np->err;
+    if (np->werr) return np->werr;
+    while (len > 0) {
+        /* seal up to LP2P__NOISE_WBATCH plaintext bytes as frames straight from the caller's
+         * buffer into wbuf (no intermediate copy), then hand them to raw in one write */
+        size_t batch = LP2P__MIN(len, (size_t)LP2P__NOISE_WBATCH);
+        size_t frames = (batch + LP2P__NOISE_MAX_PLAINTEXT - 1) / LP2P__NOISE_MAX_PLAINTEXT;
+        size_t off = 0;
+        int rc = lp2p__noise_wbuf_reserve(np, batch + frames * (2 + LP2P__NOISE_TAG));
+        if (rc) return rc;
+        /* nonce 2^64-1 is reserved (Noise §5.1): the last frame may use 2^64-2 */
+        if (frames > UINT64_MAX - np->n_send) return np->werr = LP2P_ERR_LIMIT;
+        for (size_t done = 0; done < batch;) {
+            size_t c = LP2P__MIN(batch - done, (size_t)LP2P__NOISE_MAX_PLAINTEXT);
+            lp2p__put_be16(np->wbuf + off, (uint16_t)(c + LP2P__NOISE_TAG));
+            lp2p__aead_seal(np->k_send, np->n_send++, NULL, 0, src + done, c, np->wbuf + off + 2);
+            off += 2 + c + LP2P__NOISE_TAG, done += c;
+        }
+        rc = lp2p__pipe_write(np->raw, np->wbuf, off, deadline);
+        if (rc) return np->werr = rc; /* an unknown prefix went out: the stream is desynced */
+        src += batch, len -= batch;
+    }
+    return LP2P_OK;
+}
+
+static int lp2p__noise_close_write(lp2p__pipe *p) {
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
+    return np->raw->vt->close_write(np->raw);
+}
+
+static size_t lp2p__noise_pipe_size(void) { return sizeof(lp2p__noise_pipe) + LP2P__NOISE_MAX_MSG; }
+
+static void lp2p__noise_pipe_free(lp2p__noise_pipe *np) {
+    lp2p__noise_wipe(np->k_send, 32);
+    lp2p__noise_wipe(np->k_recv, 32);
+    lp2p__free(np->ctx, np->wbuf, np->wcap);
+    lp2p__free(np->ctx, np, lp2p__noise_pipe_size());
+}
+
+static void lp2p__noise_reset(lp2p__pipe *p) {
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
+    np->raw->vt->reset(np->raw);
+    lp2p__noise_pipe_free(np);
+}
+
+static void lp2p__noise_close(lp2p__pipe *p) {
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
+    np->raw->vt->close(np->raw);
+    lp2p__noise_pipe_free(np);
+}
+
+static const lp2p__pipe_vt lp2p__noise_vt = {
+    lp2p__noise_read, lp2p__noise_write, lp2p__noise_close_write, lp2p__noise_reset, lp2p__noise_close,
+};
+
+static lp2p__noise_pipe *lp2p__noise_pipe_new(lp2p__ctx *ctx, lp2p__pipe *raw) {
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)lp2p__alloc(ctx, lp2p__noise_pipe_size());
+    if (!np) return NULL;
+    memset(np, 0, sizeof *np);
+    np->base.vt = &lp2p__noise_vt;
+    np->ctx = ctx;
+    np->raw = raw;
+    np->rbuf = (uint8_t *)(np + 1);
+    return np;
+}
+
+/* ==== 2. the libp2p handshake ================================================================= */
+
+/* ---- the handshake payload protobuf ---- */
+
+typedef struct lp2p__noise_payload {
+    const uint8_t *key, *sig;
+    size_t key_len, sig_len;
+    int n_muxers; /* 0 = no list (absent, empty, or over the cap) */
+    bool too_many;
+    const uint8_t *muxer[LP2P__NOISE_MAX_REMOTE_MUXERS];
+    size_t muxer_len[LP2P__NOISE_MAX_REMOTE_MUXERS];
+} lp2p__noise_payload;
+
+/* Protobuf varint (up to 10 bytes). Returns bytes used or 0 if malformed/truncated. */
+static size_t lp2p__noise_pb_varint(const uint8_t *p, size_t n, uint64_t *v) {
+    *v = 0;
+    for (size_t i = 0; i < n && i < 10; i++) {
+        *v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) return i + 1;
+    }
+    return 0;
+}
+
+/* One field: its number and wire type; for length-delimited fields val and val_len give the bytes.
+ * Returns bytes used or 0 if malformed. */
+static size_t lp2p__noise_pb_field(const uint8_t *p, size_t n, uint32_t *field, int *wire, const uint8_t **val,
+                                   size_t *val_len) {
+    uint64_t tag, v;
+    size_t off = lp2p__noise_pb_varint(p, n, &tag), k;
+    if (!off || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff) return 0;
+    *field = (uint32_t)(tag >> 3), *wire = (int)(tag & 7);
+    *val = NULL, *val_len = 0;
+    switch (*wire) {
+    case 0: k = lp2p__noise_pb_varint(p + off, n - off, &v); return k ? off + k : 0;
+    case 1: return n - off >= 8 ? off + 8 : 0;
+    case 5: return n - off >= 4 ? off + 4 : 0;
+    case 2:
+        k = lp2p__noise_pb_varint(p + off, n - off, &v);
+        if (!k || v > n - off - k) return 0;
+        *val = p + off + k, *val_len = (size_t)v;
+        return off + k + (size_t)v;
+    default: return 0; /* groups (3, 4) and reserved wire types */
+    }
+}
+
+static int lp2p__noise_parse_ext(const uint8_t *p, size_t n, lp2p__noise_payload *pl) {
+    while (n > 0) {
+        uint32_t f;
+        int w;
+        const uint8_t *v;
+        size_t vl, used = lp2p__noise_pb_field(p, n, &f, &w, &v, &vl);
+        if (!used) return LP2P_ERR_PROTOCOL;
+        if ((f == 1 || f == 2) && w != 2) return LP2P_ERR_PROTOCOL;
+        if (f == 2) { /* stream_muxers; webtransport_certhashes (1) means nothing over TCP */
+            if (pl->n_muxers == LP2P__NOISE_MAX_REMOTE_MUXERS) pl->too_many = true;
+            else pl->muxer[pl->n_muxers] = v, pl->muxer_len[pl->n_muxers++] = vl;
+        }
+        p += used, n -= used;
+    }
+    return LP2P_OK;
+}
+
+/* Bounded decode of NoiseHandshakePayload; pointers go into p. Unknown fields are skipped; a
+ * repeated bytes field keeps the last value (proto2), repeated extensions merge. */
+LP2P__PRIV int lp2p__noise_payload_parse(const uint8_t *p, size_t n, lp2p__noise_payload *pl) {
+    memset(pl, 0, sizeof *pl);
+    while (n > 0) {
+        uint32_t f;
+        int w;
+        const uint8_t *v;
+        size_t vl, used = lp2p__noise_pb_field(p, n, &f, &w, &v, &vl);
+        if (!used) return LP2P_ERR_PROTOCOL;
+        if ((f == 1 || f == 2 || f == 4) && w != 2) return LP2P_ERR_PROTOCOL;
+        if (f == 1) pl->key = v, pl->key_len = vl;
+        else if (f == 2) pl->sig = v, pl->sig_len = vl;
+        else if (f == 4 && lp2p__noise_parse_ext(v, vl, pl) != LP2P_OK) return LP2P_ERR_PROTOCOL;
+        p += used, n -= used;
+    }
+    if (pl->too_many) pl->n_muxers = 0;
+    if (!pl->key || pl->key_len == 0 || pl->key_len > LP2P__PUBKEY_MAX || !pl->sig || pl->sig_len == 0)
+        return LP2P_ERR_PROTOCOL;
+    return LP2P_OK;
+}
+
+static size_t lp2p__noise_pb_put_bytes(uint8_t *out, uint8_t tag, const void *p, size_t n) {
+    size_t off = 0;
+    out[off++] = tag;
+    off += lp2p__uvarint_put(out + off, n);
+    memcpy(out + off, p, n);
+    return off + n;
+}
+
+/* Our payload: identity_key, identity_sig over prefix || static key, extensions.stream_muxers
+ * (only when we have muxers; never in msg 1, which has no payload at all). out has
+ * LP2P__NOISE_PAYLOAD_MAX bytes; the muxer list was validated by the caller. */
+static size_t lp2p__noise_payload_build(const lp2p__identity *self, const uint8_t s_pk[32],
+                                        const char *const *muxers, int n_muxers, uint8_t *out) {
+    uint8_t msg[sizeof LP2P__NOISE_SIG_PREFIX - 1 + 32], sig[64], ext[LP2P__NOISE_MAX_MUXERS * 66];
+    size_t off = 0, elen = 0;
+    memcpy(msg, LP2P__NOISE_SIG_PREFIX, sizeof LP2P__NOISE_SIG_PREFIX - 1);
+    memcpy(msg + sizeof LP2P__NOISE_SIG_PREFIX - 1, s_pk, 32);
+    lp2p__identity_sign(self, msg, sizeof msg, sig);
+    off += lp2p__noise_pb_put_bytes(out + off, 0x0a, self->pubkey_pb, sizeof self->pubkey_pb);
+    off += lp2p__noise_pb_put_bytes(out + off, 0x12, sig, sizeof sig);
+    for (int i = 0; i < n_muxers; i++) elen += lp2p__noise_pb_put_bytes(ext + elen, 0x12, muxers[i], strlen(muxers[i]));
+    if (elen) off += lp2p__noise_pb_put_bytes(out + off, 0x22, ext, elen);
+    return off;
+}
+
+/* ---- the handshake proper ---- */
+
+typedef struct lp2p__noise_run {
+    lp2p__ctx *ctx;
+    lp2p__pipe *raw;
+    lp2p__noise_pipe *np; /* its rbuf receives handshake messages */
+    lp2p__noise_hs hs;
+    const lp2p__identity *self;
+    const lp2p_peer_id *expected;
+    const char *const *muxers;
+    int n_muxers;
+    lp2p__noise_result *res; /* filled as we learn; the caller's copy only on success */
+    bool no_common_muxer;
+    int64_t deadline;
+} lp2p__noise_run;
+
+static int lp2p__noise_send(lp2p__noise_run *r, const uint8_t *payload, size_t n) {
+    uint8_t out[2 + LP2P__NOISE_HS_OVERHEAD + LP2P__NOISE_PAYLOAD_MAX];
+    ptrdiff_t len = lp2p__noise_hs_write(&r->hs, payload, n, out + 2);
+    if (len < 0) return (int)len;
+    lp2p__put_be16(out, (uint16_t)len);
+    int rc = lp2p__pipe_write(r->raw, out, (size_t)len + 2, r->deadline);
+    lp2p__noise_wipe(out, sizeof out);
+    return rc;
+}
+
+/* Read and process the peer's next message; *payload points into rbuf. */
+static ptrdiff_t lp2p__noise_recv(lp2p__noise_run *r, uint8_t **payload) {
+    uint8_t hdr[2];
+    int rc = lp2p__pipe_read_full(r->raw, hdr, 2, r->deadline);
+    if (rc) return rc;
+    size_t len = lp2p__be16(hdr), off = 0;
+    rc = lp2p__pipe_read_full(r->raw, r->np->rbuf, len, r->deadline);
+    if (rc) return rc;
+    ptrdiff_t n = lp2p__noise_hs_read(&r->hs, r->np->rbuf, len, &off);
+    if (n >= 0) *payload = r->np->rbuf + off;
+    return n;
+}
+
+static bool lp2p__noise_has_muxer(const lp2p__noise_payload *pl, const char *m) {
+    size_t len = strlen(m);
+    for (int i = 0; i < pl->n_muxers; i++)
+        if (pl->muxer_len[i] == len && memcmp(pl->muxer[i], m, len) == 0) return true;
+    return false;
+}
+
+/* Early muxer negotiation (connections/inlined-muxer-negotiation.md): the first entry of the
+ * INITIATOR's list that both support; no overlap between two lists fails the handshake; no
+ * list on either side means "" (negotiate the muxer with multistream-select). */
+static void lp2p__noise_pick_muxer(lp2p__noise_run *r, const lp2p__noise_payload *pl) {
+    r->res->muxer[0] = '\0';
+    if (r->n_muxers == 0 || pl->n_muxers == 0) return;
+    if (r->hs.initiator) {
+        for (int i = 0; i < r->n_muxers; i++)
+            if (lp2p__noise_has_muxer(pl, r->muxers[i])) {
+                memcpy(r->res->muxer, r->muxers[i], strlen(r->muxers[i]) + 1);
+                return;
+            }
+    } else {
+        for (int i = 0; i < pl->n_muxers; i++)
+            for (int j = 0; j < r->n_muxers; j++)
+                if (strlen(r->muxers[j]) == pl->muxer_len[i] && memcmp(r->muxers[j], pl->muxer[i], pl->muxer_len[i]) == 0) {
+                    memcpy(r->res->muxer, r->muxers[j], pl->muxer_len[i] + 1);
+                    return;
+                }
+    }
+    r->no_common_muxer = true;
+}
+
+/* Check the peer's payload against the static key it just proved (hs.rs). */
+static int lp2p__noise_check_peer(lp2p__noise_run *r, const uint8_t *payload, size_t n) {
+    lp2p__noise_payload pl;
+    uint8_t msg[sizeof LP2P__NOISE_SIG_PREFIX - 1 + 32];
+    int rc = lp2p__noise_payload_parse(payload, n, &pl);
+    if (rc) {
+        LP2P__WARN(r->ctx, rc, "noise: malformed handshake payload (%zu bytes)", n);
+        return rc;
+    }
+    memcpy(msg, LP2P__NOISE_SIG_PREFIX, sizeof LP2P__NOISE_SIG_PREFIX - 1);
+    memcpy(msg + sizeof LP2P__NOISE_SIG_PREFIX - 1, r->hs.rs, 32);
+    rc = lp2p__pubkey_verify(pl.key, pl.key_len, msg, sizeof msg, pl.sig, pl.sig_len);
+    if (rc) {
+        LP2P__WARN(r->ctx, rc, "noise: identity signature over the static key rejected (%s)", lp2p_strerror(rc));
+        return rc == LP2P_ERR_PROTOCOL ? rc : LP2P_ERR_HANDSHAKE;
+    }
+    rc = lp2p__peer_id_from_pubkey(pl.key, pl.key_len, &r->res->remote_id);
+    if (rc) return rc == LP2P_ERR_PROTOCOL ? rc : LP2P_ERR_HANDSHAKE;
+    if (r->expected && (r->expected->len != r->res->remote_id.len ||
+                        memcmp(r->expected->bytes, r->res->remote_id.bytes, r->expected->len) != 0)) {
+        LP2P__WARN(r->ctx, LP2P_ERR_HANDSHAKE, "noise: peer ID mismatch (remote key is not the peer we dialed)");
+        return LP2P_ERR_HANDSHAKE;
+    }
+    memcpy(r->res->remote_pubkey, pl.key, pl.key_len);
+    r->res->remote_pubkey_len = pl.key_len;
+    lp2p__noise_pick_muxer(r, &pl);
+    return LP2P_OK;
+}
+
+static int lp2p__noise_run_initiator(lp2p__noise_run *r, const uint8_t *ours, size_t ours_len) {
+    uint8_t *payload;
+    int rc = lp2p__noise_send(r, NULL, 0); /* -> e, no payload (spec: no extensions in msg 1) */
+    if (rc) return rc;
+    ptrdiff_t n = lp2p__noise_recv(r, &payload); /* <- e, ee, s, es */
+    if (n < 0) return (int)n;
+    if ((rc = lp2p__noise_check_peer(r, payload, (size_t)n)) != 0) return rc;
+    /* -> s, se: sent even without a common muxer, so the responder fails the same way */
+    return lp2p__noise_send(r, ours, ours_len);
+}
+
+static int lp2p__noise_run_responder(lp2p__noise_run *r, const uint8_t *ours, size_t ours_len) {
+    uint8_t *payload;
+    ptrdiff_t n = lp2p__noise_recv(r, &payload); /* -> e (a payload, if any, is only hashed) */
+    if (n < 0) return (int)n;
+    int rc = lp2p__noise_send(r, ours, ours_len); /* <- e, ee, s, es */
+    if (rc) return rc;
+    n = lp2p__noise_recv(r, &payload); /* -> s, se */
+    if (n < 0) return (int)n;
+    return lp2p__noise_check_peer(r, payload, (size_t)n);
+}
+
+static bool lp2p__noise_muxers_ok(const char *const *muxers, int n) {
+    if (n < 0 || n > LP2P__NOISE_MAX_MUXERS || (n > 0 && !muxers)) return false;
+    for (int i = 0; i < n; i++) {
+        size_t len = muxers[i] ? strlen(muxers[i]) : 0;
+        if (len == 0 || len >= sizeof(((lp2p__noise_result *)0)->muxer)) return false;
+    }
+    return true;
+}
+
+LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p__identity *self, bool initiator,
+                                     const lp2p_peer_id *expected, const char *const *muxers, int n_muxers,
+                                     lp2p__pipe **out, lp2p__noise_result *res, int64_t deadline) {
+    uint8_t keys[2][32], ours[LP2P__NOISE_PAYLOAD_MAX];
+    if (!ctx || !raw || !self || !out || !lp2p__noise_muxers_ok(muxers, n_muxers)) return LP2P_ERR_INVALID;
+    if (lp2p__crypto_init() != LP2P_OK) return LP2P_ERR_IO;
+    lp2p__noise_result *tmp = (lp2p__noise_result *)lp2p__zalloc(ctx, sizeof *tmp);
+    lp2p__noise_pipe *np = lp2p__noise_pipe_new(ctx, raw);
+    lp2p__noise_run *r = (lp2p__noise_run *)lp2p__zalloc(ctx, sizeof *r);
+    int rc = LP2P_ERR_NOMEM;
+    if (!tmp || !np || !r) goto done;
+    /* the static key is per session (spec: SHOULD NOT be persisted) */
+    for (int which = 0; which < 2; which++) {
+        if (lp2p__noise_key_hook) lp2p__noise_key_hook(initiator, which, keys[which]);
+        else lp2p__random(keys[which], 32);
+    }
+    lp2p__noise_hs_init(&r->hs, initiator, NULL, 0, keys[0], keys[1]);
+    r->ctx = ctx, r->raw = raw, r->np = np, r->self = self, r->expected = expected;
+    r->muxers = muxers, r->n_muxers = n_muxers, r->res = tmp, r->deadline = deadline;
+    size_t ours_len = lp2p__noise_payload_build(self, r->hs.s_pk, muxers, n_muxers, ours);
+    rc = initiator ? lp2p__noise_run_initiator(r, ours, ours_len) : lp2p__noise_run_responder(r, ours, ours_len);
+    if (rc == LP2P_OK && r->no_common_muxer) {
+        LP2P__WARN(ctx, LP2P_ERR_HANDSHAKE, "noise: no stream muxer in common with the peer");
+        rc = LP2P_ERR_HANDSHAKE;
+    }
+    if (rc == LP2P_OK) {
+        lp2p__noise_hs_split(&r->hs, keys[0], keys[1]);
+        memcpy(np->k_send, keys[initiator ? 0 : 1], 32);
+        memcpy(np->k_recv, keys[initiator ? 1 : 0], 32);
+        if (res) *res = *tmp;
+        *out = &np->base;
+        np = NULL;
+    }
+done:
+    if (np) lp2p__noise_pipe_free(np);
+    if (r) lp2p__noise_wipe(r, sizeof *r), lp2p__free(ctx, r, sizeof *r);
+    lp2p__free(ctx, tmp, sizeof *tmp);
+    lp2p__noise_wipe(keys, sizeof keys);
+    return rc;
+}
 /*==================== end src/noise.c ====================*/
 /*==================== begin src/yamux.c ====================*/
 /* yamux.c - L4: the yamux stream multiplexer (see yamux.h for the model).
@@ -6513,6 +7156,1499 @@ LP2P__PRIV void lp2p__yamux_set_rtt_us(lp2p__yamux *y, int64_t rtt_us) { y->rtt_
 LP2P__PRIV uint32_t lp2p__ystream_recv_window(lp2p__pipe *stream) { return ((lp2p__ystream *)stream)->recv_max; }
 LP2P__PRIV int lp2p__yamux_unacked(lp2p__yamux *y) { return y->n_unacked; }
 /*==================== end src/yamux.c ====================*/
+/*==================== begin src/swarm.c ====================*/
+/* swarm.c - L5: listeners, dialing (dedup, limits), the connection upgrader, the connection
+ * table and the peerstore.
+ *
+ * Upgrade order (libp2p/specs connections/README.md): multistream-select -> /noise ->
+ * (muxer from the Noise early negotiation, inlined-muxer-negotiation.md, or multistream) ->
+ * /yamux/1.0.0. The dialer pipelines the multistream header, the /noise proposal and the
+ * first Noise message in one write (lazy select, as rust's V1Lazy), so a dial costs the TCP
+ * handshake + 1.5 RTT of Noise before the first stream.
+ * Depends on: host.h (tcp, mss, noise, yamux, multiaddr, crypto, runtime). */
+// (amalgamated) #include "host.h"
+
+static const char *const lp2p__muxers[] = {LP2P__YAMUX_PROTO};
+
+/* ---- peerstore ------------------------------------------------------------------------ */
+LP2P__PRIV lp2p__peer *lp2p__peerstore_get(lp2p_host *h, const lp2p_peer_id *id, bool create) {
+    for (lp2p__peer *p = h->peers; p; p = p->next)
+        if (lp2p_peer_id_eq(&p->id, id)) return p;
+    if (!create) return NULL;
+    lp2p__peer *p = (lp2p__peer *)lp2p__zalloc(&h->ctx, sizeof *p);
+    if (!p) return NULL;
+    p->id = *id;
+    p->next = h->peers;
+    h->peers = p;
+    return p;
+}
+
+LP2P__PRIV void lp2p__peerstore_add_addr(lp2p_host *h, const lp2p_peer_id *id, const lp2p__ma *ma, int64_t ttl_ms) {
+    lp2p__peer *p = lp2p__peerstore_get(h, id, true);
+    lp2p__ma base;
+    if (!p) return;
+    lp2p__ma_split_p2p(ma, &base, NULL);
+    int64_t exp = ttl_ms < 0 ? LP2P_FOREVER : lp2p_now() + ttl_ms;
+    int slot = -1, oldest = 0;
+    for (int i = 0; i < p->n_addrs; i++) {
+        if (lp2p__ma_eq(&p->addrs[i].ma, &base)) {
+            slot = i;
+            break;
+        }
+        if (p->addrs[i].expires >= 0 &&
+            (p->addrs[oldest].expires < 0 || p->addrs[i].expires < p->addrs[oldest].expires))
+            oldest = i;
+    }
+    if (slot < 0) slot = p->n_addrs < LP2P__MAX_PEER_ADDRS ? p->n_addrs++ : oldest;
+    else if (p->addrs[slot].expires < 0 || (exp >= 0 && p->addrs[slot].expires > exp)) return; /* keep the longer TTL */
+    p->addrs[slot].ma = base;
+    p->addrs[slot].expires = exp;
+}
+
+static void lp2p__free_strv(lp2p__ctx *ctx, char **v, int n) {
+    for (int i = 0; i < n; i++) lp2p__strfree(ctx, v[i]);
+    lp2p__free(ctx, v, sizeof(char *) * (size_t)n);
+}
+
+LP2P__PRIV void lp2p__peerstore_set_protocols(lp2p_host *h, lp2p__peer *p, char **protos, int n) {
+    lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
+    p->protocols = protos, p->n_protocols = n;
+}
+
+LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h) {
+    while (h->peers) {
+        lp2p__peer *p = h->peers;
+        h->peers = p->next;
+        lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
+        lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
+        lp2p__strfree(&h->ctx, p->agent_version);
+        lp2p__strfree(&h->ctx, p->protocol_version);
+        lp2p__free(&h->ctx, p, sizeof *p);
+    }
+}
+
+/* ---- connections ------------------------------------------------------------------------ */
+/* A connection is freed by the reaper (never inside its own session's reader task) once it
+ * is closed and nothing references it. */
+LP2P__PRIV void lp2p__conn_unref(lp2p__conn *c) {
+    if (c && --c->refs == 0) {
+        c->next = c->h->graveyard;
+        c->h->graveyard = c;
+    }
+}
+
+LP2P__PRIV void lp2p__swarm_reap(lp2p_host *h) {
+    while (h->graveyard) {
+        lp2p__conn *c = h->graveyard;
+        h->graveyard = c->next;
+        if (c->mux) lp2p__yamux_free(c->mux);
+        lp2p__free(&h->ctx, c, sizeof *c);
+    }
+}
+
+
+LP2P__PRIV lp2p__conn *lp2p__swarm_find_conn(lp2p_host *h, const lp2p_peer_id *peer) {
+    for (lp2p__conn *c = h->conns; c; c = c->next)
+        if (!c->closed && lp2p_peer_id_eq(&c->peer, peer)) return c;
+    return NULL;
+}
+
+LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n) {
+    n->next = h->notifees;
+    h->notifees = n;
+}
+
+static void lp2p__conn_unlink(lp2p__conn *c) {
+    lp2p_host *h = c->h;
+    for (lp2p__conn **pp = &h->conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            h->n_conns--;
+            break;
+        }
+}
+
+/* yamux session ended: runs in its reader task, so the session is freed later (last unref). */
+static void lp2p__conn_on_close(void *user, lp2p__yamux *y, int err) {
+    lp2p__conn *c = (lp2p__conn *)user;
+    lp2p_host *h = c->h;
+    char id[LP2P_PEER_ID_STRLEN];
+    (void)y;
+    if (c->closed) return;
+    c->closed = true;
+    lp2p__conn_unlink(c);
+    c->identified = true;
+    lp2p__waitq_wake_all(h->sched, &c->identify_wait);
+    lp2p_peer_id_str(&c->peer, id, sizeof id);
+    LP2P__DEBUG(&h->ctx, "connection to %s closed: %s", id, lp2p_strerror(err));
+    for (lp2p__notifee *n = h->notifees; n; n = n->next)
+        if (n->disconnected) n->disconnected(n->user, c);
+    if (!h->freeing) lp2p__host_emit(h, LP2P_EVENT_PEER_DISCONNECTED, &c->peer, NULL, NULL, NULL, err);
+    c->next = NULL;
+    lp2p__conn_unref(c); /* the host list's reference */
+}
+
+/* Close the session (GoAway); the connection leaves the host's table at once. */
+LP2P__PRIV void lp2p__conn_close(lp2p__conn *c) {
+    if (!c->closed && c->mux) lp2p__yamux_close(c->mux);
+    if (!c->closed) lp2p__conn_on_close(c, c->mux, LP2P_ERR_CLOSED); /* the session reports it later, or not */
+}
+
+static void lp2p__conn_on_stream(void *user, lp2p__yamux *y, lp2p__pipe *stream) {
+    (void)y;
+    lp2p__host_on_stream((lp2p__conn *)user, stream);
+}
+
+/* Wrap an upgraded secure pipe into a connection and announce it. Takes ownership of secure. */
+static int lp2p__conn_setup(lp2p_host *h, lp2p__pipe *secure, const lp2p__noise_result *nr, bool outbound,
+                            const lp2p__ma *local, const lp2p__ma *remote, lp2p__conn **out) {
+    lp2p__conn *c = (lp2p__conn *)lp2p__zalloc(&h->ctx, sizeof *c);
+    if (!c) {
+        secure->vt->reset(secure);
+        return LP2P_ERR_NOMEM;
+    }
+    c->h = h, c->peer = nr->remote_id, c->outbound = outbound, c->opened_at = lp2p_now();
+    if (local) c->local = *local;
+    if (remote) c->remote = *remote;
+    c->refs = 1; /* the host list's; callers that keep c take their own */
+    lp2p__yamux_cfg ycfg;
+    memset(&ycfg, 0, sizeof ycfg);
+    ycfg.is_client = outbound;
+    ycfg.init_window = (uint32_t)h->cfg.stream_window;
+    ycfg.max_window = (uint32_t)h->cfg.max_stream_buffer;
+    ycfg.max_inbound = h->cfg.max_streams_per_conn;
+    ycfg.keepalive_ms = h->cfg.keepalive_ms;
+    ycfg.on_stream = lp2p__conn_on_stream;
+    ycfg.on_close = lp2p__conn_on_close;
+    ycfg.user = c;
+    int rc = lp2p__yamux_new(h->sched, secure, &ycfg, &c->mux); /* owns secure, also on failure */
+    if (rc) {
+        lp2p__free(&h->ctx, c, sizeof *c);
+        return rc;
+    }
+    c->next = h->conns;
+    h->conns = c;
+    h->n_conns++;
+    lp2p__peer *p = lp2p__peerstore_get(h, &c->peer, true);
+    if (p && !p->pubkey && nr->remote_pubkey_len) {
+        p->pubkey = (uint8_t *)lp2p__alloc(&h->ctx, nr->remote_pubkey_len);
+        if (p->pubkey) memcpy(p->pubkey, nr->remote_pubkey, nr->remote_pubkey_len), p->pubkey_len = nr->remote_pubkey_len;
+    }
+    if (outbound && remote) lp2p__peerstore_add_addr(h, &c->peer, remote, 60 * 60 * 1000);
+    char addr[LP2P__MA_STRLEN];
+    if (remote) lp2p__ma_str(remote, addr, sizeof addr);
+    lp2p__host_emit(h, LP2P_EVENT_PEER_CONNECTED, &c->peer, remote ? addr : NULL, NULL, NULL, 0);
+    for (lp2p__notifee *n = h->notifees; n; n = n->next)
+        if (n->connected) n->connected(n->user, c);
+    *out = c;
+    return LP2P_OK;
+}
+
+/* ---- upgrade (both roles) ------------------------------------------------------------------ */
+static bool lp2p__match_noise(void *user, const char *proto) {
+    (void)user;
+    return strcmp(proto, LP2P__NOISE_PROTO) == 0;
+}
+static bool lp2p__match_yamux(void *user, const char *proto) {
+    (void)user;
+    return strcmp(proto, LP2P__YAMUX_PROTO) == 0;
+}
+static int lp2p__list_noise(void *user, const char **protos, int max) {
+    (void)user;
+    if (max > 0) protos[0] = LP2P__NOISE_PROTO;
+    return 1;
+}
+static int lp2p__list_yamux(void *user, const char **protos, int max) {
+    (void)user;
+    if (max > 0) protos[0] = LP2P__YAMUX_PROTO;
+    return 1;
+}
+
+/* Secure + multiplex raw. raw is always consumed (owned by the connection or freed). */
+static int lp2p__upgrade(lp2p_host *h, lp2p__pipe *raw, bool outbound, const lp2p_peer_id *expected,
+                         const lp2p__ma *local, const lp2p__ma *remote, lp2p__conn **out, int64_t deadline) {
+    char proto[LP2P__MSS_MAX + 1];
+    lp2p__pipe *p = raw, *secure = NULL;
+    lp2p__noise_result *nr = (lp2p__noise_result *)lp2p__alloc(&h->ctx, sizeof *nr);
+    int rc;
+    if (!nr) {
+        raw->vt->reset(raw);
+        return LP2P_ERR_NOMEM;
+    }
+    if (outbound) rc = lp2p__mss_lazy(&h->ctx, raw, LP2P__NOISE_PROTO, &p);
+    else rc = lp2p__mss_handle(raw, lp2p__match_noise, lp2p__list_noise, NULL, proto, sizeof proto, deadline);
+    if (rc < 0) goto fail;
+    rc = lp2p__noise_handshake(&h->ctx, p, &h->identity, outbound, expected, lp2p__muxers, 1, &secure, nr, deadline);
+    if (rc) goto fail;
+    p = secure;
+    if (!nr->muxer[0]) { /* the peer did not negotiate a muxer inside Noise: multistream it */
+        if (outbound) rc = lp2p__mss_select(secure, lp2p__muxers, 1, deadline);
+        else rc = lp2p__mss_handle(secure, lp2p__match_yamux, lp2p__list_yamux, NULL, proto, sizeof proto, deadline);
+        if (rc < 0) goto fail;
+    } else if (strcmp(nr->muxer, LP2P__YAMUX_PROTO) != 0) {
+        rc = LP2P_ERR_HANDSHAKE;
+        goto fail;
+    }
+    rc = lp2p__conn_setup(h, secure, nr, outbound, local, remote, out);
+    lp2p__free(&h->ctx, nr, sizeof *nr);
+    return rc;
+fail:
+    p->vt->reset(p);
+    lp2p__free(&h->ctx, nr, sizeof *nr);
+    return rc;
+}
+
+/* ---- listening ------------------------------------------------------------------------------ */
+typedef struct lp2p__inbound {
+    lp2p_host *h;
+    lp2p__pipe *raw;
+    lp2p__ma local, remote;
+} lp2p__inbound;
+
+static void lp2p__inbound_task(void *arg) {
+    lp2p__inbound *in = (lp2p__inbound *)arg;
+    lp2p_host *h = in->h;
+    lp2p__conn *c = NULL;
+    char addr[LP2P__MA_STRLEN];
+    int rc = lp2p__upgrade(h, in->raw, false, NULL, &in->local, &in->remote, &c,
+                           lp2p_deadline_in(h->cfg.handshake_timeout_ms));
+    if (rc) {
+        lp2p__ma_str(&in->remote, addr, sizeof addr);
+        LP2P__INFO(&h->ctx, "inbound connection from %s failed to upgrade: %s", addr, lp2p_strerror(rc));
+    }
+    h->n_inbound--; /* inbound upgrades count as pending connections */
+    lp2p__free(&h->ctx, in, sizeof *in);
+}
+
+static void lp2p__accept_task(void *arg) {
+    lp2p__listener *l = (lp2p__listener *)arg;
+    lp2p_host *h = l->h;
+    for (;;) {
+        lp2p__inbound *in = (lp2p__inbound *)lp2p__zalloc(&h->ctx, sizeof *in);
+        if (!in) {
+            lp2p__sleep_until(h->sched, lp2p_deadline_in(100));
+            continue;
+        }
+        in->h = h;
+        int rc = lp2p__tcp_accept(l->tcp, &in->raw, &in->remote, LP2P_FOREVER);
+        if (rc) {
+            lp2p__free(&h->ctx, in, sizeof *in);
+            if (rc == LP2P_ERR_CANCELED || rc == LP2P_ERR_CLOSED) return;
+            LP2P__WARN(&h->ctx, rc, "accept failed: %s", lp2p_strerror(rc));
+            if (lp2p__sleep_until(h->sched, lp2p_deadline_in(100)) == LP2P_ERR_CANCELED) return;
+            continue;
+        }
+        in->local = l->addr;
+        if (h->n_conns + h->n_inbound >= h->cfg.max_connections) {
+            LP2P__WARN(&h->ctx, LP2P_ERR_LIMIT, "max_connections=%d reached: inbound connection refused",
+                       h->cfg.max_connections);
+            in->raw->vt->reset(in->raw);
+            lp2p__free(&h->ctx, in, sizeof *in);
+            continue;
+        }
+        h->n_inbound++;
+        if (!lp2p__spawn(h->sched, lp2p__inbound_task, in).id) {
+            h->n_inbound--;
+            in->raw->vt->reset(in->raw);
+            lp2p__free(&h->ctx, in, sizeof *in);
+        }
+    }
+}
+
+LP2P__PRIV int lp2p__swarm_listen(lp2p_host *h, const char *text) {
+    lp2p__ma ma;
+    const char *why = NULL;
+    int rc = lp2p__ma_parse(text, &ma, &why);
+    if (rc) {
+        LP2P__WARN(&h->ctx, rc, "listen address '%s': %s", text, why ? why : "malformed");
+        return rc;
+    }
+    lp2p__listener *l = (lp2p__listener *)lp2p__zalloc(&h->ctx, sizeof *l);
+    if (!l) return LP2P_ERR_NOMEM;
+    l->h = h;
+    rc = lp2p__tcp_listen(h->sched, &ma, &l->tcp, &l->addr);
+    if (rc) {
+        LP2P__WARN(&h->ctx, rc, "cannot listen on %s: %s", text, lp2p_strerror(rc));
+        lp2p__free(&h->ctx, l, sizeof *l);
+        return rc;
+    }
+    l->task = lp2p__spawn(h->sched, lp2p__accept_task, l);
+    if (!l->task.id) {
+        lp2p__tcp_listener_free(l->tcp);
+        lp2p__free(&h->ctx, l, sizeof *l);
+        return LP2P_ERR_LIMIT;
+    }
+    l->next = h->listeners;
+    h->listeners = l;
+    lp2p__host_addrs_changed(h);
+    char addr[LP2P__MA_STRLEN];
+    lp2p__ma_str(&l->addr, addr, sizeof addr);
+    lp2p__host_emit(h, LP2P_EVENT_LISTEN, &h->identity.id, addr, NULL, NULL, 0);
+    return LP2P_OK;
+}
+
+/* ---- dialing ------------------------------------------------------------------------------------ */
+/* Resolve peer_or_addr into a peer ID and the addresses to try (n_out). */
+static int lp2p__dial_targets(lp2p_host *h, const char *peer_or_addr, lp2p_peer_id *peer, lp2p__ma *addrs, int max,
+                              int *n_out) {
+    int n = 0;
+    if (peer_or_addr[0] == '/') {
+        lp2p__ma ma;
+        const char *why = NULL;
+        int rc = lp2p__ma_parse(peer_or_addr, &ma, &why);
+        if (rc) {
+            LP2P__WARN(&h->ctx, rc, "dial '%s': %s", peer_or_addr, why ? why : "malformed multiaddr");
+            return rc;
+        }
+        if (!lp2p__ma_split_p2p(&ma, &addrs[0], peer)) {
+            LP2P__WARN(&h->ctx, LP2P_ERR_BADADDR, "dial '%s': the address must end in /p2p/<peer-id>", peer_or_addr);
+            return LP2P_ERR_BADADDR;
+        }
+        n = 1;
+    } else if (lp2p_peer_id_parse(peer_or_addr, peer) != LP2P_OK) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_BADADDR, "dial '%s': neither a multiaddr nor a peer ID", peer_or_addr);
+        return LP2P_ERR_BADADDR;
+    }
+    lp2p__peer *p = lp2p__peerstore_get(h, peer, false);
+    int64_t now = lp2p_now();
+    for (int i = 0; p && i < p->n_addrs && n < max; i++) {
+        if (p->addrs[i].expires >= 0 && p->addrs[i].expires < now) continue;
+        if (!lp2p__ma_is_tcp(&p->addrs[i].ma)) continue;
+        if (n > 0 && lp2p__ma_eq(&p->addrs[i].ma, &addrs[0])) continue;
+        addrs[n++] = p->addrs[i].ma;
+    }
+    *n_out = n;
+    return LP2P_OK;
+}
+
+static int lp2p__dial_addrs(lp2p_host *h, const lp2p_peer_id *peer, const lp2p__ma *addrs, int n, lp2p__conn **out,
+                            int64_t deadline) {
+    int rc = LP2P_ERR_NOADDR;
+    char text[LP2P__MA_STRLEN];
+    for (int i = 0; i < n; i++) {
+        lp2p__pipe *raw = NULL;
+        lp2p__ma local, remote;
+        if (!lp2p__ma_is_tcp(&addrs[i])) continue;
+        rc = lp2p__tcp_dial(h->sched, &addrs[i], 0, &raw, &local, &remote, deadline);
+        if (rc == LP2P_OK) rc = lp2p__upgrade(h, raw, true, peer, &local, &addrs[i], out, deadline);
+        if (rc == LP2P_OK) return LP2P_OK;
+        lp2p__ma_str(&addrs[i], text, sizeof text);
+        LP2P__INFO(&h->ctx, "dial %s failed: %s", text, lp2p_strerror(rc));
+        if (rc == LP2P_ERR_CANCELED || rc == LP2P_ERR_TIMEOUT) break;
+    }
+    if (n > 1 && rc != LP2P_ERR_CANCELED && rc != LP2P_ERR_TIMEOUT && rc != LP2P_ERR_HANDSHAKE)
+        rc = LP2P_ERR_UNREACHABLE;
+    return rc;
+}
+
+LP2P__PRIV int lp2p__swarm_connect(lp2p_host *h, const char *peer_or_addr, lp2p__conn **out, int64_t deadline) {
+    lp2p_peer_id peer;
+    lp2p__ma addrs[LP2P__MAX_PEER_ADDRS + 1];
+    int n = 0, rc;
+    if (!peer_or_addr) return LP2P_ERR_INVALID;
+    rc = lp2p__dial_targets(h, peer_or_addr, &peer, addrs, (int)LP2P__COUNT(addrs), &n);
+    if (rc) return rc;
+    if (lp2p_peer_id_eq(&peer, &h->identity.id)) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_INVALID, "refusing to dial ourselves");
+        return LP2P_ERR_INVALID;
+    }
+    for (;;) {
+        lp2p__conn *c = lp2p__swarm_find_conn(h, &peer);
+        if (c) {
+            c->refs++;
+            *out = c;
+            return LP2P_OK;
+        }
+        lp2p__dial *d = h->dials;
+        while (d && !lp2p_peer_id_eq(&d->peer, &peer)) d = d->next;
+        if (!d) break;
+        d->waiters++; /* a dial to this peer is in flight: wait for it, then look again */
+        rc = lp2p__waitq_wait(h->sched, &d->done, deadline);
+        int result = d->result;
+        if (--d->waiters == 0 && d->result != 1) lp2p__free(&h->ctx, d, sizeof *d);
+        if (rc) return rc;
+        if (result != LP2P_OK && result != 1) return result;
+    }
+    if (n == 0) return LP2P_ERR_NOADDR;
+    if (h->n_dials >= h->cfg.max_pending_dials) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_LIMIT, "max_pending_dials=%d reached", h->cfg.max_pending_dials);
+        return LP2P_ERR_LIMIT;
+    }
+    if (h->n_conns >= h->cfg.max_connections) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_LIMIT, "max_connections=%d reached", h->cfg.max_connections);
+        return LP2P_ERR_LIMIT;
+    }
+    lp2p__dial *d = (lp2p__dial *)lp2p__zalloc(&h->ctx, sizeof *d);
+    if (!d) return LP2P_ERR_NOMEM;
+    d->peer = peer, d->result = 1;
+    d->next = h->dials, h->dials = d, h->n_dials++;
+    lp2p__conn *c = NULL;
+    rc = lp2p__dial_addrs(h, &peer, addrs, n, &c, deadline);
+    for (lp2p__dial **pp = &h->dials; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    h->n_dials--;
+    d->result = rc;
+    lp2p__waitq_wake_all(h->sched, &d->done);
+    if (d->waiters == 0) lp2p__free(&h->ctx, d, sizeof *d);
+    if (rc) return rc;
+    c->refs++;
+    *out = c;
+    return LP2P_OK;
+}
+
+LP2P__PRIV void lp2p__swarm_close_all(lp2p_host *h) {
+    for (lp2p__listener *l = h->listeners; l; l = l->next) {
+        lp2p__task_cancel(h->sched, l->task);
+        lp2p__tcp_listener_free(l->tcp);
+        l->tcp = NULL;
+    }
+    while (h->conns) lp2p__conn_close(h->conns);
+}
+/*==================== end src/swarm.c ====================*/
+/*==================== begin src/host.c ====================*/
+/* host.c - L6: the public surface: config defaults, host lifecycle and driving, the protocol
+ * router, streams, events and tasks.
+ *
+ * Spec: libp2p/specs connections/README.md (protocol negotiation per stream).
+ * Depends on: host.h (swarm and everything below). */
+// (amalgamated) #include "host.h"
+
+#include <stdio.h>
+
+/* ---- config ------------------------------------------------------------------------------ */
+static void lp2p__config_resolve(lp2p_config *c) {
+#define LP2P__DEFAULT(field, value) \
+    if (c->field == 0) c->field = (value)
+    LP2P__DEFAULT(max_connections, 256);
+    LP2P__DEFAULT(max_streams_per_conn, 1024);
+    LP2P__DEFAULT(max_pending_dials, 64);
+    LP2P__DEFAULT(max_stream_buffer, 16 << 20);
+    LP2P__DEFAULT(stream_window, 256 << 10);
+    LP2P__DEFAULT(keepalive_ms, 15000);
+    LP2P__DEFAULT(handshake_timeout_ms, 10000);
+    LP2P__DEFAULT(stack_size, 64 << 10);
+    LP2P__DEFAULT(max_tasks, 65536);
+    LP2P__DEFAULT(event_queue_size, 256);
+#undef LP2P__DEFAULT
+    if (c->stream_window < (256 << 10)) c->stream_window = 256 << 10; /* yamux minimum */
+    if (c->max_stream_buffer < c->stream_window) c->max_stream_buffer = c->stream_window;
+}
+
+/* ---- events ------------------------------------------------------------------------------- */
+static void lp2p__event_slot_clear(lp2p_host *h, lp2p__event_slot *s) {
+    lp2p__strfree(&h->ctx, s->addr);
+    lp2p__strfree(&h->ctx, s->protocol);
+    s->addr = s->protocol = NULL;
+}
+
+LP2P__PRIV void lp2p__host_emit(lp2p_host *h, lp2p_event_type type, const lp2p_peer_id *peer, const char *addr,
+                                const char *protocol, lp2p_stream *stream, int err) {
+    int cap = h->cfg.event_queue_size;
+    if (h->ev_count == cap) { /* full: drop the oldest (a stream event's stream is reset) */
+        lp2p__event_slot *old = &h->events[h->ev_head];
+        LP2P__WARN(&h->ctx, LP2P_ERR_LIMIT, "event_queue_size=%d reached: dropping the oldest event", cap);
+        if (old->ev.stream) lp2p_stream_reset(old->ev.stream);
+        lp2p__event_slot_clear(h, old);
+        h->ev_head = (h->ev_head + 1) % cap;
+        h->ev_count--;
+    }
+    lp2p__event_slot *s = &h->events[(h->ev_head + h->ev_count) % cap];
+    memset(s, 0, sizeof *s);
+    s->ev.type = type;
+    if (peer) s->ev.peer = *peer;
+    if (addr) s->addr = lp2p__strdup(&h->ctx, addr);
+    if (protocol) s->protocol = lp2p__strdup(&h->ctx, protocol);
+    s->ev.stream = stream;
+    s->ev.err = err;
+    h->ev_count++;
+}
+
+LP2P_API bool lp2p_host_next_event(lp2p_host *h, lp2p_event *ev) {
+    lp2p__event_slot_clear(h, &h->ev_out);
+    if (h->ev_count == 0) return false;
+    h->ev_out = h->events[h->ev_head];
+    h->ev_head = (h->ev_head + 1) % h->cfg.event_queue_size;
+    h->ev_count--;
+    *ev = h->ev_out.ev;
+    ev->addr = h->ev_out.addr;
+    ev->protocol = h->ev_out.protocol;
+    return true;
+}
+
+/* ---- addresses --------------------------------------------------------------------------- */
+LP2P__PRIV void lp2p__host_addrs_changed(lp2p_host *h) {
+    for (int i = 0; i < h->n_addr_text; i++) lp2p__strfree(&h->ctx, h->addr_text[i]);
+    lp2p__free(&h->ctx, h->addr_text, sizeof(char *) * (size_t)h->n_addr_text);
+    h->addr_text = NULL, h->n_addr_text = 0;
+    int n = 0;
+    for (lp2p__listener *l = h->listeners; l; l = l->next) n++;
+    if (!n) return;
+    h->addr_text = (char **)lp2p__zalloc(&h->ctx, sizeof(char *) * (size_t)n);
+    if (!h->addr_text) return;
+    for (lp2p__listener *l = h->listeners; l; l = l->next) {
+        lp2p__ma full = l->addr;
+        char text[LP2P__MA_STRLEN];
+        if (lp2p__ma_append_p2p(&full, &h->identity.id) || lp2p__ma_str(&full, text, sizeof text) < 0) continue;
+        h->addr_text[h->n_addr_text++] = lp2p__strdup(&h->ctx, text);
+    }
+    if (h->identify) lp2p__identify_push_all(h);
+}
+
+LP2P_API int lp2p_host_addr_count(const lp2p_host *h) { return h->n_addr_text; }
+
+LP2P_API const char *lp2p_host_addr(const lp2p_host *h, int i) {
+    return i >= 0 && i < h->n_addr_text ? h->addr_text[i] : NULL;
+}
+
+LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; }
+
+/* ---- lifecycle ----------------------------------------------------------------------------- */
+static void lp2p__housekeeping_task(void *arg) {
+    lp2p_host *h = (lp2p_host *)arg;
+    while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) lp2p__swarm_reap(h);
+}
+
+LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
+    lp2p_config zero;
+    lp2p__ctx ctx;
+    int rc;
+    if (!out) return LP2P_ERR_INVALID;
+    if (!cfg) memset(&zero, 0, sizeof zero), cfg = &zero;
+    if (lp2p__crypto_init() != LP2P_OK) return LP2P_ERR_IO;
+    lp2p__ctx_init(&ctx, &cfg->allocator, &cfg->logger, cfg->log_level);
+    lp2p_host *h = (lp2p_host *)lp2p__zalloc(&ctx, sizeof *h);
+    if (!h) return LP2P_ERR_NOMEM;
+    h->ctx = ctx;
+    h->cfg = *cfg;
+    lp2p__config_resolve(&h->cfg);
+    memset(h->cfg.listen_addrs, 0, sizeof h->cfg.listen_addrs); /* not kept: caller's strings */
+    h->cfg.agent_version = NULL;
+    h->agent_version = lp2p__strdup(&h->ctx, cfg->agent_version ? cfg->agent_version : "libp2p.h/" LIBP2P_VERSION_STRING);
+    h->events = (lp2p__event_slot *)lp2p__zalloc(&h->ctx, sizeof(lp2p__event_slot) * (size_t)h->cfg.event_queue_size);
+    if (!h->agent_version || !h->events) {
+        lp2p_host_free(h);
+        return LP2P_ERR_NOMEM;
+    }
+    uint8_t seed[32];
+    bool have_seed = cfg->use_identity_seed;
+    for (int i = 0; i < 32 && !have_seed; i++) have_seed = cfg->identity_seed[i] != 0;
+    if (have_seed) memcpy(seed, cfg->identity_seed, 32);
+    else lp2p__random(seed, 32);
+    lp2p__identity_from_seed(&h->identity, seed);
+    memset(seed, 0, sizeof seed);
+    lp2p__sched_cfg scfg = {(size_t)h->cfg.stack_size, h->cfg.max_tasks};
+    rc = lp2p__sched_new(&h->ctx, &scfg, &h->sched);
+    if (rc) {
+        lp2p_host_free(h);
+        return rc;
+    }
+    if ((rc = lp2p__identify_init(h)) || (!h->cfg.disable_ping_service && (rc = lp2p__ping_init(h)))) {
+        lp2p_host_free(h);
+        return rc;
+    }
+    lp2p__spawn(h->sched, lp2p__housekeeping_task, h);
+    if (!cfg->no_listen) {
+        const char *def = "/ip4/127.0.0.1/tcp/0";
+        bool any = false;
+        for (int i = 0; i < LP2P_MAX_LISTEN_ADDRS && !rc; i++)
+            if (cfg->listen_addrs[i]) any = true, rc = lp2p__swarm_listen(h, cfg->listen_addrs[i]);
+        if (!any) rc = lp2p__swarm_listen(h, def);
+        if (rc) {
+            lp2p_host_free(h);
+            return rc;
+        }
+    }
+    *out = h;
+    return LP2P_OK;
+}
+
+LP2P_API void lp2p_host_free(lp2p_host *h) {
+    if (!h) return;
+    h->freeing = true;
+    if (h->sched) {
+        lp2p__swarm_close_all(h);
+        lp2p__sched_free(h->sched);
+    }
+    lp2p__swarm_reap(h);
+    while (h->listeners) {
+        lp2p__listener *l = h->listeners;
+        h->listeners = l->next;
+        lp2p__free(&h->ctx, l, sizeof *l);
+    }
+    lp2p__host_addrs_changed(h);
+    while (h->dials) { /* only left if a dialer was canceled mid-dial */
+        lp2p__dial *d = h->dials;
+        h->dials = d->next;
+        lp2p__free(&h->ctx, d, sizeof *d);
+    }
+    lp2p__identify_free(h);
+    while (h->handlers) {
+        lp2p__handler *x = h->handlers;
+        h->handlers = x->next;
+        lp2p__strfree(&h->ctx, x->protocol);
+        lp2p__free(&h->ctx, x, sizeof *x);
+    }
+    lp2p__peerstore_free(h);
+    if (h->events) {
+        while (h->ev_count) {
+            lp2p__event_slot_clear(h, &h->events[h->ev_head]);
+            h->ev_head = (h->ev_head + 1) % h->cfg.event_queue_size;
+            h->ev_count--;
+        }
+        lp2p__free(&h->ctx, h->events, sizeof(lp2p__event_slot) * (size_t)h->cfg.event_queue_size);
+    }
+    lp2p__event_slot_clear(h, &h->ev_out);
+    lp2p__buf_free(&h->ctx, &h->info_text);
+    lp2p__strfree(&h->ctx, h->agent_version);
+    memset(&h->identity, 0, sizeof h->identity);
+    lp2p__ctx ctx = h->ctx;
+    lp2p__free(&ctx, h, sizeof *h);
+}
+
+LP2P_API int lp2p_host_poll(lp2p_host *h, int timeout_ms) {
+    if (lp2p__task_current()) return LP2P_ERR_WOULDBLOCK;
+    return lp2p__sched_poll(h->sched, timeout_ms);
+}
+
+LP2P_API int lp2p_host_run(lp2p_host *h) {
+    if (lp2p__task_current()) return LP2P_ERR_WOULDBLOCK;
+    return lp2p__sched_run(h->sched);
+}
+
+LP2P_API void lp2p_host_stop(lp2p_host *h) { lp2p__sched_stop(h->sched); }
+
+LP2P_API int lp2p_host_post(lp2p_host *h, void (*fn)(void *arg), void *arg) { return lp2p__sched_post(h->sched, fn, arg); }
+
+/* ---- tasks ------------------------------------------------------------------------------------ */
+LP2P_API lp2p_task lp2p_go(lp2p_host *h, lp2p_task_fn fn, void *arg) { return lp2p__spawn(h->sched, fn, arg); }
+LP2P_API int lp2p_task_cancel(lp2p_host *h, lp2p_task t) { return lp2p__task_cancel(h->sched, t); }
+LP2P_API int lp2p_task_join(lp2p_host *h, lp2p_task t, int64_t deadline) { return lp2p__task_join(h->sched, t, deadline); }
+LP2P_API bool lp2p_task_alive(lp2p_host *h, lp2p_task t) { return lp2p__task_alive(h->sched, t); }
+LP2P_API int lp2p_sleep(lp2p_host *h, int64_t deadline) { return lp2p__sleep_until(h->sched, deadline); }
+LP2P_API int lp2p_yield(lp2p_host *h) { return lp2p__yield(h->sched); }
+
+/* ---- protocol router ---------------------------------------------------------------------------- */
+static lp2p__handler *lp2p__find_handler(lp2p_host *h, const char *protocol) {
+    for (lp2p__handler *x = h->handlers; x; x = x->next)
+        if (strcmp(x->protocol, protocol) == 0) return x;
+    return NULL;
+}
+
+LP2P_API int lp2p_host_handle(lp2p_host *h, const char *protocol, lp2p_handler_fn fn, void *user) {
+    if (!protocol || !protocol[0] || strlen(protocol) >= LP2P__PROTO_MAX) return LP2P_ERR_INVALID;
+    lp2p__handler *x = lp2p__find_handler(h, protocol);
+    if (!x) {
+        x = (lp2p__handler *)lp2p__zalloc(&h->ctx, sizeof *x);
+        if (!x || !(x->protocol = lp2p__strdup(&h->ctx, protocol))) {
+            lp2p__free(&h->ctx, x, sizeof *x);
+            return LP2P_ERR_NOMEM;
+        }
+        x->next = h->handlers;
+        h->handlers = x;
+    }
+    x->fn = fn, x->user = user;
+    if (h->identify) lp2p__identify_push_all(h);
+    return LP2P_OK;
+}
+
+LP2P_API int lp2p_host_unhandle(lp2p_host *h, const char *protocol) {
+    for (lp2p__handler **pp = &h->handlers; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->protocol, protocol) == 0) {
+            lp2p__handler *x = *pp;
+            *pp = x->next;
+            lp2p__strfree(&h->ctx, x->protocol);
+            lp2p__free(&h->ctx, x, sizeof *x);
+            if (h->identify) lp2p__identify_push_all(h);
+            return LP2P_OK;
+        }
+    return LP2P_ERR_NOTFOUND;
+}
+
+LP2P__PRIV int lp2p__host_protocols(lp2p_host *h, const char **out, int max) {
+    int n = 0;
+    for (lp2p__handler *x = h->handlers; x; x = x->next) {
+        if (n < max) out[n] = x->protocol;
+        n++;
+    }
+    return n;
+}
+
+static bool lp2p__router_match(void *user, const char *proto) {
+    return lp2p__find_handler((lp2p_host *)user, proto) != NULL;
+}
+static int lp2p__router_list(void *user, const char **protos, int max) {
+    return lp2p__host_protocols((lp2p_host *)user, protos, max);
+}
+
+static lp2p_stream *lp2p__stream_new(lp2p__conn *c, lp2p__pipe *pipe, const char *protocol) {
+    lp2p_stream *s = (lp2p_stream *)lp2p__zalloc(&c->h->ctx, sizeof *s);
+    if (!s) return NULL;
+    s->h = c->h, s->conn = c, s->pipe = pipe, s->peer = c->peer;
+    snprintf(s->protocol, sizeof s->protocol, "%s", protocol);
+    c->refs++;
+    return s;
+}
+
+static void lp2p__stream_release(lp2p_stream *s) {
+    lp2p__conn *c = s->conn;
+    lp2p_host *h = s->h;
+    lp2p__free(&h->ctx, s, sizeof *s);
+    lp2p__conn_unref(c);
+}
+
+typedef struct lp2p__inbound_stream {
+    lp2p__conn *conn;
+    lp2p__pipe *pipe;
+} lp2p__inbound_stream;
+
+static void lp2p__inbound_stream_task(void *arg) {
+    lp2p__inbound_stream in = *(lp2p__inbound_stream *)arg;
+    lp2p_host *h = in.conn->h;
+    char proto[LP2P__MSS_MAX + 1], id[LP2P_PEER_ID_STRLEN];
+    lp2p__free(&h->ctx, arg, sizeof in);
+    int rc = lp2p__mss_handle(in.pipe, lp2p__router_match, lp2p__router_list, h, proto, sizeof proto,
+                              lp2p_deadline_in(h->cfg.handshake_timeout_ms));
+    lp2p__handler *x = rc < 0 ? NULL : lp2p__find_handler(h, proto);
+    if (!x) { /* negotiation failed, or the handler went away meanwhile */
+        if (rc < 0 && rc != LP2P_ERR_EOF && rc != LP2P_ERR_RESET && rc != LP2P_ERR_CANCELED) {
+            lp2p_peer_id_str(&in.conn->peer, id, sizeof id);
+            LP2P__INFO(&h->ctx, "stream from %s: protocol negotiation failed: %s", id, lp2p_strerror(rc));
+        }
+        in.pipe->vt->reset(in.pipe);
+        lp2p__conn_unref(in.conn);
+        return;
+    }
+    lp2p_stream *s = lp2p__stream_new(in.conn, in.pipe, proto);
+    lp2p__conn_unref(in.conn);
+    if (!s) {
+        in.pipe->vt->reset(in.pipe);
+        return;
+    }
+    if (!x->fn) {
+        lp2p__host_emit(h, LP2P_EVENT_STREAM, &s->peer, NULL, proto, s, 0);
+        return;
+    }
+    s->in_handler = 1;
+    x->fn(s, x->user);
+    if (!s->released) lp2p_stream_close(s);
+    lp2p__stream_release(s);
+}
+
+LP2P__PRIV void lp2p__host_on_stream(lp2p__conn *c, lp2p__pipe *stream) {
+    lp2p_host *h = c->h;
+    lp2p__inbound_stream *in = (lp2p__inbound_stream *)lp2p__alloc(&h->ctx, sizeof *in);
+    if (!in) {
+        stream->vt->reset(stream);
+        return;
+    }
+    in->conn = c, in->pipe = stream;
+    c->refs++;
+    if (!lp2p__spawn(h->sched, lp2p__inbound_stream_task, in).id) {
+        c->refs--;
+        stream->vt->reset(stream);
+        lp2p__free(&h->ctx, in, sizeof *in);
+    }
+}
+
+/* ---- connecting --------------------------------------------------------------------------------- */
+LP2P_API int lp2p_host_connect(lp2p_host *h, const char *peer_or_addr, int64_t deadline) {
+    lp2p__conn *c = NULL;
+    int rc = lp2p__swarm_connect(h, peer_or_addr, &c, deadline);
+    if (rc) return rc;
+    lp2p__conn_unref(c);
+    return LP2P_OK;
+}
+
+typedef struct lp2p__async_dial {
+    lp2p_host *h;
+    char *addr;
+} lp2p__async_dial;
+
+static void lp2p__async_dial_task(void *arg) {
+    lp2p__async_dial *a = (lp2p__async_dial *)arg;
+    lp2p_host *h = a->h;
+    lp2p_peer_id peer;
+    memset(&peer, 0, sizeof peer);
+    int rc = lp2p_host_connect(h, a->addr, lp2p_deadline_in(h->cfg.handshake_timeout_ms * 3));
+    if (rc) {
+        lp2p__ma ma;
+        if (a->addr[0] == '/') {
+            if (lp2p__ma_parse(a->addr, &ma, NULL) == LP2P_OK) lp2p__ma_split_p2p(&ma, NULL, &peer);
+        } else {
+            lp2p_peer_id_parse(a->addr, &peer);
+        }
+        if (rc != LP2P_ERR_CANCELED) lp2p__host_emit(h, LP2P_EVENT_DIAL_FAILED, &peer, a->addr, NULL, NULL, rc);
+    }
+    lp2p__strfree(&h->ctx, a->addr);
+    lp2p__free(&h->ctx, a, sizeof *a);
+}
+
+LP2P_API int lp2p_host_connect_async(lp2p_host *h, const char *peer_or_addr) {
+    if (!peer_or_addr) return LP2P_ERR_INVALID;
+    lp2p__async_dial *a = (lp2p__async_dial *)lp2p__zalloc(&h->ctx, sizeof *a);
+    if (!a || !(a->addr = lp2p__strdup(&h->ctx, peer_or_addr))) {
+        lp2p__free(&h->ctx, a, sizeof *a);
+        return LP2P_ERR_NOMEM;
+    }
+    a->h = h;
+    if (!lp2p__spawn(h->sched, lp2p__async_dial_task, a).id) {
+        lp2p__strfree(&h->ctx, a->addr);
+        lp2p__free(&h->ctx, a, sizeof *a);
+        return LP2P_ERR_LIMIT;
+    }
+    return LP2P_OK;
+}
+
+LP2P_API int lp2p_host_disconnect(lp2p_host *h, const lp2p_peer_id *peer) {
+    int n = 0;
+    for (lp2p__conn *c; (c = lp2p__swarm_find_conn(h, peer)) != NULL; n++) {
+        lp2p__conn_close(c);
+    }
+    return n ? LP2P_OK : LP2P_ERR_NOTFOUND;
+}
+
+LP2P_API int lp2p_host_is_connected(lp2p_host *h, const lp2p_peer_id *peer) {
+    return lp2p__swarm_find_conn(h, peer) != NULL;
+}
+
+LP2P_API int lp2p_host_add_addr(lp2p_host *h, const char *addr_with_p2p, int64_t ttl_ms) {
+    lp2p__ma ma, base;
+    lp2p_peer_id id;
+    const char *why = NULL;
+    if (!addr_with_p2p || lp2p__ma_parse(addr_with_p2p, &ma, &why) != LP2P_OK || !lp2p__ma_split_p2p(&ma, &base, &id))
+        return LP2P_ERR_BADADDR;
+    lp2p__peerstore_add_addr(h, &id, &base, ttl_ms);
+    return LP2P_OK;
+}
+
+/* ---- streams --------------------------------------------------------------------------------------- */
+LP2P__PRIV int lp2p__host_open_on(lp2p__conn *c, const char *protocol, int64_t deadline, lp2p_stream **out) {
+    lp2p__pipe *p = NULL;
+    if (!protocol || strlen(protocol) >= LP2P__PROTO_MAX) return LP2P_ERR_INVALID;
+    int rc = lp2p__yamux_open(c->mux, &p, deadline);
+    if (rc) return rc;
+    rc = lp2p__mss_select(p, &protocol, 1, deadline);
+    if (rc < 0) {
+        p->vt->reset(p);
+        return rc;
+    }
+    lp2p_stream *s = lp2p__stream_new(c, p, protocol);
+    if (!s) {
+        p->vt->reset(p);
+        return LP2P_ERR_NOMEM;
+    }
+    *out = s;
+    return LP2P_OK;
+}
+
+LP2P_API int lp2p_stream_open(lp2p_host *h, const char *peer_or_addr, const char *protocol, int64_t deadline,
+                              lp2p_stream **out) {
+    lp2p__conn *c = NULL;
+    if (!out || !protocol) return LP2P_ERR_INVALID;
+    int rc = lp2p__swarm_connect(h, peer_or_addr, &c, deadline);
+    if (rc) return rc;
+    rc = lp2p__host_open_on(c, protocol, deadline, out);
+    lp2p__conn_unref(c);
+    return rc;
+}
+
+LP2P_API ptrdiff_t lp2p_stream_read(lp2p_stream *s, void *buf, size_t cap, int64_t deadline) {
+    if (!s || !s->pipe) return LP2P_ERR_CLOSED;
+    if (s->reading) return LP2P_ERR_BUSY;
+    s->reading = 1;
+    ptrdiff_t n = lp2p__pipe_read(s->pipe, buf, cap, deadline);
+    s->reading = 0;
+    return n;
+}
+
+LP2P_API int lp2p_stream_read_full(lp2p_stream *s, void *buf, size_t len, int64_t deadline) {
+    if (!s || !s->pipe) return LP2P_ERR_CLOSED;
+    if (s->reading) return LP2P_ERR_BUSY;
+    s->reading = 1;
+    int rc = lp2p__pipe_read_full(s->pipe, buf, len, deadline);
+    s->reading = 0;
+    return rc;
+}
+
+LP2P_API int lp2p_stream_write(lp2p_stream *s, const void *buf, size_t len, int64_t deadline) {
+    if (!s || !s->pipe) return LP2P_ERR_CLOSED;
+    if (s->writing) return LP2P_ERR_BUSY;
+    s->writing = 1;
+    int rc = lp2p__pipe_write(s->pipe, buf, len, deadline);
+    s->writing = 0;
+    return rc;
+}
+
+LP2P_API ptrdiff_t lp2p_stream_read_msg(lp2p_stream *s, void *buf, size_t cap, int64_t deadline) {
+    if (!s || !s->pipe) return LP2P_ERR_CLOSED;
+    if (s->reading) return LP2P_ERR_BUSY;
+    s->reading = 1;
+    ptrdiff_t n = lp2p__pipe_read_msg(s->pipe, buf, cap, NULL, deadline);
+    s->reading = 0;
+    if (n == LP2P_ERR_MSGSIZE || n == LP2P_ERR_PROTOCOL) {
+        LP2P__WARN(&s->h->ctx, (int)n, "stream %s: bad message from peer (%s): resetting", s->protocol,
+                   lp2p_strerror((int)n));
+        s->pipe->vt->reset(s->pipe);
+        s->pipe = NULL;
+    }
+    return n;
+}
+
+LP2P_API int lp2p_stream_write_msg(lp2p_stream *s, const void *buf, size_t len, int64_t deadline) {
+    if (!s || !s->pipe) return LP2P_ERR_CLOSED;
+    if (s->writing) return LP2P_ERR_BUSY;
+    s->writing = 1;
+    int rc = lp2p__pipe_write_msg(&s->h->ctx, s->pipe, buf, len, deadline);
+    s->writing = 0;
+    return rc;
+}
+
+LP2P_API int lp2p_stream_close_write(lp2p_stream *s) {
+    if (!s || !s->pipe) return LP2P_ERR_CLOSED;
+    return s->pipe->vt->close_write(s->pipe);
+}
+
+static void lp2p__stream_end(lp2p_stream *s, bool reset) {
+    if (!s) return;
+    if (s->pipe) {
+        if (reset) s->pipe->vt->reset(s->pipe);
+        else s->pipe->vt->close(s->pipe);
+        s->pipe = NULL;
+    }
+    if (s->in_handler) s->released = 1; /* the handler wrapper frees it on return */
+    else lp2p__stream_release(s);
+}
+
+LP2P_API void lp2p_stream_close(lp2p_stream *s) { lp2p__stream_end(s, false); }
+LP2P_API void lp2p_stream_reset(lp2p_stream *s) { lp2p__stream_end(s, true); }
+LP2P_API const char *lp2p_stream_protocol(const lp2p_stream *s) { return s->protocol; }
+LP2P_API lp2p_peer_id lp2p_stream_peer(const lp2p_stream *s) { return s->peer; }
+LP2P_API lp2p_host *lp2p_stream_host(const lp2p_stream *s) { return s->h; }
+/*==================== end src/host.c ====================*/
+/*==================== begin src/identify.c ====================*/
+/* identify.c - L7: identify (/ipfs/id/1.0.0) and identify push (/ipfs/id/push/1.0.0).
+ *
+ * Spec: libp2p/specs identify/README.md; signed peer records: RFC/0002-signed-envelopes.md and
+ * RFC/0003-routing-records.md (domain "libp2p-peer-record", payload type 03 01 as go and js).
+ * On every new connection we ask the peer (read messages until EOF and merge them: go splits a
+ * large message in two), store what it says in the peerstore, and answer its request with
+ * our message (<= 4 KiB, rust's cap; the signed record goes in a second message if needed).
+ * When our protocols or addresses change, we push to every connection.
+ * Depends on: host.h, proto/identify.pb.h, proto/peer_record.pb.h.
+ */
+// (amalgamated) #include "host.h"
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+#include <time.h>
+
+#define LP2P__ID_PROTO "/ipfs/id/1.0.0"
+#define LP2P__ID_PUSH_PROTO "/ipfs/id/push/1.0.0"
+#define LP2P__ID_PROTOCOL_VERSION "ipfs/0.1.0"
+#define LP2P__ID_MAX_MSG 8192      /* go's cap per received message */
+#define LP2P__ID_MAX_OWN 4096      /* rust rejects larger */
+#define LP2P__ID_MAX_MSGS 10       /* go reads at most 10 messages */
+#define LP2P__ID_TIMEOUT_MS 10000
+#define LP2P__ID_ADDR_TTL_MS (60 * 60 * 1000)
+#define LP2P__ID_RECORD_DOMAIN "libp2p-peer-record"
+static const uint8_t lp2p__id_record_type[2] = {0x03, 0x01};
+
+struct lp2p__identify {
+    lp2p__notifee notifee;
+    bool push_scheduled;
+};
+
+/* ---- decoding (peer input: every field capped) ---------------------------------------------- */
+typedef struct lp2p__id_info {
+    char protocol_version[128], agent_version[256];
+    bool has_pv, has_av;
+    uint8_t pubkey[LP2P__PUBKEY_MAX];
+    size_t pubkey_len;
+    lp2p__ma addrs[LP2P__MAX_PEER_ADDRS];
+    int n_addrs;
+    lp2p__ma observed;
+    char *protocols[LP2P__MAX_PEER_PROTOCOLS];
+    int n_protocols;
+    bool has_protocols;
+    uint8_t record[2048];
+    size_t record_len;
+    lp2p__ctx *ctx;
+} lp2p__id_info;
+
+static bool lp2p__id_read_bytes(pb_istream_t *st, uint8_t *buf, size_t cap, size_t *len) {
+    size_t n = st->bytes_left;
+    if (n > cap) return pb_read(st, NULL, n) && false; /* too long for us: skip it, but fail the field */
+    if (!pb_read(st, buf, n)) return false;
+    *len = n;
+    return true;
+}
+
+static bool lp2p__id_decode_field(pb_istream_t *st, const pb_field_t *field, void **arg) {
+    lp2p__id_info *in = (lp2p__id_info *)*arg;
+    uint8_t tmp[LP2P__MA_MAX + 1];
+    size_t n = 0;
+    switch (field->tag) {
+    case 5: /* protocolVersion */
+        if (!lp2p__id_read_bytes(st, (uint8_t *)in->protocol_version, sizeof in->protocol_version - 1, &n)) return true;
+        in->protocol_version[n] = 0, in->has_pv = true;
+        return true;
+    case 6: /* agentVersion */
+        if (!lp2p__id_read_bytes(st, (uint8_t *)in->agent_version, sizeof in->agent_version - 1, &n)) return true;
+        in->agent_version[n] = 0, in->has_av = true;
+        return true;
+    case 1: /* publicKey */
+        return lp2p__id_read_bytes(st, in->pubkey, sizeof in->pubkey, &in->pubkey_len);
+    case 2: /* listenAddrs: keep the valid ones, up to our cap */
+        if (lp2p__id_read_bytes(st, tmp, sizeof tmp, &n) && in->n_addrs < LP2P__MAX_PEER_ADDRS &&
+            lp2p__ma_from_bytes(tmp, n, &in->addrs[in->n_addrs], NULL) == LP2P_OK)
+            in->n_addrs++;
+        return true;
+    case 4: /* observedAddr (js appends /p2p/<our id>: strip it) */
+        if (lp2p__id_read_bytes(st, tmp, sizeof tmp, &n) && lp2p__ma_from_bytes(tmp, n, &in->observed, NULL) == LP2P_OK)
+            lp2p__ma_split_p2p(&in->observed, &in->observed, NULL);
+        return true;
+    case 3: /* protocols */
+        in->has_protocols = true;
+        if (lp2p__id_read_bytes(st, tmp, LP2P__PROTO_MAX - 1, &n) && in->n_protocols < LP2P__MAX_PEER_PROTOCOLS) {
+            char *p = (char *)lp2p__alloc(in->ctx, n + 1);
+            if (!p) return false;
+            memcpy(p, tmp, n), p[n] = 0;
+            in->protocols[in->n_protocols++] = p;
+        }
+        return true;
+    case 8: /* signedPeerRecord */
+        if (!lp2p__id_read_bytes(st, in->record, sizeof in->record, &in->record_len)) in->record_len = 0;
+        return true;
+    default:
+        return pb_read(st, NULL, st->bytes_left);
+    }
+}
+
+static int lp2p__id_decode(lp2p__id_info *in, const uint8_t *msg, size_t len) {
+    lp2p_pb_Identify m;
+    memset(&m, 0, sizeof m);
+    pb_callback_t cb = {{.decode = lp2p__id_decode_field}, in};
+    m.protocolVersion = m.agentVersion = m.publicKey = m.listenAddrs = m.observedAddr = m.protocols =
+        m.signedPeerRecord = cb;
+    pb_istream_t st = pb_istream_from_buffer(msg, len);
+    return pb_decode(&st, lp2p_pb_Identify_fields, &m) ? LP2P_OK : LP2P_ERR_PROTOCOL;
+}
+
+static void lp2p__id_info_free(lp2p__id_info *in) {
+    for (int i = 0; i < in->n_protocols; i++) lp2p__strfree(in->ctx, in->protocols[i]);
+    in->n_protocols = 0;
+}
+
+/* Verify the signed peer record; on success its addresses replace the unsigned ones. */
+typedef struct lp2p__record_addrs {
+    uint8_t peer_id[64];
+    size_t peer_id_len;
+    lp2p__ma addrs[LP2P__MAX_PEER_ADDRS];
+    int n_addrs;
+} lp2p__record_addrs;
+
+static bool lp2p__rec_decode_addr(pb_istream_t *st, const pb_field_t *field, void **arg) {
+    lp2p__record_addrs *r = (lp2p__record_addrs *)*arg;
+    uint8_t tmp[LP2P__MA_MAX + 1];
+    size_t n = 0;
+    (void)field;
+    if (lp2p__id_read_bytes(st, tmp, sizeof tmp, &n) && r->n_addrs < LP2P__MAX_PEER_ADDRS &&
+        lp2p__ma_from_bytes(tmp, n, &r->addrs[r->n_addrs], NULL) == LP2P_OK)
+        r->n_addrs++;
+    return true;
+}
+
+static bool lp2p__rec_decode_info(pb_istream_t *st, const pb_field_t *field, void **arg) {
+    lp2p_pb_PeerRecord_AddressInfo ai;
+    (void)field;
+    ai.multiaddr.funcs.decode = lp2p__rec_decode_addr;
+    ai.multiaddr.arg = *arg;
+    return pb_decode(st, lp2p_pb_PeerRecord_AddressInfo_fields, &ai);
+}
+
+static bool lp2p__rec_decode_id(pb_istream_t *st, const pb_field_t *field, void **arg) {
+    lp2p__record_addrs *r = (lp2p__record_addrs *)*arg;
+    (void)field;
+    return lp2p__id_read_bytes(st, r->peer_id, sizeof r->peer_id, &r->peer_id_len);
+}
+
+static int lp2p__id_check_record(lp2p_host *h, lp2p__conn *c, lp2p__id_info *in) {
+    const uint8_t *payload;
+    size_t payload_len;
+    lp2p_peer_id signer, rec_id;
+    int rc = lp2p__envelope_open(in->record, in->record_len, LP2P__ID_RECORD_DOMAIN, lp2p__id_record_type,
+                                 sizeof lp2p__id_record_type, &payload, &payload_len, &signer);
+    if (rc) return rc;
+    if (!lp2p_peer_id_eq(&signer, &c->peer)) return LP2P_ERR_HANDSHAKE;
+    lp2p__record_addrs r;
+    memset(&r, 0, sizeof r);
+    lp2p_pb_PeerRecord m;
+    memset(&m, 0, sizeof m);
+    m.peer_id.funcs.decode = lp2p__rec_decode_id, m.peer_id.arg = &r;
+    m.addresses.funcs.decode = lp2p__rec_decode_info, m.addresses.arg = &r;
+    pb_istream_t st = pb_istream_from_buffer(payload, payload_len);
+    if (!pb_decode(&st, lp2p_pb_PeerRecord_fields, &m)) return LP2P_ERR_PROTOCOL;
+    if (lp2p__peer_id_from_bytes(r.peer_id, r.peer_id_len, &rec_id) || !lp2p_peer_id_eq(&rec_id, &signer))
+        return LP2P_ERR_HANDSHAKE;
+    lp2p__peer *p = lp2p__peerstore_get(h, &c->peer, true);
+    if (p && m.seq < p->record_seq) return LP2P_OK; /* older than what we have: keep ours */
+    if (p) p->record_seq = m.seq;
+    memcpy(in->addrs, r.addrs, sizeof(lp2p__ma) * (size_t)r.n_addrs);
+    in->n_addrs = r.n_addrs;
+    return LP2P_OK;
+}
+
+/* Store what a peer said about itself (pull or push). */
+static void lp2p__id_apply(lp2p_host *h, lp2p__conn *c, lp2p__id_info *in) {
+    char id[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&c->peer, id, sizeof id);
+    lp2p__peer *p = lp2p__peerstore_get(h, &c->peer, true);
+    if (!p) return;
+    if (in->pubkey_len) { /* must be the key the Noise handshake proved */
+        lp2p_peer_id kid;
+        if (lp2p__peer_id_from_pubkey(in->pubkey, in->pubkey_len, &kid) || !lp2p_peer_id_eq(&kid, &c->peer)) {
+            LP2P__WARN(&h->ctx, LP2P_ERR_PROTOCOL, "identify from %s: public key does not match the peer ID: ignored", id);
+            return;
+        }
+    }
+    if (in->record_len) {
+        int rc = lp2p__id_check_record(h, c, in);
+        if (rc) LP2P__WARN(&h->ctx, rc, "identify from %s: bad signed peer record (%s): ignored", id, lp2p_strerror(rc));
+    }
+    if (in->has_av) lp2p__strfree(&h->ctx, p->agent_version), p->agent_version = lp2p__strdup(&h->ctx, in->agent_version);
+    if (in->has_pv)
+        lp2p__strfree(&h->ctx, p->protocol_version), p->protocol_version = lp2p__strdup(&h->ctx, in->protocol_version);
+    if (in->has_protocols) {
+        char **v = (char **)lp2p__alloc(&h->ctx, sizeof(char *) * (size_t)(in->n_protocols ? in->n_protocols : 1));
+        if (v) {
+            memcpy(v, in->protocols, sizeof(char *) * (size_t)in->n_protocols);
+            lp2p__peerstore_set_protocols(h, p, v, in->n_protocols);
+            in->n_protocols = 0; /* moved */
+        }
+    }
+    for (int i = 0; i < in->n_addrs; i++) lp2p__peerstore_add_addr(h, &c->peer, &in->addrs[i], LP2P__ID_ADDR_TTL_MS);
+    if (in->observed.len) p->observed = in->observed;
+}
+
+/* Read identify messages until EOF (at most 10) and merge them into one info. */
+static int lp2p__id_read_all(lp2p_stream *s, lp2p__id_info *in, int64_t deadline) {
+    uint8_t *buf = (uint8_t *)lp2p__alloc(&s->h->ctx, LP2P__ID_MAX_MSG);
+    int rc = LP2P_OK, got = 0;
+    if (!buf) return LP2P_ERR_NOMEM;
+    for (int i = 0; i < LP2P__ID_MAX_MSGS; i++) {
+        int clean_eof = 0;
+        ptrdiff_t n = lp2p__pipe_read_msg(s->pipe, buf, LP2P__ID_MAX_MSG, &clean_eof, deadline);
+        if (n == LP2P_ERR_EOF && clean_eof && got) break;
+        if (n < 0) {
+            rc = (int)n;
+            break;
+        }
+        got++;
+        if ((rc = lp2p__id_decode(in, buf, (size_t)n)) != LP2P_OK) break;
+    }
+    lp2p__free(&s->h->ctx, buf, LP2P__ID_MAX_MSG);
+    return rc;
+}
+
+/* ---- encoding our message ------------------------------------------------------------------------ */
+typedef struct lp2p__id_out {
+    lp2p_host *h;
+    lp2p__conn *c;
+    const uint8_t *record;
+    size_t record_len;
+} lp2p__id_out;
+
+static bool lp2p__enc_bytes(pb_ostream_t *st, const pb_field_t *f, const void *p, size_t n) {
+    return pb_encode_tag_for_field(st, f) && pb_encode_string(st, (const pb_byte_t *)p, n);
+}
+
+static bool lp2p__id_encode_field(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
+    lp2p__id_out *o = (lp2p__id_out *)*arg;
+    lp2p_host *h = o->h;
+    switch (f->tag) {
+    case 5: return lp2p__enc_bytes(st, f, LP2P__ID_PROTOCOL_VERSION, strlen(LP2P__ID_PROTOCOL_VERSION));
+    case 6: return lp2p__enc_bytes(st, f, h->agent_version, strlen(h->agent_version));
+    case 1: return lp2p__enc_bytes(st, f, h->identity.pubkey_pb, sizeof h->identity.pubkey_pb);
+    case 2:
+        for (lp2p__listener *l = h->listeners; l; l = l->next)
+            if (!lp2p__enc_bytes(st, f, l->addr.b, l->addr.len)) return false;
+        return true;
+    case 4: return !o->c || !o->c->remote.len || lp2p__enc_bytes(st, f, o->c->remote.b, o->c->remote.len);
+    case 3:
+        for (lp2p__handler *x = h->handlers; x; x = x->next)
+            if (!lp2p__enc_bytes(st, f, x->protocol, strlen(x->protocol))) return false;
+        return true;
+    case 8: return !o->record_len || lp2p__enc_bytes(st, f, o->record, o->record_len);
+    default: return true;
+    }
+}
+
+static bool lp2p__rec_encode_addr(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
+    const lp2p__ma *ma = (const lp2p__ma *)*arg;
+    return lp2p__enc_bytes(st, f, ma->b, ma->len);
+}
+
+static bool lp2p__rec_encode_addrs(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
+    lp2p_host *h = (lp2p_host *)*arg;
+    for (lp2p__listener *l = h->listeners; l; l = l->next) {
+        lp2p_pb_PeerRecord_AddressInfo ai;
+        ai.multiaddr.funcs.encode = lp2p__rec_encode_addr;
+        ai.multiaddr.arg = &l->addr;
+        if (!pb_encode_tag_for_field(st, f) || !pb_encode_submessage(st, lp2p_pb_PeerRecord_AddressInfo_fields, &ai))
+            return false;
+    }
+    return true;
+}
+
+static bool lp2p__rec_encode_id(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
+    const lp2p_peer_id *id = (const lp2p_peer_id *)*arg;
+    return lp2p__enc_bytes(st, f, id->bytes, id->len);
+}
+
+/* Our signed peer record (seq = Unix ms, monotonic per host), as an Envelope. */
+static ptrdiff_t lp2p__id_make_record(lp2p_host *h, uint8_t *out, size_t cap) {
+    uint8_t payload[1024];
+    lp2p_pb_PeerRecord m;
+    memset(&m, 0, sizeof m);
+    m.peer_id.funcs.encode = lp2p__rec_encode_id, m.peer_id.arg = &h->identity.id;
+    m.addresses.funcs.encode = lp2p__rec_encode_addrs, m.addresses.arg = h;
+    m.seq = (uint64_t)time(NULL) * 1000u;
+    pb_ostream_t st = pb_ostream_from_buffer(payload, sizeof payload);
+    if (!pb_encode(&st, lp2p_pb_PeerRecord_fields, &m)) return LP2P_ERR_MSGSIZE;
+    return lp2p__envelope_seal(&h->identity, LP2P__ID_RECORD_DOMAIN, lp2p__id_record_type, sizeof lp2p__id_record_type,
+                               payload, st.bytes_written, out, cap);
+}
+
+/* Encode our identify for connection c into out: the main message, and (when it would exceed
+ * 4 KiB) the signed record as a second message. Returns the number of messages, sizes in len[]. */
+static int lp2p__id_encode(lp2p_host *h, lp2p__conn *c, uint8_t *out, size_t cap, size_t len[2]) {
+    uint8_t record[1536];
+    ptrdiff_t rl = lp2p__id_make_record(h, record, sizeof record);
+    lp2p__id_out o = {h, c, record, rl > 0 ? (size_t)rl : 0};
+    lp2p_pb_Identify m;
+    pb_callback_t cb;
+    cb.funcs.encode = lp2p__id_encode_field, cb.arg = &o;
+    m.protocolVersion = m.agentVersion = m.publicKey = m.listenAddrs = m.observedAddr = m.protocols =
+        m.signedPeerRecord = cb;
+    pb_ostream_t st = pb_ostream_from_buffer(out, LP2P__MIN(cap, LP2P__ID_MAX_OWN));
+    if (pb_encode(&st, lp2p_pb_Identify_fields, &m)) {
+        len[0] = st.bytes_written;
+        return 1;
+    }
+    o.record_len = 0; /* too big: send the record on its own */
+    st = pb_ostream_from_buffer(out, LP2P__MIN(cap, LP2P__ID_MAX_OWN));
+    if (!pb_encode(&st, lp2p_pb_Identify_fields, &m)) return LP2P_ERR_MSGSIZE;
+    len[0] = st.bytes_written;
+    if (rl <= 0) return 1;
+    lp2p_pb_Identify r;
+    memset(&r, 0, sizeof r);
+    o.record_len = (size_t)rl;
+    r.signedPeerRecord = cb;
+    pb_ostream_t st2 = pb_ostream_from_buffer(out + len[0], cap - len[0]);
+    if (!pb_encode(&st2, lp2p_pb_Identify_fields, &r)) return 1;
+    len[1] = st2.bytes_written;
+    return 2;
+}
+
+static int lp2p__id_send(lp2p_stream *s, int64_t deadline) {
+    lp2p_host *h = s->h;
+    size_t cap = 2 * LP2P__ID_MAX_OWN, len[2] = {0, 0};
+    uint8_t *buf = (uint8_t *)lp2p__alloc(&h->ctx, cap);
+    if (!buf) return LP2P_ERR_NOMEM;
+    int n = lp2p__id_encode(h, s->conn, buf, cap, len), rc = n < 0 ? n : LP2P_OK;
+    for (int i = 0, off = 0; i < n && rc == LP2P_OK; off += (int)len[i], i++)
+        rc = lp2p__pipe_write_msg(&h->ctx, s->pipe, buf + off, len[i], deadline);
+    lp2p__free(&h->ctx, buf, cap);
+    return rc;
+}
+
+/* ---- handlers and tasks -------------------------------------------------------------------------- */
+static void lp2p__id_serve(lp2p_stream *s, void *user) {
+    (void)user;
+    int rc = lp2p__id_send(s, lp2p_deadline_in(LP2P__ID_TIMEOUT_MS));
+    if (rc) lp2p_stream_reset(s);
+}
+
+static void lp2p__id_serve_push(lp2p_stream *s, void *user) {
+    lp2p__id_info *in = (lp2p__id_info *)lp2p__zalloc(&s->h->ctx, sizeof *in);
+    (void)user;
+    if (!in) return;
+    in->ctx = &s->h->ctx;
+    int rc = lp2p__id_read_all(s, in, lp2p_deadline_in(LP2P__ID_TIMEOUT_MS));
+    if (rc == LP2P_OK && !s->conn->closed) lp2p__id_apply(s->h, s->conn, in);
+    else if (rc != LP2P_OK) LP2P__INFO(&s->h->ctx, "identify push: %s", lp2p_strerror(rc));
+    lp2p__id_info_free(in);
+    lp2p__free(&s->h->ctx, in, sizeof *in);
+}
+
+static void lp2p__id_finish(lp2p__conn *c) {
+    c->identified = true;
+    lp2p__waitq_wake_all(c->h->sched, &c->identify_wait);
+}
+
+static void lp2p__id_task(void *arg) {
+    lp2p__conn *c = (lp2p__conn *)arg;
+    lp2p_host *h = c->h;
+    lp2p_stream *s = NULL;
+    char id[LP2P_PEER_ID_STRLEN];
+    int64_t deadline = lp2p_deadline_in(LP2P__ID_TIMEOUT_MS);
+    lp2p__id_info *in = (lp2p__id_info *)lp2p__zalloc(&h->ctx, sizeof *in);
+    int rc = in ? lp2p__host_open_on(c, LP2P__ID_PROTO, deadline, &s) : LP2P_ERR_NOMEM;
+    if (rc == LP2P_OK) {
+        in->ctx = &h->ctx;
+        lp2p_stream_close_write(s);
+        rc = lp2p__id_read_all(s, in, deadline);
+        if (rc == LP2P_OK && !c->closed) lp2p__id_apply(h, c, in);
+        if (rc) lp2p_stream_reset(s);
+        else lp2p_stream_close(s);
+    }
+    if (rc != LP2P_OK && rc != LP2P_ERR_CANCELED) {
+        lp2p_peer_id_str(&c->peer, id, sizeof id);
+        LP2P__INFO(&h->ctx, "identify with %s failed: %s", id, lp2p_strerror(rc));
+    }
+    if (in) lp2p__id_info_free(in), lp2p__free(&h->ctx, in, sizeof *in);
+    lp2p__id_finish(c);
+    if (rc == LP2P_OK && !h->freeing) lp2p__host_emit(h, LP2P_EVENT_PEER_IDENTIFIED, &c->peer, NULL, NULL, NULL, 0);
+    lp2p__conn_unref(c);
+}
+
+static void lp2p__id_connected(void *user, lp2p__conn *c) {
+    lp2p_host *h = c->h;
+    (void)user;
+    c->refs++;
+    if (!lp2p__spawn(h->sched, lp2p__id_task, c).id) {
+        lp2p__id_finish(c);
+        c->refs--;
+    }
+}
+
+static void lp2p__id_push_one(void *arg) {
+    lp2p__conn *c = (lp2p__conn *)arg;
+    lp2p_stream *s = NULL;
+    int64_t deadline = lp2p_deadline_in(LP2P__ID_TIMEOUT_MS);
+    if (!c->closed && lp2p__host_open_on(c, LP2P__ID_PUSH_PROTO, deadline, &s) == LP2P_OK) {
+        if (lp2p__id_send(s, deadline) == LP2P_OK) lp2p_stream_close(s);
+        else lp2p_stream_reset(s);
+    }
+    lp2p__conn_unref(c);
+}
+
+/* Debounced: several changes in one loop iteration give one push. */
+static void lp2p__id_push_task(void *arg) {
+    lp2p_host *h = (lp2p_host *)arg;
+    if (lp2p__sleep_until(h->sched, lp2p_deadline_in(50)) != LP2P_OK) return;
+    h->identify->push_scheduled = false;
+    for (lp2p__conn *c = h->conns; c; c = c->next) {
+        if (c->closed || !c->identified) continue;
+        c->refs++;
+        if (!lp2p__spawn(h->sched, lp2p__id_push_one, c).id) c->refs--;
+    }
+}
+
+LP2P__PRIV void lp2p__identify_push_all(lp2p_host *h) {
+    if (!h->identify || h->identify->push_scheduled || h->freeing || !h->conns) return;
+    if (lp2p__spawn(h->sched, lp2p__id_push_task, h).id) h->identify->push_scheduled = true;
+}
+
+LP2P__PRIV int lp2p__identify_init(lp2p_host *h) {
+    lp2p__identify *id = (lp2p__identify *)lp2p__zalloc(&h->ctx, sizeof *id);
+    if (!id) return LP2P_ERR_NOMEM;
+    id->notifee.connected = lp2p__id_connected;
+    id->notifee.user = id;
+    lp2p__swarm_add_notifee(h, &id->notifee);
+    int rc = lp2p_host_handle(h, LP2P__ID_PROTO, lp2p__id_serve, NULL);
+    if (!rc) rc = lp2p_host_handle(h, LP2P__ID_PUSH_PROTO, lp2p__id_serve_push, NULL);
+    h->identify = id; /* set last: no push for our own built-in handlers */
+    return rc;
+}
+
+LP2P__PRIV void lp2p__identify_free(lp2p_host *h) {
+    lp2p__free(&h->ctx, h->identify, sizeof *h->identify);
+    h->identify = NULL;
+}
+
+/* ---- public: what a peer told us ------------------------------------------------------------------ */
+LP2P_API int lp2p_host_identify(lp2p_host *h, const char *peer_or_addr, int64_t deadline) {
+    lp2p__conn *c = NULL;
+    int rc = lp2p__swarm_connect(h, peer_or_addr, &c, deadline);
+    while (rc == LP2P_OK && !c->identified) rc = lp2p__waitq_wait(h->sched, &c->identify_wait, deadline);
+    if (c) lp2p__conn_unref(c);
+    return rc;
+}
+
+LP2P_API int lp2p_host_peer_info(lp2p_host *h, const lp2p_peer_id *peer, lp2p_peer_info *out) {
+    lp2p__peer *p = lp2p__peerstore_get(h, peer, false);
+    if (!p) return LP2P_ERR_NOTFOUND;
+    lp2p__buf *b = &h->info_text;
+    b->len = 0;
+    memset(out, 0, sizeof *out);
+    out->id = p->id;
+    out->agent_version = p->agent_version;
+    out->protocol_version = p->protocol_version;
+    out->protocols = (const char *const *)p->protocols;
+    out->n_protocols = p->n_protocols;
+    /* addresses as text, packed in one buffer (which may move while growing): offsets first,
+     * pointers after; the last entry is the observed address */
+    size_t offs[LP2P__MAX_PEER_ADDRS + 1];
+    bool have[LP2P__MAX_PEER_ADDRS + 1];
+    for (int i = 0; i <= p->n_addrs; i++) {
+        const lp2p__ma *ma = i < p->n_addrs ? &p->addrs[i].ma : &p->observed;
+        char text[LP2P__MA_STRLEN];
+        have[i] = ma->len && lp2p__ma_str(ma, text, sizeof text) >= 0;
+        offs[i] = b->len;
+        if (have[i] && lp2p__buf_append(&h->ctx, b, text, strlen(text) + 1)) return LP2P_ERR_NOMEM;
+    }
+    for (int i = 0; i < p->n_addrs && out->n_addrs < LP2P_MAX_INFO_ADDRS; i++)
+        if (have[i]) out->addrs[out->n_addrs++] = (const char *)b->p + offs[i];
+    if (have[p->n_addrs]) out->observed_addr = (const char *)b->p + offs[p->n_addrs];
+    return LP2P_OK;
+}
+/*==================== end src/identify.c ====================*/
+/*==================== begin src/ping.c ====================*/
+/* ping.c - L7: the ping protocol, client (lp2p_ping) and service.
+ *
+ * Spec: libp2p/specs ping/ping.md. The dialer writes 32 random bytes, the listener echoes them;
+ * the dialer may repeat on the same stream. We serve any number of pings per stream (js and
+ * go loop on one stream) with a deadline per ping so a silent peer cannot hold a task.
+ * Depends on: host.h. */
+// (amalgamated) #include "host.h"
+
+#define LP2P__PING_PROTO "/ipfs/ping/1.0.0"
+#define LP2P__PING_SIZE 32
+#define LP2P__PING_IDLE_MS 60000
+
+static void lp2p__ping_serve(lp2p_stream *s, void *user) {
+    uint8_t buf[LP2P__PING_SIZE];
+    (void)user;
+    while (lp2p_stream_read_full(s, buf, sizeof buf, lp2p_deadline_in(LP2P__PING_IDLE_MS)) == LP2P_OK)
+        if (lp2p_stream_write(s, buf, sizeof buf, lp2p_deadline_in(LP2P__PING_IDLE_MS)) != LP2P_OK) break;
+}
+
+LP2P__PRIV int lp2p__ping_init(lp2p_host *h) { return lp2p_host_handle(h, LP2P__PING_PROTO, lp2p__ping_serve, NULL); }
+
+LP2P_API int lp2p_ping(lp2p_host *h, const char *peer_or_addr, int64_t deadline) {
+    uint8_t out[LP2P__PING_SIZE], in[LP2P__PING_SIZE];
+    lp2p_stream *s = NULL;
+    int rc = lp2p_stream_open(h, peer_or_addr, LP2P__PING_PROTO, deadline, &s);
+    if (rc) return rc;
+    lp2p__random(out, sizeof out);
+    int64_t t0 = lp2p_now();
+    rc = lp2p_stream_write(s, out, sizeof out, deadline);
+    if (rc == LP2P_OK) rc = lp2p_stream_read_full(s, in, sizeof in, deadline);
+    int64_t rtt = lp2p_now() - t0;
+    if (rc == LP2P_OK && memcmp(in, out, sizeof in) != 0) rc = LP2P_ERR_PROTOCOL;
+    if (rc == LP2P_OK) {
+        lp2p_stream_close_write(s);
+        lp2p_stream_close(s);
+        return (int)rtt;
+    }
+    lp2p_stream_reset(s);
+    return rc;
+}
+/*==================== end src/ping.c ====================*/
 #endif /* LIBP2P_IMPLEMENTATION */
 /*
 MIT License
