@@ -208,18 +208,19 @@ static inline void lp2p__coro_jump(lp2p__coro *from, lp2p__coro *to) { lp2p__cor
 
 #else
 /* ---- 2c. ucontext fallback (portable, ~30x slower: swapcontext makes a sigprocmask syscall) ---- */
-static void lp2p__task_main(void *p);
-static void lp2p__uc_boot(unsigned hi, unsigned lo) {
-    lp2p__task_main((void *)(uintptr_t)(((uint64_t)hi << 32) | (uint64_t)lo));
+/* makecontext passes only ints: the entry and its argument travel as 32-bit halves */
+static void lp2p__uc_boot(unsigned f_hi, unsigned f_lo, unsigned a_hi, unsigned a_lo) {
+    void (*entry)(void *) = (void (*)(void *))(uintptr_t)(((uint64_t)f_hi << 32) | f_lo);
+    entry((void *)(uintptr_t)(((uint64_t)a_hi << 32) | a_lo));
 }
 static void lp2p__coro_init(lp2p__coro *c, void *lo, size_t size, void (*entry)(void *), void *arg) {
-    uint64_t a = (uint64_t)(uintptr_t)arg;
-    (void)entry; /* always lp2p__task_main: makecontext passes only ints */
+    uint64_t f = (uint64_t)(uintptr_t)entry, a = (uint64_t)(uintptr_t)arg;
     getcontext(&c->uc);
     c->uc.uc_stack.ss_sp = lo;
     c->uc.uc_stack.ss_size = size;
     c->uc.uc_link = NULL;
-    makecontext(&c->uc, (void (*)(void))lp2p__uc_boot, 2, (unsigned)(a >> 32), (unsigned)(a & 0xffffffffu));
+    makecontext(&c->uc, (void (*)(void))lp2p__uc_boot, 4, (unsigned)(f >> 32), (unsigned)(f & 0xffffffffu),
+                (unsigned)(a >> 32), (unsigned)(a & 0xffffffffu));
 }
 static inline void lp2p__coro_jump(lp2p__coro *from, lp2p__coro *to) { swapcontext(&from->uc, &to->uc); }
 #endif
