@@ -352,13 +352,18 @@ static lp2p__task *lp2p__lookup(lp2p__sched *s, lp2p_task h) {
 
 static int lp2p__slots_grow(lp2p__sched *s) {
     uint32_t cap = s->capslots ? s->capslots * 2 : 64;
-    lp2p__task **sl = (lp2p__task **)lp2p__realloc(s->ctx, s->slots, s->capslots * sizeof *sl, cap * sizeof *sl);
-    if (!sl) return LP2P_ERR_NOMEM;
-    s->slots = sl;
-    lp2p__task **hp = (lp2p__task **)lp2p__realloc(s->ctx, s->heap, s->capslots * sizeof *hp, cap * sizeof *hp);
-    if (!hp) return LP2P_ERR_NOMEM; /* slots grew but capslots did not: harmless */
-    s->heap = hp;
-    s->capslots = cap;
+    lp2p__task **sl = (lp2p__task **)lp2p__alloc(s->ctx, cap * sizeof *sl);
+    lp2p__task **hp = (lp2p__task **)lp2p__alloc(s->ctx, cap * sizeof *hp);
+    if (!sl || !hp) {
+        lp2p__free(s->ctx, sl, cap * sizeof *sl);
+        lp2p__free(s->ctx, hp, cap * sizeof *hp);
+        return LP2P_ERR_NOMEM;
+    }
+    if (s->nslots) memcpy(sl, s->slots, s->nslots * sizeof *sl);
+    if (s->nheap) memcpy(hp, s->heap, (size_t)s->nheap * sizeof *hp);
+    lp2p__free(s->ctx, s->slots, s->capslots * sizeof *sl);
+    lp2p__free(s->ctx, s->heap, s->capslots * sizeof *hp);
+    s->slots = sl, s->heap = hp, s->capslots = cap;
     return LP2P_OK;
 }
 
@@ -801,7 +806,7 @@ LP2P__PRIV int lp2p__sched_run(lp2p__sched *s) {
     if (lp2p__tls_cur || lp2p__tls_depth) return LP2P_ERR_WOULDBLOCK;
     while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
         int rc = lp2p__sched_poll(s, -1);
-        if (rc < 0 && rc != LP2P_ERR_IO) return rc;
+        if (rc < 0) return rc; /* the poller failed (logged) */
     }
     __atomic_store_n(&s->stop, 0, __ATOMIC_RELEASE); /* consumed: the next run loops again */
     return LP2P_OK;
@@ -1123,7 +1128,10 @@ LP2P__PRIV int lp2p__yield(lp2p__sched *s) {
     if (!t) { /* outside tasks: one non-blocking round of every loop of this thread */
         if (lp2p__tls_depth || s->ctx->in_logger) return LP2P_ERR_WOULDBLOCK;
         unsigned ver = lp2p__tls_ver;
-        for (lp2p__sched *x = lp2p__tls_scheds; x && ver == lp2p__tls_ver; x = x->tnext) lp2p__sched_poll(x, 0);
+        for (lp2p__sched *x = lp2p__tls_scheds; x; x = x->tnext) {
+            lp2p__sched_poll(x, 0);
+            if (ver != lp2p__tls_ver) break; /* x may be gone */
+        }
         return LP2P_OK;
     }
     lp2p__make_ready(t);
