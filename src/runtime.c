@@ -208,18 +208,19 @@ static inline void lp2p__coro_jump(lp2p__coro *from, lp2p__coro *to) { lp2p__cor
 
 #else
 /* ---- 2c. ucontext fallback (portable, ~30x slower: swapcontext makes a sigprocmask syscall) ---- */
-static void lp2p__task_main(void *p);
-static void lp2p__uc_boot(unsigned hi, unsigned lo) {
-    lp2p__task_main((void *)(uintptr_t)(((uint64_t)hi << 32) | (uint64_t)lo));
+/* makecontext passes only ints: the entry and its argument travel as 32-bit halves */
+static void lp2p__uc_boot(unsigned f_hi, unsigned f_lo, unsigned a_hi, unsigned a_lo) {
+    void (*entry)(void *) = (void (*)(void *))(uintptr_t)(((uint64_t)f_hi << 32) | f_lo);
+    entry((void *)(uintptr_t)(((uint64_t)a_hi << 32) | a_lo));
 }
 static void lp2p__coro_init(lp2p__coro *c, void *lo, size_t size, void (*entry)(void *), void *arg) {
-    uint64_t a = (uint64_t)(uintptr_t)arg;
-    (void)entry; /* always lp2p__task_main: makecontext passes only ints */
+    uint64_t f = (uint64_t)(uintptr_t)entry, a = (uint64_t)(uintptr_t)arg;
     getcontext(&c->uc);
     c->uc.uc_stack.ss_sp = lo;
     c->uc.uc_stack.ss_size = size;
     c->uc.uc_link = NULL;
-    makecontext(&c->uc, (void (*)(void))lp2p__uc_boot, 2, (unsigned)(a >> 32), (unsigned)(a & 0xffffffffu));
+    makecontext(&c->uc, (void (*)(void))lp2p__uc_boot, 4, (unsigned)(f >> 32), (unsigned)(f & 0xffffffffu),
+                (unsigned)(a >> 32), (unsigned)(a & 0xffffffffu));
 }
 static inline void lp2p__coro_jump(lp2p__coro *from, lp2p__coro *to) { swapcontext(&from->uc, &to->uc); }
 #endif
@@ -351,13 +352,18 @@ static lp2p__task *lp2p__lookup(lp2p__sched *s, lp2p_task h) {
 
 static int lp2p__slots_grow(lp2p__sched *s) {
     uint32_t cap = s->capslots ? s->capslots * 2 : 64;
-    lp2p__task **sl = (lp2p__task **)lp2p__realloc(s->ctx, s->slots, s->capslots * sizeof *sl, cap * sizeof *sl);
-    if (!sl) return LP2P_ERR_NOMEM;
-    s->slots = sl;
-    lp2p__task **hp = (lp2p__task **)lp2p__realloc(s->ctx, s->heap, s->capslots * sizeof *hp, cap * sizeof *hp);
-    if (!hp) return LP2P_ERR_NOMEM; /* slots grew but capslots did not: harmless */
-    s->heap = hp;
-    s->capslots = cap;
+    lp2p__task **sl = (lp2p__task **)lp2p__alloc(s->ctx, cap * sizeof *sl);
+    lp2p__task **hp = (lp2p__task **)lp2p__alloc(s->ctx, cap * sizeof *hp);
+    if (!sl || !hp) {
+        lp2p__free(s->ctx, sl, cap * sizeof *sl);
+        lp2p__free(s->ctx, hp, cap * sizeof *hp);
+        return LP2P_ERR_NOMEM;
+    }
+    if (s->nslots) memcpy(sl, s->slots, s->nslots * sizeof *sl);
+    if (s->nheap) memcpy(hp, s->heap, (size_t)s->nheap * sizeof *hp);
+    lp2p__free(s->ctx, s->slots, s->capslots * sizeof *sl);
+    lp2p__free(s->ctx, s->heap, s->capslots * sizeof *hp);
+    s->slots = sl, s->heap = hp, s->capslots = cap;
     return LP2P_OK;
 }
 
@@ -800,7 +806,7 @@ LP2P__PRIV int lp2p__sched_run(lp2p__sched *s) {
     if (lp2p__tls_cur || lp2p__tls_depth) return LP2P_ERR_WOULDBLOCK;
     while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
         int rc = lp2p__sched_poll(s, -1);
-        if (rc < 0 && rc != LP2P_ERR_IO) return rc;
+        if (rc < 0) return rc; /* the poller failed (logged) */
     }
     __atomic_store_n(&s->stop, 0, __ATOMIC_RELEASE); /* consumed: the next run loops again */
     return LP2P_OK;
@@ -1122,7 +1128,10 @@ LP2P__PRIV int lp2p__yield(lp2p__sched *s) {
     if (!t) { /* outside tasks: one non-blocking round of every loop of this thread */
         if (lp2p__tls_depth || s->ctx->in_logger) return LP2P_ERR_WOULDBLOCK;
         unsigned ver = lp2p__tls_ver;
-        for (lp2p__sched *x = lp2p__tls_scheds; x && ver == lp2p__tls_ver; x = x->tnext) lp2p__sched_poll(x, 0);
+        for (lp2p__sched *x = lp2p__tls_scheds; x; x = x->tnext) {
+            lp2p__sched_poll(x, 0);
+            if (ver != lp2p__tls_ver) break; /* x may be gone */
+        }
         return LP2P_OK;
     }
     lp2p__make_ready(t);
