@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-5572522bf058f62d"
+#define LIBP2P_SOURCE_ID "src-e96877f034fe9c74"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -4557,15 +4557,18 @@ static int lp2p__tcp_close_write(lp2p__pipe *p) {
 }
 
 static void lp2p__tcp_release(lp2p__tcp_pipe *t, bool abort) {
+    int fd = t->fd;
+    lp2p__sched *s = t->s;
+    bool free_now = t->waiting == 0; /* else the last parked call frees it: never touch t again */
     if (abort) { /* SO_LINGER {1, 0}: close() sends RST and drops unsent data */
         struct linger lg = {1, 0};
-        (void)setsockopt(t->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
     t->closed = true;
-    lp2p__fd_del(t->s, t->fd); /* wakes parked calls; they free the record */
-    close(t->fd);
     t->fd = -1;
-    if (t->waiting == 0) lp2p__tcp_pipe_free(t);
+    if (free_now) lp2p__tcp_pipe_free(t);
+    lp2p__fd_del(s, fd); /* wakes parked calls with ERR_CLOSED */
+    close(fd);
 }
 
 static void lp2p__tcp_reset(lp2p__pipe *p) { lp2p__tcp_release((lp2p__tcp_pipe *)p, true); }
@@ -4697,11 +4700,14 @@ LP2P__PRIV int lp2p__tcp_accept(lp2p__tcp_listener *l, lp2p__pipe **out, lp2p__m
 
 LP2P__PRIV void lp2p__tcp_listener_free(lp2p__tcp_listener *l) {
     if (!l) return;
+    int fd = l->fd;
+    lp2p__sched *s = l->s;
+    bool free_now = l->waiting == 0;
     l->closed = true;
-    lp2p__fd_del(l->s, l->fd);
-    close(l->fd);
     l->fd = -1;
-    if (l->waiting == 0) lp2p__tcp_listener_destroy(l);
+    if (free_now) lp2p__tcp_listener_destroy(l);
+    lp2p__fd_del(s, fd); /* wakes a parked accept with ERR_CLOSED */
+    close(fd);
 }
 
 /* ---- dialing ------------------------------------------------------------------------------------ */
@@ -4957,12 +4963,16 @@ typedef struct lp2p__mempipe {
     bool closed;
 } lp2p__mempipe;
 
-static void lp2p__mem_drop(lp2p__mempipe *m) {
-    lp2p__mem_shared *sh = m->sh;
-    lp2p__free(sh->ctx, m, sizeof *m);
+static void lp2p__mem_unref(lp2p__mem_shared *sh) {
     if (--sh->refs > 0) return;
     for (int i = 0; i < 2; i++) lp2p__free(sh->ctx, sh->dir[i].buf, sh->dir[i].cap);
     lp2p__free(sh->ctx, sh, sizeof *sh);
+}
+
+static void lp2p__mem_drop(lp2p__mempipe *m) {
+    lp2p__mem_shared *sh = m->sh;
+    lp2p__free(sh->ctx, m, sizeof *m);
+    lp2p__mem_unref(sh);
 }
 
 static int lp2p__mem_wait(lp2p__mempipe *m, lp2p__waitq *q, int64_t deadline) {
@@ -5057,12 +5067,15 @@ static int lp2p__mem_close_write(lp2p__pipe *p) {
 
 static void lp2p__mem_release(lp2p__mempipe *m, bool abort) {
     lp2p__mem_shared *sh = m->sh;
+    bool free_now = m->waiting == 0; /* else the last parked call drops it */
     sh->dir[m->side].eof = true;
     if (abort) sh->reset[m->side] = true;
     sh->gone[m->side] = true;
     m->closed = true;
+    sh->refs++; /* keep sh alive while waking */
+    if (free_now) lp2p__mem_drop(m);
     lp2p__mem_wake_all(sh);
-    if (m->waiting == 0) lp2p__mem_drop(m);
+    lp2p__mem_unref(sh);
 }
 
 static void lp2p__mem_reset(lp2p__pipe *p) { lp2p__mem_release((lp2p__mempipe *)p, true); }
