@@ -2,9 +2,7 @@
  * peers in identify listenAddrs/observedAddr; text from users and dnsaddr TXT records).
  * Invariants: never crash or read out of bounds; every accepted binary address prints, and
  * its text parses back to the same bytes; every accepted text prints and re-parses equal.
- * Build: clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -I. tests/fuzz/fuzz_multiaddr.c \
- *          -lsodium -lbearssl -lprotobuf-nanopb -lpthread -o build/fuzz_multiaddr
- * Run:   build/fuzz_multiaddr tests/fuzz/corpus_multiaddr */
+ * Run with `make fuzz` (scripts/fuzz.sh); seeds in tests/fuzz/corpus/multiaddr/. */
 #define LIBP2P_IMPLEMENTATION
 #include "libp2p.h"
 
