@@ -4,7 +4,7 @@
  * opened and written to. The input ends with EOF, so the session must end; afterwards every
  * byte allocated through the library's allocator must be back (checked, abort otherwise).
  * Build: clang -fsanitize=fuzzer,address -I. tests/fuzz/fuzz_yamux.c -lsodium -lbearssl -lprotobuf-nanopb -lpthread
- * Run:   ./a.out tests/fuzz/corpus_yamux (seeds: first byte = role/read split, then frames) */
+ * Run:   scripts/fuzz.sh (seeds in tests/fuzz/corpus/yamux (seeds: first byte = role/read split, then frames)) */
 #define LIBP2P_IMPLEMENTATION
 #include "libp2p.h"
 #include <stdio.h>
