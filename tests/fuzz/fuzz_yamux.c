@@ -3,7 +3,8 @@
  * "peer" sends. Inbound streams are read (and answered) by tasks, one outbound stream is
  * opened and written to. The input ends with EOF, so the session must end; afterwards every
  * byte allocated through the library's allocator must be back (checked, abort otherwise).
- * Build: clang -fsanitize=fuzzer,address -I. tests/fuzz/fuzz_yamux.c -lsodium -lbearssl -lprotobuf-nanopb -lpthread */
+ * Build: clang -fsanitize=fuzzer,address -I. tests/fuzz/fuzz_yamux.c -lsodium -lbearssl -lprotobuf-nanopb -lpthread
+ * Run:   scripts/fuzz.sh (seeds in tests/fuzz/corpus/yamux (seeds: first byte = role/read split, then frames)) */
 #define LIBP2P_IMPLEMENTATION
 #include "libp2p.h"
 #include <stdio.h>
