@@ -3,33 +3,35 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra
-LP2P_NO_HOST ?= 1
 LIBS     = -lsodium -lbearssl -lprotobuf-nanopb -lpthread
 SRC      = $(wildcard src/*.h src/*.c src/proto/*.h src/proto/*.c) amalgamate LICENSE
 UNIT     = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
-ASAN_UNIT = $(patsubst tests/unit/%.c,build/asan/%,$(wildcard tests/unit/test_*.c))
+HOST     = $(patsubst tests/host/%.c,build/host/%,$(wildcard tests/host/test_*.c))
+INTEROP  = build/interop/test_interop
+ASAN     = $(patsubst build/%,build/asan/%,$(UNIT) $(HOST))
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-EXAMPLES = build/bin/echo build/bin/chat build/bin/game_loop build/bin/ping
+EXAMPLES = build/bin/echo build/bin/chat build/bin/game_loop build/bin/ping build/bin/demo
 FUZZ_SECONDS ?= 10
-# with the whole stack in libp2p.h (LP2P_NO_HOST empty) `make test` also runs the compile test
-# and the transport-interop harness (scripts that print RESULT lines, counted by tests/run)
-ifeq ($(LP2P_NO_HOST),)
-TEST_SCRIPTS = tests/compile/compile-test.sh tests/transport-interop/run.sh
-TEST_DEPS    = build/bin/lp2p-transport-interop
-endif
-
+# `make test`: unit, host and interop tests; the same unit and host tests under ASan+UBSan; the
+# compile test; the transport-interop harness; every fuzz target for FUZZ_SECONDS. Each prints
+# RESULT lines that tests/run sums into the final line.
+TEST_SCRIPTS = tests/compile/compile-test.sh tests/transport-interop/run.sh scripts/fuzz.sh
 .PHONY: all test unit clean demo check-amalgamation interop peers proto examples compile-test sanitize fuzz \
-        interop-transport need-host
-all: libp2p.h $(UNIT)
+        interop-transport
+all: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(EXAMPLES)
 
 libp2p.h: $(SRC)
-	LP2P_NO_HOST=$(LP2P_NO_HOST) ./amalgamate
+	./amalgamate
 
-build/unit/%: tests/unit/%.c libp2p.h tests/test.h
+build/unit/%: tests/unit/%.c libp2p.h tests/test.h $(wildcard tests/unit/*.h) tests/unit/test_runtime.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 
-build/interop/test_interop: tests/interop/test_interop.c libp2p.h tests/test.h
+build/host/%: tests/host/%.c libp2p.h tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
+
+$(INTEROP): tests/interop/test_interop.c libp2p.h tests/test.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 
@@ -39,22 +41,17 @@ unit: $(UNIT)
 peers:
 	bash scripts/install-peers.sh all
 
-interop: build/interop/test_interop
-	@tests/run build/interop/test_interop
+interop: $(INTEROP)
+	@tests/run $(INTEROP)
 
-test: libp2p.h $(UNIT) $(TEST_DEPS)
-	@tests/run $(UNIT) $(TEST_SCRIPTS)
+test: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(EXAMPLES) build/bin/lp2p-transport-interop
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(TEST_SCRIPTS)
 
-# programs that need the host in libp2p.h
-need-host: libp2p.h
-	@grep -q 'begin src/host.c' libp2p.h || { echo "libp2p.h was built without the host \
-	(LP2P_NO_HOST=1): run make LP2P_NO_HOST= $(MAKECMDGOALS)" >&2; exit 1; }
-
-build/bin/%: examples/%.c libp2p.h | need-host
+build/bin/%: examples/%.c libp2p.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS) -lm
 
-build/bin/lp2p-transport-interop: tests/transport-interop/main.c libp2p.h | need-host
+build/bin/lp2p-transport-interop: tests/transport-interop/main.c libp2p.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS) -lhiredis
 
@@ -68,13 +65,17 @@ demo:
 compile-test: libp2p.h
 	@tests/run tests/compile/compile-test.sh
 
-# the unit tests again with ASan + UBSan
-build/asan/%: tests/unit/%.c libp2p.h tests/test.h
+# the unit and host tests again with ASan + UBSan
+build/asan/unit/%: tests/unit/%.c libp2p.h tests/test.h $(wildcard tests/unit/*.h) tests/unit/test_runtime.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O1 -g $(SANITIZE) $(WARN) -I. -o $@ $< $(LIBS)
 
-sanitize: $(ASAN_UNIT)
-	@tests/run $(ASAN_UNIT)
+build/asan/host/%: tests/host/%.c libp2p.h tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -g $(SANITIZE) $(WARN) -I. -o $@ $< $(LIBS)
+
+sanitize: $(ASAN)
+	@tests/run $(ASAN)
 
 # every tests/fuzz/fuzz_*.c for FUZZ_SECONDS each (clang -fsanitize=fuzzer,address)
 fuzz: libp2p.h

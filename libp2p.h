@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-ec2f193a588438c5"
+#define LIBP2P_SOURCE_ID "src-0a14cd2e4523b87f"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -781,7 +781,13 @@ LP2P__PRIV bool lp2p__ma_is_loopback(const lp2p__ma *ma);
  * process make progress - until the condition or the deadline. Called while the scheduler
  * is already being pumped by non-task code (the logger, a post callback), it returns
  * LP2P_ERR_WOULDBLOCK. A canceled task's waits return LP2P_ERR_CANCELED, at once and on
- * every later wait.
+ * every later wait (each still passes once through the run queue, so a task that ignores the
+ * error cannot starve the loop or hang lp2p__sched_free).
+ * Threads: a scheduler is driven by one thread at a time; only lp2p__sched_post and
+ * lp2p__sched_stop may be called from others. Outside-task waits pump the schedulers created
+ * on the calling thread (several hosts in one test talk to each other from main()).
+ * Limits: each task stack is two mappings (stack + guard page); Linux's vm.max_map_count
+ * (65530 by default) caps live tasks at about 32 k per process.
  * Depends on: base.h. */
 #ifndef LP2P__RUNTIME_H
 #define LP2P__RUNTIME_H
@@ -792,7 +798,7 @@ typedef struct lp2p__sched lp2p__sched;
 typedef struct lp2p__task lp2p__task; /* internal task record (pooled, reused) */
 
 typedef struct lp2p__sched_cfg {
-    size_t stack_size; /* 0 -> 64 KiB (usable bytes, plus one guard page) */
+    size_t stack_size; /* 0 -> 64 KiB (usable bytes, at least 16 KiB, plus one guard page) */
     int max_tasks;     /* 0 -> 65536 live tasks; spawn past it fails with ERR_LIMIT (logged) */
 } lp2p__sched_cfg;
 
@@ -803,10 +809,14 @@ LP2P__PRIV void lp2p__sched_free(lp2p__sched *s);
  * timeout_ms; 0 never blocks, < 0 waits for the next event), fire due timers, run posted
  * callbacks. Returns the number of tasks resumed (>= 0) or an LP2P_ERR_*. */
 LP2P__PRIV int lp2p__sched_poll(lp2p__sched *s, int timeout_ms);
-/* Loop until lp2p__sched_stop. Returns LP2P_OK. */
+/* Loop until lp2p__sched_stop (a stop made before the call ends it at once; each stop ends
+ * one run). Returns LP2P_OK, ERR_IO if the poller fails, ERR_WOULDBLOCK inside a task. */
 LP2P__PRIV int lp2p__sched_run(lp2p__sched *s);
 LP2P__PRIV void lp2p__sched_stop(lp2p__sched *s);                          /* thread-safe */
-LP2P__PRIV int lp2p__sched_post(lp2p__sched *s, void (*fn)(void *), void *arg); /* thread-safe; fn runs as a new task */
+/* Thread-safe; fn runs as a new task on the loop's thread. Allocates with the ctx allocator
+ * from the calling thread (the default malloc is thread-safe). Returns OK, ERR_NOMEM,
+ * ERR_INVALID. Posts not yet run when the scheduler is freed are dropped. */
+LP2P__PRIV int lp2p__sched_post(lp2p__sched *s, void (*fn)(void *), void *arg);
 LP2P__PRIV lp2p__ctx *lp2p__sched_ctx(lp2p__sched *s);
 
 /* ---- tasks ---- */
@@ -815,7 +825,10 @@ LP2P__PRIV lp2p__ctx *lp2p__sched_ctx(lp2p__sched *s);
 LP2P__PRIV lp2p_task lp2p__spawn(lp2p__sched *s, void (*fn)(void *), void *arg);
 /* Ask a task to stop: its current and later waits return ERR_CANCELED. ERR_NOTFOUND if dead. */
 LP2P__PRIV int lp2p__task_cancel(lp2p__sched *s, lp2p_task t);
-LP2P__PRIV int lp2p__task_join(lp2p__sched *s, lp2p_task t, int64_t deadline); /* OK when it ended */
+/* Wait for a task to end: OK when it ended (also if it had ended before), ERR_NOTFOUND for
+ * {0} or a handle this scheduler never gave out, ERR_INVALID for the calling task itself,
+ * ERR_TIMEOUT, ERR_CANCELED, ERR_WOULDBLOCK. */
+LP2P__PRIV int lp2p__task_join(lp2p__sched *s, lp2p_task t, int64_t deadline);
 LP2P__PRIV bool lp2p__task_alive(lp2p__sched *s, lp2p_task t);
 /* The task running now on this thread, or NULL outside tasks. */
 LP2P__PRIV lp2p__task *lp2p__task_current(void);
@@ -832,12 +845,14 @@ LP2P__PRIV int lp2p__fd_add(lp2p__sched *s, int fd);
 /* Unregister before close(); tasks waiting on fd wake with ERR_CLOSED. */
 LP2P__PRIV void lp2p__fd_del(lp2p__sched *s, int fd);
 /* Wait until fd may be readable (LP2P__IN) or writable (LP2P__OUT) - also on error/hangup,
- * so the caller retries its syscall. Returns OK, ERR_TIMEOUT, ERR_CANCELED, ERR_CLOSED,
- * ERR_WOULDBLOCK. One reader and one writer task per fd at a time. */
+ * so the caller retries its syscall (try the syscall first, wait on EAGAIN). Registers the fd
+ * if needed. Returns OK, ERR_TIMEOUT, ERR_CANCELED, ERR_CLOSED, ERR_WOULDBLOCK, ERR_INVALID
+ * (bad fd or dir), ERR_BUSY (a second reader or writer: one of each per fd at a time). */
 LP2P__PRIV int lp2p__wait_fd(lp2p__sched *s, int fd, int dir, int64_t deadline);
 /* Park until deadline (OK) or cancel (ERR_CANCELED). */
 LP2P__PRIV int lp2p__sleep_until(lp2p__sched *s, int64_t deadline);
-/* Let every other ready task run once. */
+/* Let every other ready task run once. OK; ERR_CANCELED (after yielding) in a canceled task;
+ * outside tasks, one non-blocking round of every scheduler of the thread. */
 LP2P__PRIV int lp2p__yield(lp2p__sched *s);
 
 /* A wait queue: tasks (or a main() pump) wait until woken. Wake-ups are not remembered:
@@ -856,7 +871,9 @@ typedef struct lp2p__mutex {
     int locked;
     lp2p__waitq q;
 } lp2p__mutex;
-LP2P__PRIV int lp2p__mutex_lock(lp2p__sched *s, lp2p__mutex *m, int64_t deadline); /* OK / TIMEOUT / CANCELED */
+/* OK / TIMEOUT / CANCELED / WOULDBLOCK. Unlock hands the mutex to the first waiter (FIFO).
+ * Taking a free mutex is not a wait: it succeeds even in a canceled task (cleanup). */
+LP2P__PRIV int lp2p__mutex_lock(lp2p__sched *s, lp2p__mutex *m, int64_t deadline);
 LP2P__PRIV void lp2p__mutex_unlock(lp2p__sched *s, lp2p__mutex *m);
 
 #endif
@@ -3353,18 +3370,19 @@ static inline void lp2p__coro_jump(lp2p__coro *from, lp2p__coro *to) { lp2p__cor
 
 #else
 /* ---- 2c. ucontext fallback (portable, ~30x slower: swapcontext makes a sigprocmask syscall) ---- */
-static void lp2p__task_main(void *p);
-static void lp2p__uc_boot(unsigned hi, unsigned lo) {
-    lp2p__task_main((void *)(uintptr_t)(((uint64_t)hi << 32) | (uint64_t)lo));
+/* makecontext passes only ints: the entry and its argument travel as 32-bit halves */
+static void lp2p__uc_boot(unsigned f_hi, unsigned f_lo, unsigned a_hi, unsigned a_lo) {
+    void (*entry)(void *) = (void (*)(void *))(uintptr_t)(((uint64_t)f_hi << 32) | f_lo);
+    entry((void *)(uintptr_t)(((uint64_t)a_hi << 32) | a_lo));
 }
 static void lp2p__coro_init(lp2p__coro *c, void *lo, size_t size, void (*entry)(void *), void *arg) {
-    uint64_t a = (uint64_t)(uintptr_t)arg;
-    (void)entry; /* always lp2p__task_main: makecontext passes only ints */
+    uint64_t f = (uint64_t)(uintptr_t)entry, a = (uint64_t)(uintptr_t)arg;
     getcontext(&c->uc);
     c->uc.uc_stack.ss_sp = lo;
     c->uc.uc_stack.ss_size = size;
     c->uc.uc_link = NULL;
-    makecontext(&c->uc, (void (*)(void))lp2p__uc_boot, 2, (unsigned)(a >> 32), (unsigned)(a & 0xffffffffu));
+    makecontext(&c->uc, (void (*)(void))lp2p__uc_boot, 4, (unsigned)(f >> 32), (unsigned)(f & 0xffffffffu),
+                (unsigned)(a >> 32), (unsigned)(a & 0xffffffffu));
 }
 static inline void lp2p__coro_jump(lp2p__coro *from, lp2p__coro *to) { swapcontext(&from->uc, &to->uc); }
 #endif
@@ -3496,13 +3514,18 @@ static lp2p__task *lp2p__lookup(lp2p__sched *s, lp2p_task h) {
 
 static int lp2p__slots_grow(lp2p__sched *s) {
     uint32_t cap = s->capslots ? s->capslots * 2 : 64;
-    lp2p__task **sl = (lp2p__task **)lp2p__realloc(s->ctx, s->slots, s->capslots * sizeof *sl, cap * sizeof *sl);
-    if (!sl) return LP2P_ERR_NOMEM;
-    s->slots = sl;
-    lp2p__task **hp = (lp2p__task **)lp2p__realloc(s->ctx, s->heap, s->capslots * sizeof *hp, cap * sizeof *hp);
-    if (!hp) return LP2P_ERR_NOMEM; /* slots grew but capslots did not: harmless */
-    s->heap = hp;
-    s->capslots = cap;
+    lp2p__task **sl = (lp2p__task **)lp2p__alloc(s->ctx, cap * sizeof *sl);
+    lp2p__task **hp = (lp2p__task **)lp2p__alloc(s->ctx, cap * sizeof *hp);
+    if (!sl || !hp) {
+        lp2p__free(s->ctx, sl, cap * sizeof *sl);
+        lp2p__free(s->ctx, hp, cap * sizeof *hp);
+        return LP2P_ERR_NOMEM;
+    }
+    if (s->nslots) memcpy(sl, s->slots, s->nslots * sizeof *sl);
+    if (s->nheap) memcpy(hp, s->heap, (size_t)s->nheap * sizeof *hp);
+    lp2p__free(s->ctx, s->slots, s->capslots * sizeof *sl);
+    lp2p__free(s->ctx, s->heap, s->capslots * sizeof *hp);
+    s->slots = sl, s->heap = hp, s->capslots = cap;
     return LP2P_OK;
 }
 
@@ -3945,7 +3968,7 @@ LP2P__PRIV int lp2p__sched_run(lp2p__sched *s) {
     if (lp2p__tls_cur || lp2p__tls_depth) return LP2P_ERR_WOULDBLOCK;
     while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
         int rc = lp2p__sched_poll(s, -1);
-        if (rc < 0 && rc != LP2P_ERR_IO) return rc;
+        if (rc < 0) return rc; /* the poller failed (logged) */
     }
     __atomic_store_n(&s->stop, 0, __ATOMIC_RELEASE); /* consumed: the next run loops again */
     return LP2P_OK;
@@ -4267,7 +4290,10 @@ LP2P__PRIV int lp2p__yield(lp2p__sched *s) {
     if (!t) { /* outside tasks: one non-blocking round of every loop of this thread */
         if (lp2p__tls_depth || s->ctx->in_logger) return LP2P_ERR_WOULDBLOCK;
         unsigned ver = lp2p__tls_ver;
-        for (lp2p__sched *x = lp2p__tls_scheds; x && ver == lp2p__tls_ver; x = x->tnext) lp2p__sched_poll(x, 0);
+        for (lp2p__sched *x = lp2p__tls_scheds; x; x = x->tnext) {
+            lp2p__sched_poll(x, 0);
+            if (ver != lp2p__tls_ver) break; /* x may be gone */
+        }
         return LP2P_OK;
     }
     lp2p__make_ready(t);

@@ -24,7 +24,7 @@ static const char *short_id(lp2p_peer_id id, char *buf) { /* "12D3KooW…xyz" */
     char full[LP2P_PEER_ID_STRLEN];
     lp2p_peer_id_str(&id, full, sizeof full);
     size_t n = strlen(full);
-    snprintf(buf, 32, "%.8s…%s", full, n > 6 ? full + n - 6 : full);
+    snprintf(buf, 32, "%.8s…%.6s", full, n > 6 ? full + n - 6 : full);
     return buf;
 }
 

@@ -13,13 +13,6 @@ for p in "${need[@]}"; do
     break
   fi
 done
-# the host is part of libp2p.h once the whole stack is in; while the Makefile's default still
-# leaves it out (LP2P_NO_HOST=1), regenerate the header with it
-make_args=()
-if ! grep -q 'begin src/host.c' libp2p.h 2>/dev/null; then
-  LP2P_NO_HOST= ./amalgamate
-  make_args=(LP2P_NO_HOST=)
-fi
-make --no-print-directory -s "${make_args[@]}" build/bin/demo
+make --no-print-directory -s build/bin/demo
 echo
 exec build/bin/demo

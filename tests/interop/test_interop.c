@@ -26,7 +26,7 @@ typedef struct peer_proc {
     int eof;
 } peer_proc;
 
-static char peer_bin[3][512];
+static char peer_bin[3][600];
 static const char *impls[3] = {"go", "rust", "js"};
 
 static int peer_start(peer_proc *p, const char *bin, const char *const *args) {

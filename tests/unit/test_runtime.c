@@ -731,8 +731,13 @@ static void test_guard(void) {
     CHECK(pid > 0);
     int st = 0;
     CHECK_EQ(waitpid(pid, &st, 0), pid);
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan catches the fault on the guard page itself, reports a stack overflow and exits 1 */
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+#else
     CHECK(WIFSIGNALED(st));
     CHECK_EQ(WIFSIGNALED(st) ? WTERMSIG(st) : 0, SIGSEGV);
+#endif
 }
 
 /* ---- float state survives switches ---- */
