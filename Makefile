@@ -7,7 +7,7 @@ LIBS     = -lsodium -lbearssl -lprotobuf-nanopb -lpthread
 SRC      = $(wildcard src/*.h src/*.c src/proto/*.h src/proto/*.c) amalgamate LICENSE
 UNIT     = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
 HOST     = $(patsubst tests/host/%.c,build/host/%,$(wildcard tests/host/test_*.c))
-INTEROP  = build/interop/test_interop
+INTEROP  = build/interop/test_interop build/interop/test_gossipsub
 ASAN     = $(patsubst build/%,build/asan/%,$(UNIT) $(HOST))
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 EXAMPLES = build/bin/echo build/bin/chat build/bin/game_loop build/bin/ping build/bin/demo
@@ -31,7 +31,7 @@ build/host/%: tests/host/%.c libp2p.h tests/test.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 
-$(INTEROP): tests/interop/test_interop.c libp2p.h tests/test.h
+build/interop/%: tests/interop/%.c libp2p.h tests/test.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 
@@ -88,7 +88,7 @@ interop-transport: build/bin/lp2p-transport-interop
 # regenerate src/proto/*.pb.{c,h} from the .proto/.options files (nanopb 0.4.7; the generator
 # needs python3-protobuf, hence Debian's /usr/bin/python3)
 NANOPB_GEN ?= /usr/bin/python3 /usr/bin/nanopb_generator.py
-PROTOS = keys noise envelope peer_record identify
+PROTOS = keys noise envelope peer_record identify pubsub
 proto:
 	cd src/proto && $(NANOPB_GEN) -T -q -I . $(PROTOS:=.proto)
 

@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-0a14cd2e4523b87f"
+#define LIBP2P_SOURCE_ID "src-08f9b73011e3ea67"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -436,6 +436,288 @@ LP2P_API bool lp2p_peer_id_eq(const lp2p_peer_id *a, const lp2p_peer_id *b);
  * Returns LP2P_OK; LP2P_ERR_INVALID if seed_out is NULL; LP2P_ERR_IO if the crypto library
  * cannot be initialised (no OS randomness). */
 LP2P_API int lp2p_identity_generate(uint8_t seed_out[32]);
+
+/* ---- publish/subscribe: gossipsub v1.2 (with v1.1 peer scoring) and floodsub ---------------
+ * Spec: libp2p/specs pubsub/README.md, pubsub/gossipsub/gossipsub-v1.0.md, -v1.1.md, -v1.2.md.
+ * One lp2p_pubsub per host (lp2p_pubsub_new). It speaks /meshsub/1.2.0, /meshsub/1.1.0,
+ * /meshsub/1.0.0 and /floodsub/1.0.0, chosen per peer by multistream-select, with one outbound
+ * and one inbound stream per peer. Every connected peer that speaks one of them becomes a
+ * pubsub peer: connect to peers with lp2p_host_connect as usual, pubsub follows the
+ * connections. Messages are signed (StrictSign) by default.
+ * Threads: like the host, a pubsub object is used from the host's thread only.
+ *
+ * Example (a frame loop; error handling elided):
+ *     lp2p_pubsub *ps;  lp2p_subscription *sub;  lp2p_pubsub_message m;
+ *     lp2p_pubsub_new(h, NULL, &ps);
+ *     lp2p_pubsub_subscribe(ps, "chat", &sub);
+ *     lp2p_host_connect(h, "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...", lp2p_deadline_in(5000));
+ *     for (;;) {
+ *         lp2p_host_poll(h, 0);
+ *         while (lp2p_subscription_next(sub, &m, LP2P_NOWAIT) == LP2P_OK)
+ *             printf("%.*s\n", (int)m.data_len, (const char *)m.data);
+ *         if (have_input) lp2p_pubsub_publish(ps, "chat", line, strlen(line));
+ *     }
+ */
+typedef struct lp2p_pubsub lp2p_pubsub;             /* the router; freed with its host at the latest */
+typedef struct lp2p_subscription lp2p_subscription; /* a local subscription to one topic */
+
+#define LP2P_PUBSUB_TOPIC_MAX 1024  /* bytes of a topic name we accept (longer ones are ignored) */
+#define LP2P_PUBSUB_MSG_ID_MAX 256  /* bytes of a message ID */
+
+/* A delivered (validated) message. Every pointer is borrowed: see the function handing it out. */
+typedef struct lp2p_pubsub_message {
+    const char *topic;           /* NUL-terminated topic name */
+    const uint8_t *data;         /* the payload (data_len bytes; not NUL-terminated) */
+    size_t data_len;
+    lp2p_peer_id from;           /* the author (the Message's "from"); len 0 when unsigned (StrictNoSign) */
+    lp2p_peer_id received_from;  /* the neighbour that handed it to us; our own ID for our messages */
+    uint64_t seqno;              /* the 8-byte big-endian sequence number; 0 when absent */
+    bool has_seqno;
+    const uint8_t *id;           /* the message ID (id_len bytes), see lp2p_pubsub_msg_id_fn */
+    size_t id_len;
+} lp2p_pubsub_message;
+
+/* A message-ID function: write the ID of m (its id/id_len fields are not set yet) into out
+ * (cap = LP2P_PUBSUB_MSG_ID_MAX bytes) and return its length (1..cap), or a negative LP2P_ERR_*
+ * to drop the message as invalid. Every node of a topic must use the same function: IHAVE,
+ * IWANT and IDONTWANT carry IDs on the wire, and duplicates are found by ID. */
+typedef ptrdiff_t (*lp2p_pubsub_msg_id_fn)(const lp2p_pubsub_message *m, uint8_t *out, size_t cap, void *user);
+/* Built-in message-ID functions (user is ignored):
+ * - lp2p_pubsub_msg_id_default: from || seqno as raw bytes (the Message's "from" field, the
+ *   peer ID's binary multihash, then the 8 seqno bytes). go-libp2p-pubsub's DefaultMsgIdFn and
+ *   the spec's "concatenation of from and seqno". The default under StrictSign.
+ * - lp2p_pubsub_msg_id_rust: base58btc(from) followed by seqno as a decimal number, as text
+ *   (rust-libp2p gossipsub's default_message_id). Use it to share a topic with rust peers
+ *   running their default.
+ * - lp2p_pubsub_msg_id_js: the author's serialized public key (the protobuf PublicKey, 36 bytes
+ *   for Ed25519) || seqno (js @chainsafe/libp2p-gossipsub's default under StrictSign, msgIdFnStrictSign).
+ * - lp2p_pubsub_msg_id_sha256: SHA-256 of the data (32 bytes); content addressing for
+ *   StrictNoSign topics (where from and seqno are absent), and the default under StrictNoSign.
+ * Alternatively configure the go/rust/js peers to compute from || seqno (go's default). */
+LP2P_API ptrdiff_t lp2p_pubsub_msg_id_default(const lp2p_pubsub_message *m, uint8_t *out, size_t cap, void *user);
+LP2P_API ptrdiff_t lp2p_pubsub_msg_id_rust(const lp2p_pubsub_message *m, uint8_t *out, size_t cap, void *user);
+LP2P_API ptrdiff_t lp2p_pubsub_msg_id_js(const lp2p_pubsub_message *m, uint8_t *out, size_t cap, void *user);
+LP2P_API ptrdiff_t lp2p_pubsub_msg_id_sha256(const lp2p_pubsub_message *m, uint8_t *out, size_t cap, void *user);
+
+/* Outcome of a validator (gossipsub-v1.1.md "Extended Validators"). */
+typedef enum lp2p_pubsub_validation {
+    LP2P_PUBSUB_ACCEPT = 0, /* deliver and forward */
+    LP2P_PUBSUB_REJECT,     /* invalid: drop, and penalise the sender (score P4) */
+    LP2P_PUBSUB_IGNORE      /* drop without penalty (e.g. stale, not interesting) */
+} lp2p_pubsub_validation;
+/* A topic validator: runs on every new message of the topic (ours too) before it is delivered
+ * or forwarded. It must not block (it runs inside the task reading the peer's stream); m and
+ * its pointers are valid only during the call. */
+typedef lp2p_pubsub_validation (*lp2p_pubsub_validator_fn)(lp2p_pubsub *ps, const lp2p_pubsub_message *m, void *user);
+
+/* Message signing policy (pubsub/README.md "Message Signing"). */
+typedef enum lp2p_pubsub_signing {
+    /* StrictSign (default): our messages carry from, seqno (8 bytes), and an Ed25519 signature
+     * over "libp2p-pubsub:" || the Message encoded without signature and key; received messages
+     * without a valid signature are rejected and their sender penalised. */
+    LP2P_PUBSUB_STRICT_SIGN = 0,
+    /* StrictNoSign: our messages carry only data and topic; received messages carrying from,
+     * seqno, signature or key are rejected. Pair it with a content-based message ID (the default
+     * here becomes lp2p_pubsub_msg_id_sha256). */
+    LP2P_PUBSUB_STRICT_NO_SIGN
+} lp2p_pubsub_signing;
+
+/* Per-topic score parameters (gossipsub-v1.1.md "Topic Parameter Calculation"; the names follow
+ * go-libp2p-pubsub's TopicScoreParams). Weights of penalties (P3, P3b, P4) are negative.
+ * Durations in milliseconds, decays are factors applied once per decay interval. */
+typedef struct lp2p_pubsub_topic_score_params {
+    double topic_weight;                         /* multiplies the topic's score */
+    double time_in_mesh_weight;                  /* P1 (>= 0) */
+    int time_in_mesh_quantum_ms;                 /* P1 counts mesh time in these units (> 0) */
+    double time_in_mesh_cap;                     /* P1 stops growing here */
+    double first_message_deliveries_weight;      /* P2 (>= 0) */
+    double first_message_deliveries_decay;       /* (0, 1) */
+    double first_message_deliveries_cap;
+    double mesh_message_deliveries_weight;       /* P3 (<= 0; 0 disables) */
+    double mesh_message_deliveries_decay;
+    double mesh_message_deliveries_cap;
+    double mesh_message_deliveries_threshold;    /* deliveries expected per decay window */
+    int mesh_message_deliveries_window_ms;       /* a duplicate this soon after validation still counts */
+    int mesh_message_deliveries_activation_ms;   /* P3 applies only after this much time in the mesh */
+    double mesh_failure_penalty_weight;          /* P3b (<= 0) */
+    double mesh_failure_penalty_decay;
+    double invalid_message_deliveries_weight;    /* P4 (<= 0) */
+    double invalid_message_deliveries_decay;
+} lp2p_pubsub_topic_score_params;
+
+/* Global score parameters (go's PeerScoreParams). */
+typedef struct lp2p_pubsub_score_params {
+    lp2p_pubsub_topic_score_params topic_defaults; /* used for every topic without its own params */
+    double topic_score_cap;               /* caps the positive sum of topic scores (0: no cap) */
+    /* P5: application-specific score of a peer (NULL: 0), times app_specific_weight */
+    double (*app_specific_score)(const lp2p_peer_id *peer, void *user);
+    void *app_specific_user;
+    double app_specific_weight;
+    double ip_colocation_factor_weight;   /* P6 (<= 0): peers sharing an IP beyond the threshold */
+    int ip_colocation_factor_threshold;
+    double behaviour_penalty_weight;      /* P7 (<= 0): GRAFT during backoff, broken IWANT promises, ... */
+    double behaviour_penalty_threshold;
+    double behaviour_penalty_decay;
+    int decay_interval_ms;                /* how often counters decay (> 0) */
+    double decay_to_zero;                 /* counters below this become 0 */
+    int retain_score_ms;                  /* how long a disconnected peer's score is remembered */
+} lp2p_pubsub_score_params;
+
+/* Score thresholds (gossipsub-v1.1.md "Score Thresholds"): gossip <= 0, publish <= gossip,
+ * graylist <= publish, accept_px >= 0, opportunistic_graft >= 0. */
+typedef struct lp2p_pubsub_score_thresholds {
+    double gossip;              /* below: no gossip to or from the peer */
+    double publish;             /* below: our own messages are not flood-published to it */
+    double graylist;            /* below: every RPC from the peer is ignored */
+    double accept_px;           /* at or above: peer exchange in its PRUNE is followed */
+    double opportunistic_graft; /* median mesh score below this: graft better peers */
+} lp2p_pubsub_score_thresholds;
+
+/* Fill p / t with the defaults lp2p_pubsub_new uses when the config gives none:
+ * topic_defaults: topic_weight 1; P1 weight 0.01 per second in the mesh, cap 300 (max +3);
+ * P2 weight 1, decay 0.5, cap 10; P3 and P3b off (weight 0: they need a known message rate, set
+ * them per topic); P4 weight -10, decay 0.99 (one invalid message costs 10, four cost 160).
+ * P5 off (weight 1, no function); P6 off (weight 0, threshold 10: on loopback every peer shares
+ * 127.0.0.1); P7 weight -10, threshold 3, decay 0.9; decay interval 1000 ms, decay to zero 0.01,
+ * retain 120000 ms. Thresholds: gossip -10, publish -50, graylist -80, accept_px 10,
+ * opportunistic_graft 5. Either pointer may be NULL. */
+LP2P_API void lp2p_pubsub_score_defaults(lp2p_pubsub_score_params *p, lp2p_pubsub_score_thresholds *t);
+
+/* Router configuration: zero-initialised is valid, every zero field means its default (the
+ * go-libp2p-pubsub defaults; gossipsub-v1.0.md "Parameters", -v1.1.md, -v1.2.md). */
+typedef struct lp2p_pubsub_config {
+    bool floodsub;                 /* speak only /floodsub/1.0.0: no mesh, no gossip, no scoring */
+    lp2p_pubsub_signing signing;   /* default LP2P_PUBSUB_STRICT_SIGN */
+    lp2p_pubsub_msg_id_fn msg_id_fn; /* NULL -> lp2p_pubsub_msg_id_default (sha256 under StrictNoSign) */
+    void *msg_id_user;
+    int max_rpc_size;              /* 0 -> 1 MiB: larger RPCs from peers reset the stream; our
+                                    * messages must fit in it (ERR_MSGSIZE). rust peers accept
+                                    * only 64 KiB by default */
+    int d;                         /* 0 -> 6: mesh degree */
+    int d_lo;                      /* 0 -> 5: graft when the mesh is smaller */
+    int d_hi;                      /* 0 -> 12: prune when the mesh is larger */
+    int d_lazy;                    /* 0 -> 6: gossip (IHAVE) to at least this many non-mesh peers */
+    int d_score;                   /* 0 -> 4: best-scoring peers kept when pruning */
+    int d_out;                     /* 0 -> 2: outbound-connection peers kept in the mesh; < 0: none */
+    double gossip_factor;          /* 0 -> 0.25: gossip to max(d_lazy, factor x eligible peers) */
+    int heartbeat_ms;              /* 0 -> 1000 */
+    int heartbeat_initial_delay_ms;/* 0 -> 100 */
+    int fanout_ttl_ms;             /* 0 -> 60000: forget a fanout topic we stopped publishing to */
+    int history_length;            /* 0 -> 5 heartbeats of messages kept for IWANT */
+    int history_gossip;            /* 0 -> 3 of them advertised in IHAVE */
+    int seen_ttl_ms;               /* 0 -> 120000: duplicate detection window */
+    int prune_backoff_ms;          /* 0 -> 60000: no re-GRAFT after a PRUNE */
+    int unsubscribe_backoff_ms;    /* 0 -> 10000: backoff after we leave a topic */
+    int graft_flood_threshold_ms;  /* 0 -> 10000: a GRAFT this soon after a PRUNE costs extra */
+    int prune_peers;               /* 0 -> 16 peers offered in PRUNE (peer exchange); < 0: none */
+    int opportunistic_graft_ticks; /* 0 -> 60 heartbeats between opportunistic grafts */
+    int opportunistic_graft_peers; /* 0 -> 2 */
+    int max_ihave_length;          /* 0 -> 5000 message IDs per IHAVE, and asked per peer per heartbeat */
+    int max_ihave_messages;        /* 0 -> 10 IHAVEs accepted per peer per heartbeat */
+    int iwant_followup_ms;         /* 0 -> 3000: a peer must deliver what we IWANTed by then (P7) */
+    int gossip_retransmission;     /* 0 -> 3: times one message is sent to one peer by IWANT */
+    int idontwant_threshold;       /* 0 -> 1024: data bytes from which we send IDONTWANT; < 0 never */
+    int max_idontwant_messages;    /* 0 -> 1000 IDONTWANT RPCs accepted per peer per heartbeat */
+    int max_idontwant_length;      /* 0 -> 10 message IDs per IDONTWANT accepted (and sent) */
+    int idontwant_ttl;             /* 0 -> 3 heartbeats an IDONTWANT is remembered */
+    bool no_flood_publish;         /* our messages go to the mesh (or fanout) only, not to every
+                                    * topic peer scoring >= publish */
+    bool no_self_delivery;         /* our own messages are not delivered to our subscriptions */
+    bool no_px;                    /* neither offer nor follow peer exchange */
+    int peer_queue_bytes;          /* 0 -> 8 MiB queued per peer; beyond, RPCs are dropped (logged) */
+    int subscription_queue;        /* 0 -> 4096 messages waiting per subscription; beyond, the
+                                    * oldest is dropped (logged) */
+    int max_topics;                /* 0 -> 16384 topics known (ours and peers'); more are ignored */
+    int max_topics_per_peer;       /* 0 -> 1024 subscriptions per peer; more are ignored */
+    bool no_scoring;               /* disable v1.1 peer scoring (every score is 0) */
+    const lp2p_pubsub_score_params *score_params;         /* NULL -> lp2p_pubsub_score_defaults; copied */
+    const lp2p_pubsub_score_thresholds *score_thresholds; /* NULL -> lp2p_pubsub_score_defaults; copied */
+    const char *const *direct_peers; /* explicit peers (multiaddrs with /p2p/): always sent every
+                                      * message, never in the mesh, reconnected every 5 minutes */
+    int n_direct_peers;
+} lp2p_pubsub_config;
+
+/* Counters since lp2p_pubsub_new (what the router did; useful for tests and dashboards). */
+typedef struct lp2p_pubsub_stats {
+    uint64_t rpcs_in, rpcs_out;           /* RPCs received / sent */
+    uint64_t rpcs_dropped;                /* not sent: peer queue full (peer_queue_bytes) */
+    uint64_t rpcs_malformed;              /* undecodable or oversized RPCs received */
+    uint64_t rpcs_graylisted;             /* ignored: sender scored below the graylist threshold */
+    uint64_t published;                   /* lp2p_pubsub_publish calls that built a message */
+    uint64_t messages_in;                 /* messages received (with duplicates) */
+    uint64_t duplicates;                  /* received again after the first copy */
+    uint64_t delivered;                   /* handed to local subscriptions (per subscription) */
+    uint64_t delivery_drops;              /* dropped from full subscription queues */
+    uint64_t rejected;                    /* invalid: bad signature, policy, validator REJECT */
+    uint64_t ignored;                     /* validator IGNORE, or not subscribed to the topic */
+    uint64_t forwarded;                   /* message copies sent to peers (ours and forwarded) */
+    uint64_t ihave_in, ihave_out, iwant_in, iwant_out;       /* control messages (per topic entry) */
+    uint64_t graft_in, graft_out, prune_in, prune_out;
+    uint64_t idontwant_in, idontwant_out;
+    uint64_t iwant_served;                /* messages sent in answer to IWANT */
+    uint64_t px_connects;                 /* connections started from peer exchange */
+} lp2p_pubsub_stats;
+
+/* Start pubsub on host h (it handles the pubsub protocols and joins every current and future
+ * connection). cfg may be NULL (defaults); it is copied (direct peer strings too).
+ * On success *out is the router; free it with lp2p_pubsub_free, or let lp2p_host_free do it.
+ * Errors: ERR_INVALID (h or out NULL, inconsistent d_* values, bad direct peer address,
+ * pubsub already running on h), ERR_NOMEM. */
+LP2P_API int lp2p_pubsub_new(lp2p_host *h, const lp2p_pubsub_config *cfg, lp2p_pubsub **out);
+/* Stop pubsub: leave every topic, stop serving the protocols, end its tasks (waits for them),
+ * free every subscription (their pointers become invalid) and the router. Call it from
+ * outside the host's tasks, before lp2p_host_free (which otherwise frees it). NULL is a no-op. */
+LP2P_API void lp2p_pubsub_free(lp2p_pubsub *ps);
+
+/* Subscribe to topic (NUL-terminated, 1..LP2P_PUBSUB_TOPIC_MAX bytes): announce it to every
+ * peer and join its mesh. Several subscriptions to one topic each get every message.
+ * On success *out is the subscription (until lp2p_subscription_cancel or lp2p_pubsub_free).
+ * Errors: ERR_INVALID (bad topic), ERR_NOMEM, ERR_LIMIT (max_topics). Never blocks. */
+LP2P_API int lp2p_pubsub_subscribe(lp2p_pubsub *ps, const char *topic, lp2p_subscription **out);
+/* Take the next message of the subscription, waiting until the absolute deadline
+ * (LP2P_NOWAIT: never wait, for frame loops). *out's pointers stay valid until the next call
+ * on sub or its cancellation. Returns LP2P_OK, ERR_TIMEOUT (none before the deadline),
+ * ERR_CANCELED (the calling task was canceled), ERR_CLOSED (the pubsub is shutting down),
+ * ERR_WOULDBLOCK (called from the logger or a post callback). */
+LP2P_API int lp2p_subscription_next(lp2p_subscription *sub, lp2p_pubsub_message *out, int64_t deadline);
+/* Messages dropped from this subscription because its queue was full (subscription_queue). */
+LP2P_API uint64_t lp2p_subscription_dropped(const lp2p_subscription *sub);
+/* The topic (borrowed, valid while sub is). */
+LP2P_API const char *lp2p_subscription_topic(const lp2p_subscription *sub);
+/* Cancel and free the subscription; with the topic's last subscription we leave the topic
+ * (announce it, PRUNE the mesh with the unsubscribe backoff). A waiting next() returns
+ * ERR_CLOSED. sub is invalid afterwards. NULL is a no-op. */
+LP2P_API void lp2p_subscription_cancel(lp2p_subscription *sub);
+
+/* Publish data (len bytes, may be 0) on topic: build and sign the message, run the topic's
+ * validator, deliver it to our own subscriptions (unless no_self_delivery), and queue it for
+ * peers (all topic peers scoring >= publish threshold with flood publishing, else the mesh or
+ * a fanout of d peers; floodsub and direct peers always). Never blocks: sending happens in
+ * the background. Returns the number of peers it was queued for (>= 0; 0 is not an error: with
+ * no peers yet the message is only delivered locally), or ERR_INVALID (bad topic, or the
+ * validator rejected or ignored it), ERR_MSGSIZE (larger than max_rpc_size), ERR_NOMEM. */
+LP2P_API int lp2p_pubsub_publish(lp2p_pubsub *ps, const char *topic, const void *data, size_t len);
+
+/* Peers that announced a subscription to topic (peers in the topic), or ps's known pubsub
+ * peers if topic is NULL. Fills up to max IDs into out (may be NULL with max 0) and returns the
+ * total count (>= 0; 0 for an unknown topic). Never blocks. */
+LP2P_API int lp2p_pubsub_topic_peers(lp2p_pubsub *ps, const char *topic, lp2p_peer_id *out, int max);
+/* Our mesh peers of topic (gossipsub), as lp2p_pubsub_topic_peers; 0 if we are not in the topic. */
+LP2P_API int lp2p_pubsub_mesh_peers(lp2p_pubsub *ps, const char *topic, lp2p_peer_id *out, int max);
+/* Set (fn non-NULL) or remove (fn NULL) the validator of topic; one per topic.
+ * Errors: ERR_INVALID (bad topic), ERR_NOMEM, ERR_LIMIT (max_topics). */
+LP2P_API int lp2p_pubsub_set_validator(lp2p_pubsub *ps, const char *topic, lp2p_pubsub_validator_fn fn, void *user);
+/* Set topic's score parameters (copied; NULL goes back to score_params->topic_defaults).
+ * Errors: ERR_INVALID (bad topic or parameters: positive penalty weights, decays outside (0,1),
+ * quantum <= 0), ERR_NOMEM, ERR_LIMIT. */
+LP2P_API int lp2p_pubsub_set_topic_score_params(lp2p_pubsub *ps, const char *topic,
+                                                const lp2p_pubsub_topic_score_params *params);
+/* The current v1.1 score of peer (gossipsub-v1.1.md "The Score Function"). Known peers are
+ * connected ones and those disconnected less than retain_score_ms ago. Returns LP2P_OK with
+ * *score written, or ERR_NOTFOUND. With no_scoring every known peer scores 0. */
+LP2P_API int lp2p_pubsub_peer_score(lp2p_pubsub *ps, const lp2p_peer_id *peer, double *score);
+/* Copy the counters into *out. */
+LP2P_API void lp2p_pubsub_get_stats(lp2p_pubsub *ps, lp2p_pubsub_stats *out);
 
 #ifdef __cplusplus
 }
@@ -1521,6 +1803,250 @@ extern const pb_msgdesc_t lp2p_pb_Identify_msg;
 
 #endif
 /*==================== end src/proto/identify.pb.h ====================*/
+/*==================== begin src/proto/pubsub.pb.h ====================*/
+/* Automatically generated nanopb header */
+/* Generated by nanopb-0.4.7 */
+
+#ifndef PB_LP2P_PB_PUBSUB_PB_H_INCLUDED
+#define PB_LP2P_PB_PUBSUB_PB_H_INCLUDED
+#include <pb.h>
+
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+/* Struct definitions */
+typedef struct _lp2p_pb_PubsubRPC_SubOpts {
+    bool has_subscribe;
+    bool subscribe;
+    pb_callback_t topicid;
+} lp2p_pb_PubsubRPC_SubOpts;
+
+typedef struct _lp2p_pb_PubsubMessage {
+    pb_callback_t from;
+    pb_callback_t data;
+    pb_callback_t seqno;
+    pb_callback_t topic;
+    pb_callback_t signature;
+    pb_callback_t key;
+} lp2p_pb_PubsubMessage;
+
+typedef struct _lp2p_pb_PubsubControl {
+    pb_callback_t ihave;
+    pb_callback_t iwant;
+    pb_callback_t graft;
+    pb_callback_t prune;
+    pb_callback_t idontwant;
+} lp2p_pb_PubsubControl;
+
+typedef struct _lp2p_pb_PubsubRPC {
+    pb_callback_t subscriptions;
+    pb_callback_t publish;
+    bool has_control;
+    lp2p_pb_PubsubControl control;
+} lp2p_pb_PubsubRPC;
+
+typedef struct _lp2p_pb_PubsubIHave {
+    pb_callback_t topicID;
+    pb_callback_t messageIDs;
+} lp2p_pb_PubsubIHave;
+
+typedef struct _lp2p_pb_PubsubIWant {
+    pb_callback_t messageIDs;
+} lp2p_pb_PubsubIWant;
+
+typedef struct _lp2p_pb_PubsubGraft {
+    pb_callback_t topicID;
+} lp2p_pb_PubsubGraft;
+
+typedef struct _lp2p_pb_PubsubPrune {
+    pb_callback_t topicID;
+    pb_callback_t peers;
+    bool has_backoff;
+    uint64_t backoff;
+} lp2p_pb_PubsubPrune;
+
+typedef struct _lp2p_pb_PubsubPeerInfo {
+    pb_callback_t peerID;
+    pb_callback_t signedPeerRecord;
+} lp2p_pb_PubsubPeerInfo;
+
+typedef struct _lp2p_pb_PubsubIDontWant {
+    pb_callback_t messageIDs;
+} lp2p_pb_PubsubIDontWant;
+
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Initializer values for message structs */
+#define lp2p_pb_PubsubRPC_init_default           {{{NULL}, NULL}, {{NULL}, NULL}, false, lp2p_pb_PubsubControl_init_default}
+#define lp2p_pb_PubsubRPC_SubOpts_init_default   {false, 0, {{NULL}, NULL}}
+#define lp2p_pb_PubsubMessage_init_default       {{{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}}
+#define lp2p_pb_PubsubControl_init_default       {{{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}}
+#define lp2p_pb_PubsubIHave_init_default         {{{NULL}, NULL}, {{NULL}, NULL}}
+#define lp2p_pb_PubsubIWant_init_default         {{{NULL}, NULL}}
+#define lp2p_pb_PubsubGraft_init_default         {{{NULL}, NULL}}
+#define lp2p_pb_PubsubPrune_init_default         {{{NULL}, NULL}, {{NULL}, NULL}, false, 0}
+#define lp2p_pb_PubsubPeerInfo_init_default      {{{NULL}, NULL}, {{NULL}, NULL}}
+#define lp2p_pb_PubsubIDontWant_init_default     {{{NULL}, NULL}}
+#define lp2p_pb_PubsubRPC_init_zero              {{{NULL}, NULL}, {{NULL}, NULL}, false, lp2p_pb_PubsubControl_init_zero}
+#define lp2p_pb_PubsubRPC_SubOpts_init_zero      {false, 0, {{NULL}, NULL}}
+#define lp2p_pb_PubsubMessage_init_zero          {{{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}}
+#define lp2p_pb_PubsubControl_init_zero          {{{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}}
+#define lp2p_pb_PubsubIHave_init_zero            {{{NULL}, NULL}, {{NULL}, NULL}}
+#define lp2p_pb_PubsubIWant_init_zero            {{{NULL}, NULL}}
+#define lp2p_pb_PubsubGraft_init_zero            {{{NULL}, NULL}}
+#define lp2p_pb_PubsubPrune_init_zero            {{{NULL}, NULL}, {{NULL}, NULL}, false, 0}
+#define lp2p_pb_PubsubPeerInfo_init_zero         {{{NULL}, NULL}, {{NULL}, NULL}}
+#define lp2p_pb_PubsubIDontWant_init_zero        {{{NULL}, NULL}}
+
+/* Field tags (for use in manual encoding/decoding) */
+#define lp2p_pb_PubsubRPC_SubOpts_subscribe_tag  1
+#define lp2p_pb_PubsubRPC_SubOpts_topicid_tag    2
+#define lp2p_pb_PubsubMessage_from_tag           1
+#define lp2p_pb_PubsubMessage_data_tag           2
+#define lp2p_pb_PubsubMessage_seqno_tag          3
+#define lp2p_pb_PubsubMessage_topic_tag          4
+#define lp2p_pb_PubsubMessage_signature_tag      5
+#define lp2p_pb_PubsubMessage_key_tag            6
+#define lp2p_pb_PubsubControl_ihave_tag          1
+#define lp2p_pb_PubsubControl_iwant_tag          2
+#define lp2p_pb_PubsubControl_graft_tag          3
+#define lp2p_pb_PubsubControl_prune_tag          4
+#define lp2p_pb_PubsubControl_idontwant_tag      5
+#define lp2p_pb_PubsubRPC_subscriptions_tag      1
+#define lp2p_pb_PubsubRPC_publish_tag            2
+#define lp2p_pb_PubsubRPC_control_tag            3
+#define lp2p_pb_PubsubIHave_topicID_tag          1
+#define lp2p_pb_PubsubIHave_messageIDs_tag       2
+#define lp2p_pb_PubsubIWant_messageIDs_tag       1
+#define lp2p_pb_PubsubGraft_topicID_tag          1
+#define lp2p_pb_PubsubPrune_topicID_tag          1
+#define lp2p_pb_PubsubPrune_peers_tag            2
+#define lp2p_pb_PubsubPrune_backoff_tag          3
+#define lp2p_pb_PubsubPeerInfo_peerID_tag        1
+#define lp2p_pb_PubsubPeerInfo_signedPeerRecord_tag 2
+#define lp2p_pb_PubsubIDontWant_messageIDs_tag   1
+
+/* Struct field encoding specification for nanopb */
+#define lp2p_pb_PubsubRPC_FIELDLIST(X, a) \
+X(a, CALLBACK, REPEATED, MESSAGE,  subscriptions,     1) \
+X(a, CALLBACK, REPEATED, MESSAGE,  publish,           2) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  control,           3)
+#define lp2p_pb_PubsubRPC_CALLBACK pb_default_field_callback
+#define lp2p_pb_PubsubRPC_DEFAULT NULL
+#define lp2p_pb_PubsubRPC_subscriptions_MSGTYPE lp2p_pb_PubsubRPC_SubOpts
+#define lp2p_pb_PubsubRPC_publish_MSGTYPE lp2p_pb_PubsubMessage
+#define lp2p_pb_PubsubRPC_control_MSGTYPE lp2p_pb_PubsubControl
+
+#define lp2p_pb_PubsubRPC_SubOpts_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, BOOL,     subscribe,         1) \
+X(a, CALLBACK, OPTIONAL, BYTES,    topicid,           2)
+#define lp2p_pb_PubsubRPC_SubOpts_CALLBACK pb_default_field_callback
+#define lp2p_pb_PubsubRPC_SubOpts_DEFAULT NULL
+
+#define lp2p_pb_PubsubMessage_FIELDLIST(X, a) \
+X(a, CALLBACK, OPTIONAL, BYTES,    from,              1) \
+X(a, CALLBACK, OPTIONAL, BYTES,    data,              2) \
+X(a, CALLBACK, OPTIONAL, BYTES,    seqno,             3) \
+X(a, CALLBACK, OPTIONAL, BYTES,    topic,             4) \
+X(a, CALLBACK, OPTIONAL, BYTES,    signature,         5) \
+X(a, CALLBACK, OPTIONAL, BYTES,    key,               6)
+#define lp2p_pb_PubsubMessage_CALLBACK pb_default_field_callback
+#define lp2p_pb_PubsubMessage_DEFAULT NULL
+
+#define lp2p_pb_PubsubControl_FIELDLIST(X, a) \
+X(a, CALLBACK, REPEATED, MESSAGE,  ihave,             1) \
+X(a, CALLBACK, REPEATED, MESSAGE,  iwant,             2) \
+X(a, CALLBACK, REPEATED, MESSAGE,  graft,             3) \
+X(a, CALLBACK, REPEATED, MESSAGE,  prune,             4) \
+X(a, CALLBACK, REPEATED, MESSAGE,  idontwant,         5)
+#define lp2p_pb_PubsubControl_CALLBACK pb_default_field_callback
+#define lp2p_pb_PubsubControl_DEFAULT NULL
+#define lp2p_pb_PubsubControl_ihave_MSGTYPE lp2p_pb_PubsubIHave
+#define lp2p_pb_PubsubControl_iwant_MSGTYPE lp2p_pb_PubsubIWant
+#define lp2p_pb_PubsubControl_graft_MSGTYPE lp2p_pb_PubsubGraft
+#define lp2p_pb_PubsubControl_prune_MSGTYPE lp2p_pb_PubsubPrune
+#define lp2p_pb_PubsubControl_idontwant_MSGTYPE lp2p_pb_PubsubIDontWant
+
+#define lp2p_pb_PubsubIHave_FIELDLIST(X, a) \
+X(a, CALLBACK, OPTIONAL, BYTES,    topicID,           1) \
+X(a, CALLBACK, REPEATED, BYTES,    messageIDs,        2)
+#define lp2p_pb_PubsubIHave_CALLBACK pb_default_field_callback
+#define lp2p_pb_PubsubIHave_DEFAULT NULL
+
+#define lp2p_pb_PubsubIWant_FIELDLIST(X, a) \
+X(a, CALLBACK, REPEATED, BYTES,    messageIDs,        1)
+#define lp2p_pb_PubsubIWant_CALLBACK pb_default_field_callback
+#define lp2p_pb_PubsubIWant_DEFAULT NULL
+
+#define lp2p_pb_PubsubGraft_FIELDLIST(X, a) \
+X(a, CALLBACK, OPTIONAL, BYTES,    topicID,           1)
+#define lp2p_pb_PubsubGraft_CALLBACK pb_default_field_callback
+#define lp2p_pb_PubsubGraft_DEFAULT NULL
+
+#define lp2p_pb_PubsubPrune_FIELDLIST(X, a) \
+X(a, CALLBACK, OPTIONAL, BYTES,    topicID,           1) \
+X(a, CALLBACK, REPEATED, MESSAGE,  peers,             2) \
+X(a, STATIC,   OPTIONAL, UINT64,   backoff,           3)
+#define lp2p_pb_PubsubPrune_CALLBACK pb_default_field_callback
+#define lp2p_pb_PubsubPrune_DEFAULT NULL
+#define lp2p_pb_PubsubPrune_peers_MSGTYPE lp2p_pb_PubsubPeerInfo
+
+#define lp2p_pb_PubsubPeerInfo_FIELDLIST(X, a) \
+X(a, CALLBACK, OPTIONAL, BYTES,    peerID,            1) \
+X(a, CALLBACK, OPTIONAL, BYTES,    signedPeerRecord,   2)
+#define lp2p_pb_PubsubPeerInfo_CALLBACK pb_default_field_callback
+#define lp2p_pb_PubsubPeerInfo_DEFAULT NULL
+
+#define lp2p_pb_PubsubIDontWant_FIELDLIST(X, a) \
+X(a, CALLBACK, REPEATED, BYTES,    messageIDs,        1)
+#define lp2p_pb_PubsubIDontWant_CALLBACK pb_default_field_callback
+#define lp2p_pb_PubsubIDontWant_DEFAULT NULL
+
+extern const pb_msgdesc_t lp2p_pb_PubsubRPC_msg;
+extern const pb_msgdesc_t lp2p_pb_PubsubRPC_SubOpts_msg;
+extern const pb_msgdesc_t lp2p_pb_PubsubMessage_msg;
+extern const pb_msgdesc_t lp2p_pb_PubsubControl_msg;
+extern const pb_msgdesc_t lp2p_pb_PubsubIHave_msg;
+extern const pb_msgdesc_t lp2p_pb_PubsubIWant_msg;
+extern const pb_msgdesc_t lp2p_pb_PubsubGraft_msg;
+extern const pb_msgdesc_t lp2p_pb_PubsubPrune_msg;
+extern const pb_msgdesc_t lp2p_pb_PubsubPeerInfo_msg;
+extern const pb_msgdesc_t lp2p_pb_PubsubIDontWant_msg;
+
+/* Defines for backwards compatibility with code written before nanopb-0.4.0 */
+#define lp2p_pb_PubsubRPC_fields &lp2p_pb_PubsubRPC_msg
+#define lp2p_pb_PubsubRPC_SubOpts_fields &lp2p_pb_PubsubRPC_SubOpts_msg
+#define lp2p_pb_PubsubMessage_fields &lp2p_pb_PubsubMessage_msg
+#define lp2p_pb_PubsubControl_fields &lp2p_pb_PubsubControl_msg
+#define lp2p_pb_PubsubIHave_fields &lp2p_pb_PubsubIHave_msg
+#define lp2p_pb_PubsubIWant_fields &lp2p_pb_PubsubIWant_msg
+#define lp2p_pb_PubsubGraft_fields &lp2p_pb_PubsubGraft_msg
+#define lp2p_pb_PubsubPrune_fields &lp2p_pb_PubsubPrune_msg
+#define lp2p_pb_PubsubPeerInfo_fields &lp2p_pb_PubsubPeerInfo_msg
+#define lp2p_pb_PubsubIDontWant_fields &lp2p_pb_PubsubIDontWant_msg
+
+/* Maximum encoded size of messages (where known) */
+/* lp2p_pb_PubsubRPC_size depends on runtime parameters */
+/* lp2p_pb_PubsubRPC_SubOpts_size depends on runtime parameters */
+/* lp2p_pb_PubsubMessage_size depends on runtime parameters */
+/* lp2p_pb_PubsubControl_size depends on runtime parameters */
+/* lp2p_pb_PubsubIHave_size depends on runtime parameters */
+/* lp2p_pb_PubsubIWant_size depends on runtime parameters */
+/* lp2p_pb_PubsubGraft_size depends on runtime parameters */
+/* lp2p_pb_PubsubPrune_size depends on runtime parameters */
+/* lp2p_pb_PubsubPeerInfo_size depends on runtime parameters */
+/* lp2p_pb_PubsubIDontWant_size depends on runtime parameters */
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif
+/*==================== end src/proto/pubsub.pb.h ====================*/
 /*==================== begin src/host.h ====================*/
 /* host.h - L5/L6 internal declarations: the swarm (connections, dialing, listeners, peerstore)
  * and the host (protocol router, streams, events) that protocols (L7) build on.
@@ -1556,6 +2082,9 @@ typedef struct lp2p__peer {
     char *agent_version, *protocol_version;
     lp2p__ma observed; /* what the peer told us it sees us as (len 0 = none) */
     uint64_t record_seq; /* highest signed peer record seq seen */
+    uint8_t *record;     /* that signed peer record (Envelope bytes, verified), or NULL: handed on in
+                          * gossipsub PRUNE peer exchange */
+    size_t record_len;
     struct lp2p__peer *next;
 } lp2p__peer;
 
@@ -1596,6 +2125,9 @@ typedef struct lp2p__handler {
 typedef struct lp2p__notifee {
     void (*connected)(void *user, lp2p__conn *c);    /* runs in the connection's upgrade task */
     void (*disconnected)(void *user, lp2p__conn *c);
+    /* lp2p_host_free, after every task has returned and before the peerstore goes: a service
+     * that hangs off the host (pubsub) frees itself here. May be NULL. */
+    void (*host_freeing)(void *user);
     void *user;
     struct lp2p__notifee *next;
 } lp2p__notifee;
@@ -1665,11 +2197,14 @@ LP2P__PRIV void lp2p__conn_close(lp2p__conn *c);
 /* Free closed connections nothing references any more (never from a session's own task). */
 LP2P__PRIV void lp2p__swarm_reap(lp2p_host *h);
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n);
+LP2P__PRIV void lp2p__swarm_remove_notifee(lp2p_host *h, lp2p__notifee *n);
 
 /* ---- peerstore (swarm.c) ---- */
 LP2P__PRIV lp2p__peer *lp2p__peerstore_get(lp2p_host *h, const lp2p_peer_id *id, bool create);
 LP2P__PRIV void lp2p__peerstore_add_addr(lp2p_host *h, const lp2p_peer_id *id, const lp2p__ma *ma, int64_t ttl_ms);
 LP2P__PRIV void lp2p__peerstore_set_protocols(lp2p_host *h, lp2p__peer *p, char **protos, int n); /* takes ownership */
+/* Keep a copy of a verified signed peer record (Envelope bytes) for p; replaces the older one. */
+LP2P__PRIV void lp2p__peerstore_set_record(lp2p_host *h, lp2p__peer *p, const uint8_t *env, size_t len);
 LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h);
 
 /* ---- host (host.c) ---- */
@@ -1679,6 +2214,9 @@ LP2P__PRIV void lp2p__host_emit(lp2p_host *h, lp2p_event_type type, const lp2p_p
 LP2P__PRIV void lp2p__host_on_stream(lp2p__conn *c, lp2p__pipe *stream);
 /* Open a stream with protocol on an existing connection. */
 LP2P__PRIV int lp2p__host_open_on(lp2p__conn *c, const char *protocol, int64_t deadline, lp2p_stream **out);
+/* Same, proposing protocols[0..n) in order; returns the index of the one the peer accepted. */
+LP2P__PRIV int lp2p__host_open_on_any(lp2p__conn *c, const char *const *protocols, int n, int64_t deadline,
+                                      lp2p_stream **out);
 /* The protocols we handle (for identify and "ls"); returns count, fills up to max. */
 LP2P__PRIV int lp2p__host_protocols(lp2p_host *h, const char **out, int max);
 /* Refresh h->addr_text after listeners change. */
@@ -1693,6 +2231,325 @@ LP2P__PRIV int lp2p__ping_init(lp2p_host *h);
 
 #endif
 /*==================== end src/host.h ====================*/
+/*==================== begin src/pubsub.h ====================*/
+/* pubsub.h - L7 internal declarations shared by the pubsub files: pubsub.c (RPC codec, peers
+ * and their streams, messages, signing, validation, subscriptions, floodsub forwarding, the
+ * public API), gossipsub.c (mesh, fanout, gossip, message cache, control messages, heartbeat,
+ * peer exchange) and pubsub_score.c (gossipsub v1.1 peer scoring).
+ *
+ * Spec: libp2p/specs pubsub/README.md, pubsub/gossipsub/gossipsub-v1.0.md, -v1.1.md, -v1.2.md.
+ * Depends on: host.h (streams, connections, notifications, peerstore), proto/pubsub.pb.h. */
+#ifndef LP2P__PUBSUB_H
+#define LP2P__PUBSUB_H
+
+// (amalgamated) #include "host.h"
+// (amalgamated) #include "proto/pubsub.pb.h"
+
+#define LP2P__PS_FLOODSUB "/floodsub/1.0.0"
+#define LP2P__PS_MESHSUB10 "/meshsub/1.0.0"
+#define LP2P__PS_MESHSUB11 "/meshsub/1.1.0"
+#define LP2P__PS_MESHSUB12 "/meshsub/1.2.0"
+
+/* What a peer's outbound stream negotiated (ordered: later versions add features). */
+enum { LP2P__PS_PROTO_NONE = 0, LP2P__PS_PROTO_FLOOD, LP2P__PS_PROTO_MESH10, LP2P__PS_PROTO_MESH11, LP2P__PS_PROTO_MESH12 };
+
+/* Caps on what one RPC may carry (beyond them the rest is ignored and counted). go has none but
+ * the size limit; these bound our work per RPC without refusing anything a real peer sends. */
+#define LP2P__PS_MAX_SUBS_PER_RPC 5000
+#define LP2P__PS_MAX_MSGS_PER_RPC 5000
+#define LP2P__PS_MAX_CTL_PER_RPC 5000 /* IHAVE/IWANT/GRAFT/PRUNE/IDONTWANT entries together */
+#define LP2P__PS_MAX_IDS_PER_RPC 20000 /* message IDs in IHAVE + IWANT + IDONTWANT together */
+#define LP2P__PS_MAX_PX_PER_RPC 64     /* PeerInfo entries in all PRUNEs of one RPC */
+#define LP2P__PS_MERGE_MAX (60 << 10)  /* RPCs queued for a peer merge up to this (rust reads <= 64 KiB) */
+#define LP2P__PS_DIGEST 16             /* bytes of our salted digest of a message ID */
+
+typedef struct lp2p__ps_slice {
+    const uint8_t *p;
+    size_t n;
+} lp2p__ps_slice;
+
+/* ---- a decoded RPC: slices into the received buffer (valid while it is) ---------------------- */
+typedef struct lp2p__ps_rpc_sub {
+    lp2p__ps_slice topic;
+    bool subscribe;
+} lp2p__ps_rpc_sub;
+
+typedef struct lp2p__ps_rpc_msg {
+    lp2p__ps_slice raw; /* the encoded Message (what we forward unchanged) */
+    lp2p__ps_slice from, data, seqno, topic, signature, key;
+    bool has_from, has_data, has_seqno, has_signature, has_key, has_topic;
+} lp2p__ps_rpc_msg;
+
+enum { LP2P__PS_CTL_IHAVE = 1, LP2P__PS_CTL_IWANT, LP2P__PS_CTL_GRAFT, LP2P__PS_CTL_PRUNE, LP2P__PS_CTL_IDONTWANT };
+typedef struct lp2p__ps_rpc_ctl {
+    int kind;
+    lp2p__ps_slice topic; /* IHAVE, GRAFT, PRUNE */
+    int first_id, n_ids;  /* IHAVE, IWANT, IDONTWANT: range in rpc->ids */
+    int first_px, n_px;   /* PRUNE: range in rpc->px */
+    uint64_t backoff;     /* PRUNE: seconds (0 = none given) */
+    bool has_backoff;
+} lp2p__ps_rpc_ctl;
+
+typedef struct lp2p__ps_rpc_px {
+    lp2p__ps_slice peer_id, record;
+} lp2p__ps_rpc_px;
+
+typedef struct lp2p__ps_rpc {
+    lp2p__ps_rpc_sub *subs;
+    int n_subs, cap_subs;
+    lp2p__ps_rpc_msg *msgs;
+    int n_msgs, cap_msgs;
+    lp2p__ps_rpc_ctl *ctl;
+    int n_ctl, cap_ctl;
+    lp2p__ps_slice *ids;
+    int n_ids, cap_ids;
+    lp2p__ps_rpc_px *px;
+    int n_px, cap_px;
+    int truncated; /* entries beyond the caps (ignored) */
+    lp2p__ctx *ctx;
+    const char *error; /* why decoding failed */
+} lp2p__ps_rpc;
+
+/* Decode one RPC (peer input). OK, ERR_PROTOCOL (malformed), ERR_NOMEM. Free with _rpc_clear. */
+LP2P__PRIV int lp2p__ps_rpc_decode(lp2p__ps_rpc *r, lp2p__ctx *ctx, const uint8_t *buf, size_t len);
+LP2P__PRIV void lp2p__ps_rpc_clear(lp2p__ps_rpc *r);
+
+/* ---- protobuf writing (RPCs we send are built by hand: pieces are concatenated) -------------- */
+LP2P__PRIV int lp2p__pb_put_tag(lp2p__ctx *ctx, lp2p__buf *b, uint32_t field, int wire);
+LP2P__PRIV int lp2p__pb_put_bytes(lp2p__ctx *ctx, lp2p__buf *b, uint32_t field, const void *p, size_t n);
+LP2P__PRIV int lp2p__pb_put_varint(lp2p__ctx *ctx, lp2p__buf *b, uint32_t field, uint64_t v);
+
+/* ---- sets of message-ID digests with an expiry (seen cache, IDONTWANT, promises) -------------- */
+typedef struct lp2p__ps_idset_entry {
+    uint8_t d[LP2P__PS_DIGEST];
+    int64_t expires;  /* lp2p_now() ms, or a heartbeat count */
+    int64_t aux;      /* user value (validated-at time, ...) */
+    uint32_t aux2;
+    uint8_t state;    /* 0 empty, 1 used, 2 deleted */
+    uint8_t status;   /* user value */
+} lp2p__ps_idset_entry;
+
+typedef struct lp2p__ps_idset {
+    lp2p__ps_idset_entry *slots;
+    size_t cap, used, live; /* cap a power of two; used counts tombstones too */
+    uint32_t *fifo;         /* insertion order (slot indexes) for expiry */
+    size_t fifo_head, fifo_len, fifo_cap;
+    size_t max;             /* entries kept at most (oldest dropped first) */
+} lp2p__ps_idset;
+
+LP2P__PRIV lp2p__ps_idset_entry *lp2p__ps_idset_find(lp2p__ps_idset *s, const uint8_t d[LP2P__PS_DIGEST]);
+/* Insert (or find); NULL on memory shortage. *fresh tells which. */
+LP2P__PRIV lp2p__ps_idset_entry *lp2p__ps_idset_add(lp2p__ctx *ctx, lp2p__ps_idset *s, const uint8_t d[LP2P__PS_DIGEST],
+                                                    int64_t expires, bool *fresh);
+LP2P__PRIV void lp2p__ps_idset_del(lp2p__ps_idset *s, const uint8_t d[LP2P__PS_DIGEST]);
+/* Drop entries whose expires < now (in insertion order: expiries must be monotonic). */
+LP2P__PRIV void lp2p__ps_idset_expire(lp2p__ps_idset *s, int64_t now);
+LP2P__PRIV void lp2p__ps_idset_free(lp2p__ctx *ctx, lp2p__ps_idset *s);
+
+/* ---- messages ----------------------------------------------------------------------------------- */
+typedef struct lp2p__ps_topic lp2p__ps_topic;
+typedef struct lp2p__ps_peer lp2p__ps_peer;
+typedef struct lp2p__ps_pstats lp2p__ps_pstats;
+
+/* A message we accepted (or built), shared by the mcache and subscription queues. */
+typedef struct lp2p__ps_msg {
+    int refs;
+    lp2p__ctx *ctx;
+    size_t alloc;          /* bytes of this block */
+    size_t raw_len;        /* the encoded Message, at raw */
+    uint8_t *raw;
+    lp2p__ps_slice data;   /* into raw */
+    char *topic;           /* NUL-terminated copy */
+    size_t topic_len;
+    lp2p_peer_id from, received_from;
+    uint64_t seqno;
+    bool has_seqno;
+    uint8_t *id;
+    size_t id_len;
+    uint8_t digest[LP2P__PS_DIGEST];
+    /* mcache: IWANT retransmissions per peer (bounded list) */
+    struct {
+        lp2p__ps_peer *peer;
+        int count;
+    } tx[16];
+    int n_tx;
+} lp2p__ps_msg;
+
+LP2P__PRIV void lp2p__ps_msg_unref(lp2p__ps_msg *m);
+
+/* ---- topics, peers, subscriptions ------------------------------------------------------------------ */
+typedef struct lp2p__ps_backoff {
+    lp2p_peer_id peer;
+    int64_t until;
+} lp2p__ps_backoff;
+
+struct lp2p_subscription {
+    lp2p_pubsub *ps;
+    lp2p__ps_topic *t;
+    lp2p__ps_msg **q; /* ring of queued messages */
+    int q_head, q_len, q_cap;
+    lp2p__ps_msg *current; /* handed out by next(), released on the next call */
+    uint64_t dropped;
+    lp2p__waitq wait;
+    struct lp2p_subscription *next; /* in the topic */
+};
+
+struct lp2p__ps_topic {
+    char *name;
+    size_t name_len;
+    lp2p_subscription *subs;
+    bool joined;                /* we are subscribed: the mesh exists */
+    lp2p__ps_peer **mesh;
+    int n_mesh, cap_mesh;
+    lp2p__ps_peer **fanout;
+    int n_fanout, cap_fanout;
+    int64_t fanout_last_pub;    /* 0: no fanout */
+    int n_peers;                /* peers subscribed */
+    lp2p__ps_backoff *backoff;
+    int n_backoff, cap_backoff;
+    lp2p_pubsub_validator_fn validator;
+    void *validator_user;
+    lp2p_pubsub_topic_score_params *score; /* own params, or NULL (defaults) */
+    uint32_t hash;
+    struct lp2p__ps_topic *next;
+};
+
+/* A frame of our outbound queue: one RPC body (no length prefix), merged RPCs included. */
+typedef struct lp2p__ps_frame {
+    struct lp2p__ps_frame *next;
+    lp2p__buf b;
+    bool has_control;
+} lp2p__ps_frame;
+
+struct lp2p__ps_peer {
+    lp2p_pubsub *ps;
+    lp2p_peer_id id;
+    int refs;               /* table + writer task + reader task */
+    bool gone;              /* left the table (disconnected) */
+    int proto;              /* LP2P__PS_PROTO_*: what our outbound stream negotiated */
+    bool outbound;          /* we dialed the connection our stream runs on (gossipsub D_out) */
+    bool direct;            /* an explicit peer */
+    bool opening;           /* the writer task is opening the stream */
+    int open_failures;
+    lp2p__conn *conn;       /* the connection of our stream (no reference: compared only) */
+    lp2p_task writer, reader;
+    lp2p_stream *out;
+    lp2p__waitq wake;       /* the writer waits here */
+    lp2p__ps_frame *q_head, *q_tail;
+    size_t q_bytes;
+    lp2p__ps_topic **topics;
+    int n_topics, cap_topics;
+    /* per heartbeat (gossipsub spam protection) */
+    int ihave_in, iasked, idontwant_in, iwant_served;
+    lp2p__ps_idset dontwant; /* message digests the peer said it does not want (expires = heartbeat) */
+    lp2p__ps_pstats *st;     /* its score record */
+    char ip[48];             /* remote IP (P6), "" unknown */
+    struct lp2p__ps_peer *next;
+};
+
+/* ---- the router ---------------------------------------------------------------------------------- */
+typedef struct lp2p__ps_mcache {
+    lp2p__ps_msg ***win; /* history_length windows, each a growable array */
+    int *n, *cap;
+    int len;             /* windows */
+    lp2p__ps_idset index; /* digest -> msg (aux holds the pointer) */
+} lp2p__ps_mcache;
+
+typedef struct lp2p__ps_promise {
+    uint8_t d[LP2P__PS_DIGEST];
+    lp2p_peer_id peer;
+    int64_t expires;
+} lp2p__ps_promise;
+
+struct lp2p_pubsub {
+    lp2p_host *h;
+    lp2p__ctx *ctx;
+    lp2p_pubsub_config cfg;   /* resolved */
+    lp2p_pubsub_score_params sp;
+    lp2p_pubsub_score_thresholds th;
+    lp2p__notifee notifee;
+    lp2p__ps_peer *peers;
+    int n_peers;
+    lp2p__ps_topic *topics;
+    int n_topics;
+    lp2p__ps_idset seen;      /* status: LP2P__PS_SEEN_* ; aux: validated-at ms */
+    lp2p__ps_mcache mcache;
+    lp2p__ps_promise *promises;
+    int n_promises, cap_promises;
+    lp2p__ps_pstats *pstats;  /* score records (connected and retained peers) */
+    uint8_t salt[16];         /* digest salt: peers cannot aim IDs at one hash bucket */
+    uint64_t seqno;
+    uint64_t rng;             /* xorshift state for shuffles (seeded from the CSPRNG) */
+    uint64_t heartbeats;
+    int64_t last_decay;
+    lp2p_task heartbeat_task, direct_task;
+    lp2p__waitq tasks_done;   /* pubsub_free waits here for peer tasks */
+    int n_tasks;              /* peer tasks running (writers, readers, connectors) */
+    struct lp2p__ps_dial *dials; /* connections being made for peer exchange / direct peers */
+    int n_dials;
+    lp2p__ma *direct;         /* direct peers (with /p2p/) */
+    int n_direct;
+    lp2p_pubsub_stats stats;
+    bool closing;
+    const char *protos[4];
+    int n_protos;
+};
+
+enum { LP2P__PS_SEEN_VALID = 1, LP2P__PS_SEEN_INVALID = 2 };
+
+/* ---- pubsub.c, used by the others ---------------------------------------------------------------- */
+LP2P__PRIV lp2p__ps_topic *lp2p__ps_topic_get(lp2p_pubsub *ps, const uint8_t *name, size_t len, bool create);
+LP2P__PRIV void lp2p__ps_topic_maybe_free(lp2p_pubsub *ps, lp2p__ps_topic *t);
+LP2P__PRIV bool lp2p__ps_peer_in_topic(const lp2p__ps_peer *p, const lp2p__ps_topic *t);
+LP2P__PRIV lp2p__ps_peer *lp2p__ps_peer_find(lp2p_pubsub *ps, const lp2p_peer_id *id);
+LP2P__PRIV bool lp2p__ps_peer_active(const lp2p__ps_peer *p); /* stream open, not gone */
+/* Queue an RPC body for p (merged with the queue's tail when possible). urgent: ahead of the
+ * queue (IDONTWANT). has_control: the body has a control field (never merged with another). */
+LP2P__PRIV int lp2p__ps_send(lp2p__ps_peer *p, const uint8_t *rpc, size_t len, bool has_control, bool urgent);
+/* Send an encoded Message to p as RPC{publish}. */
+LP2P__PRIV int lp2p__ps_send_msg(lp2p__ps_peer *p, const lp2p__ps_msg *m);
+LP2P__PRIV void lp2p__ps_digest(const lp2p_pubsub *ps, const uint8_t *id, size_t len, uint8_t d[LP2P__PS_DIGEST]);
+LP2P__PRIV void lp2p__ps_connect_async(lp2p_pubsub *ps, const lp2p_peer_id *peer);
+LP2P__PRIV bool lp2p__ps_topic_valid(const uint8_t *p, size_t n);
+
+/* ---- gossipsub.c ---------------------------------------------------------------------------------- */
+LP2P__PRIV int lp2p__gs_init(lp2p_pubsub *ps);
+LP2P__PRIV void lp2p__gs_free(lp2p_pubsub *ps);
+LP2P__PRIV void lp2p__gs_peer_added(lp2p_pubsub *ps, lp2p__ps_peer *p);
+LP2P__PRIV void lp2p__gs_peer_removed(lp2p_pubsub *ps, lp2p__ps_peer *p);
+LP2P__PRIV void lp2p__gs_join(lp2p_pubsub *ps, lp2p__ps_topic *t);
+LP2P__PRIV void lp2p__gs_leave(lp2p_pubsub *ps, lp2p__ps_topic *t);
+LP2P__PRIV void lp2p__gs_peer_unsubscribed(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__ps_topic *t);
+/* Control part of an RPC from p. */
+LP2P__PRIV void lp2p__gs_handle_control(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p__ps_rpc *r);
+/* Before validating a new message from p: IDONTWANT to mesh peers (v1.2). */
+LP2P__PRIV void lp2p__gs_preprocess(lp2p_pubsub *ps, lp2p__ps_peer *from, lp2p__ps_topic *t, const uint8_t *id,
+                                    size_t id_len, size_t data_len);
+/* Forward an accepted message (ours: from == NULL) to the right peers; returns how many. */
+LP2P__PRIV int lp2p__gs_forward(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__ps_msg *m, lp2p__ps_peer *from, bool own);
+LP2P__PRIV void lp2p__gs_mcache_put(lp2p_pubsub *ps, lp2p__ps_msg *m);
+/* A message reached us (first copy or duplicate): gossip promises are kept. */
+LP2P__PRIV void lp2p__gs_promise_kept(lp2p_pubsub *ps, const uint8_t d[LP2P__PS_DIGEST]);
+LP2P__PRIV bool lp2p__gs_in_mesh(const lp2p__ps_topic *t, const lp2p__ps_peer *p);
+
+/* ---- pubsub_score.c -------------------------------------------------------------------------------- */
+LP2P__PRIV double lp2p__score(lp2p_pubsub *ps, lp2p__ps_peer *p);
+LP2P__PRIV void lp2p__score_add_peer(lp2p_pubsub *ps, lp2p__ps_peer *p);
+LP2P__PRIV void lp2p__score_remove_peer(lp2p_pubsub *ps, lp2p__ps_peer *p);
+LP2P__PRIV void lp2p__score_graft(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__ps_topic *t);
+LP2P__PRIV void lp2p__score_prune(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__ps_topic *t);
+LP2P__PRIV void lp2p__score_first_delivery(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__ps_topic *t);
+LP2P__PRIV void lp2p__score_duplicate(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__ps_topic *t, int64_t validated_at);
+LP2P__PRIV void lp2p__score_invalid(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__ps_topic *t);
+LP2P__PRIV void lp2p__score_penalty(lp2p_pubsub *ps, lp2p__ps_peer *p, double count);
+LP2P__PRIV void lp2p__score_decay(lp2p_pubsub *ps); /* once per decay interval */
+LP2P__PRIV void lp2p__score_free(lp2p_pubsub *ps);
+LP2P__PRIV void lp2p__score_topic_freed(lp2p_pubsub *ps, lp2p__ps_topic *t);
+LP2P__PRIV int lp2p__score_lookup(lp2p_pubsub *ps, const lp2p_peer_id *id, double *out);
+LP2P__PRIV int lp2p__score_check_topic_params(const lp2p_pubsub_topic_score_params *p);
+
+#endif
+/*==================== end src/pubsub.h ====================*/
 /*==================== begin src/base.c ====================*/
 /* base.c - L0: allocator, logging, clock, errors, buffers, varints.
  *
@@ -5471,6 +6328,47 @@ PB_BIND(lp2p_pb_Identify, lp2p_pb_Identify, AUTO)
 
 
 /*==================== end src/proto/identify.pb.c ====================*/
+/*==================== begin src/proto/pubsub.pb.c ====================*/
+/* Automatically generated nanopb constant definitions */
+/* Generated by nanopb-0.4.7 */
+
+// (amalgamated) #include "pubsub.pb.h"
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+PB_BIND(lp2p_pb_PubsubRPC, lp2p_pb_PubsubRPC, AUTO)
+
+
+PB_BIND(lp2p_pb_PubsubRPC_SubOpts, lp2p_pb_PubsubRPC_SubOpts, AUTO)
+
+
+PB_BIND(lp2p_pb_PubsubMessage, lp2p_pb_PubsubMessage, AUTO)
+
+
+PB_BIND(lp2p_pb_PubsubControl, lp2p_pb_PubsubControl, AUTO)
+
+
+PB_BIND(lp2p_pb_PubsubIHave, lp2p_pb_PubsubIHave, AUTO)
+
+
+PB_BIND(lp2p_pb_PubsubIWant, lp2p_pb_PubsubIWant, AUTO)
+
+
+PB_BIND(lp2p_pb_PubsubGraft, lp2p_pb_PubsubGraft, AUTO)
+
+
+PB_BIND(lp2p_pb_PubsubPrune, lp2p_pb_PubsubPrune, AUTO)
+
+
+PB_BIND(lp2p_pb_PubsubPeerInfo, lp2p_pb_PubsubPeerInfo, AUTO)
+
+
+PB_BIND(lp2p_pb_PubsubIDontWant, lp2p_pb_PubsubIDontWant, AUTO)
+
+
+
+/*==================== end src/proto/pubsub.pb.c ====================*/
 /*==================== begin src/noise.c ====================*/
 /* noise.c - L4: the libp2p Noise secure channel, Noise_XX_25519_ChaChaPoly_SHA256.
  *
@@ -7241,11 +8139,20 @@ LP2P__PRIV void lp2p__peerstore_set_protocols(lp2p_host *h, lp2p__peer *p, char 
     p->protocols = protos, p->n_protocols = n;
 }
 
+LP2P__PRIV void lp2p__peerstore_set_record(lp2p_host *h, lp2p__peer *p, const uint8_t *env, size_t len) {
+    uint8_t *copy = len ? (uint8_t *)lp2p__alloc(&h->ctx, len) : NULL;
+    if (len && !copy) return;
+    if (copy) memcpy(copy, env, len);
+    lp2p__free(&h->ctx, p->record, p->record_len);
+    p->record = copy, p->record_len = copy ? len : 0;
+}
+
 LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h) {
     while (h->peers) {
         lp2p__peer *p = h->peers;
         h->peers = p->next;
         lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
+        lp2p__free(&h->ctx, p->record, p->record_len);
         lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
         lp2p__strfree(&h->ctx, p->agent_version);
         lp2p__strfree(&h->ctx, p->protocol_version);
@@ -7282,6 +8189,14 @@ LP2P__PRIV lp2p__conn *lp2p__swarm_find_conn(lp2p_host *h, const lp2p_peer_id *p
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n) {
     n->next = h->notifees;
     h->notifees = n;
+}
+
+LP2P__PRIV void lp2p__swarm_remove_notifee(lp2p_host *h, lp2p__notifee *n) {
+    for (lp2p__notifee **pp = &h->notifees; *pp; pp = &(*pp)->next)
+        if (*pp == n) {
+            *pp = n->next;
+            return;
+        }
 }
 
 static void lp2p__conn_unlink(lp2p__conn *c) {
@@ -7798,6 +8713,10 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
         lp2p__swarm_close_all(h);
         lp2p__sched_free(h->sched);
     }
+    for (lp2p__notifee *n = h->notifees, *next; n; n = next) { /* services free themselves */
+        next = n->next;
+        if (n->host_freeing) n->host_freeing(n->user);
+    }
     lp2p__swarm_reap(h);
     while (h->listeners) {
         lp2p__listener *l = h->listeners;
@@ -8051,23 +8970,31 @@ LP2P_API int lp2p_host_add_addr(lp2p_host *h, const char *addr_with_p2p, int64_t
 }
 
 /* ---- streams --------------------------------------------------------------------------------------- */
-LP2P__PRIV int lp2p__host_open_on(lp2p__conn *c, const char *protocol, int64_t deadline, lp2p_stream **out) {
+LP2P__PRIV int lp2p__host_open_on_any(lp2p__conn *c, const char *const *protocols, int n, int64_t deadline,
+                                      lp2p_stream **out) {
     lp2p__pipe *p = NULL;
-    if (!protocol || strlen(protocol) >= LP2P__PROTO_MAX) return LP2P_ERR_INVALID;
+    for (int i = 0; i < n; i++)
+        if (!protocols[i] || strlen(protocols[i]) >= LP2P__PROTO_MAX) return LP2P_ERR_INVALID;
+    if (n <= 0) return LP2P_ERR_INVALID;
     int rc = lp2p__yamux_open(c->mux, &p, deadline);
     if (rc) return rc;
-    rc = lp2p__mss_select(p, &protocol, 1, deadline);
-    if (rc < 0) {
+    int idx = lp2p__mss_select(p, protocols, n, deadline);
+    if (idx < 0) {
         p->vt->reset(p);
-        return rc;
+        return idx;
     }
-    lp2p_stream *s = lp2p__stream_new(c, p, protocol);
+    lp2p_stream *s = lp2p__stream_new(c, p, protocols[idx]);
     if (!s) {
         p->vt->reset(p);
         return LP2P_ERR_NOMEM;
     }
     *out = s;
-    return LP2P_OK;
+    return idx;
+}
+
+LP2P__PRIV int lp2p__host_open_on(lp2p__conn *c, const char *protocol, int64_t deadline, lp2p_stream **out) {
+    int rc = lp2p__host_open_on_any(c, &protocol, 1, deadline, out);
+    return rc < 0 ? rc : LP2P_OK;
 }
 
 LP2P_API int lp2p_stream_open(lp2p_host *h, const char *peer_or_addr, const char *protocol, int64_t deadline,
@@ -8321,7 +9248,7 @@ static int lp2p__id_check_record(lp2p_host *h, lp2p__conn *c, lp2p__id_info *in)
         return LP2P_ERR_HANDSHAKE;
     lp2p__peer *p = lp2p__peerstore_get(h, &c->peer, true);
     if (p && m.seq < p->record_seq) return LP2P_OK; /* older than what we have: keep ours */
-    if (p) p->record_seq = m.seq;
+    if (p) p->record_seq = m.seq, lp2p__peerstore_set_record(h, p, in->record, in->record_len);
     memcpy(in->addrs, r.addrs, sizeof(lp2p__ma) * (size_t)r.n_addrs);
     in->n_addrs = r.n_addrs;
     return LP2P_OK;
@@ -8675,6 +9602,2682 @@ LP2P_API int lp2p_ping(lp2p_host *h, const char *peer_or_addr, int64_t deadline)
     return rc;
 }
 /*==================== end src/ping.c ====================*/
+/*==================== begin src/pubsub.c ====================*/
+/* pubsub.c - L7: the pubsub core shared by gossipsub and floodsub: the RPC codec, peers and
+ * their two unidirectional streams, messages (IDs, StrictSign / StrictNoSign), the validation
+ * pipeline, subscriptions, and the public lp2p_pubsub_* API.
+ *
+ * Spec: libp2p/specs pubsub/README.md (RPC, message signing, IDs), pubsub/gossipsub/ (v1.0, v1.1, v1.2).
+ * Per peer we open one outbound stream (proposing /meshsub/1.2.0, 1.1.0, 1.0.0, /floodsub/1.0.0
+ * in that order; what it negotiates decides what we send the peer) and read the peer's
+ * inbound stream; both carry uvarint-delimited RPCs. The first RPC on our stream announces our
+ * subscriptions. Outbound RPCs wait in a per-peer queue drained by a writer task, so nothing
+ * that routes a message ever blocks; consecutive queued RPCs are merged (concatenated protobufs
+ * merge) up to 60 KiB, but never two with a control part (rust and js keep only the last
+ * occurrence of a non-repeated field).
+ * Messages are checked in go-libp2p-pubsub's order: signing policy, seen cache, IDONTWANT to
+ * the mesh (v1.2), signature, topic validator; then delivered and forwarded.
+ * Depends on: pubsub.h (host.h), gossipsub.c, pubsub_score.c. */
+// (amalgamated) #include "pubsub.h"
+
+#include <pb_decode.h>
+#include <stdio.h>
+#include <time.h>
+
+#define LP2P__PS_OPEN_TIMEOUT_MS 10000
+#define LP2P__PS_WRITE_TIMEOUT_MS 60000 /* a peer that does not read for this long loses its stream */
+#define LP2P__PS_WRITE_BATCH (256 << 10)
+#define LP2P__PS_SIGN_PREFIX "libp2p-pubsub:"
+
+/* ---- protobuf writing ---------------------------------------------------------------------------- */
+static int lp2p__pb_put_uvarint(lp2p__ctx *ctx, lp2p__buf *b, uint64_t v) {
+    uint8_t tmp[LP2P__UVARINT_MAX + 1];
+    return lp2p__buf_append(ctx, b, tmp, lp2p__uvarint_put(tmp, v));
+}
+
+LP2P__PRIV int lp2p__pb_put_tag(lp2p__ctx *ctx, lp2p__buf *b, uint32_t field, int wire) {
+    return lp2p__pb_put_uvarint(ctx, b, ((uint64_t)field << 3) | (uint64_t)wire);
+}
+
+LP2P__PRIV int lp2p__pb_put_bytes(lp2p__ctx *ctx, lp2p__buf *b, uint32_t field, const void *p, size_t n) {
+    int rc = lp2p__pb_put_tag(ctx, b, field, 2);
+    if (!rc) rc = lp2p__pb_put_uvarint(ctx, b, n);
+    if (!rc && n) rc = lp2p__buf_append(ctx, b, p, n);
+    return rc;
+}
+
+LP2P__PRIV int lp2p__pb_put_varint(lp2p__ctx *ctx, lp2p__buf *b, uint32_t field, uint64_t v) {
+    int rc = lp2p__pb_put_tag(ctx, b, field, 0);
+    return rc ? rc : lp2p__pb_put_uvarint(ctx, b, v);
+}
+
+/* ---- RPC decoding (nanopb with callbacks; the stream is always a buffer stream, whose state
+ * is the read position, so fields become slices of the received RPC) ------------------------------ */
+static bool lp2p__ps_dec_slice(pb_istream_t *st, lp2p__ps_slice *out) {
+    out->p = (const uint8_t *)st->state;
+    out->n = st->bytes_left;
+    return pb_read(st, NULL, st->bytes_left);
+}
+
+#define LP2P__PS_GROW(r, arr, n, cap, limit)                                                            \
+    ((n) < (cap) ? true                                                                                \
+     : (cap) >= (limit) ? false                                                                        \
+     : lp2p__ps_grow((r)->ctx, (void **)&(arr), &(cap), sizeof *(arr), (limit)))
+
+static bool lp2p__ps_grow(lp2p__ctx *ctx, void **arr, int *cap, size_t elem, int limit) {
+    int ncap = *cap ? *cap * 2 : 8;
+    if (ncap > limit) ncap = limit;
+    void *p = lp2p__realloc(ctx, *arr, elem * (size_t)*cap, elem * (size_t)ncap);
+    if (!p) return false;
+    *arr = p, *cap = ncap;
+    return true;
+}
+
+typedef struct lp2p__ps_dec {
+    lp2p__ps_rpc *r;
+    lp2p__ps_rpc_msg *m;  /* the Message being decoded */
+    lp2p__ps_slice topic; /* of the SubOpts / control entry being decoded */
+    lp2p__ps_rpc_px px;
+    bool nomem;
+} lp2p__ps_dec;
+
+static bool lp2p__ps_dec_topic(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    (void)f;
+    return lp2p__ps_dec_slice(st, &((lp2p__ps_dec *)*arg)->topic);
+}
+
+static bool lp2p__ps_dec_sub(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__ps_dec *d = (lp2p__ps_dec *)*arg;
+    lp2p__ps_rpc *r = d->r;
+    lp2p_pb_PubsubRPC_SubOpts so;
+    (void)f;
+    memset(&so, 0, sizeof so);
+    d->topic.p = NULL, d->topic.n = 0;
+    so.topicid.funcs.decode = lp2p__ps_dec_topic, so.topicid.arg = d;
+    if (!pb_decode(st, lp2p_pb_PubsubRPC_SubOpts_fields, &so)) return false;
+    if (!LP2P__PS_GROW(r, r->subs, r->n_subs, r->cap_subs, LP2P__PS_MAX_SUBS_PER_RPC)) {
+        r->truncated++;
+        return true;
+    }
+    r->subs[r->n_subs].topic = d->topic;
+    r->subs[r->n_subs++].subscribe = so.subscribe;
+    return true;
+}
+
+static bool lp2p__ps_dec_msg_field(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__ps_rpc_msg *m = ((lp2p__ps_dec *)*arg)->m;
+    switch (f->tag) {
+    case 1: m->has_from = true; return lp2p__ps_dec_slice(st, &m->from);
+    case 2: m->has_data = true; return lp2p__ps_dec_slice(st, &m->data);
+    case 3: m->has_seqno = true; return lp2p__ps_dec_slice(st, &m->seqno);
+    case 4: m->has_topic = true; return lp2p__ps_dec_slice(st, &m->topic);
+    case 5: m->has_signature = true; return lp2p__ps_dec_slice(st, &m->signature);
+    case 6: m->has_key = true; return lp2p__ps_dec_slice(st, &m->key);
+    default: return pb_read(st, NULL, st->bytes_left);
+    }
+}
+
+/* Slices of an encoded Message (our own, after building it). */
+static int lp2p__ps_msg_parse(const uint8_t *raw, size_t len, lp2p__ps_rpc_msg *out) {
+    lp2p__ps_dec d;
+    lp2p_pb_PubsubMessage pm;
+    memset(&d, 0, sizeof d);
+    memset(out, 0, sizeof *out);
+    out->raw.p = raw, out->raw.n = len;
+    d.m = out;
+    pb_callback_t cb = {{.decode = lp2p__ps_dec_msg_field}, &d};
+    pm.from = pm.data = pm.seqno = pm.topic = pm.signature = pm.key = cb;
+    pb_istream_t st = pb_istream_from_buffer(raw, len);
+    return pb_decode(&st, lp2p_pb_PubsubMessage_fields, &pm) ? LP2P_OK : LP2P_ERR_PROTOCOL;
+}
+
+static bool lp2p__ps_dec_publish(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__ps_dec *d = (lp2p__ps_dec *)*arg;
+    lp2p__ps_rpc *r = d->r;
+    lp2p__ps_rpc_msg tmp;
+    lp2p_pb_PubsubMessage pm;
+    (void)f;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.raw.p = (const uint8_t *)st->state, tmp.raw.n = st->bytes_left;
+    d->m = &tmp;
+    pb_callback_t cb = {{.decode = lp2p__ps_dec_msg_field}, d};
+    pm.from = pm.data = pm.seqno = pm.topic = pm.signature = pm.key = cb;
+    if (!pb_decode(st, lp2p_pb_PubsubMessage_fields, &pm)) return false;
+    if (!LP2P__PS_GROW(r, r->msgs, r->n_msgs, r->cap_msgs, LP2P__PS_MAX_MSGS_PER_RPC)) {
+        r->truncated++;
+        return true;
+    }
+    r->msgs[r->n_msgs++] = tmp;
+    return true;
+}
+
+static bool lp2p__ps_dec_id(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__ps_rpc *r = ((lp2p__ps_dec *)*arg)->r;
+    lp2p__ps_slice s;
+    (void)f;
+    if (!lp2p__ps_dec_slice(st, &s)) return false;
+    if (s.n == 0 || s.n > LP2P_PUBSUB_MSG_ID_MAX ||
+        !LP2P__PS_GROW(r, r->ids, r->n_ids, r->cap_ids, LP2P__PS_MAX_IDS_PER_RPC)) {
+        r->truncated++;
+        return true;
+    }
+    r->ids[r->n_ids++] = s;
+    return true;
+}
+
+static bool lp2p__ps_dec_px_field(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__ps_dec *d = (lp2p__ps_dec *)*arg;
+    return lp2p__ps_dec_slice(st, f->tag == 1 ? &d->px.peer_id : &d->px.record);
+}
+
+static bool lp2p__ps_dec_px(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__ps_dec *d = (lp2p__ps_dec *)*arg;
+    lp2p__ps_rpc *r = d->r;
+    lp2p_pb_PubsubPeerInfo pi;
+    (void)f;
+    memset(&d->px, 0, sizeof d->px);
+    pb_callback_t cb = {{.decode = lp2p__ps_dec_px_field}, d};
+    pi.peerID = pi.signedPeerRecord = cb;
+    if (!pb_decode(st, lp2p_pb_PubsubPeerInfo_fields, &pi)) return false;
+    if (!LP2P__PS_GROW(r, r->px, r->n_px, r->cap_px, LP2P__PS_MAX_PX_PER_RPC)) {
+        r->truncated++;
+        return true;
+    }
+    r->px[r->n_px++] = d->px;
+    return true;
+}
+
+/* One control entry of any kind: decode it, then record it (with its ID / PX ranges). */
+static bool lp2p__ps_dec_ctl(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__ps_dec *d = (lp2p__ps_dec *)*arg;
+    lp2p__ps_rpc *r = d->r;
+    lp2p__ps_rpc_ctl c;
+    bool ok = false;
+    memset(&c, 0, sizeof c);
+    c.kind = (int)f->tag; /* ControlMessage field numbers are the LP2P__PS_CTL_* kinds */
+    d->topic.p = NULL, d->topic.n = 0;
+    c.first_id = r->n_ids, c.first_px = r->n_px;
+    pb_callback_t topic = {{.decode = lp2p__ps_dec_topic}, d}, ids = {{.decode = lp2p__ps_dec_id}, d};
+    switch (c.kind) {
+    case LP2P__PS_CTL_IHAVE: {
+        lp2p_pb_PubsubIHave m;
+        m.topicID = topic, m.messageIDs = ids;
+        ok = pb_decode(st, lp2p_pb_PubsubIHave_fields, &m);
+        break;
+    }
+    case LP2P__PS_CTL_IWANT: {
+        lp2p_pb_PubsubIWant m;
+        m.messageIDs = ids;
+        ok = pb_decode(st, lp2p_pb_PubsubIWant_fields, &m);
+        break;
+    }
+    case LP2P__PS_CTL_GRAFT: {
+        lp2p_pb_PubsubGraft m;
+        m.topicID = topic;
+        ok = pb_decode(st, lp2p_pb_PubsubGraft_fields, &m);
+        break;
+    }
+    case LP2P__PS_CTL_PRUNE: {
+        lp2p_pb_PubsubPrune m;
+        memset(&m, 0, sizeof m);
+        m.topicID = topic;
+        m.peers.funcs.decode = lp2p__ps_dec_px, m.peers.arg = d;
+        ok = pb_decode(st, lp2p_pb_PubsubPrune_fields, &m);
+        c.backoff = m.backoff, c.has_backoff = m.has_backoff;
+        break;
+    }
+    case LP2P__PS_CTL_IDONTWANT: {
+        lp2p_pb_PubsubIDontWant m;
+        m.messageIDs = ids;
+        ok = pb_decode(st, lp2p_pb_PubsubIDontWant_fields, &m);
+        break;
+    }
+    default: return pb_read(st, NULL, st->bytes_left);
+    }
+    if (!ok) return false;
+    c.topic = d->topic;
+    c.n_ids = r->n_ids - c.first_id, c.n_px = r->n_px - c.first_px;
+    if (!LP2P__PS_GROW(r, r->ctl, r->n_ctl, r->cap_ctl, LP2P__PS_MAX_CTL_PER_RPC)) {
+        r->truncated++;
+        return true;
+    }
+    r->ctl[r->n_ctl++] = c;
+    return true;
+}
+
+LP2P__PRIV int lp2p__ps_rpc_decode(lp2p__ps_rpc *r, lp2p__ctx *ctx, const uint8_t *buf, size_t len) {
+    lp2p__ps_dec d;
+    lp2p_pb_PubsubRPC m;
+    memset(r, 0, sizeof *r);
+    memset(&d, 0, sizeof d);
+    memset(&m, 0, sizeof m);
+    r->ctx = ctx, d.r = r;
+    m.subscriptions.funcs.decode = lp2p__ps_dec_sub, m.subscriptions.arg = &d;
+    m.publish.funcs.decode = lp2p__ps_dec_publish, m.publish.arg = &d;
+    pb_callback_t ctl = {{.decode = lp2p__ps_dec_ctl}, &d};
+    m.control.ihave = m.control.iwant = m.control.graft = m.control.prune = m.control.idontwant = ctl;
+    pb_istream_t st = pb_istream_from_buffer(buf, len);
+    if (!pb_decode(&st, lp2p_pb_PubsubRPC_fields, &m)) {
+        r->error = PB_GET_ERROR(&st);
+        return LP2P_ERR_PROTOCOL;
+    }
+    return LP2P_OK;
+}
+
+LP2P__PRIV void lp2p__ps_rpc_clear(lp2p__ps_rpc *r) {
+    lp2p__free(r->ctx, r->subs, sizeof *r->subs * (size_t)r->cap_subs);
+    lp2p__free(r->ctx, r->msgs, sizeof *r->msgs * (size_t)r->cap_msgs);
+    lp2p__free(r->ctx, r->ctl, sizeof *r->ctl * (size_t)r->cap_ctl);
+    lp2p__free(r->ctx, r->ids, sizeof *r->ids * (size_t)r->cap_ids);
+    lp2p__free(r->ctx, r->px, sizeof *r->px * (size_t)r->cap_px);
+    lp2p__ctx *ctx = r->ctx;
+    memset(r, 0, sizeof *r);
+    r->ctx = ctx;
+}
+
+/* ---- digest sets ---------------------------------------------------------------------------------- */
+static size_t lp2p__ps_slot(const lp2p__ps_idset *s, const uint8_t d[LP2P__PS_DIGEST]) {
+    uint64_t h;
+    memcpy(&h, d, sizeof h); /* the digest is a salted hash already */
+    return (size_t)h & (s->cap - 1);
+}
+
+LP2P__PRIV lp2p__ps_idset_entry *lp2p__ps_idset_find(lp2p__ps_idset *s, const uint8_t d[LP2P__PS_DIGEST]) {
+    if (!s->cap) return NULL;
+    for (size_t i = lp2p__ps_slot(s, d), n = 0; n < s->cap; i = (i + 1) & (s->cap - 1), n++) {
+        lp2p__ps_idset_entry *e = &s->slots[i];
+        if (e->state == 0) return NULL;
+        if (e->state == 1 && memcmp(e->d, d, LP2P__PS_DIGEST) == 0) return e;
+    }
+    return NULL;
+}
+
+static void lp2p__ps_idset_del_slot(lp2p__ps_idset *s, size_t i) {
+    if (s->slots[i].state == 1) s->slots[i].state = 2, s->live--;
+}
+
+/* Rebuild into a table of new_cap slots (drops tombstones; keeps the FIFO order). */
+static int lp2p__ps_idset_rehash(lp2p__ctx *ctx, lp2p__ps_idset *s, size_t new_cap) {
+    lp2p__ps_idset_entry *slots = (lp2p__ps_idset_entry *)lp2p__zalloc(ctx, sizeof *slots * new_cap);
+    uint32_t *fifo = (uint32_t *)lp2p__alloc(ctx, sizeof *fifo * new_cap);
+    if (!slots || !fifo) {
+        lp2p__free(ctx, slots, sizeof *slots * new_cap);
+        lp2p__free(ctx, fifo, sizeof *fifo * new_cap);
+        return LP2P_ERR_NOMEM;
+    }
+    size_t n = 0;
+    for (size_t k = 0; k < s->fifo_len; k++) {
+        uint32_t old = s->fifo[(s->fifo_head + k) % s->fifo_cap];
+        if (s->slots[old].state != 1) continue;
+        size_t i = (size_t)lp2p__ps_slot(&(lp2p__ps_idset){.cap = new_cap}, s->slots[old].d);
+        while (slots[i].state) i = (i + 1) & (new_cap - 1);
+        slots[i] = s->slots[old];
+        fifo[n++] = (uint32_t)i;
+    }
+    lp2p__free(ctx, s->slots, sizeof *s->slots * s->cap);
+    lp2p__free(ctx, s->fifo, sizeof *s->fifo * s->fifo_cap);
+    s->slots = slots, s->cap = new_cap, s->used = s->live = n;
+    s->fifo = fifo, s->fifo_cap = new_cap, s->fifo_head = 0, s->fifo_len = n;
+    return LP2P_OK;
+}
+
+static void lp2p__ps_idset_pop(lp2p__ps_idset *s) {
+    uint32_t i = s->fifo[s->fifo_head];
+    s->fifo_head = (s->fifo_head + 1) % s->fifo_cap;
+    s->fifo_len--;
+    lp2p__ps_idset_del_slot(s, i);
+}
+
+LP2P__PRIV lp2p__ps_idset_entry *lp2p__ps_idset_add(lp2p__ctx *ctx, lp2p__ps_idset *s, const uint8_t d[LP2P__PS_DIGEST],
+                                                    int64_t expires, bool *fresh) {
+    lp2p__ps_idset_entry *e = lp2p__ps_idset_find(s, d);
+    if (fresh) *fresh = e == NULL;
+    if (e) return e;
+    if (s->max && s->live >= s->max) lp2p__ps_idset_pop(s); /* full: forget the oldest */
+    if ((s->used + 1) * 4 > s->cap * 3 || s->fifo_len + 1 > s->fifo_cap) {
+        size_t want = s->cap ? s->cap : 64;
+        while ((s->live + 1) * 2 > want) want *= 2; /* at most half full after a rebuild */
+        if (lp2p__ps_idset_rehash(ctx, s, want)) return NULL;
+    }
+    /* tombstones are not reused (the FIFO may still name them); a rebuild clears them */
+    size_t i = lp2p__ps_slot(s, d);
+    while (s->slots[i].state != 0) i = (i + 1) & (s->cap - 1);
+    s->used++;
+    e = &s->slots[i];
+    memset(e, 0, sizeof *e);
+    memcpy(e->d, d, LP2P__PS_DIGEST);
+    e->state = 1, e->expires = expires;
+    s->live++;
+    s->fifo[(s->fifo_head + s->fifo_len) % s->fifo_cap] = (uint32_t)i;
+    s->fifo_len++;
+    return e;
+}
+
+LP2P__PRIV void lp2p__ps_idset_del(lp2p__ps_idset *s, const uint8_t d[LP2P__PS_DIGEST]) {
+    lp2p__ps_idset_entry *e = lp2p__ps_idset_find(s, d);
+    if (e) e->state = 2, s->live--;
+}
+
+LP2P__PRIV void lp2p__ps_idset_expire(lp2p__ps_idset *s, int64_t now) {
+    while (s->fifo_len) {
+        lp2p__ps_idset_entry *e = &s->slots[s->fifo[s->fifo_head]];
+        if (e->state == 1 && e->expires >= now) break;
+        lp2p__ps_idset_pop(s);
+    }
+}
+
+LP2P__PRIV void lp2p__ps_idset_free(lp2p__ctx *ctx, lp2p__ps_idset *s) {
+    lp2p__free(ctx, s->slots, sizeof *s->slots * s->cap);
+    lp2p__free(ctx, s->fifo, sizeof *s->fifo * s->fifo_cap);
+    size_t max = s->max;
+    memset(s, 0, sizeof *s);
+    s->max = max;
+}
+
+LP2P__PRIV void lp2p__ps_digest(const lp2p_pubsub *ps, const uint8_t *id, size_t len, uint8_t d[LP2P__PS_DIGEST]) {
+    lp2p__sha256 c;
+    uint8_t out[32];
+    lp2p__sha256_init(&c);
+    lp2p__sha256_update(&c, ps->salt, sizeof ps->salt);
+    lp2p__sha256_update(&c, id, len);
+    lp2p__sha256_final(&c, out);
+    memcpy(d, out, LP2P__PS_DIGEST);
+}
+
+/* ---- topics --------------------------------------------------------------------------------------- */
+LP2P__PRIV bool lp2p__ps_topic_valid(const uint8_t *p, size_t n) {
+    return p && n > 0 && n <= LP2P_PUBSUB_TOPIC_MAX && !memchr(p, 0, n);
+}
+
+static uint32_t lp2p__ps_hash(const uint8_t *p, size_t n) {
+    uint32_t h = 2166136261u; /* FNV-1a: topic lookup only, the table is a list */
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+LP2P__PRIV lp2p__ps_topic *lp2p__ps_topic_get(lp2p_pubsub *ps, const uint8_t *name, size_t len, bool create) {
+    if (!lp2p__ps_topic_valid(name, len)) return NULL;
+    uint32_t h = lp2p__ps_hash(name, len);
+    for (lp2p__ps_topic *t = ps->topics; t; t = t->next)
+        if (t->hash == h && t->name_len == len && memcmp(t->name, name, len) == 0) return t;
+    if (!create) return NULL;
+    if (ps->n_topics >= ps->cfg.max_topics) {
+        LP2P__WARN(ps->ctx, LP2P_ERR_LIMIT, "pubsub: max_topics=%d reached: topic ignored", ps->cfg.max_topics);
+        return NULL;
+    }
+    lp2p__ps_topic *t = (lp2p__ps_topic *)lp2p__zalloc(ps->ctx, sizeof *t);
+    if (!t || !(t->name = (char *)lp2p__alloc(ps->ctx, len + 1))) {
+        lp2p__free(ps->ctx, t, sizeof *t);
+        return NULL;
+    }
+    memcpy(t->name, name, len), t->name[len] = 0;
+    t->name_len = len, t->hash = h;
+    t->next = ps->topics, ps->topics = t;
+    ps->n_topics++;
+    return t;
+}
+
+static void lp2p__ps_topic_destroy(lp2p_pubsub *ps, lp2p__ps_topic *t) {
+    lp2p__free(ps->ctx, t->mesh, sizeof *t->mesh * (size_t)t->cap_mesh);
+    lp2p__free(ps->ctx, t->fanout, sizeof *t->fanout * (size_t)t->cap_fanout);
+    lp2p__free(ps->ctx, t->backoff, sizeof *t->backoff * (size_t)t->cap_backoff);
+    lp2p__free(ps->ctx, t->score, sizeof *t->score);
+    lp2p__free(ps->ctx, t->name, t->name_len + 1);
+    lp2p__free(ps->ctx, t, sizeof *t);
+}
+
+/* A topic nobody refers to any more goes (topics with score params or a validator stay: the
+ * user configured them; score records point at them). */
+LP2P__PRIV void lp2p__ps_topic_maybe_free(lp2p_pubsub *ps, lp2p__ps_topic *t) {
+    if (t->subs || t->joined || t->n_peers || t->n_mesh || t->n_fanout || t->n_backoff || t->validator || t->score)
+        return;
+    for (lp2p__ps_topic **pp = &ps->topics; *pp; pp = &(*pp)->next)
+        if (*pp == t) {
+            *pp = t->next;
+            ps->n_topics--;
+            lp2p__score_topic_freed(ps, t);
+            lp2p__ps_topic_destroy(ps, t);
+            return;
+        }
+}
+
+LP2P__PRIV bool lp2p__ps_peer_in_topic(const lp2p__ps_peer *p, const lp2p__ps_topic *t) {
+    for (int i = 0; i < p->n_topics; i++)
+        if (p->topics[i] == t) return true;
+    return false;
+}
+
+/* ---- peers ------------------------------------------------------------------------------------------ */
+LP2P__PRIV lp2p__ps_peer *lp2p__ps_peer_find(lp2p_pubsub *ps, const lp2p_peer_id *id) {
+    for (lp2p__ps_peer *p = ps->peers; p; p = p->next)
+        if (lp2p_peer_id_eq(&p->id, id)) return p;
+    return NULL;
+}
+
+LP2P__PRIV bool lp2p__ps_peer_active(const lp2p__ps_peer *p) { return !p->gone && p->out && p->proto; }
+
+static void lp2p__ps_frames_free(lp2p_pubsub *ps, lp2p__ps_frame *f) {
+    while (f) {
+        lp2p__ps_frame *next = f->next;
+        lp2p__buf_free(ps->ctx, &f->b);
+        lp2p__free(ps->ctx, f, sizeof *f);
+        f = next;
+    }
+}
+
+static void lp2p__ps_peer_unref(lp2p__ps_peer *p) {
+    if (--p->refs > 0) return;
+    lp2p_pubsub *ps = p->ps;
+    lp2p__ps_frames_free(ps, p->q_head);
+    lp2p__free(ps->ctx, p->topics, sizeof *p->topics * (size_t)p->cap_topics);
+    lp2p__ps_idset_free(ps->ctx, &p->dontwant);
+    lp2p__free(ps->ctx, p, sizeof *p);
+}
+
+static void lp2p__ps_task_done(lp2p_pubsub *ps) {
+    ps->n_tasks--;
+    lp2p__waitq_wake_all(ps->h->sched, &ps->tasks_done);
+}
+
+static void lp2p__ps_writer_task(void *arg);
+
+/* Start (or restart) our outbound stream to p on connection c. */
+static void lp2p__ps_start_writer(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__conn *c) {
+    if (p->gone || p->writer.id || ps->closing) return;
+    p->conn = c, p->outbound = c->outbound;
+    p->refs++, ps->n_tasks++;
+    p->writer = lp2p__spawn(ps->h->sched, lp2p__ps_writer_task, p);
+    if (!p->writer.id) {
+        p->refs--;
+        lp2p__ps_task_done(ps);
+    }
+}
+
+static lp2p__ps_peer *lp2p__ps_peer_get(lp2p_pubsub *ps, const lp2p_peer_id *id) {
+    lp2p__ps_peer *p = lp2p__ps_peer_find(ps, id);
+    if (p || ps->closing) return p;
+    p = (lp2p__ps_peer *)lp2p__zalloc(ps->ctx, sizeof *p);
+    if (!p) return NULL;
+    p->ps = ps, p->id = *id, p->refs = 1;
+    p->dontwant.max = (size_t)ps->cfg.max_idontwant_messages * (size_t)ps->cfg.max_idontwant_length;
+    for (int i = 0; i < ps->n_direct; i++) {
+        lp2p_peer_id did;
+        if (lp2p__ma_split_p2p(&ps->direct[i], NULL, &did) && lp2p_peer_id_eq(&did, id)) p->direct = true;
+    }
+    p->next = ps->peers, ps->peers = p;
+    ps->n_peers++;
+    lp2p__score_add_peer(ps, p);
+    return p;
+}
+
+static void lp2p__ps_set_ip(lp2p__ps_peer *p, const lp2p__conn *c) {
+    size_t off = 0;
+    uint32_t code;
+    const uint8_t *v;
+    size_t n;
+    p->ip[0] = 0;
+    if (lp2p__ma_next(&c->remote, &off, &code, &v, &n) && (code == LP2P__MA_IP4 || code == LP2P__MA_IP6))
+        lp2p__hex_enc(v, n, p->ip, sizeof p->ip);
+}
+
+static void lp2p__ps_peer_leave_topic(lp2p_pubsub *ps, lp2p__ps_peer *p, int i) {
+    lp2p__ps_topic *t = p->topics[i];
+    p->topics[i] = p->topics[--p->n_topics];
+    t->n_peers--;
+    if (!ps->cfg.floodsub) lp2p__gs_peer_unsubscribed(ps, p, t);
+    lp2p__ps_topic_maybe_free(ps, t);
+}
+
+/* The peer left: out of the table, meshes and topics; its tasks are told to end. */
+static void lp2p__ps_peer_remove(lp2p_pubsub *ps, lp2p__ps_peer *p) {
+    if (p->gone) return;
+    if (!ps->cfg.floodsub) lp2p__gs_peer_removed(ps, p);
+    p->gone = true;
+    while (p->n_topics) lp2p__ps_peer_leave_topic(ps, p, p->n_topics - 1);
+    lp2p__score_remove_peer(ps, p);
+    for (lp2p__ps_peer **pp = &ps->peers; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            ps->n_peers--;
+            break;
+        }
+    if (p->writer.id) lp2p__task_cancel(ps->h->sched, p->writer);
+    if (p->reader.id) lp2p__task_cancel(ps->h->sched, p->reader);
+    lp2p__waitq_wake_all(ps->h->sched, &p->wake);
+    lp2p__ps_peer_unref(p);
+}
+
+/* ---- sending ------------------------------------------------------------------------------------------ */
+LP2P__PRIV int lp2p__ps_send(lp2p__ps_peer *p, const uint8_t *rpc, size_t len, bool has_control, bool urgent) {
+    lp2p_pubsub *ps = p->ps;
+    if (!lp2p__ps_peer_active(p)) return LP2P_ERR_CLOSED;
+    if (p->q_bytes + len > (size_t)ps->cfg.peer_queue_bytes) {
+        ps->stats.rpcs_dropped++;
+        if ((ps->stats.rpcs_dropped & (ps->stats.rpcs_dropped - 1)) == 0) { /* log 1st, 2nd, 4th, ... */
+            char id[LP2P_PEER_ID_STRLEN];
+            lp2p_peer_id_str(&p->id, id, sizeof id);
+            LP2P__WARN(ps->ctx, LP2P_ERR_LIMIT, "pubsub: peer_queue_bytes=%d reached for %s: RPC dropped (%llu so far)",
+                       ps->cfg.peer_queue_bytes, id, (unsigned long long)ps->stats.rpcs_dropped);
+        }
+        return LP2P_ERR_LIMIT;
+    }
+    lp2p__ps_frame *f = urgent ? NULL : p->q_tail;
+    if (f && (f->b.len + len > LP2P__PS_MERGE_MAX || (f->has_control && has_control))) f = NULL;
+    if (!f) {
+        f = (lp2p__ps_frame *)lp2p__zalloc(ps->ctx, sizeof *f);
+        if (!f) return LP2P_ERR_NOMEM;
+        if (urgent) {
+            f->next = p->q_head, p->q_head = f;
+            if (!p->q_tail) p->q_tail = f;
+        } else {
+            if (p->q_tail) p->q_tail->next = f;
+            else p->q_head = f;
+            p->q_tail = f;
+        }
+    }
+    if (lp2p__buf_append(ps->ctx, &f->b, rpc, len)) return LP2P_ERR_NOMEM; /* an empty frame is harmless */
+    f->has_control |= has_control;
+    p->q_bytes += len;
+    lp2p__waitq_wake_all(ps->h->sched, &p->wake);
+    return LP2P_OK;
+}
+
+LP2P__PRIV int lp2p__ps_send_msg(lp2p__ps_peer *p, const lp2p__ps_msg *m) {
+    uint8_t hdr[1 + LP2P__UVARINT_MAX];
+    lp2p__buf b = {0, 0, 0};
+    lp2p_pubsub *ps = p->ps;
+    hdr[0] = 0x12; /* RPC.publish, length-delimited */
+    size_t n = 1 + lp2p__uvarint_put(hdr + 1, m->raw_len);
+    int rc = lp2p__buf_reserve(ps->ctx, &b, n + m->raw_len);
+    if (!rc) {
+        lp2p__buf_append(ps->ctx, &b, hdr, n);
+        lp2p__buf_append(ps->ctx, &b, m->raw, m->raw_len);
+        rc = lp2p__ps_send(p, b.p, b.len, false, false);
+    }
+    lp2p__buf_free(ps->ctx, &b);
+    if (!rc) ps->stats.forwarded++;
+    return rc;
+}
+
+/* RPC{subscriptions: [(subscribe, topic) ...]} for every topic we joined, or one topic. */
+static int lp2p__ps_encode_subs(lp2p_pubsub *ps, lp2p__buf *out, lp2p__ps_topic *only, bool subscribe) {
+    lp2p__buf so = {0, 0, 0};
+    int rc = LP2P_OK;
+    for (lp2p__ps_topic *t = only ? only : ps->topics; t && !rc; t = only ? NULL : t->next) {
+        if (!only && !t->joined) continue;
+        so.len = 0;
+        rc = lp2p__pb_put_varint(ps->ctx, &so, 1, subscribe);
+        if (!rc) rc = lp2p__pb_put_bytes(ps->ctx, &so, 2, t->name, t->name_len);
+        if (!rc) rc = lp2p__pb_put_bytes(ps->ctx, out, 1, so.p, so.len);
+    }
+    lp2p__buf_free(ps->ctx, &so);
+    return rc;
+}
+
+static void lp2p__ps_announce(lp2p_pubsub *ps, lp2p__ps_topic *t, bool subscribe) {
+    lp2p__buf b = {0, 0, 0};
+    if (lp2p__ps_encode_subs(ps, &b, t, subscribe) == LP2P_OK)
+        for (lp2p__ps_peer *p = ps->peers; p; p = p->next) lp2p__ps_send(p, b.p, b.len, false, false);
+    lp2p__buf_free(ps->ctx, &b);
+}
+
+/* Our stream is open: greet the peer with our subscriptions, then it is a pubsub peer. */
+static void lp2p__ps_peer_activated(lp2p_pubsub *ps, lp2p__ps_peer *p) {
+    lp2p__buf b = {0, 0, 0};
+    char id[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&p->id, id, sizeof id);
+    LP2P__DEBUG(ps->ctx, "pubsub: %s speaks %s", id, lp2p_stream_protocol(p->out));
+    if (lp2p__ps_encode_subs(ps, &b, NULL, true) == LP2P_OK && b.len) lp2p__ps_send(p, b.p, b.len, false, false);
+    lp2p__buf_free(ps->ctx, &b);
+    if (!ps->cfg.floodsub) lp2p__gs_peer_added(ps, p);
+}
+
+static int lp2p__ps_proto_of(const char *s) {
+    if (!strcmp(s, LP2P__PS_MESHSUB12)) return LP2P__PS_PROTO_MESH12;
+    if (!strcmp(s, LP2P__PS_MESHSUB11)) return LP2P__PS_PROTO_MESH11;
+    if (!strcmp(s, LP2P__PS_MESHSUB10)) return LP2P__PS_PROTO_MESH10;
+    return LP2P__PS_PROTO_FLOOD;
+}
+
+/* Take frames off p's queue into one write buffer: uvarint(len) || RPC, ... */
+static int lp2p__ps_take_batch(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__buf *w) {
+    uint8_t hdr[LP2P__UVARINT_MAX];
+    w->len = 0;
+    while (p->q_head && (w->len == 0 || w->len + p->q_head->b.len <= LP2P__PS_WRITE_BATCH)) {
+        lp2p__ps_frame *f = p->q_head;
+        size_t n = lp2p__uvarint_put(hdr, f->b.len);
+        if (f->b.len && (lp2p__buf_append(ps->ctx, w, hdr, n) || lp2p__buf_append(ps->ctx, w, f->b.p, f->b.len)))
+            return LP2P_ERR_NOMEM;
+        if (f->b.len) ps->stats.rpcs_out++;
+        p->q_head = f->next;
+        if (!p->q_head) p->q_tail = NULL;
+        p->q_bytes -= f->b.len;
+        f->next = NULL;
+        lp2p__ps_frames_free(ps, f);
+    }
+    return LP2P_OK;
+}
+
+/* Drain the queue into the stream until it breaks, the peer goes or its connection closes. */
+static void lp2p__ps_writer_loop(lp2p_pubsub *ps, lp2p__ps_peer *p) {
+    lp2p__buf w = {0, 0, 0};
+    for (;;) {
+        while (!p->q_head && !p->gone && !ps->closing && !p->conn->closed)
+            if (lp2p__waitq_wait(ps->h->sched, &p->wake, LP2P_FOREVER) == LP2P_ERR_CANCELED) goto out;
+        if (p->gone || ps->closing || p->conn->closed || lp2p__task_canceled()) break;
+        if (lp2p__ps_take_batch(ps, p, &w) || !w.len) continue;
+        if (lp2p_stream_write(p->out, w.p, w.len, lp2p_deadline_in(LP2P__PS_WRITE_TIMEOUT_MS)) != LP2P_OK) break;
+        if (w.cap > (1 << 20)) lp2p__buf_free(ps->ctx, &w); /* do not keep a huge buffer around */
+    }
+out:
+    lp2p__buf_free(ps->ctx, &w);
+}
+
+/* Open our stream on p->conn; returns the index of the protocol or an error. */
+static int lp2p__ps_open(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p_stream **s) {
+    lp2p__conn *c = p->conn;
+    if (!c || c->closed) c = lp2p__swarm_find_conn(ps->h, &p->id);
+    if (!c) return LP2P_ERR_CLOSED;
+    p->conn = c, p->outbound = c->outbound;
+    c->refs++;
+    int rc = lp2p__host_open_on_any(c, ps->protos, ps->n_protos, lp2p_deadline_in(LP2P__PS_OPEN_TIMEOUT_MS), s);
+    lp2p__conn_unref(c); /* our stream keeps the connection alive from here */
+    if (rc >= 0 && (p->gone || ps->closing)) lp2p_stream_reset(*s), rc = LP2P_ERR_CANCELED;
+    return rc;
+}
+
+/* Our stream to p: open it, greet, drain the queue. If it breaks while the peer stays connected
+ * (a second connection replaced the first, the peer reset it), open it again, at most 3 times in
+ * a row; a peer that does not speak pubsub is left alone (its own stream to us restarts us). */
+static void lp2p__ps_writer_task(void *arg) {
+    lp2p__ps_peer *p = (lp2p__ps_peer *)arg;
+    lp2p_pubsub *ps = p->ps;
+    char id[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&p->id, id, sizeof id);
+    for (int failures = 0; failures < 3 && !p->gone && !ps->closing;) {
+        lp2p_stream *s = NULL;
+        if (failures && lp2p__sleep_until(ps->h->sched, lp2p_deadline_in(1000)) != LP2P_OK) break;
+        p->opening = true;
+        int rc = lp2p__ps_open(ps, p, &s);
+        p->opening = false;
+        if (rc < 0) {
+            if (rc != LP2P_ERR_CANCELED) LP2P__DEBUG(ps->ctx, "pubsub: no pubsub stream to %s: %s", id, lp2p_strerror(rc));
+            if (rc == LP2P_ERR_PROTO_NA || rc == LP2P_ERR_CANCELED || rc == LP2P_ERR_CLOSED) break;
+            failures++;
+            continue;
+        }
+        p->out = s, p->proto = lp2p__ps_proto_of(ps->protos[rc]);
+        lp2p__ps_set_ip(p, p->conn);
+        lp2p__ps_peer_activated(ps, p);
+        int64_t t0 = lp2p_now();
+        lp2p__ps_writer_loop(ps, p);
+        if (!p->gone && !ps->closing) {
+            LP2P__INFO(ps->ctx, "pubsub: stream to %s ended", id);
+            if (!ps->cfg.floodsub) lp2p__gs_peer_removed(ps, p);
+        }
+        p->proto = LP2P__PS_PROTO_NONE, p->out = NULL;
+        lp2p__ps_frames_free(ps, p->q_head);
+        p->q_head = p->q_tail = NULL, p->q_bytes = 0;
+        lp2p_stream_reset(s); /* a pubsub stream ends only with the peer or with us */
+        failures = lp2p_now() - t0 > 10000 ? 1 : failures + 1;
+        if (lp2p__task_canceled()) break;
+    }
+    p->writer.id = 0;
+    lp2p__ps_task_done(ps);
+    lp2p__ps_peer_unref(p);
+}
+
+/* ---- connection notifications ------------------------------------------------------------------------ */
+static void lp2p__ps_on_connected(void *user, lp2p__conn *c) {
+    lp2p_pubsub *ps = (lp2p_pubsub *)user;
+    lp2p__ps_peer *p = lp2p__ps_peer_get(ps, &c->peer);
+    if (p) lp2p__ps_start_writer(ps, p, c);
+}
+
+static void lp2p__ps_on_disconnected(void *user, lp2p__conn *c) {
+    lp2p_pubsub *ps = (lp2p_pubsub *)user;
+    lp2p__ps_peer *p = lp2p__ps_peer_find(ps, &c->peer);
+    if (!p) return;
+    if (!lp2p__swarm_find_conn(ps->h, &c->peer)) lp2p__ps_peer_remove(ps, p);
+    else if (p->conn == c) lp2p__waitq_wake_all(ps->h->sched, &p->wake); /* the writer moves to another one */
+}
+
+/* ---- messages: IDs ------------------------------------------------------------------------------------ */
+LP2P_API ptrdiff_t lp2p_pubsub_msg_id_default(const lp2p_pubsub_message *m, uint8_t *out, size_t cap, void *user) {
+    (void)user;
+    size_t n = m->from.len + (m->has_seqno ? 8 : 0);
+    if (n == 0) return LP2P_ERR_INVALID; /* nothing identifies an unsigned message: use a hash */
+    if (n > cap) return LP2P_ERR_MSGSIZE;
+    memcpy(out, m->from.bytes, m->from.len);
+    if (m->has_seqno) lp2p__put_be64(out + m->from.len, m->seqno);
+    return (ptrdiff_t)n;
+}
+
+LP2P_API ptrdiff_t lp2p_pubsub_msg_id_rust(const lp2p_pubsub_message *m, uint8_t *out, size_t cap, void *user) {
+    char text[LP2P_PEER_ID_STRLEN + 24];
+    static const uint8_t none[3] = {0, 1, 0}; /* rust uses PeerId::from_bytes(&[0, 1, 0]) without a source */
+    (void)user;
+    lp2p_peer_id from = m->from;
+    if (!from.len) from.len = 3, memcpy(from.bytes, none, 3);
+    if (lp2p__base58_enc(from.bytes, from.len, text, sizeof text) < 0) return LP2P_ERR_INVALID;
+    size_t n = strlen(text);
+    n += (size_t)snprintf(text + n, sizeof text - n, "%llu", (unsigned long long)(m->has_seqno ? m->seqno : 0));
+    if (n > cap) return LP2P_ERR_MSGSIZE;
+    memcpy(out, text, n);
+    return (ptrdiff_t)n;
+}
+
+LP2P_API ptrdiff_t lp2p_pubsub_msg_id_js(const lp2p_pubsub_message *m, uint8_t *out, size_t cap, void *user) {
+    const uint8_t *key;
+    size_t klen;
+    (void)user;
+    if (!m->from.len || !m->has_seqno || lp2p__peer_id_pubkey(&m->from, &key, &klen) != LP2P_OK)
+        return LP2P_ERR_UNSUPPORTED; /* js needs the key: only peer IDs that inline it (Ed25519, secp256k1) */
+    if (klen + 8 > cap) return LP2P_ERR_MSGSIZE;
+    memcpy(out, key, klen);
+    lp2p__put_be64(out + klen, m->seqno);
+    return (ptrdiff_t)(klen + 8);
+}
+
+LP2P_API ptrdiff_t lp2p_pubsub_msg_id_sha256(const lp2p_pubsub_message *m, uint8_t *out, size_t cap, void *user) {
+    (void)user;
+    if (cap < 32) return LP2P_ERR_MSGSIZE;
+    lp2p__sha256_once(m->data, m->data_len, out);
+    return 32;
+}
+
+static ptrdiff_t lp2p__ps_msg_id(lp2p_pubsub *ps, const lp2p_pubsub_message *v, uint8_t out[LP2P_PUBSUB_MSG_ID_MAX]) {
+    ptrdiff_t n = ps->cfg.msg_id_fn(v, out, LP2P_PUBSUB_MSG_ID_MAX, ps->cfg.msg_id_user);
+    return n <= 0 || n > LP2P_PUBSUB_MSG_ID_MAX ? (n < 0 ? n : LP2P_ERR_INVALID) : n;
+}
+
+/* ---- messages: encoding and signatures ---------------------------------------------------------------- */
+/* Message fields 1-4 in field order (what go marshals; the signed part). */
+static int lp2p__ps_encode_unsigned(lp2p__ctx *ctx, lp2p__buf *b, const lp2p__ps_rpc_msg *m) {
+    int rc = LP2P_OK;
+    if (!rc && m->has_from) rc = lp2p__pb_put_bytes(ctx, b, 1, m->from.p, m->from.n);
+    if (!rc && m->has_data) rc = lp2p__pb_put_bytes(ctx, b, 2, m->data.p, m->data.n);
+    if (!rc && m->has_seqno) rc = lp2p__pb_put_bytes(ctx, b, 3, m->seqno.p, m->seqno.n);
+    if (!rc && m->has_topic) rc = lp2p__pb_put_bytes(ctx, b, 4, m->topic.p, m->topic.n);
+    return rc;
+}
+
+/* StrictSign check of a received message: "libp2p-pubsub:" || Message without signature and key
+ * (re-encoded in field order, as go does), verified with key (which must hash to from) or with
+ * the key inlined in from. OK, ERR_HANDSHAKE (bad signature), ERR_PROTOCOL / ERR_UNSUPPORTED. */
+static int lp2p__ps_verify(lp2p_pubsub *ps, const lp2p__ps_rpc_msg *m, const lp2p_peer_id *from) {
+    const uint8_t *key;
+    size_t klen;
+    if (m->has_key) {
+        lp2p_peer_id kid;
+        if (lp2p__peer_id_from_pubkey(m->key.p, m->key.n, &kid) || !lp2p_peer_id_eq(&kid, from)) return LP2P_ERR_PROTOCOL;
+        key = m->key.p, klen = m->key.n;
+    } else if (lp2p__peer_id_pubkey(from, &key, &klen) != LP2P_OK) {
+        return LP2P_ERR_PROTOCOL; /* a hashed peer ID needs the key field */
+    }
+    lp2p__buf b = {0, 0, 0};
+    int rc = lp2p__buf_append(ps->ctx, &b, LP2P__PS_SIGN_PREFIX, strlen(LP2P__PS_SIGN_PREFIX));
+    if (!rc) rc = lp2p__ps_encode_unsigned(ps->ctx, &b, m);
+    if (!rc) rc = lp2p__pubkey_verify(key, klen, b.p, b.len, m->signature.p, m->signature.n);
+    lp2p__buf_free(ps->ctx, &b);
+    return rc;
+}
+
+/* Allocate a message holding a copy of raw (and its ID); fields as slices of the copy. */
+static lp2p__ps_msg *lp2p__ps_msg_new(lp2p_pubsub *ps, const lp2p__ps_rpc_msg *rm, const lp2p_pubsub_message *v,
+                                      const uint8_t *id, size_t id_len) {
+    size_t sz = sizeof(lp2p__ps_msg) + rm->raw.n + id_len + rm->topic.n + 1;
+    lp2p__ps_msg *m = (lp2p__ps_msg *)lp2p__zalloc(ps->ctx, sz);
+    if (!m) return NULL;
+    m->refs = 1, m->alloc = sz, m->ctx = ps->ctx;
+    m->raw = (uint8_t *)(m + 1);
+    memcpy(m->raw, rm->raw.p, rm->raw.n), m->raw_len = rm->raw.n;
+    m->id = m->raw + rm->raw.n;
+    memcpy(m->id, id, id_len), m->id_len = id_len;
+    m->topic = (char *)m->id + id_len;
+    memcpy(m->topic, rm->topic.p, rm->topic.n), m->topic[rm->topic.n] = 0, m->topic_len = rm->topic.n;
+    if (rm->has_data) m->data.p = m->raw + (rm->data.p - rm->raw.p), m->data.n = rm->data.n;
+    m->from = v->from, m->received_from = v->received_from;
+    m->seqno = v->seqno, m->has_seqno = v->has_seqno;
+    lp2p__ps_digest(ps, id, id_len, m->digest);
+    return m;
+}
+
+LP2P__PRIV void lp2p__ps_msg_unref(lp2p__ps_msg *m) {
+    if (m && --m->refs == 0) lp2p__free(m->ctx, m, m->alloc);
+}
+
+static void lp2p__ps_view(const lp2p__ps_msg *m, lp2p_pubsub_message *out) {
+    memset(out, 0, sizeof *out);
+    out->topic = m->topic;
+    out->data = m->data.p, out->data_len = m->data.n;
+    out->from = m->from, out->received_from = m->received_from;
+    out->seqno = m->seqno, out->has_seqno = m->has_seqno;
+    out->id = m->id, out->id_len = m->id_len;
+}
+
+/* ---- delivery to subscriptions --------------------------------------------------------------------------- */
+static void lp2p__ps_deliver(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__ps_msg *m) {
+    for (lp2p_subscription *s = t->subs; s; s = s->next) {
+        if (s->q_len == s->q_cap) { /* full: the oldest goes */
+            lp2p__ps_msg_unref(s->q[s->q_head]);
+            s->q_head = (s->q_head + 1) % s->q_cap;
+            s->q_len--;
+            s->dropped++, ps->stats.delivery_drops++;
+            if ((s->dropped & (s->dropped - 1)) == 0)
+                LP2P__WARN(ps->ctx, LP2P_ERR_LIMIT, "pubsub: subscription_queue=%d full on '%s': dropped %llu messages",
+                           s->q_cap, t->name, (unsigned long long)s->dropped);
+        }
+        m->refs++;
+        s->q[(s->q_head + s->q_len) % s->q_cap] = m;
+        s->q_len++;
+        ps->stats.delivered++;
+        lp2p__waitq_wake_all(ps->h->sched, &s->wait);
+    }
+}
+
+/* ---- receiving ------------------------------------------------------------------------------------------------ */
+static void lp2p__ps_reject(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__ps_topic *t, const char *why) {
+    char id[LP2P_PEER_ID_STRLEN];
+    ps->stats.rejected++;
+    lp2p__score_invalid(ps, p, t);
+    lp2p_peer_id_str(&p->id, id, sizeof id);
+    LP2P__INFO(ps->ctx, "pubsub: message from %s on '%s' rejected: %s", id, t->name, why);
+}
+
+/* The signing policy and the message view (from, seqno) of a received message. */
+static const char *lp2p__ps_check_policy(lp2p_pubsub *ps, const lp2p__ps_rpc_msg *rm, lp2p_pubsub_message *v) {
+    if (ps->cfg.signing == LP2P_PUBSUB_STRICT_NO_SIGN) {
+        if (rm->has_from || rm->has_seqno || rm->has_signature || rm->has_key) return "unexpected signature or author";
+        return NULL;
+    }
+    if (!rm->has_signature || !rm->has_from || !rm->has_seqno) return "missing signature, from or seqno";
+    if (rm->seqno.n != 8) return "seqno is not 8 bytes";
+    if (lp2p__peer_id_from_bytes(rm->from.p, rm->from.n, &v->from) != LP2P_OK) return "bad from peer ID";
+    v->seqno = lp2p__be64(rm->seqno.p), v->has_seqno = true;
+    return NULL;
+}
+
+static lp2p_pubsub_validation lp2p__ps_validate(lp2p_pubsub *ps, lp2p__ps_topic *t, const lp2p_pubsub_message *v) {
+    return t->validator ? t->validator(ps, v, t->validator_user) : LP2P_PUBSUB_ACCEPT;
+}
+
+static void lp2p__ps_handle_msg(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p__ps_rpc_msg *rm) {
+    uint8_t id[LP2P_PUBSUB_MSG_ID_MAX], d[LP2P__PS_DIGEST];
+    lp2p_pubsub_message v;
+    ps->stats.messages_in++;
+    lp2p__ps_topic *t = rm->has_topic ? lp2p__ps_topic_get(ps, rm->topic.p, rm->topic.n, false) : NULL;
+    if (!t || !t->joined) { /* not our topic (go: not subscribed, not relaying): not forwarded either */
+        ps->stats.ignored++;
+        return;
+    }
+    memset(&v, 0, sizeof v);
+    v.topic = t->name, v.received_from = p->id;
+    v.data = rm->data.p, v.data_len = rm->data.n;
+    const char *why = lp2p__ps_check_policy(ps, rm, &v);
+    if (why) {
+        lp2p__ps_reject(ps, p, t, why);
+        return;
+    }
+    ptrdiff_t idn = lp2p__ps_msg_id(ps, &v, id);
+    if (idn <= 0) {
+        lp2p__ps_reject(ps, p, t, "no message ID");
+        return;
+    }
+    lp2p__ps_digest(ps, id, (size_t)idn, d);
+    if (!ps->cfg.floodsub) lp2p__gs_promise_kept(ps, d);
+    lp2p__ps_idset_entry *e = lp2p__ps_idset_find(&ps->seen, d);
+    if (e) {
+        ps->stats.duplicates++;
+        if (e->status == LP2P__PS_SEEN_VALID) lp2p__score_duplicate(ps, p, t, e->aux);
+        else lp2p__score_invalid(ps, p, t);
+        return;
+    }
+    if (!ps->cfg.floodsub) lp2p__gs_preprocess(ps, p, t, id, (size_t)idn, rm->data.n);
+    if (ps->cfg.signing == LP2P_PUBSUB_STRICT_SIGN) {
+        int rc = lp2p__ps_verify(ps, rm, &v.from);
+        if (rc) {
+            lp2p__ps_reject(ps, p, t, rc == LP2P_ERR_HANDSHAKE ? "bad signature" : "bad key");
+            return;
+        }
+    }
+    v.id = id, v.id_len = (size_t)idn;
+    lp2p_pubsub_validation res = lp2p__ps_validate(ps, t, &v);
+    int64_t now = lp2p_now();
+    if (res == LP2P_PUBSUB_IGNORE) {
+        ps->stats.ignored++;
+        return;
+    }
+    e = lp2p__ps_idset_add(ps->ctx, &ps->seen, d, now + ps->cfg.seen_ttl_ms, NULL);
+    if (res == LP2P_PUBSUB_REJECT) {
+        if (e) e->status = LP2P__PS_SEEN_INVALID;
+        lp2p__ps_reject(ps, p, t, "validator");
+        return;
+    }
+    if (e) e->status = LP2P__PS_SEEN_VALID, e->aux = now;
+    lp2p__ps_msg *m = lp2p__ps_msg_new(ps, rm, &v, id, (size_t)idn);
+    if (!m) return;
+    lp2p__score_first_delivery(ps, p, t);
+    if (!ps->cfg.floodsub) lp2p__gs_mcache_put(ps, m);
+    lp2p__ps_deliver(ps, t, m);
+    lp2p__gs_forward(ps, t, m, p, false);
+    lp2p__ps_msg_unref(m);
+}
+
+static void lp2p__ps_handle_subs(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p__ps_rpc *r) {
+    for (int i = 0; i < r->n_subs; i++) {
+        const lp2p__ps_rpc_sub *s = &r->subs[i];
+        if (s->subscribe) {
+            lp2p__ps_topic *t = lp2p__ps_topic_get(ps, s->topic.p, s->topic.n, false);
+            if (t && lp2p__ps_peer_in_topic(p, t)) continue;
+            if (p->n_topics >= ps->cfg.max_topics_per_peer) {
+                LP2P__INFO(ps->ctx, "pubsub: max_topics_per_peer=%d reached: subscription ignored", ps->cfg.max_topics_per_peer);
+                continue;
+            }
+            if (!t && !(t = lp2p__ps_topic_get(ps, s->topic.p, s->topic.n, true))) continue;
+            if (p->n_topics == p->cap_topics) {
+                int ncap = p->cap_topics ? p->cap_topics * 2 : 4;
+                void *np = lp2p__realloc(ps->ctx, p->topics, sizeof *p->topics * (size_t)p->cap_topics,
+                                         sizeof *p->topics * (size_t)ncap);
+                if (!np) {
+                    lp2p__ps_topic_maybe_free(ps, t);
+                    continue;
+                }
+                p->topics = (lp2p__ps_topic **)np, p->cap_topics = ncap;
+            }
+            p->topics[p->n_topics++] = t;
+            t->n_peers++;
+        } else {
+            lp2p__ps_topic *t = lp2p__ps_topic_get(ps, s->topic.p, s->topic.n, false);
+            for (int k = 0; t && k < p->n_topics; k++)
+                if (p->topics[k] == t) {
+                    lp2p__ps_peer_leave_topic(ps, p, k);
+                    break;
+                }
+        }
+    }
+}
+
+static void lp2p__ps_handle_rpc(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p__ps_rpc *r, bool gossip) {
+    ps->stats.rpcs_in++;
+    if (!ps->cfg.floodsub && !p->direct && lp2p__score(ps, p) < ps->th.graylist) {
+        ps->stats.rpcs_graylisted++;
+        return;
+    }
+    lp2p__ps_handle_subs(ps, p, r);
+    for (int i = 0; i < r->n_msgs && !p->gone; i++) lp2p__ps_handle_msg(ps, p, &r->msgs[i]);
+    if (gossip && r->n_ctl && !p->gone && !ps->cfg.floodsub) lp2p__gs_handle_control(ps, p, r);
+}
+
+static void lp2p__ps_bad_rpc(lp2p_pubsub *ps, lp2p__ps_peer *p, const char *why) {
+    char id[LP2P_PEER_ID_STRLEN];
+    ps->stats.rpcs_malformed++;
+    lp2p_peer_id_str(&p->id, id, sizeof id);
+    LP2P__WARN(ps->ctx, LP2P_ERR_PROTOCOL, "pubsub: bad RPC from %s (%s): resetting its stream", id, why);
+    lp2p__score_penalty(ps, p, 1);
+}
+
+/* Parse every complete uvarint-delimited RPC at the front of in; 0 = need more, 1 = consumed
+ * one, < 0 = a protocol violation. */
+static int lp2p__ps_next_rpc(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__buf *in, bool gossip) {
+    uint64_t len;
+    int k = lp2p__uvarint_get(in->p, in->len, &len);
+    if (k < 0) return lp2p__ps_bad_rpc(ps, p, "bad length prefix"), LP2P_ERR_PROTOCOL;
+    if (k > 0 && len > (uint64_t)ps->cfg.max_rpc_size) return lp2p__ps_bad_rpc(ps, p, "larger than max_rpc_size"), LP2P_ERR_MSGSIZE;
+    if (k == 0 || in->len < (size_t)k + len) return 0;
+    lp2p__ps_rpc r;
+    int rc = lp2p__ps_rpc_decode(&r, ps->ctx, in->p + k, (size_t)len);
+    if (rc) {
+        lp2p__ps_bad_rpc(ps, p, r.error ? r.error : "malformed");
+        lp2p__ps_rpc_clear(&r);
+        return rc;
+    }
+    if (r.truncated) LP2P__DEBUG(ps->ctx, "pubsub: RPC over the per-RPC caps: %d entries ignored", r.truncated);
+    lp2p__ps_handle_rpc(ps, p, &r, gossip);
+    lp2p__ps_rpc_clear(&r);
+    lp2p__buf_consume(in, (size_t)k + (size_t)len);
+    return 1;
+}
+
+/* The peer's stream to us (one per peer: a newer one replaces the older, as go does). */
+static void lp2p__ps_serve(lp2p_stream *s, void *user) {
+    lp2p_pubsub *ps = (lp2p_pubsub *)user;
+    lp2p__buf in = {0, 0, 0};
+    if (ps->closing) return;
+    lp2p__ps_peer *p = lp2p__ps_peer_get(ps, &s->peer);
+    if (!p) return;
+    if (p->reader.id) lp2p__task_cancel(ps->h->sched, p->reader);
+    p->reader = lp2p__task_self();
+    p->refs++, ps->n_tasks++;
+    if (!p->writer.id && s->conn && !s->conn->closed) lp2p__ps_start_writer(ps, p, s->conn);
+    bool gossip = strcmp(lp2p_stream_protocol(s), LP2P__PS_FLOODSUB) != 0;
+    int rc = 0;
+    while (!p->gone && !ps->closing && rc >= 0) {
+        if ((rc = lp2p__ps_next_rpc(ps, p, &in, gossip)) != 0) continue;
+        if (lp2p__buf_reserve(ps->ctx, &in, 64 << 10)) break;
+        ptrdiff_t n = lp2p_stream_read(s, in.p + in.len, in.cap - in.len, LP2P_FOREVER);
+        if (n <= 0) break;
+        in.len += (size_t)n;
+        if (in.cap > (2 << 20) && in.len < (64 << 10)) { /* shrink after a large RPC */
+            lp2p__buf small = {0, 0, 0};
+            if (lp2p__buf_append(ps->ctx, &small, in.p, in.len) == LP2P_OK) lp2p__buf_free(ps->ctx, &in), in = small;
+        }
+    }
+    if (rc < 0) lp2p_stream_reset(s);
+    lp2p__buf_free(ps->ctx, &in);
+    if (p->reader.id == lp2p__task_self().id) p->reader.id = 0;
+    lp2p__ps_task_done(ps);
+    lp2p__ps_peer_unref(p);
+}
+
+/* ---- connecting to peers learnt by peer exchange / direct peers ------------------------------------------------- */
+typedef struct lp2p__ps_dial {
+    lp2p_pubsub *ps;
+    lp2p_peer_id peer;
+    lp2p_task task;
+    struct lp2p__ps_dial *next;
+} lp2p__ps_dial;
+
+static void lp2p__ps_dial_task(void *arg) {
+    lp2p__ps_dial *d = (lp2p__ps_dial *)arg;
+    lp2p_pubsub *ps = d->ps;
+    char id[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&d->peer, id, sizeof id);
+    if (!ps->closing) lp2p_host_connect(ps->h, id, lp2p_deadline_in(LP2P__PS_OPEN_TIMEOUT_MS * 3));
+    for (lp2p__ps_dial **pp = &ps->dials; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    ps->n_dials--;
+    lp2p__free(ps->ctx, d, sizeof *d);
+    lp2p__ps_task_done(ps);
+}
+
+LP2P__PRIV void lp2p__ps_connect_async(lp2p_pubsub *ps, const lp2p_peer_id *peer) {
+    if (ps->closing || lp2p__swarm_find_conn(ps->h, peer) || lp2p_peer_id_eq(peer, &ps->h->identity.id)) return;
+    if (ps->n_dials >= 16) return; /* go: 8 connectors, 128 pending; ours is a bounded best effort */
+    for (lp2p__ps_dial *x = ps->dials; x; x = x->next)
+        if (lp2p_peer_id_eq(&x->peer, peer)) return;
+    lp2p__ps_dial *d = (lp2p__ps_dial *)lp2p__zalloc(ps->ctx, sizeof *d);
+    if (!d) return;
+    d->ps = ps, d->peer = *peer;
+    ps->n_tasks++;
+    d->task = lp2p__spawn(ps->h->sched, lp2p__ps_dial_task, d);
+    if (!d->task.id) {
+        lp2p__free(ps->ctx, d, sizeof *d);
+        lp2p__ps_task_done(ps);
+        return;
+    }
+    d->next = ps->dials, ps->dials = d, ps->n_dials++;
+}
+
+/* ---- configuration -------------------------------------------------------------------------------------- */
+static int lp2p__ps_config_resolve(lp2p_pubsub_config *c) {
+#define LP2P__PS_DEF(field, value) \
+    if (c->field == 0) c->field = (value)
+    LP2P__PS_DEF(max_rpc_size, 1 << 20);
+    LP2P__PS_DEF(d, 6);
+    LP2P__PS_DEF(d_lo, 5);
+    LP2P__PS_DEF(d_hi, 12);
+    LP2P__PS_DEF(d_lazy, 6);
+    LP2P__PS_DEF(d_score, 4);
+    LP2P__PS_DEF(d_out, 2);
+    LP2P__PS_DEF(gossip_factor, 0.25);
+    LP2P__PS_DEF(heartbeat_ms, 1000);
+    LP2P__PS_DEF(heartbeat_initial_delay_ms, 100);
+    LP2P__PS_DEF(fanout_ttl_ms, 60000);
+    LP2P__PS_DEF(history_length, 5);
+    LP2P__PS_DEF(history_gossip, 3);
+    LP2P__PS_DEF(seen_ttl_ms, 120000);
+    LP2P__PS_DEF(prune_backoff_ms, 60000);
+    LP2P__PS_DEF(unsubscribe_backoff_ms, 10000);
+    LP2P__PS_DEF(graft_flood_threshold_ms, 10000);
+    LP2P__PS_DEF(prune_peers, 16);
+    LP2P__PS_DEF(opportunistic_graft_ticks, 60);
+    LP2P__PS_DEF(opportunistic_graft_peers, 2);
+    LP2P__PS_DEF(max_ihave_length, 5000);
+    LP2P__PS_DEF(max_ihave_messages, 10);
+    LP2P__PS_DEF(iwant_followup_ms, 3000);
+    LP2P__PS_DEF(gossip_retransmission, 3);
+    LP2P__PS_DEF(idontwant_threshold, 1024);
+    LP2P__PS_DEF(max_idontwant_messages, 1000);
+    LP2P__PS_DEF(max_idontwant_length, 10);
+    LP2P__PS_DEF(idontwant_ttl, 3);
+    LP2P__PS_DEF(peer_queue_bytes, 8 << 20);
+    LP2P__PS_DEF(subscription_queue, 4096);
+    LP2P__PS_DEF(max_topics, 16384);
+    LP2P__PS_DEF(max_topics_per_peer, 1024);
+#undef LP2P__PS_DEF
+    if (c->d_out < 0) c->d_out = 0;
+    if (c->prune_peers < 0) c->prune_peers = 0;
+    if (!c->msg_id_fn)
+        c->msg_id_fn = c->signing == LP2P_PUBSUB_STRICT_NO_SIGN ? lp2p_pubsub_msg_id_sha256 : lp2p_pubsub_msg_id_default;
+    /* gossipsub-v1.1.md: D_lo <= D <= D_hi, D_out < D_lo, D_out <= D/2, history_gossip <= history_length */
+    if (c->d_lo > c->d || c->d > c->d_hi || c->d_score > c->d || (c->d_out && (c->d_out >= c->d_lo || c->d_out > c->d / 2)) ||
+        c->history_gossip > c->history_length || c->max_rpc_size < 1024 || c->heartbeat_ms < 10 || c->gossip_factor < 0 ||
+        c->gossip_factor > 1 || c->subscription_queue < 1 || c->max_idontwant_length < 1)
+        return LP2P_ERR_INVALID;
+    return LP2P_OK;
+}
+
+static bool lp2p__ps_thresholds_ok(const lp2p_pubsub_score_thresholds *t) {
+    return t->gossip <= 0 && t->publish <= t->gossip && t->graylist <= t->publish && t->accept_px >= 0 &&
+           t->opportunistic_graft >= 0;
+}
+
+/* ---- public API ---------------------------------------------------------------------------------------------- */
+static void lp2p__ps_destroy(lp2p_pubsub *ps);
+static void lp2p__ps_host_freeing(void *user) { lp2p__ps_destroy((lp2p_pubsub *)user); }
+
+LP2P_API int lp2p_pubsub_new(lp2p_host *h, const lp2p_pubsub_config *cfg, lp2p_pubsub **out) {
+    lp2p_pubsub_config zero;
+    if (!h || !out) return LP2P_ERR_INVALID;
+    if (!cfg) memset(&zero, 0, sizeof zero), cfg = &zero;
+    for (lp2p__notifee *n = h->notifees; n; n = n->next)
+        if (n->host_freeing == lp2p__ps_host_freeing) return LP2P_ERR_INVALID; /* one per host */
+    lp2p_pubsub *ps = (lp2p_pubsub *)lp2p__zalloc(&h->ctx, sizeof *ps);
+    if (!ps) return LP2P_ERR_NOMEM;
+    ps->h = h, ps->ctx = &h->ctx, ps->cfg = *cfg;
+    if (lp2p__ps_config_resolve(&ps->cfg)) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_INVALID, "pubsub: inconsistent configuration (d_lo <= d <= d_hi, d_out < d_lo, ...)");
+        lp2p__free(&h->ctx, ps, sizeof *ps);
+        return LP2P_ERR_INVALID;
+    }
+    lp2p_pubsub_score_defaults(&ps->sp, &ps->th);
+    if (cfg->score_params) ps->sp = *cfg->score_params;
+    if (cfg->score_thresholds) ps->th = *cfg->score_thresholds;
+    if (!lp2p__ps_thresholds_ok(&ps->th) || lp2p__score_check_topic_params(&ps->sp.topic_defaults) ||
+        ps->sp.decay_interval_ms <= 0) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_INVALID, "pubsub: bad score parameters or thresholds");
+        lp2p__free(&h->ctx, ps, sizeof *ps);
+        return LP2P_ERR_INVALID;
+    }
+    ps->cfg.score_params = NULL, ps->cfg.score_thresholds = NULL, ps->cfg.direct_peers = NULL;
+    if (cfg->n_direct_peers > 0) {
+        ps->direct = (lp2p__ma *)lp2p__zalloc(&h->ctx, sizeof *ps->direct * (size_t)cfg->n_direct_peers);
+        if (!ps->direct) return lp2p__free(&h->ctx, ps, sizeof *ps), LP2P_ERR_NOMEM;
+        for (int i = 0; i < cfg->n_direct_peers; i++) {
+            lp2p_peer_id id;
+            lp2p__ma base;
+            if (!cfg->direct_peers[i] || lp2p__ma_parse(cfg->direct_peers[i], &ps->direct[i], NULL) ||
+                !lp2p__ma_split_p2p(&ps->direct[i], &base, &id)) {
+                lp2p__free(&h->ctx, ps->direct, sizeof *ps->direct * (size_t)cfg->n_direct_peers);
+                lp2p__free(&h->ctx, ps, sizeof *ps);
+                return LP2P_ERR_INVALID;
+            }
+            lp2p__peerstore_add_addr(h, &id, &base, -1);
+        }
+        ps->n_direct = cfg->n_direct_peers;
+    }
+    lp2p__random(ps->salt, sizeof ps->salt);
+    ps->seqno = (uint64_t)time(NULL) * 1000000000u; /* go seeds its counter with Unix nanoseconds */
+    ps->seen.max = 1 << 20;
+    if (ps->cfg.floodsub) {
+        ps->protos[ps->n_protos++] = LP2P__PS_FLOODSUB;
+    } else {
+        ps->protos[ps->n_protos++] = LP2P__PS_MESHSUB12;
+        ps->protos[ps->n_protos++] = LP2P__PS_MESHSUB11;
+        ps->protos[ps->n_protos++] = LP2P__PS_MESHSUB10;
+        ps->protos[ps->n_protos++] = LP2P__PS_FLOODSUB;
+    }
+    int rc = ps->cfg.floodsub ? LP2P_OK : lp2p__gs_init(ps);
+    for (int i = 0; i < ps->n_protos && !rc; i++) rc = lp2p_host_handle(h, ps->protos[i], lp2p__ps_serve, ps);
+    if (rc) {
+        ps->closing = true;
+        for (int i = 0; i < ps->n_protos; i++) lp2p_host_unhandle(h, ps->protos[i]);
+        lp2p__ps_destroy(ps);
+        return rc;
+    }
+    ps->notifee.connected = lp2p__ps_on_connected;
+    ps->notifee.disconnected = lp2p__ps_on_disconnected;
+    ps->notifee.host_freeing = lp2p__ps_host_freeing;
+    ps->notifee.user = ps;
+    lp2p__swarm_add_notifee(h, &ps->notifee);
+    for (lp2p__conn *c = h->conns; c; c = c->next) /* join the connections we already have */
+        if (!c->closed) lp2p__ps_on_connected(ps, c);
+    *out = ps;
+    return LP2P_OK;
+}
+
+/* Free everything (no task of ours runs any more). */
+static void lp2p__ps_destroy(lp2p_pubsub *ps) {
+    lp2p__ctx *ctx = ps->ctx;
+    ps->closing = true;
+    while (ps->peers) lp2p__ps_peer_remove(ps, ps->peers);
+    for (lp2p__ps_topic *t = ps->topics; t; t = t->next)
+        while (t->subs) {
+            lp2p_subscription *s = t->subs;
+            t->subs = s->next;
+            lp2p__ps_msg_unref(s->current);
+            for (int i = 0; i < s->q_len; i++) lp2p__ps_msg_unref(s->q[(s->q_head + i) % s->q_cap]);
+            lp2p__free(ctx, s->q, sizeof *s->q * (size_t)s->q_cap);
+            lp2p__free(ctx, s, sizeof *s);
+        }
+    if (!ps->cfg.floodsub) lp2p__gs_free(ps);
+    lp2p__score_free(ps);
+    while (ps->topics) {
+        lp2p__ps_topic *t = ps->topics;
+        ps->topics = t->next;
+        lp2p__ps_topic_destroy(ps, t);
+    }
+    lp2p__ps_idset_free(ctx, &ps->seen);
+    lp2p__free(ctx, ps->direct, sizeof *ps->direct * (size_t)ps->n_direct);
+    lp2p__free(ctx, ps, sizeof *ps);
+}
+
+LP2P_API void lp2p_pubsub_free(lp2p_pubsub *ps) {
+    if (!ps) return;
+    lp2p_host *h = ps->h;
+    ps->closing = true;
+    for (int i = 0; i < ps->n_protos; i++) lp2p_host_unhandle(h, ps->protos[i]);
+    lp2p__swarm_remove_notifee(h, &ps->notifee);
+    for (lp2p__ps_topic *t = ps->topics; t; t = t->next)
+        for (lp2p_subscription *s = t->subs; s; s = s->next) lp2p__waitq_wake_all(h->sched, &s->wait);
+    while (ps->peers) lp2p__ps_peer_remove(ps, ps->peers);
+    for (lp2p__ps_dial *d = ps->dials; d; d = d->next) lp2p__task_cancel(h->sched, d->task);
+    if (ps->heartbeat_task.id) lp2p__task_cancel(h->sched, ps->heartbeat_task);
+    if (ps->direct_task.id) lp2p__task_cancel(h->sched, ps->direct_task);
+    lp2p__task_join(h->sched, ps->heartbeat_task, lp2p_deadline_in(10000));
+    lp2p__task_join(h->sched, ps->direct_task, lp2p_deadline_in(10000));
+    for (int64_t end = lp2p_deadline_in(10000); ps->n_tasks > 0 && lp2p_now() < end;)
+        lp2p__waitq_wait(h->sched, &ps->tasks_done, end);
+    if (ps->n_tasks > 0) {
+        LP2P__ERROR(ps->ctx, LP2P_ERR_TIMEOUT, "pubsub: %d tasks did not end: leaking the router", ps->n_tasks);
+        return;
+    }
+    lp2p__ps_destroy(ps);
+}
+
+static int lp2p__ps_topic_arg(lp2p_pubsub *ps, const char *topic, bool create, lp2p__ps_topic **out) {
+    if (!ps || !topic || !lp2p__ps_topic_valid((const uint8_t *)topic, strlen(topic))) return LP2P_ERR_INVALID;
+    *out = lp2p__ps_topic_get(ps, (const uint8_t *)topic, strlen(topic), create);
+    return *out || !create ? LP2P_OK : (ps->n_topics >= ps->cfg.max_topics ? LP2P_ERR_LIMIT : LP2P_ERR_NOMEM);
+}
+
+LP2P_API int lp2p_pubsub_subscribe(lp2p_pubsub *ps, const char *topic, lp2p_subscription **out) {
+    lp2p__ps_topic *t;
+    if (!out) return LP2P_ERR_INVALID;
+    int rc = lp2p__ps_topic_arg(ps, topic, true, &t);
+    if (rc) return rc;
+    lp2p_subscription *s = (lp2p_subscription *)lp2p__zalloc(ps->ctx, sizeof *s);
+    if (s) s->q = (lp2p__ps_msg **)lp2p__alloc(ps->ctx, sizeof *s->q * (size_t)ps->cfg.subscription_queue);
+    if (!s || !s->q) {
+        lp2p__free(ps->ctx, s, sizeof *s);
+        lp2p__ps_topic_maybe_free(ps, t);
+        return LP2P_ERR_NOMEM;
+    }
+    s->ps = ps, s->t = t, s->q_cap = ps->cfg.subscription_queue;
+    s->next = t->subs, t->subs = s;
+    if (!t->joined) {
+        t->joined = true;
+        lp2p__ps_announce(ps, t, true);
+        if (!ps->cfg.floodsub) lp2p__gs_join(ps, t);
+    }
+    *out = s;
+    return LP2P_OK;
+}
+
+LP2P_API int lp2p_subscription_next(lp2p_subscription *sub, lp2p_pubsub_message *out, int64_t deadline) {
+    if (!sub || !out) return LP2P_ERR_INVALID;
+    lp2p_pubsub *ps = sub->ps;
+    lp2p__ps_msg_unref(sub->current);
+    sub->current = NULL;
+    while (!sub->q_len) {
+        if (ps->closing) return LP2P_ERR_CLOSED;
+        if (deadline == LP2P_NOWAIT || (deadline > 0 && lp2p_now() >= deadline)) return LP2P_ERR_TIMEOUT;
+        int rc = lp2p__waitq_wait(ps->h->sched, &sub->wait, deadline);
+        if (rc && rc != LP2P_ERR_TIMEOUT) return rc;
+    }
+    sub->current = sub->q[sub->q_head];
+    sub->q_head = (sub->q_head + 1) % sub->q_cap;
+    sub->q_len--;
+    lp2p__ps_view(sub->current, out);
+    return LP2P_OK;
+}
+
+LP2P_API uint64_t lp2p_subscription_dropped(const lp2p_subscription *sub) { return sub ? sub->dropped : 0; }
+LP2P_API const char *lp2p_subscription_topic(const lp2p_subscription *sub) { return sub ? sub->t->name : NULL; }
+
+LP2P_API void lp2p_subscription_cancel(lp2p_subscription *sub) {
+    if (!sub) return;
+    lp2p_pubsub *ps = sub->ps;
+    lp2p__ps_topic *t = sub->t;
+    for (lp2p_subscription **pp = &t->subs; *pp; pp = &(*pp)->next)
+        if (*pp == sub) {
+            *pp = sub->next;
+            break;
+        }
+    lp2p__ps_msg_unref(sub->current);
+    for (int i = 0; i < sub->q_len; i++) lp2p__ps_msg_unref(sub->q[(sub->q_head + i) % sub->q_cap]);
+    lp2p__waitq_wake_all(ps->h->sched, &sub->wait);
+    lp2p__free(ps->ctx, sub->q, sizeof *sub->q * (size_t)sub->q_cap);
+    lp2p__free(ps->ctx, sub, sizeof *sub);
+    if (!t->subs && t->joined) {
+        t->joined = false;
+        lp2p__ps_announce(ps, t, false);
+        if (!ps->cfg.floodsub) lp2p__gs_leave(ps, t);
+    }
+    lp2p__ps_topic_maybe_free(ps, t);
+}
+
+/* Build our message: from, data, seqno, topic (+ signature) or, unsigned, data and topic. */
+static int lp2p__ps_build_own(lp2p_pubsub *ps, lp2p__ps_topic *t, const void *data, size_t len, lp2p__buf *raw,
+                              lp2p__ps_rpc_msg *rm, lp2p_pubsub_message *v) {
+    uint8_t seq[8], sig[64];
+    memset(rm, 0, sizeof *rm);
+    memset(v, 0, sizeof *v);
+    v->topic = t->name, v->received_from = ps->h->identity.id;
+    v->data = (const uint8_t *)data, v->data_len = len;
+    rm->has_data = rm->has_topic = true;
+    rm->data.p = (const uint8_t *)data, rm->data.n = len;
+    rm->topic.p = (const uint8_t *)t->name, rm->topic.n = t->name_len;
+    if (ps->cfg.signing == LP2P_PUBSUB_STRICT_SIGN) {
+        v->from = ps->h->identity.id;
+        v->seqno = ++ps->seqno, v->has_seqno = true;
+        lp2p__put_be64(seq, v->seqno);
+        rm->has_from = rm->has_seqno = true;
+        rm->from.p = v->from.bytes, rm->from.n = v->from.len;
+        rm->seqno.p = seq, rm->seqno.n = 8;
+    }
+    int rc = LP2P_OK;
+    if (rm->has_from) {
+        rc = lp2p__buf_append(ps->ctx, raw, LP2P__PS_SIGN_PREFIX, strlen(LP2P__PS_SIGN_PREFIX));
+        if (!rc) rc = lp2p__ps_encode_unsigned(ps->ctx, raw, rm);
+        if (!rc) lp2p__identity_sign(&ps->h->identity, raw->p, raw->len, sig);
+        if (!rc) rc = lp2p__pb_put_bytes(ps->ctx, raw, 5, sig, sizeof sig);
+        if (!rc) lp2p__buf_consume(raw, strlen(LP2P__PS_SIGN_PREFIX));
+    } else {
+        rc = lp2p__ps_encode_unsigned(ps->ctx, raw, rm);
+    }
+    return rc ? rc : lp2p__ps_msg_parse(raw->p, raw->len, rm); /* slices into raw from here */
+}
+
+LP2P_API int lp2p_pubsub_publish(lp2p_pubsub *ps, const char *topic, const void *data, size_t len) {
+    uint8_t id[LP2P_PUBSUB_MSG_ID_MAX];
+    lp2p__ps_topic *t;
+    lp2p__ps_rpc_msg rm;
+    lp2p_pubsub_message v;
+    lp2p__buf raw = {0, 0, 0};
+    if (!data && len) return LP2P_ERR_INVALID;
+    int rc = lp2p__ps_topic_arg(ps, topic, true, &t);
+    if (rc) return rc;
+    if (len + t->name_len + 256 > (size_t)ps->cfg.max_rpc_size) rc = LP2P_ERR_MSGSIZE;
+    if (!rc) rc = lp2p__ps_build_own(ps, t, data, len, &raw, &rm, &v);
+    ptrdiff_t idn = rc ? rc : lp2p__ps_msg_id(ps, &v, id);
+    if (idn < 0) rc = (int)idn;
+    if (!rc) v.id = id, v.id_len = (size_t)idn;
+    if (!rc && lp2p__ps_validate(ps, t, &v) != LP2P_PUBSUB_ACCEPT) rc = LP2P_ERR_INVALID;
+    lp2p__ps_msg *m = rc ? NULL : lp2p__ps_msg_new(ps, &rm, &v, id, (size_t)idn);
+    lp2p__buf_free(ps->ctx, &raw);
+    if (!m) {
+        lp2p__ps_topic_maybe_free(ps, t);
+        return rc ? rc : LP2P_ERR_NOMEM;
+    }
+    ps->stats.published++;
+    lp2p__ps_idset_entry *e = lp2p__ps_idset_add(ps->ctx, &ps->seen, m->digest, lp2p_now() + ps->cfg.seen_ttl_ms, NULL);
+    if (e) e->status = LP2P__PS_SEEN_VALID, e->aux = lp2p_now();
+    if (!ps->cfg.floodsub) lp2p__gs_mcache_put(ps, m);
+    if (!ps->cfg.no_self_delivery) lp2p__ps_deliver(ps, t, m);
+    int n = lp2p__gs_forward(ps, t, m, NULL, true);
+    lp2p__ps_msg_unref(m);
+    lp2p__ps_topic_maybe_free(ps, t);
+    return n;
+}
+
+static int lp2p__ps_copy_ids(lp2p__ps_peer *const *v, int n, lp2p_peer_id *out, int max) {
+    for (int i = 0; i < n && i < max && out; i++) out[i] = v[i]->id;
+    return n;
+}
+
+LP2P_API int lp2p_pubsub_topic_peers(lp2p_pubsub *ps, const char *topic, lp2p_peer_id *out, int max) {
+    lp2p__ps_topic *t = NULL;
+    if (!ps) return 0;
+    if (topic && (lp2p__ps_topic_arg(ps, topic, false, &t) || !t)) return 0;
+    int n = 0;
+    for (lp2p__ps_peer *p = ps->peers; p; p = p->next) {
+        if (t ? !lp2p__ps_peer_in_topic(p, t) : !lp2p__ps_peer_active(p)) continue;
+        if (out && n < max) out[n] = p->id;
+        n++;
+    }
+    return n;
+}
+
+LP2P_API int lp2p_pubsub_mesh_peers(lp2p_pubsub *ps, const char *topic, lp2p_peer_id *out, int max) {
+    lp2p__ps_topic *t = NULL;
+    if (!ps || lp2p__ps_topic_arg(ps, topic, false, &t) || !t) return 0;
+    return lp2p__ps_copy_ids(t->mesh, t->n_mesh, out, max);
+}
+
+LP2P_API int lp2p_pubsub_set_validator(lp2p_pubsub *ps, const char *topic, lp2p_pubsub_validator_fn fn, void *user) {
+    lp2p__ps_topic *t;
+    int rc = lp2p__ps_topic_arg(ps, topic, fn != NULL, &t);
+    if (rc || !t) return rc;
+    t->validator = fn, t->validator_user = user;
+    lp2p__ps_topic_maybe_free(ps, t);
+    return LP2P_OK;
+}
+
+LP2P_API int lp2p_pubsub_set_topic_score_params(lp2p_pubsub *ps, const char *topic,
+                                                const lp2p_pubsub_topic_score_params *params) {
+    lp2p__ps_topic *t;
+    if (params && lp2p__score_check_topic_params(params)) return LP2P_ERR_INVALID;
+    int rc = lp2p__ps_topic_arg(ps, topic, params != NULL, &t);
+    if (rc || !t) return rc;
+    if (!params) {
+        lp2p__free(ps->ctx, t->score, sizeof *t->score), t->score = NULL;
+        lp2p__ps_topic_maybe_free(ps, t);
+        return LP2P_OK;
+    }
+    if (!t->score && !(t->score = (lp2p_pubsub_topic_score_params *)lp2p__alloc(ps->ctx, sizeof *t->score)))
+        return LP2P_ERR_NOMEM;
+    *t->score = *params;
+    return LP2P_OK;
+}
+
+LP2P_API int lp2p_pubsub_peer_score(lp2p_pubsub *ps, const lp2p_peer_id *peer, double *score) {
+    if (!ps || !peer || !score) return LP2P_ERR_INVALID;
+    return lp2p__score_lookup(ps, peer, score);
+}
+
+LP2P_API void lp2p_pubsub_get_stats(lp2p_pubsub *ps, lp2p_pubsub_stats *out) {
+    if (ps && out) *out = ps->stats;
+}
+/*==================== end src/pubsub.c ====================*/
+/*==================== begin src/gossipsub.c ====================*/
+/* gossipsub.c - L7: the gossipsub router on top of pubsub.c: topic meshes (GRAFT/PRUNE with
+ * backoff, peer exchange), fanout, gossip (IHAVE/IWANT from the message cache, promises),
+ * IDONTWANT (v1.2), flood publishing, opportunistic grafting, explicit peers and the heartbeat.
+ * Peers that speak only /floodsub/1.0.0 get every message of their topics.
+ *
+ * Spec: libp2p/specs pubsub/gossipsub/gossipsub-v1.0.md (mesh, gossip, heartbeat),
+ * gossipsub-v1.1.md (backoff, PX, flood publishing, outbound quota, adaptive gossip, spam
+ * protection), gossipsub-v1.2.md (IDONTWANT). Behaviour and defaults follow go-libp2p-pubsub
+ * (gossipsub.go), the reference the spec grew from.
+ * Control RPCs we send stay under 56 KiB each (IHAVE lists are split): rust peers drop RPCs
+ * above 64 KiB.
+ * Depends on: pubsub.h, pubsub.c, pubsub_score.c. */
+// (amalgamated) #include "pubsub.h"
+
+#include <pb_decode.h>
+#include <stdlib.h>
+
+#define LP2P__GS_CTL_FLUSH (56 << 10)
+#define LP2P__GS_IHAVE_CHUNK 1000   /* message IDs per IHAVE entry */
+#define LP2P__GS_MAX_PROMISES 20000
+#define LP2P__GS_DIRECT_TICKS 300   /* explicit peers are re-dialed every 300 heartbeats (go) */
+#define LP2P__GS_MAX_BACKOFF_S (24 * 3600)
+
+/* ---- small helpers ------------------------------------------------------------------------------- */
+static uint64_t lp2p__gs_rand(lp2p_pubsub *ps) {
+    uint64_t x = ps->rng;
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    return ps->rng = x;
+}
+
+static void lp2p__gs_shuffle(lp2p_pubsub *ps, void **v, int n) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(lp2p__gs_rand(ps) % (uint64_t)(i + 1));
+        void *t = v[i];
+        v[i] = v[j], v[j] = t;
+    }
+}
+
+static bool lp2p__gs_arr_has(lp2p__ps_peer *const *v, int n, const lp2p__ps_peer *p) {
+    for (int i = 0; i < n; i++)
+        if (v[i] == p) return true;
+    return false;
+}
+
+static bool lp2p__gs_arr_add(lp2p_pubsub *ps, lp2p__ps_peer ***v, int *n, int *cap, lp2p__ps_peer *p) {
+    if (lp2p__gs_arr_has(*v, *n, p)) return true;
+    if (*n == *cap) {
+        int ncap = *cap ? *cap * 2 : 8;
+        void *np = lp2p__realloc(ps->ctx, *v, sizeof **v * (size_t)*cap, sizeof **v * (size_t)ncap);
+        if (!np) return false;
+        *v = (lp2p__ps_peer **)np, *cap = ncap;
+    }
+    (*v)[(*n)++] = p;
+    return true;
+}
+
+static bool lp2p__gs_arr_del(lp2p__ps_peer **v, int *n, const lp2p__ps_peer *p) {
+    for (int i = 0; i < *n; i++)
+        if (v[i] == p) {
+            v[i] = v[--*n];
+            return true;
+        }
+    return false;
+}
+
+LP2P__PRIV bool lp2p__gs_in_mesh(const lp2p__ps_topic *t, const lp2p__ps_peer *p) {
+    return lp2p__gs_arr_has(t->mesh, t->n_mesh, p);
+}
+
+static bool lp2p__gs_speaks_mesh(const lp2p__ps_peer *p) {
+    return lp2p__ps_peer_active(p) && p->proto >= LP2P__PS_PROTO_MESH10;
+}
+
+/* ---- backoff -------------------------------------------------------------------------------------- */
+static lp2p__ps_backoff *lp2p__gs_backoff_find(lp2p__ps_topic *t, const lp2p__ps_peer *p) {
+    for (int i = 0; i < t->n_backoff; i++)
+        if (lp2p_peer_id_eq(&t->backoff[i].peer, &p->id)) return &t->backoff[i];
+    return NULL;
+}
+
+static bool lp2p__gs_in_backoff(lp2p__ps_topic *t, const lp2p__ps_peer *p, int64_t now) {
+    lp2p__ps_backoff *b = lp2p__gs_backoff_find(t, p);
+    return b && b->until > now;
+}
+
+static void lp2p__gs_add_backoff(lp2p_pubsub *ps, lp2p__ps_topic *t, const lp2p__ps_peer *p, int64_t ms) {
+    int64_t until = lp2p_now() + ms;
+    lp2p__ps_backoff *b = lp2p__gs_backoff_find(t, p);
+    if (b) {
+        if (b->until < until) b->until = until;
+        return;
+    }
+    if (t->n_backoff == t->cap_backoff) {
+        int ncap = t->cap_backoff ? t->cap_backoff * 2 : 8;
+        void *np = lp2p__realloc(ps->ctx, t->backoff, sizeof *t->backoff * (size_t)t->cap_backoff,
+                                 sizeof *t->backoff * (size_t)ncap);
+        if (!np) return;
+        t->backoff = (lp2p__ps_backoff *)np, t->cap_backoff = ncap;
+    }
+    t->backoff[t->n_backoff].peer = p->id;
+    t->backoff[t->n_backoff++].until = until;
+}
+
+static void lp2p__gs_expire_backoff(lp2p__ps_topic *t, int64_t now) {
+    for (int i = 0; i < t->n_backoff;)
+        if (t->backoff[i].until <= now) t->backoff[i] = t->backoff[--t->n_backoff];
+        else i++;
+}
+
+/* ---- control RPCs we send -------------------------------------------------------------------------- */
+typedef struct lp2p__gs_out {
+    lp2p__ps_peer *p;
+    lp2p__buf ctl; /* ControlMessage body */
+} lp2p__gs_out;
+
+static void lp2p__gs_flush(lp2p_pubsub *ps, lp2p__gs_out *o) {
+    lp2p__buf rpc = {0, 0, 0};
+    if (o->ctl.len && lp2p__pb_put_bytes(ps->ctx, &rpc, 3, o->ctl.p, o->ctl.len) == LP2P_OK)
+        lp2p__ps_send(o->p, rpc.p, rpc.len, true, false);
+    lp2p__buf_free(ps->ctx, &rpc);
+    o->ctl.len = 0;
+}
+
+/* Append one ControlMessage entry (field = 1 IHAVE, 2 IWANT, 3 GRAFT, 4 PRUNE, 5 IDONTWANT). */
+static void lp2p__gs_put(lp2p_pubsub *ps, lp2p__gs_out *o, uint32_t field, const lp2p__buf *entry) {
+    if (o->ctl.len && o->ctl.len + entry->len + 16 > LP2P__GS_CTL_FLUSH) lp2p__gs_flush(ps, o);
+    lp2p__pb_put_bytes(ps->ctx, &o->ctl, field, entry->p, entry->len);
+}
+
+static void lp2p__gs_put_topic_entry(lp2p_pubsub *ps, lp2p__gs_out *o, uint32_t field, const lp2p__ps_topic *t) {
+    lp2p__buf e = {0, 0, 0};
+    if (lp2p__pb_put_bytes(ps->ctx, &e, 1, t->name, t->name_len) == LP2P_OK) lp2p__gs_put(ps, o, field, &e);
+    lp2p__buf_free(ps->ctx, &e);
+}
+
+/* IHAVE (topic) / IWANT / IDONTWANT (topic NULL) with ids, split in chunks. */
+static void lp2p__gs_put_ids(lp2p_pubsub *ps, lp2p__gs_out *o, uint32_t field, const lp2p__ps_topic *t,
+                             const lp2p__ps_slice *ids, int n) {
+    lp2p__buf e = {0, 0, 0};
+    uint32_t id_field = t ? 2 : 1;
+    for (int i = 0; i < n;) {
+        e.len = 0;
+        if (t) lp2p__pb_put_bytes(ps->ctx, &e, 1, t->name, t->name_len);
+        for (int k = 0; i < n && k < LP2P__GS_IHAVE_CHUNK && e.len < LP2P__GS_CTL_FLUSH / 2; k++, i++)
+            lp2p__pb_put_bytes(ps->ctx, &e, id_field, ids[i].p, ids[i].n);
+        lp2p__gs_put(ps, o, field, &e);
+    }
+    lp2p__buf_free(ps->ctx, &e);
+}
+
+/* PRUNE with backoff (v1.1 peers) and peer exchange: up to prune_peers other topic peers
+ * scoring >= 0, with the signed peer records we hold (go makePrune). */
+static void lp2p__gs_put_prune(lp2p_pubsub *ps, lp2p__gs_out *o, lp2p__ps_topic *t, bool px, bool unsubscribe) {
+    lp2p__buf e = {0, 0, 0}, pi = {0, 0, 0};
+    lp2p__ps_peer *p = o->p;
+    lp2p__pb_put_bytes(ps->ctx, &e, 1, t->name, t->name_len);
+    if (p->proto >= LP2P__PS_PROTO_MESH11) {
+        if (px && !ps->cfg.no_px && ps->cfg.prune_peers > 0) {
+            lp2p__ps_peer **cand = (lp2p__ps_peer **)lp2p__alloc(ps->ctx, sizeof *cand * (size_t)(ps->n_peers + 1));
+            int n = 0;
+            for (lp2p__ps_peer *x = ps->peers; cand && x; x = x->next)
+                if (x != p && lp2p__ps_peer_in_topic(x, t) && lp2p__score(ps, x) >= 0) cand[n++] = x;
+            if (cand) lp2p__gs_shuffle(ps, (void **)cand, n);
+            for (int i = 0; cand && i < n && i < ps->cfg.prune_peers; i++) {
+                lp2p__peer *rec = lp2p__peerstore_get(ps->h, &cand[i]->id, false);
+                pi.len = 0;
+                lp2p__pb_put_bytes(ps->ctx, &pi, 1, cand[i]->id.bytes, cand[i]->id.len);
+                if (rec && rec->record_len) lp2p__pb_put_bytes(ps->ctx, &pi, 2, rec->record, rec->record_len);
+                lp2p__pb_put_bytes(ps->ctx, &e, 2, pi.p, pi.len);
+            }
+            lp2p__free(ps->ctx, cand, sizeof *cand * (size_t)(ps->n_peers + 1));
+        }
+        int ms = unsubscribe ? ps->cfg.unsubscribe_backoff_ms : ps->cfg.prune_backoff_ms;
+        lp2p__pb_put_varint(ps->ctx, &e, 3, (uint64_t)(ms + 999) / 1000);
+    }
+    lp2p__gs_put(ps, o, 4, &e);
+    ps->stats.prune_out++;
+    lp2p__buf_free(ps->ctx, &e);
+    lp2p__buf_free(ps->ctx, &pi);
+}
+
+/* ---- mesh membership --------------------------------------------------------------------------------- */
+static void lp2p__gs_graft(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__gs_out *o) {
+    if (!lp2p__gs_arr_add(ps, &t->mesh, &t->n_mesh, &t->cap_mesh, o->p)) return;
+    lp2p__score_graft(ps, o->p, t);
+    lp2p__gs_put_topic_entry(ps, o, 3, t);
+    ps->stats.graft_out++;
+}
+
+static void lp2p__gs_prune(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__gs_out *o, bool px, bool unsubscribe) {
+    if (lp2p__gs_arr_del(t->mesh, &t->n_mesh, o->p)) lp2p__score_prune(ps, o->p, t);
+    lp2p__gs_add_backoff(ps, t, o->p, unsubscribe ? ps->cfg.unsubscribe_backoff_ms : ps->cfg.prune_backoff_ms);
+    lp2p__gs_put_prune(ps, o, t, px, unsubscribe);
+}
+
+/* Peers of topic t passing filter, shuffled, into a fresh array (*n of them). */
+typedef bool (*lp2p__gs_filter)(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__ps_peer *p, void *arg);
+
+static lp2p__ps_peer **lp2p__gs_select(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__gs_filter f, void *arg, int *n) {
+    lp2p__ps_peer **v = (lp2p__ps_peer **)lp2p__alloc(ps->ctx, sizeof *v * (size_t)(ps->n_peers + 1));
+    *n = 0;
+    if (!v) return NULL;
+    for (lp2p__ps_peer *p = ps->peers; p; p = p->next)
+        if (lp2p__gs_speaks_mesh(p) && lp2p__ps_peer_in_topic(p, t) && !p->direct && f(ps, t, p, arg)) v[(*n)++] = p;
+    lp2p__gs_shuffle(ps, (void **)v, *n);
+    return v;
+}
+
+static void lp2p__gs_select_free(lp2p_pubsub *ps, lp2p__ps_peer **v) {
+    lp2p__free(ps->ctx, v, sizeof *v * (size_t)(ps->n_peers + 1));
+}
+
+/* Graft candidates: not in the mesh, not backing off, score >= 0 (arg: only outbound if non-NULL,
+ * or score above *(double *)arg for opportunistic grafting, see the callers). */
+static bool lp2p__gs_can_graft(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__ps_peer *p, void *arg) {
+    (void)arg;
+    return !lp2p__gs_in_mesh(t, p) && !lp2p__gs_in_backoff(t, p, lp2p_now()) && lp2p__score(ps, p) >= 0;
+}
+static bool lp2p__gs_can_graft_out(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__ps_peer *p, void *arg) {
+    return p->outbound && lp2p__gs_can_graft(ps, t, p, arg);
+}
+static bool lp2p__gs_can_graft_above(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__ps_peer *p, void *arg) {
+    return lp2p__gs_can_graft(ps, t, p, arg) && lp2p__score(ps, p) > *(double *)arg;
+}
+static bool lp2p__gs_fanout_ok(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__ps_peer *p, void *arg) {
+    (void)arg;
+    return !lp2p__gs_arr_has(t->fanout, t->n_fanout, p) && lp2p__score(ps, p) >= ps->th.publish;
+}
+static bool lp2p__gs_gossip_ok(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__ps_peer *p, void *arg) {
+    (void)arg;
+    return !lp2p__gs_in_mesh(t, p) && !lp2p__gs_arr_has(t->fanout, t->n_fanout, p) && lp2p__score(ps, p) >= ps->th.gossip;
+}
+
+/* ---- joining and leaving topics --------------------------------------------------------------------- */
+LP2P__PRIV void lp2p__gs_join(lp2p_pubsub *ps, lp2p__ps_topic *t) {
+    int64_t now = lp2p_now();
+    lp2p__ps_peer **grafted = (lp2p__ps_peer **)lp2p__alloc(ps->ctx, sizeof *grafted * (size_t)(ps->n_peers + 1));
+    int ng = 0, n = 0;
+    if (!grafted) return;
+    for (int i = 0; i < t->n_fanout; i++) { /* the fanout becomes the mesh (go Join) */
+        lp2p__ps_peer *p = t->fanout[i];
+        if (ng < ps->cfg.d && lp2p__score(ps, p) >= 0 && !lp2p__gs_in_backoff(t, p, now)) grafted[ng++] = p;
+    }
+    t->n_fanout = 0, t->fanout_last_pub = 0;
+    lp2p__ps_peer **v = lp2p__gs_select(ps, t, lp2p__gs_can_graft, NULL, &n);
+    for (int i = 0; v && i < n && ng < ps->cfg.d; i++)
+        if (!lp2p__gs_arr_has(grafted, ng, v[i])) grafted[ng++] = v[i];
+    lp2p__gs_select_free(ps, v);
+    for (int i = 0; i < ng; i++) {
+        lp2p__gs_out o = {grafted[i], {0, 0, 0}};
+        lp2p__gs_graft(ps, t, &o);
+        lp2p__gs_flush(ps, &o);
+        lp2p__buf_free(ps->ctx, &o.ctl);
+    }
+    lp2p__free(ps->ctx, grafted, sizeof *grafted * (size_t)(ps->n_peers + 1));
+}
+
+LP2P__PRIV void lp2p__gs_leave(lp2p_pubsub *ps, lp2p__ps_topic *t) {
+    while (t->n_mesh) {
+        lp2p__gs_out o = {t->mesh[t->n_mesh - 1], {0, 0, 0}};
+        lp2p__gs_prune(ps, t, &o, true, true);
+        lp2p__gs_flush(ps, &o);
+        lp2p__buf_free(ps->ctx, &o.ctl);
+    }
+}
+
+LP2P__PRIV void lp2p__gs_peer_added(lp2p_pubsub *ps, lp2p__ps_peer *p) { (void)ps, (void)p; }
+
+LP2P__PRIV void lp2p__gs_peer_removed(lp2p_pubsub *ps, lp2p__ps_peer *p) {
+    for (lp2p__ps_topic *t = ps->topics; t; t = t->next) {
+        if (lp2p__gs_arr_del(t->mesh, &t->n_mesh, p)) lp2p__score_prune(ps, p, t);
+        lp2p__gs_arr_del(t->fanout, &t->n_fanout, p);
+    }
+}
+
+LP2P__PRIV void lp2p__gs_peer_unsubscribed(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__ps_topic *t) {
+    if (lp2p__gs_arr_del(t->mesh, &t->n_mesh, p)) lp2p__score_prune(ps, p, t);
+    lp2p__gs_arr_del(t->fanout, &t->n_fanout, p);
+}
+
+/* ---- message cache ---------------------------------------------------------------------------------- */
+LP2P__PRIV void lp2p__gs_mcache_put(lp2p_pubsub *ps, lp2p__ps_msg *m) {
+    lp2p__ps_mcache *c = &ps->mcache;
+    bool fresh;
+    if (c->n[0] == c->cap[0]) {
+        int ncap = c->cap[0] ? c->cap[0] * 2 : 64;
+        void *np = lp2p__realloc(ps->ctx, c->win[0], sizeof *c->win[0] * (size_t)c->cap[0], sizeof *c->win[0] * (size_t)ncap);
+        if (!np) return;
+        c->win[0] = (lp2p__ps_msg **)np, c->cap[0] = ncap;
+    }
+    lp2p__ps_idset_entry *e = lp2p__ps_idset_add(ps->ctx, &c->index, m->digest, 0, &fresh);
+    if (!e || !fresh) return;
+    e->aux = (int64_t)(intptr_t)m;
+    m->refs++;
+    c->win[0][c->n[0]++] = m;
+}
+
+static lp2p__ps_msg *lp2p__gs_mcache_get(lp2p_pubsub *ps, const uint8_t d[LP2P__PS_DIGEST]) {
+    lp2p__ps_idset_entry *e = lp2p__ps_idset_find(&ps->mcache.index, d);
+    return e ? (lp2p__ps_msg *)(intptr_t)e->aux : NULL;
+}
+
+static void lp2p__gs_mcache_shift(lp2p_pubsub *ps) {
+    lp2p__ps_mcache *c = &ps->mcache;
+    int last = c->len - 1;
+    for (int i = 0; i < c->n[last]; i++) {
+        lp2p__ps_idset_del(&c->index, c->win[last][i]->digest);
+        lp2p__ps_msg_unref(c->win[last][i]);
+    }
+    lp2p__ps_msg **w = c->win[last];
+    int cap = c->cap[last];
+    for (int i = last; i > 0; i--) c->win[i] = c->win[i - 1], c->n[i] = c->n[i - 1], c->cap[i] = c->cap[i - 1];
+    c->win[0] = w, c->n[0] = 0, c->cap[0] = cap;
+    lp2p__ps_idset_expire(&c->index, -1); /* pops the tombstones at the front of the FIFO */
+}
+
+/* IWANT: the message for peer p, unless it asked for it too often (gossip_retransmission). */
+static lp2p__ps_msg *lp2p__gs_mcache_for_peer(lp2p_pubsub *ps, const uint8_t d[LP2P__PS_DIGEST], lp2p__ps_peer *p) {
+    lp2p__ps_msg *m = lp2p__gs_mcache_get(ps, d);
+    if (!m) return NULL;
+    for (int i = 0; i < m->n_tx; i++)
+        if (m->tx[i].peer == p) return ++m->tx[i].count > ps->cfg.gossip_retransmission ? NULL : m;
+    if (m->n_tx == (int)LP2P__COUNT(m->tx)) return NULL;
+    m->tx[m->n_tx].peer = p, m->tx[m->n_tx++].count = 1;
+    return m;
+}
+
+/* ---- gossip promises (v1.1: a peer that IHAVEs must deliver what we IWANT) --------------------------- */
+static void lp2p__gs_promise_add(lp2p_pubsub *ps, lp2p__ps_peer *p, const uint8_t d[LP2P__PS_DIGEST]) {
+    if (ps->n_promises >= LP2P__GS_MAX_PROMISES) return;
+    if (ps->n_promises == ps->cap_promises) {
+        int ncap = ps->cap_promises ? ps->cap_promises * 2 : 64;
+        void *np = lp2p__realloc(ps->ctx, ps->promises, sizeof *ps->promises * (size_t)ps->cap_promises,
+                                 sizeof *ps->promises * (size_t)ncap);
+        if (!np) return;
+        ps->promises = (lp2p__ps_promise *)np, ps->cap_promises = ncap;
+    }
+    lp2p__ps_promise *x = &ps->promises[ps->n_promises++];
+    memcpy(x->d, d, LP2P__PS_DIGEST);
+    x->peer = p->id;
+    x->expires = lp2p_now() + ps->cfg.iwant_followup_ms;
+}
+
+LP2P__PRIV void lp2p__gs_promise_kept(lp2p_pubsub *ps, const uint8_t d[LP2P__PS_DIGEST]) {
+    for (int i = 0; i < ps->n_promises;)
+        if (memcmp(ps->promises[i].d, d, LP2P__PS_DIGEST) == 0) ps->promises[i] = ps->promises[--ps->n_promises];
+        else i++;
+}
+
+static void lp2p__gs_promises_check(lp2p_pubsub *ps, int64_t now) {
+    for (int i = 0; i < ps->n_promises;) {
+        lp2p__ps_promise *x = &ps->promises[i];
+        if (x->expires > now) {
+            i++;
+            continue;
+        }
+        lp2p__ps_peer *p = lp2p__ps_peer_find(ps, &x->peer);
+        if (p) {
+            char id[LP2P_PEER_ID_STRLEN];
+            lp2p_peer_id_str(&p->id, id, sizeof id);
+            LP2P__INFO(ps->ctx, "pubsub: %s did not deliver a message it advertised (IWANT promise broken)", id);
+            lp2p__score_penalty(ps, p, 1);
+        }
+        *x = ps->promises[--ps->n_promises];
+    }
+}
+
+/* ---- incoming control --------------------------------------------------------------------------------- */
+static lp2p__ps_topic *lp2p__gs_ctl_topic(lp2p_pubsub *ps, const lp2p__ps_rpc_ctl *c) {
+    lp2p__ps_topic *t = lp2p__ps_topic_get(ps, c->topic.p, c->topic.n, false);
+    return t && t->joined ? t : NULL;
+}
+
+static void lp2p__gs_handle_ihave(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p__ps_rpc *r, lp2p__gs_out *o) {
+    lp2p__ps_slice *want = NULL;
+    int n = 0, cap = 0;
+    uint8_t d[LP2P__PS_DIGEST];
+    for (int i = 0; i < r->n_ctl; i++) {
+        const lp2p__ps_rpc_ctl *c = &r->ctl[i];
+        if (c->kind != LP2P__PS_CTL_IHAVE) continue;
+        ps->stats.ihave_in++;
+        if (++p->ihave_in > ps->cfg.max_ihave_messages || p->iasked >= ps->cfg.max_ihave_length) {
+            LP2P__DEBUG(ps->ctx, "pubsub: IHAVE flood: max_ihave_messages/max_ihave_length reached, ignored");
+            continue;
+        }
+        if (!lp2p__gs_ctl_topic(ps, c)) continue;
+        for (int k = 0; k < c->n_ids && n < ps->cfg.max_ihave_length; k++) {
+            const lp2p__ps_slice *id = &r->ids[c->first_id + k];
+            lp2p__ps_digest(ps, id->p, id->n, d);
+            if (lp2p__ps_idset_find(&ps->seen, d)) continue;
+            bool dup = false;
+            for (int j = 0; j < n && !dup; j++) dup = want[j].n == id->n && !memcmp(want[j].p, id->p, id->n);
+            if (dup) continue;
+            if (n == cap) {
+                int ncap = cap ? cap * 2 : 16;
+                void *np = lp2p__realloc(ps->ctx, want, sizeof *want * (size_t)cap, sizeof *want * (size_t)ncap);
+                if (!np) break;
+                want = (lp2p__ps_slice *)np, cap = ncap;
+            }
+            want[n++] = *id;
+        }
+    }
+    int ask = LP2P__MIN(n, ps->cfg.max_ihave_length - p->iasked);
+    if (ask > 0) {
+        for (int a = 0; a < ask && n > ask; a++) { /* a random subset when we must cut */
+            int b = a + (int)(lp2p__gs_rand(ps) % (uint64_t)(n - a));
+            lp2p__ps_slice tmp = want[a];
+            want[a] = want[b], want[b] = tmp;
+        }
+        p->iasked += ask;
+        int pick = (int)(lp2p__gs_rand(ps) % (uint64_t)ask);
+        lp2p__ps_digest(ps, want[pick].p, want[pick].n, d);
+        lp2p__gs_promise_add(ps, p, d); /* go tracks one random ID per IWANT */
+        lp2p__gs_put_ids(ps, o, 2, NULL, want, ask);
+        ps->stats.iwant_out++;
+    }
+    lp2p__free(ps->ctx, want, sizeof *want * (size_t)cap);
+}
+
+static void lp2p__gs_handle_iwant(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p__ps_rpc *r) {
+    uint8_t d[LP2P__PS_DIGEST];
+    for (int i = 0; i < r->n_ctl; i++) {
+        const lp2p__ps_rpc_ctl *c = &r->ctl[i];
+        if (c->kind != LP2P__PS_CTL_IWANT) continue;
+        ps->stats.iwant_in++;
+        for (int k = 0; k < c->n_ids; k++) {
+            if (p->iwant_served >= ps->cfg.max_ihave_length) {
+                LP2P__DEBUG(ps->ctx, "pubsub: IWANT flood: more than max_ihave_length messages asked this heartbeat");
+                return;
+            }
+            lp2p__ps_digest(ps, r->ids[c->first_id + k].p, r->ids[c->first_id + k].n, d);
+            lp2p__ps_msg *m = lp2p__gs_mcache_for_peer(ps, d, p);
+            if (!m || lp2p__ps_idset_find(&p->dontwant, d)) continue;
+            p->iwant_served++;
+            if (lp2p__ps_send_msg(p, m) == LP2P_OK) ps->stats.iwant_served++;
+        }
+    }
+}
+
+/* GRAFT: join p to our mesh unless it must back off, scores below 0, or the mesh is full
+ * (go handleGraft); refusals answer PRUNE. */
+static void lp2p__gs_handle_graft(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p__ps_rpc *r, lp2p__gs_out *o) {
+    int64_t now = lp2p_now();
+    char id[LP2P_PEER_ID_STRLEN];
+    for (int i = 0; i < r->n_ctl; i++) {
+        const lp2p__ps_rpc_ctl *c = &r->ctl[i];
+        if (c->kind != LP2P__PS_CTL_GRAFT) continue;
+        ps->stats.graft_in++;
+        lp2p__ps_topic *t = lp2p__gs_ctl_topic(ps, c);
+        if (!t || lp2p__gs_in_mesh(t, p)) continue; /* unknown topics: ignored (spam hardening) */
+        bool px = true;
+        if (p->direct) {
+            lp2p_peer_id_str(&p->id, id, sizeof id);
+            LP2P__WARN(ps->ctx, LP2P_ERR_PROTOCOL, "pubsub: GRAFT from direct peer %s: refused", id);
+            lp2p__gs_prune(ps, t, o, false, false);
+            continue;
+        }
+        lp2p__ps_backoff *b = lp2p__gs_backoff_find(t, p);
+        if (b && b->until > now) {
+            lp2p_peer_id_str(&p->id, id, sizeof id);
+            LP2P__INFO(ps->ctx, "pubsub: GRAFT from %s on '%s' during its backoff: penalised", id, t->name);
+            lp2p__score_penalty(ps, p, 1);
+            /* a GRAFT right after our PRUNE is a flood: one more (go: GraftFloodThreshold) */
+            if (now < b->until - ps->cfg.prune_backoff_ms + ps->cfg.graft_flood_threshold_ms) lp2p__score_penalty(ps, p, 1);
+            lp2p__gs_prune(ps, t, o, false, false);
+            continue;
+        }
+        if (lp2p__score(ps, p) < 0) px = false;
+        if (!px || (t->n_mesh >= ps->cfg.d_hi && !p->outbound)) {
+            lp2p__gs_prune(ps, t, o, px, false);
+            continue;
+        }
+        if (lp2p__gs_arr_add(ps, &t->mesh, &t->n_mesh, &t->cap_mesh, p)) lp2p__score_graft(ps, p, t);
+    }
+}
+
+/* The peer record in a PX entry: verified, then its addresses go to the peerstore. */
+typedef struct lp2p__gs_rec {
+    lp2p_host *h;
+    lp2p_peer_id id;
+    uint8_t pid[64];
+    size_t pid_len;
+} lp2p__gs_rec;
+
+static bool lp2p__gs_rec_addr(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__gs_rec *r = (lp2p__gs_rec *)*arg;
+    lp2p__ma ma;
+    (void)f;
+    if (st->bytes_left <= LP2P__MA_MAX && lp2p__ma_from_bytes((const uint8_t *)st->state, st->bytes_left, &ma, NULL) == LP2P_OK &&
+        lp2p__ma_is_tcp(&ma))
+        lp2p__peerstore_add_addr(r->h, &r->id, &ma, 2 * 60 * 1000); /* go: TempAddrTTL */
+    return pb_read(st, NULL, st->bytes_left);
+}
+
+static bool lp2p__gs_rec_info(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p_pb_PeerRecord_AddressInfo ai;
+    (void)f;
+    ai.multiaddr.funcs.decode = lp2p__gs_rec_addr, ai.multiaddr.arg = *arg;
+    return pb_decode(st, lp2p_pb_PeerRecord_AddressInfo_fields, &ai);
+}
+
+static bool lp2p__gs_rec_pid(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__gs_rec *r = (lp2p__gs_rec *)*arg;
+    (void)f;
+    if (st->bytes_left > sizeof r->pid) return false;
+    r->pid_len = st->bytes_left;
+    return pb_read(st, r->pid, st->bytes_left);
+}
+
+static void lp2p__gs_px_record(lp2p_pubsub *ps, const lp2p_peer_id *peer, const lp2p__ps_slice *env) {
+    const uint8_t *payload;
+    size_t plen;
+    lp2p_peer_id signer, rid;
+    static const uint8_t type[2] = {0x03, 0x01};
+    if (lp2p__envelope_open(env->p, env->n, "libp2p-peer-record", type, 2, &payload, &plen, &signer) ||
+        !lp2p_peer_id_eq(&signer, peer))
+        return;
+    lp2p__gs_rec r;
+    lp2p_pb_PeerRecord m;
+    memset(&r, 0, sizeof r);
+    memset(&m, 0, sizeof m);
+    r.h = ps->h, r.id = *peer;
+    m.peer_id.funcs.decode = lp2p__gs_rec_pid, m.peer_id.arg = &r;
+    pb_istream_t st = pb_istream_from_buffer(payload, plen);
+    /* check the record's peer ID before its addresses land in the peerstore: decode twice */
+    if (!pb_decode(&st, lp2p_pb_PeerRecord_fields, &m) || lp2p__peer_id_from_bytes(r.pid, r.pid_len, &rid) ||
+        !lp2p_peer_id_eq(&rid, peer))
+        return;
+    memset(&m, 0, sizeof m);
+    m.addresses.funcs.decode = lp2p__gs_rec_info, m.addresses.arg = &r;
+    st = pb_istream_from_buffer(payload, plen);
+    if (!pb_decode(&st, lp2p_pb_PeerRecord_fields, &m)) return;
+}
+
+/* Peer exchange: connect to (at most prune_peers of) the peers a PRUNE offered (go pxConnect). */
+static void lp2p__gs_px_connect(lp2p_pubsub *ps, const lp2p__ps_rpc *r, const lp2p__ps_rpc_ctl *c) {
+    int limit = LP2P__MIN(c->n_px, ps->cfg.prune_peers);
+    for (int i = 0; i < limit; i++) {
+        const lp2p__ps_rpc_px *x = &r->px[c->first_px + i];
+        lp2p_peer_id id;
+        if (lp2p__peer_id_from_bytes(x->peer_id.p, x->peer_id.n, &id) != LP2P_OK) continue;
+        if (lp2p__swarm_find_conn(ps->h, &id) || lp2p_peer_id_eq(&id, &ps->h->identity.id)) continue;
+        if (x->record.n) lp2p__gs_px_record(ps, &id, &x->record);
+        lp2p__peer *known = lp2p__peerstore_get(ps->h, &id, false);
+        if (!known || !known->n_addrs) continue; /* nowhere to dial (go skips too) */
+        ps->stats.px_connects++;
+        lp2p__ps_connect_async(ps, &id);
+    }
+}
+
+static void lp2p__gs_handle_prune(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p__ps_rpc *r) {
+    for (int i = 0; i < r->n_ctl; i++) {
+        const lp2p__ps_rpc_ctl *c = &r->ctl[i];
+        if (c->kind != LP2P__PS_CTL_PRUNE) continue;
+        ps->stats.prune_in++;
+        lp2p__ps_topic *t = lp2p__gs_ctl_topic(ps, c);
+        if (!t) continue;
+        if (lp2p__gs_arr_del(t->mesh, &t->n_mesh, p)) lp2p__score_prune(ps, p, t);
+        uint64_t secs = c->has_backoff ? LP2P__MIN(c->backoff, (uint64_t)LP2P__GS_MAX_BACKOFF_S) : 0;
+        lp2p__gs_add_backoff(ps, t, p, secs ? (int64_t)secs * 1000 : ps->cfg.prune_backoff_ms);
+        if (c->n_px && !ps->cfg.no_px) {
+            if (lp2p__score(ps, p) < ps->th.accept_px) {
+                LP2P__DEBUG(ps->ctx, "pubsub: PRUNE with peer exchange from a peer scoring below accept_px: ignored");
+                continue;
+            }
+            lp2p__gs_px_connect(ps, r, c);
+        }
+    }
+}
+
+static void lp2p__gs_handle_idontwant(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p__ps_rpc *r) {
+    uint8_t d[LP2P__PS_DIGEST];
+    int total = 0;
+    bool counted = false;
+    for (int i = 0; i < r->n_ctl; i++) {
+        const lp2p__ps_rpc_ctl *c = &r->ctl[i];
+        if (c->kind != LP2P__PS_CTL_IDONTWANT) continue;
+        ps->stats.idontwant_in++;
+        if (!counted && ++p->idontwant_in > ps->cfg.max_idontwant_messages) {
+            LP2P__DEBUG(ps->ctx, "pubsub: IDONTWANT flood: max_idontwant_messages reached, ignored");
+            return;
+        }
+        counted = true;
+        for (int k = 0; k < c->n_ids && total < ps->cfg.max_idontwant_length; k++, total++) {
+            lp2p__ps_digest(ps, r->ids[c->first_id + k].p, r->ids[c->first_id + k].n, d);
+            lp2p__ps_idset_add(ps->ctx, &p->dontwant, d, (int64_t)ps->heartbeats + ps->cfg.idontwant_ttl, NULL);
+        }
+    }
+}
+
+LP2P__PRIV void lp2p__gs_handle_control(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p__ps_rpc *r) {
+    lp2p__gs_out o = {p, {0, 0, 0}};
+    bool gossip = lp2p__score(ps, p) >= ps->th.gossip; /* below: no gossip either way */
+    if (gossip) lp2p__gs_handle_ihave(ps, p, r, &o);
+    if (gossip) lp2p__gs_handle_iwant(ps, p, r);
+    lp2p__gs_handle_graft(ps, p, r, &o);
+    lp2p__gs_handle_prune(ps, p, r);
+    lp2p__gs_handle_idontwant(ps, p, r);
+    lp2p__gs_flush(ps, &o);
+    lp2p__buf_free(ps->ctx, &o.ctl);
+}
+
+/* ---- IDONTWANT (v1.2): tell the mesh at once that we have a large message ------------------------------- */
+LP2P__PRIV void lp2p__gs_preprocess(lp2p_pubsub *ps, lp2p__ps_peer *from, lp2p__ps_topic *t, const uint8_t *id,
+                                    size_t id_len, size_t data_len) {
+    if (ps->cfg.idontwant_threshold < 0 || data_len < (size_t)ps->cfg.idontwant_threshold) return;
+    lp2p__ps_slice s = {id, id_len};
+    for (int i = 0; i < t->n_mesh; i++) {
+        lp2p__ps_peer *p = t->mesh[i];
+        if (p == from || p->proto < LP2P__PS_PROTO_MESH12) continue;
+        lp2p__gs_out o = {p, {0, 0, 0}};
+        lp2p__gs_put_ids(ps, &o, 5, NULL, &s, 1);
+        lp2p__buf rpc = {0, 0, 0};
+        if (lp2p__pb_put_bytes(ps->ctx, &rpc, 3, o.ctl.p, o.ctl.len) == LP2P_OK &&
+            lp2p__ps_send(p, rpc.p, rpc.len, true, true) == LP2P_OK)
+            ps->stats.idontwant_out++;
+        lp2p__buf_free(ps->ctx, &rpc);
+        lp2p__buf_free(ps->ctx, &o.ctl);
+    }
+}
+
+/* ---- forwarding ------------------------------------------------------------------------------------------ */
+static bool lp2p__gs_skip(lp2p__ps_peer *p, const lp2p__ps_msg *m, const lp2p__ps_peer *from) {
+    return p == from || !lp2p__ps_peer_active(p) || (m->from.len && lp2p_peer_id_eq(&p->id, &m->from)) ||
+           lp2p__ps_idset_find(&p->dontwant, m->digest);
+}
+
+static int lp2p__gs_send_to(lp2p_pubsub *ps, lp2p__ps_peer **v, int n, const lp2p__ps_msg *m, const lp2p__ps_peer *from) {
+    int count = 0;
+    (void)ps;
+    for (int i = 0; i < n; i++)
+        if (!lp2p__gs_skip(v[i], m, from) && lp2p__ps_send_msg(v[i], m) == LP2P_OK) count++;
+    return count;
+}
+
+LP2P__PRIV int lp2p__gs_forward(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__ps_msg *m, lp2p__ps_peer *from, bool own) {
+    lp2p__ps_peer **v = (lp2p__ps_peer **)lp2p__alloc(ps->ctx, sizeof *v * (size_t)(ps->n_peers + 1));
+    int n = 0;
+    if (!v) return 0;
+    bool flood = ps->cfg.floodsub || (own && !ps->cfg.no_flood_publish);
+    for (lp2p__ps_peer *p = ps->peers; p; p = p->next) {
+        if (!lp2p__ps_peer_active(p) || !lp2p__ps_peer_in_topic(p, t)) continue;
+        bool floodsub_peer = p->proto == LP2P__PS_PROTO_FLOOD;
+        double score = ps->cfg.floodsub ? 0 : lp2p__score(ps, p);
+        if (p->direct || ((flood || floodsub_peer) && score >= ps->th.publish)) v[n++] = p;
+    }
+    if (!flood) {
+        if (t->joined) {
+            for (int i = 0; i < t->n_mesh; i++)
+                if (!lp2p__gs_arr_has(v, n, t->mesh[i])) v[n++] = t->mesh[i];
+        } else if (own) { /* publishing to a topic we did not join: the fanout */
+            if (!t->n_fanout) {
+                int k = 0;
+                lp2p__ps_peer **c = lp2p__gs_select(ps, t, lp2p__gs_fanout_ok, NULL, &k);
+                for (int i = 0; c && i < k && t->n_fanout < ps->cfg.d; i++)
+                    lp2p__gs_arr_add(ps, &t->fanout, &t->n_fanout, &t->cap_fanout, c[i]);
+                lp2p__gs_select_free(ps, c);
+            }
+            t->fanout_last_pub = lp2p_now();
+            for (int i = 0; i < t->n_fanout; i++)
+                if (!lp2p__gs_arr_has(v, n, t->fanout[i])) v[n++] = t->fanout[i];
+        }
+    }
+    int count = lp2p__gs_send_to(ps, v, n, m, from);
+    lp2p__free(ps->ctx, v, sizeof *v * (size_t)(ps->n_peers + 1));
+    return count;
+}
+
+/* ---- heartbeat -------------------------------------------------------------------------------------------- */
+typedef struct lp2p__gs_scored {
+    lp2p__ps_peer *p;
+    double score;
+} lp2p__gs_scored;
+
+static int lp2p__gs_by_score_desc(const void *a, const void *b) {
+    double x = ((const lp2p__gs_scored *)a)->score, y = ((const lp2p__gs_scored *)b)->score;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The heartbeat's control messages, one builder per peer (flushed at the end). */
+typedef struct lp2p__gs_hb {
+    lp2p__gs_out *out;
+    int n;
+} lp2p__gs_hb;
+
+static lp2p__gs_out *lp2p__gs_hb_out(lp2p__gs_hb *hb, lp2p__ps_peer *p) {
+    for (int i = 0; i < hb->n; i++)
+        if (hb->out[i].p == p) return &hb->out[i];
+    return NULL; /* every peer has a slot (allocated per heartbeat) */
+}
+
+/* Mesh larger than d_hi: keep the d_score best, fill up to d at random, keep d_out outbound
+ * peers among the d (go heartbeat), prune the rest with peer exchange. */
+static void lp2p__gs_trim_mesh(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__gs_hb *hb) {
+    int n = t->n_mesh, d = ps->cfg.d;
+    lp2p__gs_scored *v = (lp2p__gs_scored *)lp2p__alloc(ps->ctx, sizeof *v * (size_t)n);
+    if (!v) return;
+    lp2p__gs_shuffle(ps, (void **)t->mesh, n);
+    for (int i = 0; i < n; i++) v[i].p = t->mesh[i], v[i].score = lp2p__score(ps, t->mesh[i]);
+    qsort(v, (size_t)n, sizeof *v, lp2p__gs_by_score_desc);
+    for (int i = n - 1; i > ps->cfg.d_score; i--) { /* shuffle the tail after the best d_score */
+        int j = ps->cfg.d_score + (int)(lp2p__gs_rand(ps) % (uint64_t)(i - ps->cfg.d_score + 1));
+        lp2p__gs_scored tmp = v[i];
+        v[i] = v[j], v[j] = tmp;
+    }
+    int outbound = 0;
+    for (int i = 0; i < d; i++) outbound += v[i].p->outbound;
+    for (int i = d; i < n && outbound < ps->cfg.d_out; i++) { /* bubble outbound peers into the first d */
+        if (!v[i].p->outbound) continue;
+        for (int j = d - 1; j >= 0; j--)
+            if (!v[j].p->outbound) {
+                lp2p__gs_scored tmp = v[i];
+                v[i] = v[j], v[j] = tmp;
+                outbound++;
+                break;
+            }
+    }
+    for (int i = d; i < n; i++) lp2p__gs_prune(ps, t, lp2p__gs_hb_out(hb, v[i].p), true, false);
+    lp2p__free(ps->ctx, v, sizeof *v * (size_t)n);
+}
+
+static void lp2p__gs_graft_some(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__gs_hb *hb, lp2p__gs_filter f, void *arg, int want) {
+    int n = 0;
+    lp2p__ps_peer **v = lp2p__gs_select(ps, t, f, arg, &n);
+    for (int i = 0; v && i < n && want > 0; i++, want--) lp2p__gs_graft(ps, t, lp2p__gs_hb_out(hb, v[i]));
+    lp2p__gs_select_free(ps, v);
+}
+
+static double lp2p__gs_median_score(lp2p_pubsub *ps, lp2p__ps_topic *t) {
+    int n = t->n_mesh;
+    lp2p__gs_scored *v = (lp2p__gs_scored *)lp2p__alloc(ps->ctx, sizeof *v * (size_t)n);
+    if (!v) return 0;
+    for (int i = 0; i < n; i++) v[i].p = t->mesh[i], v[i].score = lp2p__score(ps, t->mesh[i]);
+    qsort(v, (size_t)n, sizeof *v, lp2p__gs_by_score_desc);
+    double med = n % 2 ? v[n / 2].score : (v[n / 2 - 1].score + v[n / 2].score) / 2;
+    lp2p__free(ps->ctx, v, sizeof *v * (size_t)n);
+    return med;
+}
+
+static void lp2p__gs_maintain_mesh(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__gs_hb *hb) {
+    for (int i = 0; i < t->n_mesh;) { /* negative scores leave (no peer exchange for them) */
+        lp2p__ps_peer *p = t->mesh[i];
+        if (!lp2p__ps_peer_active(p) || !lp2p__ps_peer_in_topic(p, t)) {
+            lp2p__gs_arr_del(t->mesh, &t->n_mesh, p);
+            lp2p__score_prune(ps, p, t);
+        } else if (lp2p__score(ps, p) < 0) {
+            lp2p__gs_prune(ps, t, lp2p__gs_hb_out(hb, p), false, false);
+        } else {
+            i++;
+        }
+    }
+    if (t->n_mesh < ps->cfg.d_lo) lp2p__gs_graft_some(ps, t, hb, lp2p__gs_can_graft, NULL, ps->cfg.d - t->n_mesh);
+    if (t->n_mesh > ps->cfg.d_hi) lp2p__gs_trim_mesh(ps, t, hb);
+    if (t->n_mesh >= ps->cfg.d_lo && ps->cfg.d_out) { /* keep the outbound quota */
+        int outbound = 0;
+        for (int i = 0; i < t->n_mesh; i++) outbound += t->mesh[i]->outbound;
+        if (outbound < ps->cfg.d_out) lp2p__gs_graft_some(ps, t, hb, lp2p__gs_can_graft_out, NULL, ps->cfg.d_out - outbound);
+    }
+    if (ps->heartbeats % (uint64_t)ps->cfg.opportunistic_graft_ticks == 0 && t->n_mesh > 1 && !ps->cfg.no_scoring) {
+        double med = lp2p__gs_median_score(ps, t);
+        if (med < ps->th.opportunistic_graft)
+            lp2p__gs_graft_some(ps, t, hb, lp2p__gs_can_graft_above, &med, ps->cfg.opportunistic_graft_peers);
+    }
+}
+
+static void lp2p__gs_maintain_fanout(lp2p_pubsub *ps, lp2p__ps_topic *t, int64_t now) {
+    if (!t->fanout_last_pub) return;
+    if (t->fanout_last_pub + ps->cfg.fanout_ttl_ms < now) {
+        t->n_fanout = 0, t->fanout_last_pub = 0;
+        return;
+    }
+    for (int i = 0; i < t->n_fanout;) {
+        lp2p__ps_peer *p = t->fanout[i];
+        if (!lp2p__ps_peer_active(p) || !lp2p__ps_peer_in_topic(p, t) || lp2p__score(ps, p) < ps->th.publish)
+            t->fanout[i] = t->fanout[--t->n_fanout];
+        else
+            i++;
+    }
+    if (t->n_fanout < ps->cfg.d) {
+        int n = 0;
+        lp2p__ps_peer **v = lp2p__gs_select(ps, t, lp2p__gs_fanout_ok, NULL, &n);
+        for (int i = 0; v && i < n && t->n_fanout < ps->cfg.d; i++)
+            lp2p__gs_arr_add(ps, &t->fanout, &t->n_fanout, &t->cap_fanout, v[i]);
+        lp2p__gs_select_free(ps, v);
+    }
+}
+
+/* IHAVE the topic's recent message IDs to max(d_lazy, gossip_factor x eligible) non-mesh peers. */
+static void lp2p__gs_emit_gossip(lp2p_pubsub *ps, lp2p__ps_topic *t, lp2p__gs_hb *hb) {
+    lp2p__ps_mcache *c = &ps->mcache;
+    lp2p__ps_slice *ids = NULL;
+    int n = 0, cap = 0;
+    for (int w = 0; w < ps->cfg.history_gossip && w < c->len; w++)
+        for (int i = 0; i < c->n[w]; i++) {
+            lp2p__ps_msg *m = c->win[w][i];
+            if (m->topic_len != t->name_len || memcmp(m->topic, t->name, t->name_len)) continue;
+            if (n == cap) {
+                int ncap = cap ? cap * 2 : 64;
+                void *np = lp2p__realloc(ps->ctx, ids, sizeof *ids * (size_t)cap, sizeof *ids * (size_t)ncap);
+                if (!np) goto done;
+                ids = (lp2p__ps_slice *)np, cap = ncap;
+            }
+            ids[n].p = m->id, ids[n++].n = m->id_len;
+        }
+    if (!n) goto done;
+    int k = 0;
+    lp2p__ps_peer **v = lp2p__gs_select(ps, t, lp2p__gs_gossip_ok, NULL, &k);
+    int target = LP2P__MAX(ps->cfg.d_lazy, (int)(ps->cfg.gossip_factor * k));
+    for (int i = 0; v && i < k && i < target; i++) {
+        int m = n;
+        if (m > ps->cfg.max_ihave_length) { /* a random subset */
+            for (int a = 0; a < ps->cfg.max_ihave_length; a++) {
+                int b = a + (int)(lp2p__gs_rand(ps) % (uint64_t)(n - a));
+                lp2p__ps_slice tmp = ids[a];
+                ids[a] = ids[b], ids[b] = tmp;
+            }
+            m = ps->cfg.max_ihave_length;
+        }
+        lp2p__gs_put_ids(ps, lp2p__gs_hb_out(hb, v[i]), 1, t, ids, m);
+        ps->stats.ihave_out++;
+    }
+    lp2p__gs_select_free(ps, v);
+done:
+    lp2p__free(ps->ctx, ids, sizeof *ids * (size_t)cap);
+}
+
+static void lp2p__gs_heartbeat(lp2p_pubsub *ps) {
+    int64_t now = lp2p_now();
+    lp2p__gs_hb hb = {NULL, 0};
+    ps->heartbeats++;
+    hb.out = (lp2p__gs_out *)lp2p__zalloc(ps->ctx, sizeof *hb.out * (size_t)(ps->n_peers + 1));
+    if (!hb.out) return;
+    for (lp2p__ps_peer *p = ps->peers; p; p = p->next) {
+        hb.out[hb.n++].p = p;
+        p->ihave_in = p->iasked = p->idontwant_in = p->iwant_served = 0;
+        lp2p__ps_idset_expire(&p->dontwant, (int64_t)ps->heartbeats);
+    }
+    lp2p__gs_promises_check(ps, now);
+    lp2p__score_decay(ps);
+    for (lp2p__ps_topic *t = ps->topics; t; t = t->next) {
+        if (t->joined) lp2p__gs_maintain_mesh(ps, t, &hb);
+        else lp2p__gs_maintain_fanout(ps, t, now);
+        if (t->joined || t->fanout_last_pub) lp2p__gs_emit_gossip(ps, t, &hb);
+        if (ps->heartbeats % 15 == 0) lp2p__gs_expire_backoff(t, now);
+    }
+    for (int i = 0; i < hb.n; i++) {
+        lp2p__gs_flush(ps, &hb.out[i]);
+        lp2p__buf_free(ps->ctx, &hb.out[i].ctl);
+    }
+    lp2p__free(ps->ctx, hb.out, sizeof *hb.out * (size_t)(ps->n_peers + 1));
+    for (lp2p__ps_topic *t = ps->topics, *next; t; t = next) {
+        next = t->next;
+        lp2p__ps_topic_maybe_free(ps, t);
+    }
+    lp2p__gs_mcache_shift(ps);
+    lp2p__ps_idset_expire(&ps->seen, now);
+    if (ps->n_direct && (ps->heartbeats == 1 || ps->heartbeats % LP2P__GS_DIRECT_TICKS == 0))
+        for (int i = 0; i < ps->n_direct; i++) {
+            lp2p_peer_id id;
+            if (lp2p__ma_split_p2p(&ps->direct[i], NULL, &id)) lp2p__ps_connect_async(ps, &id);
+        }
+}
+
+static void lp2p__gs_heartbeat_task(void *arg) {
+    lp2p_pubsub *ps = (lp2p_pubsub *)arg;
+    int64_t next = lp2p_deadline_in(ps->cfg.heartbeat_initial_delay_ms);
+    while (lp2p__sleep_until(ps->h->sched, next) == LP2P_OK && !ps->closing) {
+        lp2p__gs_heartbeat(ps);
+        next += ps->cfg.heartbeat_ms;
+        if (next < lp2p_now()) next = lp2p_deadline_in(ps->cfg.heartbeat_ms); /* we fell behind: do not burst */
+    }
+}
+
+LP2P__PRIV int lp2p__gs_init(lp2p_pubsub *ps) {
+    lp2p__ps_mcache *c = &ps->mcache;
+    lp2p__random(&ps->rng, sizeof ps->rng);
+    ps->rng |= 1;
+    c->len = ps->cfg.history_length;
+    c->win = (lp2p__ps_msg ***)lp2p__zalloc(ps->ctx, sizeof *c->win * (size_t)c->len);
+    c->n = (int *)lp2p__zalloc(ps->ctx, sizeof *c->n * (size_t)c->len);
+    c->cap = (int *)lp2p__zalloc(ps->ctx, sizeof *c->cap * (size_t)c->len);
+    if (!c->win || !c->n || !c->cap) return LP2P_ERR_NOMEM;
+    ps->last_decay = lp2p_now();
+    ps->heartbeat_task = lp2p__spawn(ps->h->sched, lp2p__gs_heartbeat_task, ps);
+    return ps->heartbeat_task.id ? LP2P_OK : LP2P_ERR_LIMIT;
+}
+
+LP2P__PRIV void lp2p__gs_free(lp2p_pubsub *ps) {
+    lp2p__ps_mcache *c = &ps->mcache;
+    for (int w = 0; c->win && w < c->len; w++) {
+        for (int i = 0; i < c->n[w]; i++) lp2p__ps_msg_unref(c->win[w][i]);
+        lp2p__free(ps->ctx, c->win[w], sizeof *c->win[w] * (size_t)c->cap[w]);
+    }
+    lp2p__free(ps->ctx, c->win, sizeof *c->win * (size_t)c->len);
+    lp2p__free(ps->ctx, c->n, sizeof *c->n * (size_t)c->len);
+    lp2p__free(ps->ctx, c->cap, sizeof *c->cap * (size_t)c->len);
+    lp2p__ps_idset_free(ps->ctx, &c->index);
+    lp2p__free(ps->ctx, ps->promises, sizeof *ps->promises * (size_t)ps->cap_promises);
+    memset(c, 0, sizeof *c);
+}
+/*==================== end src/gossipsub.c ====================*/
+/*==================== begin src/pubsub_score.c ====================*/
+/* pubsub_score.c - L7: gossipsub v1.1 peer scoring (P1-P7, decay, retention).
+ *
+ * Spec: libp2p/specs pubsub/gossipsub/gossipsub-v1.1.md "Peer Scoring": the score is
+ *   sum over topics of topic_weight * (P1 w1 + P2 w2 + P3 w3 + P3b w3b + P4 w4)  (capped)
+ *   + P5 w5 + P6 w6 + P7 w7
+ * with P1 time in mesh, P2 first message deliveries, P3 squared mesh delivery deficit, P3b
+ * mesh failure penalty, P4 squared invalid messages, P5 application score, P6 squared IP
+ * colocation surplus, P7 squared behaviour penalty above its threshold. Counters decay once per
+ * decay interval; a disconnected peer's record is kept retain_score_ms (unless its score was
+ * positive), so reconnecting does not wash a bad score. Semantics follow go-libp2p-pubsub
+ * score.go. Stats are kept for topics we joined (the only ones whose messages we accept).
+ * Depends on: pubsub.h. */
+// (amalgamated) #include "pubsub.h"
+
+typedef struct lp2p__ps_tstats {
+    lp2p__ps_topic *t;
+    bool in_mesh, mesh_active;
+    int64_t graft_time, mesh_time;
+    double first_deliveries, mesh_deliveries, mesh_failure_penalty, invalid_deliveries;
+} lp2p__ps_tstats;
+
+struct lp2p__ps_pstats {
+    lp2p_peer_id id;
+    bool connected;
+    int64_t expire;
+    lp2p__ps_tstats *topics;
+    int n_topics, cap_topics;
+    double behaviour_penalty;
+    struct lp2p__ps_pstats *next;
+};
+
+LP2P_API void lp2p_pubsub_score_defaults(lp2p_pubsub_score_params *p, lp2p_pubsub_score_thresholds *t) {
+    if (p) {
+        memset(p, 0, sizeof *p);
+        lp2p_pubsub_topic_score_params *tp = &p->topic_defaults;
+        tp->topic_weight = 1;
+        tp->time_in_mesh_weight = 0.01, tp->time_in_mesh_quantum_ms = 1000, tp->time_in_mesh_cap = 300;
+        tp->first_message_deliveries_weight = 1, tp->first_message_deliveries_decay = 0.5;
+        tp->first_message_deliveries_cap = 10;
+        tp->mesh_message_deliveries_decay = 0.5, tp->mesh_message_deliveries_cap = 100;
+        tp->mesh_message_deliveries_threshold = 1, tp->mesh_message_deliveries_window_ms = 10;
+        tp->mesh_message_deliveries_activation_ms = 5000;
+        tp->mesh_failure_penalty_decay = 0.5;
+        tp->invalid_message_deliveries_weight = -10, tp->invalid_message_deliveries_decay = 0.99;
+        p->app_specific_weight = 1;
+        p->ip_colocation_factor_weight = 0, p->ip_colocation_factor_threshold = 10;
+        p->behaviour_penalty_weight = -10, p->behaviour_penalty_threshold = 3, p->behaviour_penalty_decay = 0.9;
+        p->decay_interval_ms = 1000, p->decay_to_zero = 0.01, p->retain_score_ms = 120000;
+    }
+    if (t) {
+        t->gossip = -10, t->publish = -50, t->graylist = -80;
+        t->accept_px = 10, t->opportunistic_graft = 5;
+    }
+}
+
+static bool lp2p__decay_ok(double w, double decay) { return w == 0 || (decay > 0 && decay < 1); }
+
+LP2P__PRIV int lp2p__score_check_topic_params(const lp2p_pubsub_topic_score_params *p) {
+    bool ok = p->topic_weight >= 0 && p->time_in_mesh_weight >= 0 &&
+              (p->time_in_mesh_weight == 0 || (p->time_in_mesh_quantum_ms > 0 && p->time_in_mesh_cap > 0)) &&
+              p->first_message_deliveries_weight >= 0 &&
+              lp2p__decay_ok(p->first_message_deliveries_weight, p->first_message_deliveries_decay) &&
+              p->mesh_message_deliveries_weight <= 0 &&
+              lp2p__decay_ok(p->mesh_message_deliveries_weight, p->mesh_message_deliveries_decay) &&
+              (p->mesh_message_deliveries_weight == 0 ||
+               (p->mesh_message_deliveries_threshold > 0 && p->mesh_message_deliveries_window_ms >= 0 &&
+                p->mesh_message_deliveries_activation_ms >= 0)) &&
+              p->mesh_failure_penalty_weight <= 0 &&
+              lp2p__decay_ok(p->mesh_failure_penalty_weight, p->mesh_failure_penalty_decay) &&
+              p->invalid_message_deliveries_weight <= 0 &&
+              lp2p__decay_ok(p->invalid_message_deliveries_weight, p->invalid_message_deliveries_decay);
+    return ok ? LP2P_OK : LP2P_ERR_INVALID;
+}
+
+static bool lp2p__score_on(const lp2p_pubsub *ps) { return !ps->cfg.floodsub && !ps->cfg.no_scoring; }
+
+static const lp2p_pubsub_topic_score_params *lp2p__tparams(const lp2p_pubsub *ps, const lp2p__ps_topic *t) {
+    return t->score ? t->score : &ps->sp.topic_defaults;
+}
+
+static lp2p__ps_tstats *lp2p__tstats(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__ps_topic *t, bool create) {
+    lp2p__ps_pstats *st = p->st;
+    if (!st || !lp2p__score_on(ps)) return NULL;
+    for (int i = 0; i < st->n_topics; i++)
+        if (st->topics[i].t == t) return &st->topics[i];
+    if (!create || !t->joined) return NULL;
+    if (st->n_topics == st->cap_topics) {
+        int ncap = st->cap_topics ? st->cap_topics * 2 : 4;
+        void *np = lp2p__realloc(ps->ctx, st->topics, sizeof *st->topics * (size_t)st->cap_topics,
+                                 sizeof *st->topics * (size_t)ncap);
+        if (!np) return NULL;
+        st->topics = (lp2p__ps_tstats *)np, st->cap_topics = ncap;
+    }
+    lp2p__ps_tstats *ts = &st->topics[st->n_topics++];
+    memset(ts, 0, sizeof *ts);
+    ts->t = t;
+    return ts;
+}
+
+static double lp2p__topic_score(const lp2p__ps_tstats *ts, const lp2p_pubsub_topic_score_params *tp) {
+    double s = 0;
+    if (ts->in_mesh && tp->time_in_mesh_weight != 0) { /* P1 */
+        double p1 = (double)ts->mesh_time / tp->time_in_mesh_quantum_ms;
+        s += LP2P__MIN(p1, tp->time_in_mesh_cap) * tp->time_in_mesh_weight;
+    }
+    s += ts->first_deliveries * tp->first_message_deliveries_weight; /* P2 (capped when counted) */
+    if (ts->mesh_active && ts->mesh_deliveries < tp->mesh_message_deliveries_threshold) { /* P3 */
+        double deficit = tp->mesh_message_deliveries_threshold - ts->mesh_deliveries;
+        s += deficit * deficit * tp->mesh_message_deliveries_weight;
+    }
+    s += ts->mesh_failure_penalty * tp->mesh_failure_penalty_weight;                    /* P3b */
+    s += ts->invalid_deliveries * ts->invalid_deliveries * tp->invalid_message_deliveries_weight; /* P4 */
+    return s * tp->topic_weight;
+}
+
+LP2P__PRIV double lp2p__score(lp2p_pubsub *ps, lp2p__ps_peer *p) {
+    lp2p__ps_pstats *st = p->st;
+    if (!st || !lp2p__score_on(ps)) return 0;
+    double s = 0;
+    for (int i = 0; i < st->n_topics; i++) s += lp2p__topic_score(&st->topics[i], lp2p__tparams(ps, st->topics[i].t));
+    if (ps->sp.topic_score_cap > 0 && s > ps->sp.topic_score_cap) s = ps->sp.topic_score_cap;
+    if (ps->sp.app_specific_score) s += ps->sp.app_specific_score(&p->id, ps->sp.app_specific_user) * ps->sp.app_specific_weight;
+    if (ps->sp.ip_colocation_factor_weight != 0 && p->ip[0]) { /* P6 */
+        int same = 0;
+        for (lp2p__ps_peer *x = ps->peers; x; x = x->next) same += strcmp(x->ip, p->ip) == 0;
+        if (same > ps->sp.ip_colocation_factor_threshold) {
+            double surplus = same - ps->sp.ip_colocation_factor_threshold;
+            s += surplus * surplus * ps->sp.ip_colocation_factor_weight;
+        }
+    }
+    if (st->behaviour_penalty > ps->sp.behaviour_penalty_threshold) { /* P7 */
+        double excess = st->behaviour_penalty - ps->sp.behaviour_penalty_threshold;
+        s += excess * excess * ps->sp.behaviour_penalty_weight;
+    }
+    return s;
+}
+
+static lp2p__ps_pstats *lp2p__pstats_find(lp2p_pubsub *ps, const lp2p_peer_id *id) {
+    for (lp2p__ps_pstats *st = ps->pstats; st; st = st->next)
+        if (lp2p_peer_id_eq(&st->id, id)) return st;
+    return NULL;
+}
+
+LP2P__PRIV void lp2p__score_add_peer(lp2p_pubsub *ps, lp2p__ps_peer *p) {
+    lp2p__ps_pstats *st = lp2p__pstats_find(ps, &p->id); /* a retained record comes back */
+    if (!st) {
+        st = (lp2p__ps_pstats *)lp2p__zalloc(ps->ctx, sizeof *st);
+        if (!st) return;
+        st->id = p->id;
+        st->next = ps->pstats, ps->pstats = st;
+    }
+    st->connected = true;
+    p->st = st;
+}
+
+static void lp2p__tstats_prune(lp2p__ps_tstats *ts, const lp2p_pubsub_topic_score_params *tp) {
+    if (ts->mesh_active && ts->mesh_deliveries < tp->mesh_message_deliveries_threshold) {
+        double deficit = tp->mesh_message_deliveries_threshold - ts->mesh_deliveries;
+        ts->mesh_failure_penalty += deficit * deficit;
+    }
+    ts->in_mesh = false, ts->mesh_active = false;
+}
+
+static void lp2p__pstats_free(lp2p_pubsub *ps, lp2p__ps_pstats *st) {
+    lp2p__free(ps->ctx, st->topics, sizeof *st->topics * (size_t)st->cap_topics);
+    lp2p__free(ps->ctx, st, sizeof *st);
+}
+
+LP2P__PRIV void lp2p__score_remove_peer(lp2p_pubsub *ps, lp2p__ps_peer *p) {
+    lp2p__ps_pstats *st = p->st;
+    if (!st) return;
+    double score = lp2p__score(ps, p);
+    for (int i = 0; i < st->n_topics; i++)
+        if (st->topics[i].in_mesh) lp2p__tstats_prune(&st->topics[i], lp2p__tparams(ps, st->topics[i].t));
+    p->st = NULL;
+    st->connected = false;
+    st->expire = lp2p_now() + ps->sp.retain_score_ms;
+    if (score > 0 || ps->closing) { /* nothing to hold against it (go forgets positive scores at once) */
+        for (lp2p__ps_pstats **pp = &ps->pstats; *pp; pp = &(*pp)->next)
+            if (*pp == st) {
+                *pp = st->next;
+                break;
+            }
+        lp2p__pstats_free(ps, st);
+    }
+}
+
+LP2P__PRIV void lp2p__score_graft(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__ps_topic *t) {
+    lp2p__ps_tstats *ts = lp2p__tstats(ps, p, t, true);
+    if (!ts) return;
+    ts->in_mesh = true, ts->mesh_active = false;
+    ts->graft_time = lp2p_now(), ts->mesh_time = 0;
+}
+
+LP2P__PRIV void lp2p__score_prune(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__ps_topic *t) {
+    lp2p__ps_tstats *ts = lp2p__tstats(ps, p, t, false);
+    if (ts) lp2p__tstats_prune(ts, lp2p__tparams(ps, t));
+}
+
+LP2P__PRIV void lp2p__score_first_delivery(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__ps_topic *t) {
+    lp2p__ps_tstats *ts = lp2p__tstats(ps, p, t, true);
+    if (!ts) return;
+    const lp2p_pubsub_topic_score_params *tp = lp2p__tparams(ps, t);
+    ts->first_deliveries = LP2P__MIN(ts->first_deliveries + 1, tp->first_message_deliveries_cap);
+    if (ts->in_mesh) ts->mesh_deliveries = LP2P__MIN(ts->mesh_deliveries + 1, tp->mesh_message_deliveries_cap);
+}
+
+LP2P__PRIV void lp2p__score_duplicate(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__ps_topic *t, int64_t validated_at) {
+    lp2p__ps_tstats *ts = lp2p__tstats(ps, p, t, false);
+    if (!ts || !ts->in_mesh) return;
+    const lp2p_pubsub_topic_score_params *tp = lp2p__tparams(ps, t);
+    if (lp2p_now() - validated_at <= tp->mesh_message_deliveries_window_ms) /* near-first copies count (P3) */
+        ts->mesh_deliveries = LP2P__MIN(ts->mesh_deliveries + 1, tp->mesh_message_deliveries_cap);
+}
+
+LP2P__PRIV void lp2p__score_invalid(lp2p_pubsub *ps, lp2p__ps_peer *p, lp2p__ps_topic *t) {
+    lp2p__ps_tstats *ts = lp2p__tstats(ps, p, t, true);
+    if (ts) ts->invalid_deliveries += 1;
+}
+
+LP2P__PRIV void lp2p__score_penalty(lp2p_pubsub *ps, lp2p__ps_peer *p, double count) {
+    if (p->st && lp2p__score_on(ps)) p->st->behaviour_penalty += count;
+}
+
+static double lp2p__decayed(double v, double decay, double to_zero) {
+    v *= decay;
+    return v < to_zero ? 0 : v;
+}
+
+/* Once per decay interval (called every heartbeat): decay counters, refresh mesh times, drop
+ * expired records of disconnected peers. */
+LP2P__PRIV void lp2p__score_decay(lp2p_pubsub *ps) {
+    int64_t now = lp2p_now();
+    if (!lp2p__score_on(ps) || now - ps->last_decay < ps->sp.decay_interval_ms) return;
+    ps->last_decay = now;
+    double z = ps->sp.decay_to_zero;
+    for (lp2p__ps_pstats **pp = &ps->pstats; *pp;) {
+        lp2p__ps_pstats *st = *pp;
+        if (!st->connected && st->expire < now) {
+            *pp = st->next;
+            lp2p__pstats_free(ps, st);
+            continue;
+        }
+        for (int i = 0; i < st->n_topics; i++) {
+            lp2p__ps_tstats *ts = &st->topics[i];
+            const lp2p_pubsub_topic_score_params *tp = lp2p__tparams(ps, ts->t);
+            ts->first_deliveries = lp2p__decayed(ts->first_deliveries, tp->first_message_deliveries_decay, z);
+            ts->mesh_deliveries = lp2p__decayed(ts->mesh_deliveries, tp->mesh_message_deliveries_decay, z);
+            ts->mesh_failure_penalty = lp2p__decayed(ts->mesh_failure_penalty, tp->mesh_failure_penalty_decay, z);
+            ts->invalid_deliveries = lp2p__decayed(ts->invalid_deliveries, tp->invalid_message_deliveries_decay, z);
+            if (ts->in_mesh) {
+                ts->mesh_time = now - ts->graft_time;
+                if (ts->mesh_time > tp->mesh_message_deliveries_activation_ms) ts->mesh_active = true;
+            }
+        }
+        st->behaviour_penalty = lp2p__decayed(st->behaviour_penalty, ps->sp.behaviour_penalty_decay, z);
+        pp = &st->next;
+    }
+}
+
+/* A topic is going away: forget the stats that point at it. */
+LP2P__PRIV void lp2p__score_topic_freed(lp2p_pubsub *ps, lp2p__ps_topic *t) {
+    for (lp2p__ps_pstats *st = ps->pstats; st; st = st->next)
+        for (int i = 0; i < st->n_topics;)
+            if (st->topics[i].t == t) st->topics[i] = st->topics[--st->n_topics];
+            else i++;
+}
+
+LP2P__PRIV void lp2p__score_free(lp2p_pubsub *ps) {
+    while (ps->pstats) {
+        lp2p__ps_pstats *st = ps->pstats;
+        ps->pstats = st->next;
+        lp2p__pstats_free(ps, st);
+    }
+}
+
+LP2P__PRIV int lp2p__score_lookup(lp2p_pubsub *ps, const lp2p_peer_id *id, double *out) {
+    lp2p__ps_peer *p = lp2p__ps_peer_find(ps, id);
+    if (p) {
+        *out = lp2p__score(ps, p);
+        return LP2P_OK;
+    }
+    lp2p__ps_pstats *st = lp2p__pstats_find(ps, id);
+    if (!st || !lp2p__score_on(ps)) return LP2P_ERR_NOTFOUND;
+    lp2p__ps_peer tmp; /* a retained record: score it as a peer without an address */
+    memset(&tmp, 0, sizeof tmp);
+    tmp.id = *id, tmp.st = st;
+    *out = lp2p__score(ps, &tmp);
+    return LP2P_OK;
+}
+/*==================== end src/pubsub_score.c ====================*/
 #endif /* LIBP2P_IMPLEMENTATION */
 /*
 MIT License

@@ -352,6 +352,288 @@ LP2P_API bool lp2p_peer_id_eq(const lp2p_peer_id *a, const lp2p_peer_id *b);
  * cannot be initialised (no OS randomness). */
 LP2P_API int lp2p_identity_generate(uint8_t seed_out[32]);
 
+/* ---- publish/subscribe: gossipsub v1.2 (with v1.1 peer scoring) and floodsub ---------------
+ * Spec: libp2p/specs pubsub/README.md, pubsub/gossipsub/gossipsub-v1.0.md, -v1.1.md, -v1.2.md.
+ * One lp2p_pubsub per host (lp2p_pubsub_new). It speaks /meshsub/1.2.0, /meshsub/1.1.0,
+ * /meshsub/1.0.0 and /floodsub/1.0.0, chosen per peer by multistream-select, with one outbound
+ * and one inbound stream per peer. Every connected peer that speaks one of them becomes a
+ * pubsub peer: connect to peers with lp2p_host_connect as usual, pubsub follows the
+ * connections. Messages are signed (StrictSign) by default.
+ * Threads: like the host, a pubsub object is used from the host's thread only.
+ *
+ * Example (a frame loop; error handling elided):
+ *     lp2p_pubsub *ps;  lp2p_subscription *sub;  lp2p_pubsub_message m;
+ *     lp2p_pubsub_new(h, NULL, &ps);
+ *     lp2p_pubsub_subscribe(ps, "chat", &sub);
+ *     lp2p_host_connect(h, "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...", lp2p_deadline_in(5000));
+ *     for (;;) {
+ *         lp2p_host_poll(h, 0);
+ *         while (lp2p_subscription_next(sub, &m, LP2P_NOWAIT) == LP2P_OK)
+ *             printf("%.*s\n", (int)m.data_len, (const char *)m.data);
+ *         if (have_input) lp2p_pubsub_publish(ps, "chat", line, strlen(line));
+ *     }
+ */
+typedef struct lp2p_pubsub lp2p_pubsub;             /* the router; freed with its host at the latest */
+typedef struct lp2p_subscription lp2p_subscription; /* a local subscription to one topic */
+
+#define LP2P_PUBSUB_TOPIC_MAX 1024  /* bytes of a topic name we accept (longer ones are ignored) */
+#define LP2P_PUBSUB_MSG_ID_MAX 256  /* bytes of a message ID */
+
+/* A delivered (validated) message. Every pointer is borrowed: see the function handing it out. */
+typedef struct lp2p_pubsub_message {
+    const char *topic;           /* NUL-terminated topic name */
+    const uint8_t *data;         /* the payload (data_len bytes; not NUL-terminated) */
+    size_t data_len;
+    lp2p_peer_id from;           /* the author (the Message's "from"); len 0 when unsigned (StrictNoSign) */
+    lp2p_peer_id received_from;  /* the neighbour that handed it to us; our own ID for our messages */
+    uint64_t seqno;              /* the 8-byte big-endian sequence number; 0 when absent */
+    bool has_seqno;
+    const uint8_t *id;           /* the message ID (id_len bytes), see lp2p_pubsub_msg_id_fn */
+    size_t id_len;
+} lp2p_pubsub_message;
+
+/* A message-ID function: write the ID of m (its id/id_len fields are not set yet) into out
+ * (cap = LP2P_PUBSUB_MSG_ID_MAX bytes) and return its length (1..cap), or a negative LP2P_ERR_*
+ * to drop the message as invalid. Every node of a topic must use the same function: IHAVE,
+ * IWANT and IDONTWANT carry IDs on the wire, and duplicates are found by ID. */
+typedef ptrdiff_t (*lp2p_pubsub_msg_id_fn)(const lp2p_pubsub_message *m, uint8_t *out, size_t cap, void *user);
+/* Built-in message-ID functions (user is ignored):
+ * - lp2p_pubsub_msg_id_default: from || seqno as raw bytes (the Message's "from" field, the
+ *   peer ID's binary multihash, then the 8 seqno bytes). go-libp2p-pubsub's DefaultMsgIdFn and
+ *   the spec's "concatenation of from and seqno". The default under StrictSign.
+ * - lp2p_pubsub_msg_id_rust: base58btc(from) followed by seqno as a decimal number, as text
+ *   (rust-libp2p gossipsub's default_message_id). Use it to share a topic with rust peers
+ *   running their default.
+ * - lp2p_pubsub_msg_id_js: the author's serialized public key (the protobuf PublicKey, 36 bytes
+ *   for Ed25519) || seqno (js @chainsafe/libp2p-gossipsub's default under StrictSign, msgIdFnStrictSign).
+ * - lp2p_pubsub_msg_id_sha256: SHA-256 of the data (32 bytes); content addressing for
+ *   StrictNoSign topics (where from and seqno are absent), and the default under StrictNoSign.
+ * Alternatively configure the go/rust/js peers to compute from || seqno (go's default). */
+LP2P_API ptrdiff_t lp2p_pubsub_msg_id_default(const lp2p_pubsub_message *m, uint8_t *out, size_t cap, void *user);
+LP2P_API ptrdiff_t lp2p_pubsub_msg_id_rust(const lp2p_pubsub_message *m, uint8_t *out, size_t cap, void *user);
+LP2P_API ptrdiff_t lp2p_pubsub_msg_id_js(const lp2p_pubsub_message *m, uint8_t *out, size_t cap, void *user);
+LP2P_API ptrdiff_t lp2p_pubsub_msg_id_sha256(const lp2p_pubsub_message *m, uint8_t *out, size_t cap, void *user);
+
+/* Outcome of a validator (gossipsub-v1.1.md "Extended Validators"). */
+typedef enum lp2p_pubsub_validation {
+    LP2P_PUBSUB_ACCEPT = 0, /* deliver and forward */
+    LP2P_PUBSUB_REJECT,     /* invalid: drop, and penalise the sender (score P4) */
+    LP2P_PUBSUB_IGNORE      /* drop without penalty (e.g. stale, not interesting) */
+} lp2p_pubsub_validation;
+/* A topic validator: runs on every new message of the topic (ours too) before it is delivered
+ * or forwarded. It must not block (it runs inside the task reading the peer's stream); m and
+ * its pointers are valid only during the call. */
+typedef lp2p_pubsub_validation (*lp2p_pubsub_validator_fn)(lp2p_pubsub *ps, const lp2p_pubsub_message *m, void *user);
+
+/* Message signing policy (pubsub/README.md "Message Signing"). */
+typedef enum lp2p_pubsub_signing {
+    /* StrictSign (default): our messages carry from, seqno (8 bytes), and an Ed25519 signature
+     * over "libp2p-pubsub:" || the Message encoded without signature and key; received messages
+     * without a valid signature are rejected and their sender penalised. */
+    LP2P_PUBSUB_STRICT_SIGN = 0,
+    /* StrictNoSign: our messages carry only data and topic; received messages carrying from,
+     * seqno, signature or key are rejected. Pair it with a content-based message ID (the default
+     * here becomes lp2p_pubsub_msg_id_sha256). */
+    LP2P_PUBSUB_STRICT_NO_SIGN
+} lp2p_pubsub_signing;
+
+/* Per-topic score parameters (gossipsub-v1.1.md "Topic Parameter Calculation"; the names follow
+ * go-libp2p-pubsub's TopicScoreParams). Weights of penalties (P3, P3b, P4) are negative.
+ * Durations in milliseconds, decays are factors applied once per decay interval. */
+typedef struct lp2p_pubsub_topic_score_params {
+    double topic_weight;                         /* multiplies the topic's score */
+    double time_in_mesh_weight;                  /* P1 (>= 0) */
+    int time_in_mesh_quantum_ms;                 /* P1 counts mesh time in these units (> 0) */
+    double time_in_mesh_cap;                     /* P1 stops growing here */
+    double first_message_deliveries_weight;      /* P2 (>= 0) */
+    double first_message_deliveries_decay;       /* (0, 1) */
+    double first_message_deliveries_cap;
+    double mesh_message_deliveries_weight;       /* P3 (<= 0; 0 disables) */
+    double mesh_message_deliveries_decay;
+    double mesh_message_deliveries_cap;
+    double mesh_message_deliveries_threshold;    /* deliveries expected per decay window */
+    int mesh_message_deliveries_window_ms;       /* a duplicate this soon after validation still counts */
+    int mesh_message_deliveries_activation_ms;   /* P3 applies only after this much time in the mesh */
+    double mesh_failure_penalty_weight;          /* P3b (<= 0) */
+    double mesh_failure_penalty_decay;
+    double invalid_message_deliveries_weight;    /* P4 (<= 0) */
+    double invalid_message_deliveries_decay;
+} lp2p_pubsub_topic_score_params;
+
+/* Global score parameters (go's PeerScoreParams). */
+typedef struct lp2p_pubsub_score_params {
+    lp2p_pubsub_topic_score_params topic_defaults; /* used for every topic without its own params */
+    double topic_score_cap;               /* caps the positive sum of topic scores (0: no cap) */
+    /* P5: application-specific score of a peer (NULL: 0), times app_specific_weight */
+    double (*app_specific_score)(const lp2p_peer_id *peer, void *user);
+    void *app_specific_user;
+    double app_specific_weight;
+    double ip_colocation_factor_weight;   /* P6 (<= 0): peers sharing an IP beyond the threshold */
+    int ip_colocation_factor_threshold;
+    double behaviour_penalty_weight;      /* P7 (<= 0): GRAFT during backoff, broken IWANT promises, ... */
+    double behaviour_penalty_threshold;
+    double behaviour_penalty_decay;
+    int decay_interval_ms;                /* how often counters decay (> 0) */
+    double decay_to_zero;                 /* counters below this become 0 */
+    int retain_score_ms;                  /* how long a disconnected peer's score is remembered */
+} lp2p_pubsub_score_params;
+
+/* Score thresholds (gossipsub-v1.1.md "Score Thresholds"): gossip <= 0, publish <= gossip,
+ * graylist <= publish, accept_px >= 0, opportunistic_graft >= 0. */
+typedef struct lp2p_pubsub_score_thresholds {
+    double gossip;              /* below: no gossip to or from the peer */
+    double publish;             /* below: our own messages are not flood-published to it */
+    double graylist;            /* below: every RPC from the peer is ignored */
+    double accept_px;           /* at or above: peer exchange in its PRUNE is followed */
+    double opportunistic_graft; /* median mesh score below this: graft better peers */
+} lp2p_pubsub_score_thresholds;
+
+/* Fill p / t with the defaults lp2p_pubsub_new uses when the config gives none:
+ * topic_defaults: topic_weight 1; P1 weight 0.01 per second in the mesh, cap 300 (max +3);
+ * P2 weight 1, decay 0.5, cap 10; P3 and P3b off (weight 0: they need a known message rate, set
+ * them per topic); P4 weight -10, decay 0.99 (one invalid message costs 10, four cost 160).
+ * P5 off (weight 1, no function); P6 off (weight 0, threshold 10: on loopback every peer shares
+ * 127.0.0.1); P7 weight -10, threshold 3, decay 0.9; decay interval 1000 ms, decay to zero 0.01,
+ * retain 120000 ms. Thresholds: gossip -10, publish -50, graylist -80, accept_px 10,
+ * opportunistic_graft 5. Either pointer may be NULL. */
+LP2P_API void lp2p_pubsub_score_defaults(lp2p_pubsub_score_params *p, lp2p_pubsub_score_thresholds *t);
+
+/* Router configuration: zero-initialised is valid, every zero field means its default (the
+ * go-libp2p-pubsub defaults; gossipsub-v1.0.md "Parameters", -v1.1.md, -v1.2.md). */
+typedef struct lp2p_pubsub_config {
+    bool floodsub;                 /* speak only /floodsub/1.0.0: no mesh, no gossip, no scoring */
+    lp2p_pubsub_signing signing;   /* default LP2P_PUBSUB_STRICT_SIGN */
+    lp2p_pubsub_msg_id_fn msg_id_fn; /* NULL -> lp2p_pubsub_msg_id_default (sha256 under StrictNoSign) */
+    void *msg_id_user;
+    int max_rpc_size;              /* 0 -> 1 MiB: larger RPCs from peers reset the stream; our
+                                    * messages must fit in it (ERR_MSGSIZE). rust peers accept
+                                    * only 64 KiB by default */
+    int d;                         /* 0 -> 6: mesh degree */
+    int d_lo;                      /* 0 -> 5: graft when the mesh is smaller */
+    int d_hi;                      /* 0 -> 12: prune when the mesh is larger */
+    int d_lazy;                    /* 0 -> 6: gossip (IHAVE) to at least this many non-mesh peers */
+    int d_score;                   /* 0 -> 4: best-scoring peers kept when pruning */
+    int d_out;                     /* 0 -> 2: outbound-connection peers kept in the mesh; < 0: none */
+    double gossip_factor;          /* 0 -> 0.25: gossip to max(d_lazy, factor x eligible peers) */
+    int heartbeat_ms;              /* 0 -> 1000 */
+    int heartbeat_initial_delay_ms;/* 0 -> 100 */
+    int fanout_ttl_ms;             /* 0 -> 60000: forget a fanout topic we stopped publishing to */
+    int history_length;            /* 0 -> 5 heartbeats of messages kept for IWANT */
+    int history_gossip;            /* 0 -> 3 of them advertised in IHAVE */
+    int seen_ttl_ms;               /* 0 -> 120000: duplicate detection window */
+    int prune_backoff_ms;          /* 0 -> 60000: no re-GRAFT after a PRUNE */
+    int unsubscribe_backoff_ms;    /* 0 -> 10000: backoff after we leave a topic */
+    int graft_flood_threshold_ms;  /* 0 -> 10000: a GRAFT this soon after a PRUNE costs extra */
+    int prune_peers;               /* 0 -> 16 peers offered in PRUNE (peer exchange); < 0: none */
+    int opportunistic_graft_ticks; /* 0 -> 60 heartbeats between opportunistic grafts */
+    int opportunistic_graft_peers; /* 0 -> 2 */
+    int max_ihave_length;          /* 0 -> 5000 message IDs per IHAVE, and asked per peer per heartbeat */
+    int max_ihave_messages;        /* 0 -> 10 IHAVEs accepted per peer per heartbeat */
+    int iwant_followup_ms;         /* 0 -> 3000: a peer must deliver what we IWANTed by then (P7) */
+    int gossip_retransmission;     /* 0 -> 3: times one message is sent to one peer by IWANT */
+    int idontwant_threshold;       /* 0 -> 1024: data bytes from which we send IDONTWANT; < 0 never */
+    int max_idontwant_messages;    /* 0 -> 1000 IDONTWANT RPCs accepted per peer per heartbeat */
+    int max_idontwant_length;      /* 0 -> 10 message IDs per IDONTWANT accepted (and sent) */
+    int idontwant_ttl;             /* 0 -> 3 heartbeats an IDONTWANT is remembered */
+    bool no_flood_publish;         /* our messages go to the mesh (or fanout) only, not to every
+                                    * topic peer scoring >= publish */
+    bool no_self_delivery;         /* our own messages are not delivered to our subscriptions */
+    bool no_px;                    /* neither offer nor follow peer exchange */
+    int peer_queue_bytes;          /* 0 -> 8 MiB queued per peer; beyond, RPCs are dropped (logged) */
+    int subscription_queue;        /* 0 -> 4096 messages waiting per subscription; beyond, the
+                                    * oldest is dropped (logged) */
+    int max_topics;                /* 0 -> 16384 topics known (ours and peers'); more are ignored */
+    int max_topics_per_peer;       /* 0 -> 1024 subscriptions per peer; more are ignored */
+    bool no_scoring;               /* disable v1.1 peer scoring (every score is 0) */
+    const lp2p_pubsub_score_params *score_params;         /* NULL -> lp2p_pubsub_score_defaults; copied */
+    const lp2p_pubsub_score_thresholds *score_thresholds; /* NULL -> lp2p_pubsub_score_defaults; copied */
+    const char *const *direct_peers; /* explicit peers (multiaddrs with /p2p/): always sent every
+                                      * message, never in the mesh, reconnected every 5 minutes */
+    int n_direct_peers;
+} lp2p_pubsub_config;
+
+/* Counters since lp2p_pubsub_new (what the router did; useful for tests and dashboards). */
+typedef struct lp2p_pubsub_stats {
+    uint64_t rpcs_in, rpcs_out;           /* RPCs received / sent */
+    uint64_t rpcs_dropped;                /* not sent: peer queue full (peer_queue_bytes) */
+    uint64_t rpcs_malformed;              /* undecodable or oversized RPCs received */
+    uint64_t rpcs_graylisted;             /* ignored: sender scored below the graylist threshold */
+    uint64_t published;                   /* lp2p_pubsub_publish calls that built a message */
+    uint64_t messages_in;                 /* messages received (with duplicates) */
+    uint64_t duplicates;                  /* received again after the first copy */
+    uint64_t delivered;                   /* handed to local subscriptions (per subscription) */
+    uint64_t delivery_drops;              /* dropped from full subscription queues */
+    uint64_t rejected;                    /* invalid: bad signature, policy, validator REJECT */
+    uint64_t ignored;                     /* validator IGNORE, or not subscribed to the topic */
+    uint64_t forwarded;                   /* message copies sent to peers (ours and forwarded) */
+    uint64_t ihave_in, ihave_out, iwant_in, iwant_out;       /* control messages (per topic entry) */
+    uint64_t graft_in, graft_out, prune_in, prune_out;
+    uint64_t idontwant_in, idontwant_out;
+    uint64_t iwant_served;                /* messages sent in answer to IWANT */
+    uint64_t px_connects;                 /* connections started from peer exchange */
+} lp2p_pubsub_stats;
+
+/* Start pubsub on host h (it handles the pubsub protocols and joins every current and future
+ * connection). cfg may be NULL (defaults); it is copied (direct peer strings too).
+ * On success *out is the router; free it with lp2p_pubsub_free, or let lp2p_host_free do it.
+ * Errors: ERR_INVALID (h or out NULL, inconsistent d_* values, bad direct peer address,
+ * pubsub already running on h), ERR_NOMEM. */
+LP2P_API int lp2p_pubsub_new(lp2p_host *h, const lp2p_pubsub_config *cfg, lp2p_pubsub **out);
+/* Stop pubsub: leave every topic, stop serving the protocols, end its tasks (waits for them),
+ * free every subscription (their pointers become invalid) and the router. Call it from
+ * outside the host's tasks, before lp2p_host_free (which otherwise frees it). NULL is a no-op. */
+LP2P_API void lp2p_pubsub_free(lp2p_pubsub *ps);
+
+/* Subscribe to topic (NUL-terminated, 1..LP2P_PUBSUB_TOPIC_MAX bytes): announce it to every
+ * peer and join its mesh. Several subscriptions to one topic each get every message.
+ * On success *out is the subscription (until lp2p_subscription_cancel or lp2p_pubsub_free).
+ * Errors: ERR_INVALID (bad topic), ERR_NOMEM, ERR_LIMIT (max_topics). Never blocks. */
+LP2P_API int lp2p_pubsub_subscribe(lp2p_pubsub *ps, const char *topic, lp2p_subscription **out);
+/* Take the next message of the subscription, waiting until the absolute deadline
+ * (LP2P_NOWAIT: never wait, for frame loops). *out's pointers stay valid until the next call
+ * on sub or its cancellation. Returns LP2P_OK, ERR_TIMEOUT (none before the deadline),
+ * ERR_CANCELED (the calling task was canceled), ERR_CLOSED (the pubsub is shutting down),
+ * ERR_WOULDBLOCK (called from the logger or a post callback). */
+LP2P_API int lp2p_subscription_next(lp2p_subscription *sub, lp2p_pubsub_message *out, int64_t deadline);
+/* Messages dropped from this subscription because its queue was full (subscription_queue). */
+LP2P_API uint64_t lp2p_subscription_dropped(const lp2p_subscription *sub);
+/* The topic (borrowed, valid while sub is). */
+LP2P_API const char *lp2p_subscription_topic(const lp2p_subscription *sub);
+/* Cancel and free the subscription; with the topic's last subscription we leave the topic
+ * (announce it, PRUNE the mesh with the unsubscribe backoff). A waiting next() returns
+ * ERR_CLOSED. sub is invalid afterwards. NULL is a no-op. */
+LP2P_API void lp2p_subscription_cancel(lp2p_subscription *sub);
+
+/* Publish data (len bytes, may be 0) on topic: build and sign the message, run the topic's
+ * validator, deliver it to our own subscriptions (unless no_self_delivery), and queue it for
+ * peers (all topic peers scoring >= publish threshold with flood publishing, else the mesh or
+ * a fanout of d peers; floodsub and direct peers always). Never blocks: sending happens in
+ * the background. Returns the number of peers it was queued for (>= 0; 0 is not an error: with
+ * no peers yet the message is only delivered locally), or ERR_INVALID (bad topic, or the
+ * validator rejected or ignored it), ERR_MSGSIZE (larger than max_rpc_size), ERR_NOMEM. */
+LP2P_API int lp2p_pubsub_publish(lp2p_pubsub *ps, const char *topic, const void *data, size_t len);
+
+/* Peers that announced a subscription to topic (peers in the topic), or ps's known pubsub
+ * peers if topic is NULL. Fills up to max IDs into out (may be NULL with max 0) and returns the
+ * total count (>= 0; 0 for an unknown topic). Never blocks. */
+LP2P_API int lp2p_pubsub_topic_peers(lp2p_pubsub *ps, const char *topic, lp2p_peer_id *out, int max);
+/* Our mesh peers of topic (gossipsub), as lp2p_pubsub_topic_peers; 0 if we are not in the topic. */
+LP2P_API int lp2p_pubsub_mesh_peers(lp2p_pubsub *ps, const char *topic, lp2p_peer_id *out, int max);
+/* Set (fn non-NULL) or remove (fn NULL) the validator of topic; one per topic.
+ * Errors: ERR_INVALID (bad topic), ERR_NOMEM, ERR_LIMIT (max_topics). */
+LP2P_API int lp2p_pubsub_set_validator(lp2p_pubsub *ps, const char *topic, lp2p_pubsub_validator_fn fn, void *user);
+/* Set topic's score parameters (copied; NULL goes back to score_params->topic_defaults).
+ * Errors: ERR_INVALID (bad topic or parameters: positive penalty weights, decays outside (0,1),
+ * quantum <= 0), ERR_NOMEM, ERR_LIMIT. */
+LP2P_API int lp2p_pubsub_set_topic_score_params(lp2p_pubsub *ps, const char *topic,
+                                                const lp2p_pubsub_topic_score_params *params);
+/* The current v1.1 score of peer (gossipsub-v1.1.md "The Score Function"). Known peers are
+ * connected ones and those disconnected less than retain_score_ms ago. Returns LP2P_OK with
+ * *score written, or ERR_NOTFOUND. With no_scoring every known peer scores 0. */
+LP2P_API int lp2p_pubsub_peer_score(lp2p_pubsub *ps, const lp2p_peer_id *peer, double *score);
+/* Copy the counters into *out. */
+LP2P_API void lp2p_pubsub_get_stats(lp2p_pubsub *ps, lp2p_pubsub_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -161,6 +161,10 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
         lp2p__swarm_close_all(h);
         lp2p__sched_free(h->sched);
     }
+    for (lp2p__notifee *n = h->notifees, *next; n; n = next) { /* services free themselves */
+        next = n->next;
+        if (n->host_freeing) n->host_freeing(n->user);
+    }
     lp2p__swarm_reap(h);
     while (h->listeners) {
         lp2p__listener *l = h->listeners;
@@ -414,23 +418,31 @@ LP2P_API int lp2p_host_add_addr(lp2p_host *h, const char *addr_with_p2p, int64_t
 }
 
 /* ---- streams --------------------------------------------------------------------------------------- */
-LP2P__PRIV int lp2p__host_open_on(lp2p__conn *c, const char *protocol, int64_t deadline, lp2p_stream **out) {
+LP2P__PRIV int lp2p__host_open_on_any(lp2p__conn *c, const char *const *protocols, int n, int64_t deadline,
+                                      lp2p_stream **out) {
     lp2p__pipe *p = NULL;
-    if (!protocol || strlen(protocol) >= LP2P__PROTO_MAX) return LP2P_ERR_INVALID;
+    for (int i = 0; i < n; i++)
+        if (!protocols[i] || strlen(protocols[i]) >= LP2P__PROTO_MAX) return LP2P_ERR_INVALID;
+    if (n <= 0) return LP2P_ERR_INVALID;
     int rc = lp2p__yamux_open(c->mux, &p, deadline);
     if (rc) return rc;
-    rc = lp2p__mss_select(p, &protocol, 1, deadline);
-    if (rc < 0) {
+    int idx = lp2p__mss_select(p, protocols, n, deadline);
+    if (idx < 0) {
         p->vt->reset(p);
-        return rc;
+        return idx;
     }
-    lp2p_stream *s = lp2p__stream_new(c, p, protocol);
+    lp2p_stream *s = lp2p__stream_new(c, p, protocols[idx]);
     if (!s) {
         p->vt->reset(p);
         return LP2P_ERR_NOMEM;
     }
     *out = s;
-    return LP2P_OK;
+    return idx;
+}
+
+LP2P__PRIV int lp2p__host_open_on(lp2p__conn *c, const char *protocol, int64_t deadline, lp2p_stream **out) {
+    int rc = lp2p__host_open_on_any(c, &protocol, 1, deadline, out);
+    return rc < 0 ? rc : LP2P_OK;
 }
 
 LP2P_API int lp2p_stream_open(lp2p_host *h, const char *peer_or_addr, const char *protocol, int64_t deadline,

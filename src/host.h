@@ -32,6 +32,9 @@ typedef struct lp2p__peer {
     char *agent_version, *protocol_version;
     lp2p__ma observed; /* what the peer told us it sees us as (len 0 = none) */
     uint64_t record_seq; /* highest signed peer record seq seen */
+    uint8_t *record;     /* that signed peer record (Envelope bytes, verified), or NULL: handed on in
+                          * gossipsub PRUNE peer exchange */
+    size_t record_len;
     struct lp2p__peer *next;
 } lp2p__peer;
 
@@ -72,6 +75,9 @@ typedef struct lp2p__handler {
 typedef struct lp2p__notifee {
     void (*connected)(void *user, lp2p__conn *c);    /* runs in the connection's upgrade task */
     void (*disconnected)(void *user, lp2p__conn *c);
+    /* lp2p_host_free, after every task has returned and before the peerstore goes: a service
+     * that hangs off the host (pubsub) frees itself here. May be NULL. */
+    void (*host_freeing)(void *user);
     void *user;
     struct lp2p__notifee *next;
 } lp2p__notifee;
@@ -141,11 +147,14 @@ LP2P__PRIV void lp2p__conn_close(lp2p__conn *c);
 /* Free closed connections nothing references any more (never from a session's own task). */
 LP2P__PRIV void lp2p__swarm_reap(lp2p_host *h);
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n);
+LP2P__PRIV void lp2p__swarm_remove_notifee(lp2p_host *h, lp2p__notifee *n);
 
 /* ---- peerstore (swarm.c) ---- */
 LP2P__PRIV lp2p__peer *lp2p__peerstore_get(lp2p_host *h, const lp2p_peer_id *id, bool create);
 LP2P__PRIV void lp2p__peerstore_add_addr(lp2p_host *h, const lp2p_peer_id *id, const lp2p__ma *ma, int64_t ttl_ms);
 LP2P__PRIV void lp2p__peerstore_set_protocols(lp2p_host *h, lp2p__peer *p, char **protos, int n); /* takes ownership */
+/* Keep a copy of a verified signed peer record (Envelope bytes) for p; replaces the older one. */
+LP2P__PRIV void lp2p__peerstore_set_record(lp2p_host *h, lp2p__peer *p, const uint8_t *env, size_t len);
 LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h);
 
 /* ---- host (host.c) ---- */
@@ -155,6 +164,9 @@ LP2P__PRIV void lp2p__host_emit(lp2p_host *h, lp2p_event_type type, const lp2p_p
 LP2P__PRIV void lp2p__host_on_stream(lp2p__conn *c, lp2p__pipe *stream);
 /* Open a stream with protocol on an existing connection. */
 LP2P__PRIV int lp2p__host_open_on(lp2p__conn *c, const char *protocol, int64_t deadline, lp2p_stream **out);
+/* Same, proposing protocols[0..n) in order; returns the index of the one the peer accepted. */
+LP2P__PRIV int lp2p__host_open_on_any(lp2p__conn *c, const char *const *protocols, int n, int64_t deadline,
+                                      lp2p_stream **out);
 /* The protocols we handle (for identify and "ls"); returns count, fills up to max. */
 LP2P__PRIV int lp2p__host_protocols(lp2p_host *h, const char **out, int max);
 /* Refresh h->addr_text after listeners change. */

@@ -164,7 +164,7 @@ static int lp2p__id_check_record(lp2p_host *h, lp2p__conn *c, lp2p__id_info *in)
         return LP2P_ERR_HANDSHAKE;
     lp2p__peer *p = lp2p__peerstore_get(h, &c->peer, true);
     if (p && m.seq < p->record_seq) return LP2P_OK; /* older than what we have: keep ours */
-    if (p) p->record_seq = m.seq;
+    if (p) p->record_seq = m.seq, lp2p__peerstore_set_record(h, p, in->record, in->record_len);
     memcpy(in->addrs, r.addrs, sizeof(lp2p__ma) * (size_t)r.n_addrs);
     in->n_addrs = r.n_addrs;
     return LP2P_OK;

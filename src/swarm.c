@@ -56,11 +56,20 @@ LP2P__PRIV void lp2p__peerstore_set_protocols(lp2p_host *h, lp2p__peer *p, char 
     p->protocols = protos, p->n_protocols = n;
 }
 
+LP2P__PRIV void lp2p__peerstore_set_record(lp2p_host *h, lp2p__peer *p, const uint8_t *env, size_t len) {
+    uint8_t *copy = len ? (uint8_t *)lp2p__alloc(&h->ctx, len) : NULL;
+    if (len && !copy) return;
+    if (copy) memcpy(copy, env, len);
+    lp2p__free(&h->ctx, p->record, p->record_len);
+    p->record = copy, p->record_len = copy ? len : 0;
+}
+
 LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h) {
     while (h->peers) {
         lp2p__peer *p = h->peers;
         h->peers = p->next;
         lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
+        lp2p__free(&h->ctx, p->record, p->record_len);
         lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
         lp2p__strfree(&h->ctx, p->agent_version);
         lp2p__strfree(&h->ctx, p->protocol_version);
@@ -97,6 +106,14 @@ LP2P__PRIV lp2p__conn *lp2p__swarm_find_conn(lp2p_host *h, const lp2p_peer_id *p
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n) {
     n->next = h->notifees;
     h->notifees = n;
+}
+
+LP2P__PRIV void lp2p__swarm_remove_notifee(lp2p_host *h, lp2p__notifee *n) {
+    for (lp2p__notifee **pp = &h->notifees; *pp; pp = &(*pp)->next)
+        if (*pp == n) {
+            *pp = n->next;
+            return;
+        }
 }
 
 static void lp2p__conn_unlink(lp2p__conn *c) {

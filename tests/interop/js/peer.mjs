@@ -56,6 +56,7 @@ const round3 = (x) => Math.round(x * 1000) / 1000
 function usage () {
   process.stderr.write(`usage: peer-js listen [flags]
        peer-js dial <multiaddr/p2p/ID> <action> [args] [flags]
+       peer-js pubsub [key=value ...] [flags]   (commands on stdin, see README)
 actions: identify | ping <n> | echo <bytes> [streams] | reset-mid | close-mid |
          perf <upload> <download> | hold <seconds>
 flags: --seed <64 hex> --listen <multiaddr> --timeout <seconds> --stdin-exit
@@ -383,7 +384,7 @@ async function runDial (node, o) {
 
 const o = parseArgs(process.argv.slice(2))
 const mode = o.pos[0]
-if (mode !== 'listen' && mode !== 'dial') usage()
+if (mode !== 'listen' && mode !== 'dial' && mode !== 'pubsub') usage()
 
 setTimeout(() => { logf(`timeout after ${o.timeout}s`); process.exit(3) }, o.timeout * 1000)
 if (o.stdinExit) {
@@ -399,6 +400,8 @@ if (o.seed == null) {
   if (!/^[0-9a-fA-F]{64}$/.test(o.seed)) fail('--seed must be 64 hex characters')
   privateKey = await generateKeyPairFromSeed('Ed25519', Uint8Array.from(Buffer.from(o.seed, 'hex')))
 }
+
+if (mode === 'pubsub') await (await import('./pubsub.mjs')).runPubsub(o, privateKey, { emit, logf, fail })
 
 let node
 try {

@@ -61,6 +61,8 @@ macro_rules! logf {
     ($($t:tt)*) => { eprintln!("peer-rust: {}", format!($($t)*)) };
 }
 
+mod pubsub; // "pubsub" mode: pubsub.rs
+
 fn fail(msg: impl std::fmt::Display) -> ! {
     let msg = msg.to_string();
     emit("error", json!({ "message": msg }));
@@ -84,7 +86,8 @@ struct Opts {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: peer-rust listen [flags]\n       peer-rust dial <multiaddr/p2p/ID> <action> [args] [flags]\n\
+        "usage: peer-rust listen [flags]\n       peer-rust dial <multiaddr/p2p/ID> <action> [args] [flags]\n       \
+peer-rust pubsub [key=value ...] [flags]   (commands on stdin, see README)\n\
 actions: identify | ping <n> | echo <bytes> [streams] | reset-mid | close-mid |\n         \
 perf <upload> <download> | hold <seconds>\n\
 flags: --seed <64 hex> --listen <multiaddr> --timeout <seconds> --stdin-exit"
@@ -604,6 +607,9 @@ fn identify_json(peer: &PeerId, info: &identify::Info) -> Value {
 async fn main() {
     let o = parse_args();
     let mode = o.pos.first().cloned().unwrap_or_else(|| usage());
+    if mode == "pubsub" {
+        pubsub::run(o).await;
+    }
     if mode != "listen" && mode != "dial" {
         usage();
     }

@@ -1,0 +1,418 @@
+/* test_gossipsub.c - libp2p.h pubsub against go-libp2p-pubsub, rust-libp2p gossipsub and
+ * js @chainsafe/libp2p-gossipsub, over TCP on 127.0.0.1, in both connection roles: publish and
+ * subscribe both ways (IDs and signatures checked on both sides), floodsub, StrictNoSign,
+ * gossip-only delivery (IHAVE/IWANT both ways), peer exchange, IDONTWANT, a forged signature,
+ * and a mixed line of >= 6 nodes (ours between theirs) where every message must reach every
+ * subscriber's application exactly once.
+ * The peers run "peer-X pubsub" (tests/interop/README.md, pubsub mode), built by
+ * scripts/install-peers.sh into $LP2P_CACHE/bin. Under CI=true a missing peer is a failure.
+ * Usage: test_gossipsub [go|rust|js ...]   (default: all three) */
+#define LIBP2P_IMPLEMENTATION
+#include "libp2p.h"
+#include "tests/test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TOPIC "interop"
+enum { GO, RUST, JS, NIMPL };
+static const char *impls[NIMPL] = {"go", "rust", "js"};
+static char peer_bin[NIMPL][600];
+
+/* ---- our hosts ---------------------------------------------------------------------------------- */
+#define MAX_OURS 8
+static lp2p_host *ours[MAX_OURS];
+static int n_ours;
+
+static lp2p_host *new_host(void) {
+    lp2p_config cfg;
+    lp2p_host *h = NULL;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.log_level = getenv("LP2P_TEST_LOG") ? LP2P_LOG_DEBUG : LP2P_LOG_ERROR;
+    if (lp2p_host_new(&cfg, &h) != LP2P_OK) return NULL;
+    if (n_ours < MAX_OURS) ours[n_ours++] = h;
+    return h;
+}
+
+static void free_hosts(void) {
+    for (int i = 0; i < n_ours; i++) lp2p_host_free(ours[i]);
+    n_ours = 0;
+}
+
+/* Run every host of this thread for about ms (or just sleep without hosts). */
+static void pump(int ms) {
+    if (n_ours) lp2p_sleep(ours[0], lp2p_deadline_in(ms));
+    else usleep((useconds_t)ms * 1000);
+}
+
+/* ---- peer processes: "peer-X pubsub", commands on stdin, JSON lines on stdout -------------------------- */
+#define MAX_LINES 4096
+typedef struct pproc {
+    int impl;
+    pid_t pid;
+    int in, out;
+    char buf[1 << 16];
+    size_t len;
+    char *lines[MAX_LINES]; /* every line read so far (messages are counted from here) */
+    int n_lines, cursor;    /* cursor: next line pp_expect looks at */
+    char id[128], addr[600];
+} pproc;
+
+static int pp_start(pproc *p, int impl, const char *const *args) {
+    int in[2], out[2];
+    char *argv[24];
+    int n = 0;
+    memset(p, 0, sizeof *p);
+    p->impl = impl;
+    if (pipe(in) || pipe(out)) return -1;
+    argv[n++] = peer_bin[impl], argv[n++] = "pubsub";
+    for (int i = 0; args && args[i] && n < 20; i++) argv[n++] = (char *)args[i];
+    argv[n++] = "--timeout", argv[n++] = "280", argv[n] = NULL;
+    p->pid = fork();
+    if (p->pid == 0) {
+        dup2(in[0], 0), dup2(out[1], 1);
+        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        char log[600];
+        snprintf(log, sizeof log, "build/interop/logs/pubsub-%s-%d.log", impls[impl], (int)getpid());
+        int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (lf >= 0) dup2(lf, 2), close(lf);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(in[0]), close(out[1]);
+    p->in = in[1], p->out = out[0];
+    fcntl(p->out, F_SETFL, O_NONBLOCK);
+    return p->pid > 0 ? 0 : -1;
+}
+
+/* Read what is available into lines. */
+static void pp_read(pproc *p) {
+    for (;;) {
+        ssize_t n = read(p->out, p->buf + p->len, sizeof p->buf - 1 - p->len);
+        if (n <= 0) break;
+        p->len += (size_t)n;
+        char *nl;
+        while ((nl = memchr(p->buf, '\n', p->len)) != NULL) {
+            *nl = 0;
+            if (p->n_lines < MAX_LINES) p->lines[p->n_lines++] = strdup(p->buf);
+            if (getenv("LP2P_TEST_LOG")) fprintf(stderr, "    [%s] %s\n", impls[p->impl], p->buf);
+            size_t used = (size_t)(nl - p->buf) + 1;
+            memmove(p->buf, nl + 1, p->len - used);
+            p->len -= used;
+        }
+        if (p->len == sizeof p->buf - 1) p->len = 0;
+    }
+}
+
+/* Next unseen line containing needle (copied to out); pumps our hosts meanwhile. */
+static int pp_expect(pproc *p, const char *needle, char *out, size_t cap, int ms) {
+    int64_t end = lp2p_deadline_in(ms);
+    for (;;) {
+        pp_read(p);
+        for (; p->cursor < p->n_lines; p->cursor++)
+            if (strstr(p->lines[p->cursor], needle)) {
+                if (out) snprintf(out, cap, "%s", p->lines[p->cursor]);
+                p->cursor++;
+                return 1;
+            }
+        if (lp2p_now() > end) return 0;
+        pump(5);
+    }
+}
+
+static void pp_cmd(pproc *p, const char *fmt, ...) {
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    line[n++] = '\n';
+    if (write(p->in, line, (size_t)n) != n) fprintf(stderr, "    write to %s failed\n", impls[p->impl]);
+}
+
+static void pp_stop(pproc *p) {
+    if (p->pid > 0) {
+        pp_cmd(p, "exit");
+        close(p->in);
+        for (int i = 0; i < 100 && waitpid(p->pid, NULL, WNOHANG) == 0; i++) pump(20);
+        if (waitpid(p->pid, NULL, WNOHANG) == 0) kill(p->pid, SIGKILL), waitpid(p->pid, NULL, 0);
+        p->pid = 0;
+    }
+    if (p->out > 0) close(p->out), p->out = -1;
+    for (int i = 0; i < p->n_lines; i++) free(p->lines[i]);
+    p->n_lines = p->cursor = 0;
+}
+
+static int json_str(const char *line, const char *key, char *out, size_t cap) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *s = strstr(line, pat);
+    if (!s) return 0;
+    s += strlen(pat);
+    const char *e = strchr(s, '"');
+    if (!e) return 0;
+    snprintf(out, cap, "%.*s", (int)(e - s), s);
+    return 1;
+}
+
+/* Start a peer and wait for its ready line. */
+static int pp_launch(pproc *p, int impl, const char *const *args) {
+    char line[4096];
+    if (pp_start(p, impl, args)) return 0;
+    if (!pp_expect(p, "\"ready\"", line, sizeof line, 60000)) return 0;
+    json_str(line, "peerId", p->id, sizeof p->id);
+    const char *a = strstr(line, "\"listenAddrs\":[\"");
+    if (!a) return 0;
+    a += strlen("\"listenAddrs\":[\"");
+    snprintf(p->addr, sizeof p->addr, "%.*s", (int)(strchr(a, '"') - a), a);
+    return 1;
+}
+
+/* How many "message" lines on topic carry exactly data (not counting the peer's own messages). */
+static int pp_count(pproc *p, const char *data) {
+    char pat[600];
+    int n = 0;
+    pp_read(p);
+    snprintf(pat, sizeof pat, "\"data\":\"%s\"", data);
+    for (int i = 0; i < p->n_lines; i++)
+        if (strstr(p->lines[i], "\"event\":\"message\"") && strstr(p->lines[i], pat) && !strstr(p->lines[i], "\"local\":true"))
+            n++;
+    return n;
+}
+
+/* Number of peer IDs in the JSON array "key":[...] of line. */
+static int json_count(const char *line, const char *key) {
+    char pat[64];
+    int n = 0;
+    snprintf(pat, sizeof pat, "\"%s\":[", key);
+    const char *s = strstr(line, pat);
+    if (!s) return -1;
+    for (s += strlen(pat); *s && *s != ']'; s++) n += *s == '"';
+    return n / 2;
+}
+
+/* Wait until the peer lists want_peers topic peers (and, if want_mesh >= 0, mesh peers). */
+static int pp_wait_peers(pproc *p, const char *topic, int want_peers, int want_mesh, int ms) {
+    char line[8192];
+    int64_t end = lp2p_deadline_in(ms);
+    while (lp2p_now() < end) {
+        pp_cmd(p, "peers %s", topic);
+        if (!pp_expect(p, "\"event\":\"peers\"", line, sizeof line, 5000)) return 0;
+        if (json_count(line, "peers") >= want_peers && (want_mesh < 0 || json_count(line, "mesh") >= want_mesh)) return 1;
+        pump(200);
+    }
+    return 0;
+}
+
+/* ---- our side: every message a subscription delivered, kept for counting ----------------------------- */
+typedef struct got_msg {
+    char data[300];
+    lp2p_peer_id from;
+    char id_hex[2 * LP2P_PUBSUB_MSG_ID_MAX + 1];
+} got_msg;
+
+typedef struct inbox {
+    lp2p_subscription *sub;
+    got_msg *v;
+    int n, cap;
+} inbox;
+
+static void inbox_pull(inbox *b) {
+    lp2p_pubsub_message m;
+    while (b->sub && lp2p_subscription_next(b->sub, &m, LP2P_NOWAIT) == LP2P_OK) {
+        if (b->n == b->cap) b->cap = b->cap ? b->cap * 2 : 64, b->v = realloc(b->v, sizeof *b->v * (size_t)b->cap);
+        got_msg *g = &b->v[b->n++];
+        snprintf(g->data, sizeof g->data, "%.*s", (int)LP2P__MIN(m.data_len, sizeof g->data - 1), (const char *)m.data);
+        g->from = m.from;
+        for (size_t i = 0; i < m.id_len; i++) snprintf(g->id_hex + 2 * i, 3, "%02x", m.id[i]);
+        g->id_hex[2 * m.id_len] = 0;
+    }
+}
+
+static int inbox_count(inbox *b, const char *data, got_msg **last) {
+    int n = 0;
+    inbox_pull(b);
+    for (int i = 0; i < b->n; i++)
+        if (strcmp(b->v[i].data, data) == 0) {
+            n++;
+            if (last) *last = &b->v[i];
+        }
+    return n;
+}
+
+static void inbox_free(inbox *b) {
+    free(b->v);
+    memset(b, 0, sizeof *b);
+}
+
+#define WAIT_FOR(cond, ms)                                                            \
+    do {                                                                              \
+        for (int64_t wf_end = lp2p_deadline_in(ms); !(cond) && lp2p_now() < wf_end;) pump(10); \
+    } while (0)
+
+/* ---- 1. publish / subscribe with one peer, both roles ------------------------------------------------ */
+typedef struct pair_opts {
+    const char *args[8];      /* peer arguments */
+    lp2p_pubsub_config cfg;   /* ours */
+    bool unsigned_msgs;
+    const char *label;
+} pair_opts;
+
+static void test_pair(int impl, bool we_dial, const pair_opts *po) {
+    char line[8192], msg[64], our_id[128];
+    pproc p;
+    fprintf(stderr, "-- %s %s, %s dials\n", impls[impl], po->label, we_dial ? "libp2p.h" : impls[impl]);
+    lp2p_host *h = new_host();
+    lp2p_pubsub *ps = NULL;
+    lp2p_subscription *sub = NULL;
+    CHECK(h != NULL);
+    if (!h) return;
+    CHECK_EQ(lp2p_pubsub_new(h, &po->cfg, &ps), LP2P_OK);
+    CHECK_EQ(lp2p_pubsub_subscribe(ps, TOPIC, &sub), LP2P_OK);
+    lp2p_peer_id me = lp2p_host_id(h);
+    lp2p_peer_id_str(&me, our_id, sizeof our_id);
+    int ok = pp_launch(&p, impl, po->args);
+    CHECK(ok);
+    if (!ok) goto out;
+    pp_cmd(&p, "sub %s", TOPIC);
+    CHECK(pp_expect(&p, "\"subscribed\"", NULL, 0, 10000));
+    if (we_dial) {
+        CHECK_EQ(lp2p_host_connect(h, p.addr, lp2p_deadline_in(10000)), LP2P_OK);
+    } else {
+        pp_cmd(&p, "connect %s", lp2p_host_addr(h, 0));
+        CHECK(pp_expect(&p, "\"connect\"", line, sizeof line, 20000) && strstr(line, "\"ok\":true"));
+    }
+    WAIT_FOR(lp2p_pubsub_topic_peers(ps, TOPIC, NULL, 0) == 1, 10000);
+    CHECK_EQ(lp2p_pubsub_topic_peers(ps, TOPIC, NULL, 0), 1);
+    CHECK(pp_wait_peers(&p, TOPIC, 1, -1, 10000));
+    bool gossip = !po->cfg.floodsub && !strstr(po->label, "floodsub");
+    if (gossip) { /* both meshes hold the other within a few heartbeats */
+        WAIT_FOR(lp2p_pubsub_mesh_peers(ps, TOPIC, NULL, 0) == 1, 10000);
+        CHECK_EQ(lp2p_pubsub_mesh_peers(ps, TOPIC, NULL, 0), 1);
+        CHECK(pp_wait_peers(&p, TOPIC, 1, 1, 10000));
+    }
+    /* ours -> theirs */
+    int sent = 0;
+    for (int i = 0; i < 5; i++) {
+        snprintf(msg, sizeof msg, "from-c-%d", i);
+        sent += lp2p_pubsub_publish(ps, TOPIC, msg, strlen(msg)) == 1;
+    }
+    CHECK_EQ(sent, 5);
+    WAIT_FOR(pp_count(&p, "from-c-4") >= 1, 10000);
+    int got = 0;
+    for (int i = 0; i < 5; i++) {
+        snprintf(msg, sizeof msg, "from-c-%d", i);
+        got += pp_count(&p, msg);
+    }
+    CHECK_EQ(got, 5);
+    pump(300);
+    for (int i = 0, dup = 0; i < 5; i++, dup = 0) { /* exactly once each, with our ID as author */
+        snprintf(msg, sizeof msg, "from-c-%d", i);
+        dup = pp_count(&p, msg);
+        if (dup != 1) fprintf(stderr, "    %s got '%s' %d times\n", impls[impl], msg, dup);
+    }
+    for (int i = 0; i < p.n_lines; i++)
+        if (strstr(p.lines[i], "\"data\":\"from-c-0\"")) {
+            char from[128];
+            CHECK(json_str(p.lines[i], "from", from, sizeof from));
+            CHECK_STR(from, po->unsigned_msgs ? "" : our_id);
+        }
+    /* theirs -> ours: the ID we compute must be the one they computed */
+    int bad_ids = 0, recv = 0;
+    inbox in = {sub, NULL, 0, 0};
+    for (int i = 0; i < 5; i++) {
+        snprintf(msg, sizeof msg, "from-%s-%d", impls[impl], i);
+        pp_cmd(&p, "pub %s %s", TOPIC, msg);
+        CHECK(pp_expect(&p, "\"published\"", NULL, 0, 10000));
+    }
+    WAIT_FOR(inbox_count(&in, msg, NULL) >= 1, 10000);
+    pump(300);
+    for (int i = 0; i < 5; i++) {
+        got_msg *g = NULL;
+        snprintf(msg, sizeof msg, "from-%s-%d", impls[impl], i);
+        int n = inbox_count(&in, msg, &g);
+        recv += n;
+        if (n == 1 && !po->unsigned_msgs) {
+            char fid[128];
+            lp2p_peer_id_str(&g->from, fid, sizeof fid);
+            CHECK_STR(fid, p.id);
+        }
+        /* their own "message" line for it (go and js deliver their own messages to themselves) */
+        for (int k = 0; g && k < p.n_lines; k++) {
+            char pat[128], theirs[600];
+            snprintf(pat, sizeof pat, "\"data\":\"%s\"", msg);
+            if (strstr(p.lines[k], pat) && json_str(p.lines[k], "id", theirs, sizeof theirs) && strcmp(theirs, g->id_hex))
+                bad_ids++;
+        }
+    }
+    inbox_free(&in);
+    CHECK_EQ(recv, 5);
+    CHECK_EQ(bad_ids, 0);
+    lp2p_pubsub_stats st;
+    memset(&st, 0, sizeof st);
+    lp2p_pubsub_get_stats(ps, &st);
+    CHECK_EQ(st.rejected, 0);
+    CHECK_EQ(st.rpcs_malformed, 0);
+out:
+    pp_stop(&p);
+    free_hosts();
+}
+
+/* Does this peer build have the pubsub mode? (An older build prints usage and exits 2.) */
+static int peer_has_pubsub(int impl) {
+    pproc p;
+    const char *args[] = {NULL};
+    int ok = pp_launch(&p, impl, args);
+    pp_stop(&p);
+    return ok;
+}
+
+int main(int argc, char **argv) {
+    const char *cache = getenv("LP2P_CACHE");
+    char def[512];
+    int ci = getenv("CI") && strcmp(getenv("CI"), "true") == 0, want[NIMPL] = {argc == 1, argc == 1, argc == 1};
+    signal(SIGPIPE, SIG_IGN);
+    mkdir("build", 0755), mkdir("build/interop", 0755), mkdir("build/interop/logs", 0755);
+    if (!cache) snprintf(def, sizeof def, "%s/.cache/libp2p.h", getenv("HOME") ? getenv("HOME") : "."), cache = def;
+    for (int i = 1; i < argc; i++)
+        for (int k = 0; k < NIMPL; k++) want[k] |= strcmp(argv[i], impls[k]) == 0;
+    for (int k = 0; k < NIMPL; k++) {
+        if (!want[k]) continue;
+        snprintf(peer_bin[k], sizeof peer_bin[k], "%s/bin/peer-%s", cache, impls[k]);
+        if (access(peer_bin[k], X_OK) != 0) {
+            fprintf(stderr, "interop: SKIPPED %s: %s not built (run: scripts/install-peers.sh %s)\n", impls[k],
+                    peer_bin[k], impls[k]);
+            if (ci) CHECK(!"interop peer missing under CI=true");
+            want[k] = 0;
+            continue;
+        }
+        if (!peer_has_pubsub(k)) {
+            fprintf(stderr, "interop: SKIPPED %s: %s has no pubsub mode (rebuild: scripts/install-peers.sh %s)\n",
+                    impls[k], peer_bin[k], impls[k]);
+            if (ci) CHECK(!"interop peer without pubsub mode under CI=true");
+            want[k] = 0;
+            continue;
+        }
+        pair_opts gs = {.label = "gossipsub"};
+        test_pair(k, true, &gs);
+        test_pair(k, false, &gs);
+        pair_opts nosign = {.args = {"sign=none", "msgid=sha256"}, .label = "gossipsub StrictNoSign", .unsigned_msgs = true};
+        nosign.cfg.signing = LP2P_PUBSUB_STRICT_NO_SIGN;
+        test_pair(k, true, &nosign);
+        test_pair(k, false, &nosign);
+        if (k == GO) { /* floodsub: go's router (rust and js peers have no floodsub router here) */
+            pair_opts fs = {.args = {"router=floodsub"}, .label = "floodsub"};
+            fs.cfg.floodsub = true;
+            test_pair(k, true, &fs);
+            test_pair(k, false, &fs);
+            pair_opts mixed = {.args = {"router=floodsub"}, .label = "floodsub peer, our gossipsub"};
+            test_pair(k, false, &mixed);
+        }
+    }
+    TEST_END();
+}
