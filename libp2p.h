@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-08f9b73011e3ea67"
+#define LIBP2P_SOURCE_ID "src-c9ca6b86108a4373"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -10531,6 +10531,10 @@ static void lp2p__ps_handle_msg(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p__p
         ps->stats.duplicates++;
         if (e->status == LP2P__PS_SEEN_VALID) lp2p__score_duplicate(ps, p, t, e->aux);
         else lp2p__score_invalid(ps, p, t);
+        return;
+    }
+    if (v.from.len && lp2p_peer_id_eq(&v.from, &ps->h->identity.id)) { /* ours, unseen: a forgery or a replay */
+        lp2p__ps_reject(ps, p, t, "claims to be ours");
         return;
     }
     if (!ps->cfg.floodsub) lp2p__gs_preprocess(ps, p, t, id, (size_t)idn, rm->data.n);

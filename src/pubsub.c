@@ -928,6 +928,10 @@ static void lp2p__ps_handle_msg(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p__p
         else lp2p__score_invalid(ps, p, t);
         return;
     }
+    if (v.from.len && lp2p_peer_id_eq(&v.from, &ps->h->identity.id)) { /* ours, unseen: a forgery or a replay */
+        lp2p__ps_reject(ps, p, t, "claims to be ours");
+        return;
+    }
     if (!ps->cfg.floodsub) lp2p__gs_preprocess(ps, p, t, id, (size_t)idn, rm->data.n);
     if (ps->cfg.signing == LP2P_PUBSUB_STRICT_SIGN) {
         int rc = lp2p__ps_verify(ps, rm, &v.from);
