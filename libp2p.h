@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-c9ca6b86108a4373"
+#define LIBP2P_SOURCE_ID "src-2c03c8f06456b5cd"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -11649,6 +11649,7 @@ static void lp2p__gs_handle_prune(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p_
         if (lp2p__gs_arr_del(t->mesh, &t->n_mesh, p)) lp2p__score_prune(ps, p, t);
         uint64_t secs = c->has_backoff ? LP2P__MIN(c->backoff, (uint64_t)LP2P__GS_MAX_BACKOFF_S) : 0;
         lp2p__gs_add_backoff(ps, t, p, secs ? (int64_t)secs * 1000 : ps->cfg.prune_backoff_ms);
+        LP2P__DEBUG(ps->ctx, "pubsub: PRUNE on '%s', backoff %llu s, %d peers offered", t->name, (unsigned long long)secs, c->n_px);
         if (c->n_px && !ps->cfg.no_px) {
             if (lp2p__score(ps, p) < ps->th.accept_px) {
                 LP2P__DEBUG(ps->ctx, "pubsub: PRUNE with peer exchange from a peer scoring below accept_px: ignored");

@@ -64,6 +64,8 @@ export async function runPubsub (o, privateKey, { emit, logf, fail }) {
   }
   if (kv.flood != null) opts.floodPublish = kv.flood === 'true'
   if (kv.px === 'true') opts.doPX = true
+  // js scores peers by default and follows PX only from peers scoring >= 10
+  if (kv.acceptpx != null) opts.scoreThresholds = { acceptPXThreshold: Number(kv.acceptpx) }
 
   let node
   try {

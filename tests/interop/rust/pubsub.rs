@@ -80,7 +80,7 @@ fn config(kv: &HashMap<String, String>, anonymous: bool) -> gossipsub::Config {
         b.flood_publish(v == "true");
     }
     if kv.get("px").map(String::as_str) == Some("true") {
-        b.do_px();
+        b.do_px().prune_peers(16); // rust offers no peers by default (prune_peers 0)
     }
     b.heartbeat_initial_delay(Duration::from_millis(100));
     b.build().unwrap_or_else(|e| fail(format!("pubsub config: {e}")))
