@@ -48,8 +48,22 @@ LP2P__PRIV int lp2p__pb_put_varint(lp2p__ctx *ctx, lp2p__buf *b, uint32_t field,
 
 /* ---- RPC decoding (nanopb with callbacks; the stream is always a buffer stream, whose state
  * is the read position, so fields become slices of the received RPC) ------------------------------ */
-static bool lp2p__ps_dec_slice(pb_istream_t *st, lp2p__ps_slice *out) {
-    out->p = (const uint8_t *)st->state;
+typedef struct lp2p__ps_dec {
+    lp2p__ps_rpc *r;
+    lp2p__ps_rpc_msg *m;  /* the Message being decoded */
+    lp2p__ps_slice topic; /* of the SubOpts / control entry being decoded */
+    lp2p__ps_rpc_px px;
+    const uint8_t *base;  /* the buffer being decoded: every slice must lie inside it */
+    size_t len;
+} lp2p__ps_dec;
+
+/* A length-delimited field as a slice. nanopb also calls callbacks for a field sent with a
+ * scalar wire type, with a stream over its own stack copy: such a "slice" would dangle, so the
+ * position must lie inside the buffer (else the RPC is malformed). */
+static bool lp2p__ps_dec_slice(const lp2p__ps_dec *d, pb_istream_t *st, lp2p__ps_slice *out) {
+    const uint8_t *p = (const uint8_t *)st->state;
+    if (p < d->base || p > d->base + d->len || st->bytes_left > (size_t)(d->base + d->len - p)) return false;
+    out->p = p;
     out->n = st->bytes_left;
     return pb_read(st, NULL, st->bytes_left);
 }
@@ -68,17 +82,10 @@ static bool lp2p__ps_grow(lp2p__ctx *ctx, void **arr, int *cap, size_t elem, int
     return true;
 }
 
-typedef struct lp2p__ps_dec {
-    lp2p__ps_rpc *r;
-    lp2p__ps_rpc_msg *m;  /* the Message being decoded */
-    lp2p__ps_slice topic; /* of the SubOpts / control entry being decoded */
-    lp2p__ps_rpc_px px;
-    bool nomem;
-} lp2p__ps_dec;
-
 static bool lp2p__ps_dec_topic(pb_istream_t *st, const pb_field_t *f, void **arg) {
     (void)f;
-    return lp2p__ps_dec_slice(st, &((lp2p__ps_dec *)*arg)->topic);
+    lp2p__ps_dec *d = (lp2p__ps_dec *)*arg;
+    return lp2p__ps_dec_slice(d, st, &d->topic);
 }
 
 static bool lp2p__ps_dec_sub(pb_istream_t *st, const pb_field_t *f, void **arg) {
@@ -100,14 +107,15 @@ static bool lp2p__ps_dec_sub(pb_istream_t *st, const pb_field_t *f, void **arg) 
 }
 
 static bool lp2p__ps_dec_msg_field(pb_istream_t *st, const pb_field_t *f, void **arg) {
-    lp2p__ps_rpc_msg *m = ((lp2p__ps_dec *)*arg)->m;
+    const lp2p__ps_dec *d = (const lp2p__ps_dec *)*arg;
+    lp2p__ps_rpc_msg *m = d->m;
     switch (f->tag) {
-    case 1: m->has_from = true; return lp2p__ps_dec_slice(st, &m->from);
-    case 2: m->has_data = true; return lp2p__ps_dec_slice(st, &m->data);
-    case 3: m->has_seqno = true; return lp2p__ps_dec_slice(st, &m->seqno);
-    case 4: m->has_topic = true; return lp2p__ps_dec_slice(st, &m->topic);
-    case 5: m->has_signature = true; return lp2p__ps_dec_slice(st, &m->signature);
-    case 6: m->has_key = true; return lp2p__ps_dec_slice(st, &m->key);
+    case 1: m->has_from = true; return lp2p__ps_dec_slice(d, st, &m->from);
+    case 2: m->has_data = true; return lp2p__ps_dec_slice(d, st, &m->data);
+    case 3: m->has_seqno = true; return lp2p__ps_dec_slice(d, st, &m->seqno);
+    case 4: m->has_topic = true; return lp2p__ps_dec_slice(d, st, &m->topic);
+    case 5: m->has_signature = true; return lp2p__ps_dec_slice(d, st, &m->signature);
+    case 6: m->has_key = true; return lp2p__ps_dec_slice(d, st, &m->key);
     default: return pb_read(st, NULL, st->bytes_left);
     }
 }
@@ -119,7 +127,7 @@ static int lp2p__ps_msg_parse(const uint8_t *raw, size_t len, lp2p__ps_rpc_msg *
     memset(&d, 0, sizeof d);
     memset(out, 0, sizeof *out);
     out->raw.p = raw, out->raw.n = len;
-    d.m = out;
+    d.m = out, d.base = raw, d.len = len;
     pb_callback_t cb = {{.decode = lp2p__ps_dec_msg_field}, &d};
     pm.from = pm.data = pm.seqno = pm.topic = pm.signature = pm.key = cb;
     pb_istream_t st = pb_istream_from_buffer(raw, len);
@@ -134,6 +142,7 @@ static bool lp2p__ps_dec_publish(pb_istream_t *st, const pb_field_t *f, void **a
     (void)f;
     memset(&tmp, 0, sizeof tmp);
     tmp.raw.p = (const uint8_t *)st->state, tmp.raw.n = st->bytes_left;
+    if (tmp.raw.p < d->base || tmp.raw.n > (size_t)(d->base + d->len - tmp.raw.p)) return false; /* see _dec_slice */
     d->m = &tmp;
     pb_callback_t cb = {{.decode = lp2p__ps_dec_msg_field}, d};
     pm.from = pm.data = pm.seqno = pm.topic = pm.signature = pm.key = cb;
@@ -147,10 +156,11 @@ static bool lp2p__ps_dec_publish(pb_istream_t *st, const pb_field_t *f, void **a
 }
 
 static bool lp2p__ps_dec_id(pb_istream_t *st, const pb_field_t *f, void **arg) {
-    lp2p__ps_rpc *r = ((lp2p__ps_dec *)*arg)->r;
+    lp2p__ps_dec *d = (lp2p__ps_dec *)*arg;
+    lp2p__ps_rpc *r = d->r;
     lp2p__ps_slice s;
     (void)f;
-    if (!lp2p__ps_dec_slice(st, &s)) return false;
+    if (!lp2p__ps_dec_slice(d, st, &s)) return false;
     if (s.n == 0 || s.n > LP2P_PUBSUB_MSG_ID_MAX ||
         !LP2P__PS_GROW(r, r->ids, r->n_ids, r->cap_ids, LP2P__PS_MAX_IDS_PER_RPC)) {
         r->truncated++;
@@ -162,7 +172,7 @@ static bool lp2p__ps_dec_id(pb_istream_t *st, const pb_field_t *f, void **arg) {
 
 static bool lp2p__ps_dec_px_field(pb_istream_t *st, const pb_field_t *f, void **arg) {
     lp2p__ps_dec *d = (lp2p__ps_dec *)*arg;
-    return lp2p__ps_dec_slice(st, f->tag == 1 ? &d->px.peer_id : &d->px.record);
+    return lp2p__ps_dec_slice(d, st, f->tag == 1 ? &d->px.peer_id : &d->px.record);
 }
 
 static bool lp2p__ps_dec_px(pb_istream_t *st, const pb_field_t *f, void **arg) {
@@ -246,7 +256,7 @@ LP2P__PRIV int lp2p__ps_rpc_decode(lp2p__ps_rpc *r, lp2p__ctx *ctx, const uint8_
     memset(r, 0, sizeof *r);
     memset(&d, 0, sizeof d);
     memset(&m, 0, sizeof m);
-    r->ctx = ctx, d.r = r;
+    r->ctx = ctx, d.r = r, d.base = buf, d.len = len;
     m.subscriptions.funcs.decode = lp2p__ps_dec_sub, m.subscriptions.arg = &d;
     m.publish.funcs.decode = lp2p__ps_dec_publish, m.publish.arg = &d;
     pb_callback_t ctl = {{.decode = lp2p__ps_dec_ctl}, &d};
