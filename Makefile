@@ -97,3 +97,8 @@ check-amalgamation:
 
 clean:
 	rm -rf build
+
+# bench programs (measure; never part of make test)
+build/bench/%: bench/%.c libp2p.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g $(WARN) -I. -o $@ $< $(LIBS)
