@@ -85,7 +85,8 @@ sanitize: $(ASAN)
 fuzz: libp2p.h
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
-# the test-plans transport-interop application, ours <-> ours through a local redis-server
+# the test-plans transport-interop application through a local redis-server: ours <-> ours, and
+# ours <-> go/js peers (both roles) when scripts/install-peers.sh has built them
 interop-transport: build/bin/lp2p-transport-interop
 	@tests/run tests/transport-interop/run.sh
 
