@@ -4,7 +4,7 @@
  *  legacy (libp2p/test-plans transport-interop/README.md), lowercase environment:
  *    is_dialer, redis_addr (default redis:6379), ip (default 0.0.0.0), transport, security,
  *    muxer, test_timeout_seconds (or test_timeout_secs; default 180). Redis key: listenerAddr.
- *    The dialer prints one JSON object {"handshakePlusOneRTTMillis": X, "pingRTTMilllis": Y}
+ *    The dialer prints one JSON object {"handshakePlusOneRTTMillis":X,"pingRTTMilllis":Y} (no spaces: test-plans greps that form)
  *    (three l's: the runner expects that spelling).
  *  modern (libp2p/unified-testing docs/write-a-transport-test-app.md), uppercase environment:
  *    IS_DIALER, REDIS_ADDR, TEST_KEY, TRANSPORT, SECURE_CHANNEL, MUXER, LISTENER_IP (default
@@ -242,7 +242,7 @@ static int run_dialer(const settings *s) {
     if (s->modern)
         printf("latency:\n  handshake_plus_one_rtt: %.3f\n  ping_rtt: %.3f\n  unit: ms\n", total, rtt);
     else
-        printf("{\"handshakePlusOneRTTMillis\": %.3f, \"pingRTTMilllis\": %.3f}\n", total, rtt);
+        printf("{\"handshakePlusOneRTTMillis\":%.3f,\"pingRTTMilllis\":%.3f}\n", total, rtt);
     fflush(stdout);
     lp2p_host_free(h);
     return 0;

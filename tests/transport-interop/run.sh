@@ -54,7 +54,7 @@ start_listener legacy-listener is_dialer=false ip=127.0.0.1 $L
 timeout 60 env is_dialer=true $L "$BIN" >"$tmp/legacy-dialer.out" 2>"$tmp/legacy-dialer.err"; rc=$?
 check "legacy: dialer exits 0" test "$rc" -eq 0
 check "legacy: dialer prints one JSON object with both keys" \
-  grep -Eq '^\{"handshakePlusOneRTTMillis": [0-9]+(\.[0-9]+)?, "pingRTTMilllis": [0-9]+(\.[0-9]+)?\}$' "$tmp/legacy-dialer.out"
+  grep -Eq '^\{"handshakePlusOneRTTMillis":[0-9]+(\.[0-9]+)?,"pingRTTMilllis":[0-9]+(\.[0-9]+)?\}$' "$tmp/legacy-dialer.out"
 check "legacy: stdout holds nothing else" test "$(wc -l <"$tmp/legacy-dialer.out")" -eq 1
 stop_listener legacy
 [ "$rc" -eq 0 ] || show_logs legacy
