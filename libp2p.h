@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-d70ad5c622d1233d"
+#define LIBP2P_SOURCE_ID "src-5362dc4113c35f64"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -279,7 +279,8 @@ typedef struct lp2p_event {
     int err;              /* DIAL_FAILED / PEER_DISCONNECTED: the reason */
 } lp2p_event;
 /* Take the next event. Strings (addr, protocol) stay valid until the next call. Never blocks.
- * Returns false when the queue is empty. */
+ * Returns false when the queue is empty. When the queue is full (event_queue_size) the oldest
+ * event is dropped; once the app reads events, each drop logs a WARN. */
 LP2P_API bool lp2p_host_next_event(lp2p_host *h, lp2p_event *ev);
 
 /* ---- protocols: handlers are task entry points --------------------------------------- */
@@ -1648,6 +1649,7 @@ struct lp2p_host {
     lp2p__notifee *notifees;
     lp2p__event_slot *events; /* ring */
     int ev_head, ev_count;
+    bool ev_read; /* the app has called lp2p_host_next_event: it wants the events */
     lp2p__event_slot ev_out;  /* the slot handed out by next_event (strings live until next call) */
     lp2p__identify *identify;
     lp2p__buf info_text; /* lp2p_host_peer_info's strings */
@@ -7677,7 +7679,10 @@ LP2P__PRIV void lp2p__host_emit(lp2p_host *h, lp2p_event_type type, const lp2p_p
     int cap = h->cfg.event_queue_size;
     if (h->ev_count == cap) { /* full: drop the oldest (a stream event's stream is reset) */
         lp2p__event_slot *old = &h->events[h->ev_head];
-        LP2P__WARN(&h->ctx, LP2P_ERR_LIMIT, "event_queue_size=%d reached: dropping the oldest event", cap);
+        /* an app that never reads events (lp2p_host_run with handlers) loses nothing it wanted;
+         * warn only when it does read them, or when an inbound stream is dropped */
+        if (h->ev_read || old->ev.stream)
+            LP2P__WARN(&h->ctx, LP2P_ERR_LIMIT, "event_queue_size=%d reached: dropping the oldest event", cap);
         if (old->ev.stream) lp2p_stream_reset(old->ev.stream);
         lp2p__event_slot_clear(h, old);
         h->ev_head = (h->ev_head + 1) % cap;
@@ -7695,6 +7700,7 @@ LP2P__PRIV void lp2p__host_emit(lp2p_host *h, lp2p_event_type type, const lp2p_p
 }
 
 LP2P_API bool lp2p_host_next_event(lp2p_host *h, lp2p_event *ev) {
+    h->ev_read = true;
     lp2p__event_slot_clear(h, &h->ev_out);
     if (h->ev_count == 0) return false;
     h->ev_out = h->events[h->ev_head];

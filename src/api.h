@@ -194,7 +194,8 @@ typedef struct lp2p_event {
     int err;              /* DIAL_FAILED / PEER_DISCONNECTED: the reason */
 } lp2p_event;
 /* Take the next event. Strings (addr, protocol) stay valid until the next call. Never blocks.
- * Returns false when the queue is empty. */
+ * Returns false when the queue is empty. When the queue is full (event_queue_size) the oldest
+ * event is dropped; once the app reads events, each drop logs a WARN. */
 LP2P_API bool lp2p_host_next_event(lp2p_host *h, lp2p_event *ev);
 
 /* ---- protocols: handlers are task entry points --------------------------------------- */

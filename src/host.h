@@ -122,6 +122,7 @@ struct lp2p_host {
     lp2p__notifee *notifees;
     lp2p__event_slot *events; /* ring */
     int ev_head, ev_count;
+    bool ev_read; /* the app has called lp2p_host_next_event: it wants the events */
     lp2p__event_slot ev_out;  /* the slot handed out by next_event (strings live until next call) */
     lp2p__identify *identify;
     lp2p__buf info_text; /* lp2p_host_peer_info's strings */
