@@ -261,7 +261,7 @@ typedef struct lp2p_perf_server_config {
  * lp2p_host_unhandle(h, LP2P_PERF_PROTOCOL). Peers learn the protocol by identify push.
  * Each stream runs as its own task: read the 8-byte count (big-endian u64, any value up to
  * UINT64_MAX is valid per perf.md), read and discard the upload until EOF (into one 256 KiB
- * buffer per host), send that many zero bytes (256 KiB writes from a static zero buffer), close
+ * buffer per host), send that many zero bytes (1 MiB writes from a static zero buffer), close
  * (perf.md "Protocol", server steps 1-4). A stream that breaks a
  * limit, stalls longer than timeout_ms, or ends before its 8-byte count is reset and logged
  * (limits at WARN with the limit's name, the rest at INFO).

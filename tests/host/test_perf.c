@@ -39,7 +39,8 @@ static void test_sizes(lp2p_host *a, lp2p_host *b) {
     CHECK_EQ(run(a, addr, MIB, MIB), LP2P_OK);
     CHECK_EQ(run(a, addr, 0, 8 * MIB), LP2P_OK);
     CHECK_EQ(run(a, addr, 8 * MIB, 0), LP2P_OK);
-    CHECK_EQ(run(a, addr, 262143, 262145), LP2P_OK); /* around the 256 KiB chunk size */
+    CHECK_EQ(run(a, addr, 262143, 262145), LP2P_OK); /* around the 256 KiB read size */
+    CHECK_EQ(run(a, addr, MIB + 1, MIB - 1), LP2P_OK); /* around the 1 MiB write size */
     CHECK_EQ(run(a, addr, 3 * 65507 + 1, 65519), LP2P_OK); /* around yamux/Noise frame sizes */
     /* a bare peer ID works once the address is known (connected) */
     char id[LP2P_PEER_ID_STRLEN];
