@@ -81,7 +81,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-bf847a6633548605"
+#define LIBP2P_SOURCE_ID "src-a179e085bad46ec8"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -316,8 +316,8 @@ LP2P_API int lp2p_host_add_addr(lp2p_host *h, const char *addr_with_p2p, int64_t
 /* 1 if the host has a live connection to peer, else 0. */
 LP2P_API int lp2p_host_is_connected(lp2p_host *h, const lp2p_peer_id *peer);
 /* Ping a peer (peer_or_addr as in lp2p_host_connect; connects first if needed): one 32-byte
- * round trip on a new /ipfs/ping/1.0.0 stream. Returns the round-trip time in milliseconds
- * (>= 0, stream negotiation excluded) or an error: those of lp2p_stream_open, ERR_PROTOCOL
+ * round trip on a new /ipfs/ping/1.0.0 stream. Returns the round-trip time in MICROseconds
+ * (>= 0, stream negotiation excluded; loopback and LAN round trips are well under 1 ms) or an error: those of lp2p_stream_open, ERR_PROTOCOL
  * (the echo did not match), ERR_TIMEOUT. Spec: ping/ping.md. */
 LP2P_API int lp2p_ping(lp2p_host *h, const char *peer_or_addr, int64_t deadline);
 
@@ -646,7 +646,9 @@ LP2P__PRIV ptrdiff_t lp2p__hex_enc(const uint8_t *in, size_t n, char *out, size_
 LP2P__PRIV ptrdiff_t lp2p__hex_dec(const char *in, size_t n, uint8_t *out, size_t cap);
 
 /* ---- clock ------------------------------------------------------------------------------- */
-/* lp2p_now() is public. Deadline helpers: */
+/* lp2p_now() is public (ms). A monotonic clock in microseconds, for RTTs: */
+LP2P__PRIV int64_t lp2p__now_us(void);
+/* Deadline helpers: */
 /* ms left until deadline for a poll-style timeout: -1 forever, 0 expired/NOWAIT, else >= 1 */
 LP2P__PRIV int lp2p__deadline_ms(int64_t deadline);
 /* the earlier of two deadlines (LP2P_FOREVER is the latest) */
@@ -1808,6 +1810,12 @@ LP2P_API int64_t lp2p_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     /* + 1 so the clock is never 0 (LP2P_NOWAIT) even right after boot */
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1;
+}
+
+LP2P__PRIV int64_t lp2p__now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 LP2P_API int64_t lp2p_deadline_in(int64_t ms) { return ms < 0 ? LP2P_FOREVER : lp2p_now() + ms; }
@@ -6312,12 +6320,6 @@ LP2P__PRIV int lp2p__ymx_violation(lp2p__yamux *y, const char *fmt, ...) {
 }
 
 /* ---- small helpers ---------------------------------------------------------------------- */
-LP2P__PRIV int64_t lp2p__ymx_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 LP2P__PRIV void lp2p__ymx_hdr(uint8_t *p, uint8_t type, uint16_t flags, uint32_t id, uint32_t len) {
     p[0] = 0, p[1] = type;
     lp2p__put_be16(p + 2, flags);
@@ -6548,7 +6550,7 @@ LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway) {
  * small for the path: double it (bounded by max_window and the session budget). */
 LP2P__PRIV uint32_t lp2p__ys_grant(lp2p__yamux *y, lp2p__ystream *st, bool tune) {
     if (st->recv_fin || st->rerr || !st->app_held) return 0;
-    int64_t now = lp2p__ymx_now_us();
+    int64_t now = lp2p__now_us();
     if (tune && y->rtt_us > 0 && now - st->last_wu_us < 4 * y->rtt_us && st->recv_max < y->cfg.max_window) {
         uint64_t grow = LP2P__MIN((uint64_t)st->recv_max * 2, (uint64_t)y->cfg.max_window) - st->recv_max;
         uint64_t left = y->cfg.max_conn_window > y->conn_window_used ? y->cfg.max_conn_window - y->conn_window_used : 0;
@@ -6628,7 +6630,7 @@ LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, bool final) {
         lp2p__ymx_hdr(b, LP2P__Y_PING, LP2P__Y_SYN, 0, y->ping_id);
         n += LP2P__Y_HDR;
         y->ping_send = false, y->ping_outstanding = true;
-        y->ping_sent_us = lp2p__ymx_now_us();
+        y->ping_sent_us = lp2p__now_us();
     }
     bool popped = y->ctl_n > 0;
     for (; y->ctl_n && n + LP2P__Y_HDR <= LP2P__Y_WBUF; y->ctl_n--) {
@@ -6800,7 +6802,7 @@ LP2P__PRIV lp2p__ystream *lp2p__ys_new(lp2p__yamux *y, uint32_t id, bool outboun
     st->recv_max = y->cfg.init_window;
     st->recv_avail = LP2P__Y_SPEC_WINDOW; /* what the peer may send before our first update */
     st->send_window = LP2P__Y_SPEC_WINDOW;
-    st->last_wu_us = lp2p__ymx_now_us();
+    st->last_wu_us = lp2p__now_us();
     if (lp2p__ymap_put(y, st) < 0) {
         lp2p__free(y->ctx, st, sizeof *st);
         return NULL;
@@ -6922,7 +6924,7 @@ LP2P__PRIV void lp2p__ymx_on_ping(lp2p__yamux *y, uint16_t flags, uint32_t value
         return;
     }
     if (!(flags & LP2P__Y_ACK) || !y->ping_outstanding || value != y->ping_id) return;
-    int64_t rtt = LP2P__MAX(lp2p__ymx_now_us() - y->ping_sent_us, (int64_t)1);
+    int64_t rtt = LP2P__MAX(lp2p__now_us() - y->ping_sent_us, (int64_t)1);
     y->rtt_us = y->rtt_us ? (y->rtt_us + rtt) / 2 : rtt; /* smoothed like go-yamux */
     y->ping_last_us = rtt;
     y->ping_outstanding = false;
@@ -6972,7 +6974,7 @@ LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
 /* Ping (joining an outstanding one); RTT in microseconds or an error. */
 LP2P__PRIV int64_t lp2p__ymx_ping_us(lp2p__yamux *y, int64_t deadline) {
     if (y->dead) return LP2P_ERR_CLOSED;
-    bool stale = y->ping_outstanding && lp2p__ymx_now_us() - y->ping_sent_us > (int64_t)y->cfg.ping_timeout_ms * 1000;
+    bool stale = y->ping_outstanding && lp2p__now_us() - y->ping_sent_us > (int64_t)y->cfg.ping_timeout_ms * 1000;
     if ((!y->ping_outstanding && !y->ping_send) || stale) {
         y->ping_id++;
         y->ping_send = true, y->ping_outstanding = false;
@@ -8747,15 +8749,15 @@ LP2P_API int lp2p_ping(lp2p_host *h, const char *peer_or_addr, int64_t deadline)
     int rc = lp2p_stream_open(h, peer_or_addr, LP2P__PING_PROTO, deadline, &s);
     if (rc) return rc;
     lp2p__random(out, sizeof out);
-    int64_t t0 = lp2p_now();
+    int64_t t0 = lp2p__now_us();
     rc = lp2p_stream_write(s, out, sizeof out, deadline);
     if (rc == LP2P_OK) rc = lp2p_stream_read_full(s, in, sizeof in, deadline);
-    int64_t rtt = lp2p_now() - t0;
+    int64_t rtt = lp2p__now_us() - t0;
     if (rc == LP2P_OK && memcmp(in, out, sizeof in) != 0) rc = LP2P_ERR_PROTOCOL;
     if (rc == LP2P_OK) {
         lp2p_stream_close_write(s);
         lp2p_stream_close(s);
-        return (int)rtt;
+        return (int)LP2P__MIN(rtt, (int64_t)INT32_MAX);
     }
     lp2p_stream_reset(s);
     return rc;
@@ -8776,8 +8778,6 @@ LP2P_API int lp2p_ping(lp2p_host *h, const char *peer_or_addr, int64_t deadline)
  * Depends on: host.h. */
 // (amalgamated) #include "host.h"
 
-#include <time.h>
-
 /* Writes of 1 MiB take ~15% less sender CPU than 256 KiB ones here (fewer hand-offs to the yamux
  * writer task); reads return at most what yamux has buffered, so the sink stays smaller. */
 #define LP2P__PERF_WRITE (1u << 20)   /* bytes per write, straight from the zero buffer */
@@ -8796,12 +8796,6 @@ struct lp2p__perf {
     uint8_t *sink;               /* LP2P__PERF_READ bytes; every read of this host lands here and is
                                     discarded, so concurrent perf tasks can share it */
 };
-
-static int64_t lp2p__perf_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* The host's perf state, created on first use (service or client). NULL: out of memory. */
 static lp2p__perf *lp2p__perf_get(lp2p_host *h) {
@@ -8911,7 +8905,7 @@ typedef struct lp2p__perf_meter {
 /* Report progress if an interval has passed (or, with done, always). */
 static void lp2p__perf_tick(lp2p__perf_meter *m, bool done) {
     if (!m->opt.progress) return;
-    int64_t now = lp2p__perf_now_us();
+    int64_t now = lp2p__now_us();
     if (!done && now - m->last_us < (int64_t)m->opt.report_interval_ms * 1000) return;
     lp2p_perf_report r;
     r.interval_us = now - m->last_us;
@@ -8963,18 +8957,18 @@ LP2P_API int lp2p_perf(lp2p_host *h, const char *peer_or_addr, uint64_t upload_b
     if (!m.opt.timeout_ms) m.opt.timeout_ms = LP2P__PERF_TIMEOUT_MS;
     lp2p__perf *p = lp2p__perf_get(h);
     if (!p) return LP2P_ERR_NOMEM;
-    int64_t t0 = m.last_us = lp2p__perf_now_us();
+    int64_t t0 = m.last_us = lp2p__now_us();
     int rc = lp2p_host_connect(h, peer_or_addr, lp2p__deadline_min(deadline, lp2p_deadline_in(m.opt.timeout_ms)));
-    int64_t t1 = lp2p__perf_now_us();
+    int64_t t1 = lp2p__now_us();
     if (rc == LP2P_OK)
         rc = lp2p_stream_open(h, peer_or_addr, LP2P_PERF_PROTOCOL,
                               lp2p__deadline_min(deadline, lp2p_deadline_in(m.opt.timeout_ms)), &s);
     if (rc) return rc;
-    int64_t t2 = lp2p__perf_now_us();
+    int64_t t2 = lp2p__now_us();
     rc = lp2p__perf_upload(s, download_bytes, upload_bytes, &m, deadline);
-    int64_t t3 = lp2p__perf_now_us();
+    int64_t t3 = lp2p__now_us();
     if (rc == LP2P_OK) rc = lp2p__perf_download(s, p->sink, download_bytes, &m, deadline);
-    int64_t t4 = lp2p__perf_now_us();
+    int64_t t4 = lp2p__now_us();
     if (rc) {
         lp2p_stream_reset(s);
         return rc;

@@ -230,8 +230,8 @@ LP2P_API int lp2p_host_add_addr(lp2p_host *h, const char *addr_with_p2p, int64_t
 /* 1 if the host has a live connection to peer, else 0. */
 LP2P_API int lp2p_host_is_connected(lp2p_host *h, const lp2p_peer_id *peer);
 /* Ping a peer (peer_or_addr as in lp2p_host_connect; connects first if needed): one 32-byte
- * round trip on a new /ipfs/ping/1.0.0 stream. Returns the round-trip time in milliseconds
- * (>= 0, stream negotiation excluded) or an error: those of lp2p_stream_open, ERR_PROTOCOL
+ * round trip on a new /ipfs/ping/1.0.0 stream. Returns the round-trip time in MICROseconds
+ * (>= 0, stream negotiation excluded; loopback and LAN round trips are well under 1 ms) or an error: those of lp2p_stream_open, ERR_PROTOCOL
  * (the echo did not match), ERR_TIMEOUT. Spec: ping/ping.md. */
 LP2P_API int lp2p_ping(lp2p_host *h, const char *peer_or_addr, int64_t deadline);
 
