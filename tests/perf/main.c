@@ -13,11 +13,13 @@
  *     "downloadBytes":D} (T = length of the interval, U/D = bytes moved in it), then
  *     {"type":"final",...} whose time covers connecting, uploading and downloading and whose
  *     byte counts are the totals. Exit 0 on success, 1 on failure, 2 on bad usage.
- * <ip> is IPv4 (127.0.0.1) or IPv6 in brackets ([::1]:4001). Flags also take --flag=value.
+ * <ip> is IPv4 (127.0.0.1), IPv6 in brackets ([::1]:4001) or, for the client, a DNS name
+ * (dialed as /dns4/<name>). Flags also take --flag=value.
  * Logs go to stderr. Build: make build/bin/lp2p-perf. */
 #define LIBP2P_IMPLEMENTATION
 #include "libp2p.h"
 
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -82,7 +84,7 @@ static void parse_args(int argc, char **argv, opts *o) {
     if (!o->address) usage("--server-address is required");
 }
 
-/* "<ip>:<port>" or "[<ip6>]:<port>" -> "/ip4|ip6/<ip>/tcp/<port>" */
+/* "<ip>:<port>", "[<ip6>]:<port>" or "<name>:<port>" -> "/ip4|ip6|dns4/<host>/tcp/<port>" */
 static void to_multiaddr(const char *hostport, char *out, size_t cap) {
     const char *colon = strrchr(hostport, ':');
     if (!colon || colon == hostport || !colon[1]) usage("--server-address: expected <ip>:<port>, got '%s'", hostport);
@@ -90,7 +92,11 @@ static void to_multiaddr(const char *hostport, char *out, size_t cap) {
         if (colon[-1] != ']') usage("--server-address: expected [<ip6>]:<port>, got '%s'", hostport);
         snprintf(out, cap, "/ip6/%.*s/tcp/%s", (int)(colon - hostport - 2), hostport + 1, colon + 1);
     } else {
-        snprintf(out, cap, "/ip4/%.*s/tcp/%s", (int)(colon - hostport), hostport, colon + 1);
+        char host[256];
+        struct in_addr ip4;
+        snprintf(host, sizeof host, "%.*s", (int)(colon - hostport), hostport);
+        /* a name (e.g. a docker-compose service) is resolved by the dialer: /dns4 */
+        snprintf(out, cap, "/%s/%s/tcp/%s", inet_pton(AF_INET, host, &ip4) == 1 ? "ip4" : "dns4", host, colon + 1);
     }
 }
 
