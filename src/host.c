@@ -178,6 +178,7 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
         lp2p__free(&h->ctx, d, sizeof *d);
     }
     lp2p__identify_free(h);
+    lp2p__perf_free(h);
     while (h->handlers) {
         lp2p__handler *x = h->handlers;
         h->handlers = x->next;
