@@ -1,5 +1,6 @@
 /*==================== begin src/doc.h ====================*/
-/* libp2p.h - v0.1.0 - libp2p in one C header: TCP, multistream-select, Noise, yamux, identify, ping, perf
+/* libp2p.h - v0.1.0 - libp2p in one C header: TCP, multistream-select, Noise, yamux, identify, ping, perf,
+   gossipsub/floodsub
    https://libp2p.io - tested against go-libp2p, rust-libp2p and js-libp2p.  MIT license (end of file).
 
    QUICK START
@@ -71,7 +72,7 @@
    SPECS FOLLOWED (github.com/libp2p/specs)
      connections/README.md, multistream-select, noise/README.md, yamux/README.md,
      identify/README.md, ping/ping.md, perf/perf.md, peer-ids/peer-ids.md, RFC/0002, RFC/0003,
-     addressing.
+     addressing, pubsub/README.md, pubsub/gossipsub/gossipsub-v1.0.md, -v1.1.md, -v1.2.md.
 */
 /* The implementation needs POSIX/GNU declarations (clock_gettime, epoll, mmap, getaddrinfo)
  * even under -std=c11: include libp2p.h first in the implementation file, or build with
@@ -81,7 +82,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-a92faebff9953fb7"
+#define LIBP2P_SOURCE_ID "src-928d30dfe515b94d"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
