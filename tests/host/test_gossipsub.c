@@ -386,6 +386,55 @@ static void test_validator(void) {
     net_free(&w);
 }
 
+/* ---- explicit (direct) peers and leaving a topic ------------------------------------------------------ */
+static void test_direct_and_leave(void) {
+    TEST("direct peers: dialed by the router, always sent every message, never in the mesh; leaving PRUNEs with the unsubscribe backoff");
+    lp2p_host *a = new_host(), *b = new_host(), *c = new_host();
+    lp2p_pubsub *pa = NULL, *pb = NULL, *pc = NULL;
+    lp2p_subscription *sa = NULL, *sb = NULL, *sc = NULL;
+    lp2p_pubsub_config ca, cb;
+    memset(&ca, 0, sizeof ca), memset(&cb, 0, sizeof cb);
+    const char *direct_b[] = {lp2p_host_addr(b, 0)}, *direct_a[] = {lp2p_host_addr(a, 0)}, *bad[] = {"/ip4/1.2.3.4/tcp/1"};
+    ca.direct_peers = bad, ca.n_direct_peers = 1;
+    CHECK_EQ(lp2p_pubsub_new(a, &ca, &pa), LP2P_ERR_INVALID); /* no /p2p/ */
+    ca.direct_peers = direct_b, ca.n_direct_peers = 1, ca.heartbeat_ms = 200;
+    cb.direct_peers = direct_a, cb.n_direct_peers = 1, cb.heartbeat_ms = 200;
+    CHECK_EQ(lp2p_pubsub_new(a, &ca, &pa), LP2P_OK);
+    CHECK_EQ(lp2p_pubsub_new(b, &cb, &pb), LP2P_OK);
+    lp2p_pubsub_config cc;
+    memset(&cc, 0, sizeof cc);
+    cc.heartbeat_ms = 200;
+    CHECK_EQ(lp2p_pubsub_new(c, &cc, &pc), LP2P_OK);
+    CHECK_EQ(lp2p_pubsub_subscribe(pa, TOPIC, &sa), LP2P_OK);
+    CHECK_EQ(lp2p_pubsub_subscribe(pb, TOPIC, &sb), LP2P_OK);
+    CHECK_EQ(lp2p_pubsub_subscribe(pc, TOPIC, &sc), LP2P_OK);
+    lp2p_peer_id idb = lp2p_host_id(b);
+    WAIT_UNTIL(a, lp2p_host_is_connected(a, &idb), 5000); /* nobody called connect */
+    CHECK(lp2p_host_is_connected(a, &idb));
+    CHECK_EQ(lp2p_host_connect(c, lp2p_host_addr(a, 0), lp2p_deadline_in(5000)), LP2P_OK);
+    WAIT_UNTIL(a, lp2p_pubsub_topic_peers(pa, TOPIC, NULL, 0) == 2, 5000);
+    run_ms(a, 800);
+    CHECK_EQ(lp2p_pubsub_mesh_peers(pa, TOPIC, NULL, 0), 1); /* C only: B is direct */
+    CHECK_EQ(lp2p_pubsub_mesh_peers(pb, TOPIC, NULL, 0), 0);
+    CHECK_EQ(lp2p_pubsub_publish(pa, TOPIC, "direct", 6), 2);
+    lp2p_pubsub_message m;
+    CHECK_EQ(lp2p_subscription_next(sb, &m, lp2p_deadline_in(3000)), LP2P_OK);
+    CHECK(m.data_len == 6 && !memcmp(m.data, "direct", 6));
+    /* A leaves the topic: C, its mesh peer, gets a PRUNE and sees the unsubscription */
+    lp2p_pubsub_stats c0;
+    memset(&c0, 0, sizeof c0);
+    lp2p_pubsub_get_stats(pc, &c0);
+    lp2p_subscription_cancel(sa);
+    run_ms(a, 400);
+    lp2p_pubsub_stats c1;
+    memset(&c1, 0, sizeof c1);
+    lp2p_pubsub_get_stats(pc, &c1);
+    CHECK_EQ(c1.prune_in, c0.prune_in + 1);
+    CHECK_EQ(lp2p_pubsub_mesh_peers(pc, TOPIC, NULL, 0), 0);
+    CHECK_EQ(lp2p_pubsub_topic_peers(pc, TOPIC, NULL, 0), 0);
+    lp2p_host_free(a), lp2p_host_free(b), lp2p_host_free(c);
+}
+
 /* ---- bad input from a hand-written peer ("evil"): it speaks /meshsub/1.1.0 with raw RPCs --------------- */
 typedef struct sink {
     int rpcs, prunes, grafts, iwant_ids, ihaves;
@@ -845,6 +894,7 @@ int main(int argc, char **argv) {
     test_idontwant();
     test_signing();
     test_validator();
+    test_direct_and_leave();
     test_bad_input();
     test_scores();
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
