@@ -82,7 +82,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-928d30dfe515b94d"
+#define LIBP2P_SOURCE_ID "src-08886c645acbc83a"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -2581,6 +2581,7 @@ struct lp2p_pubsub {
     int n_direct;
     lp2p_pubsub_stats stats;
     bool closing;
+    bool sched_gone;          /* freed by lp2p_host_free after its scheduler */
     const char *protos[4];
     int n_protos;
 };
@@ -10466,9 +10467,11 @@ static void lp2p__ps_peer_remove(lp2p_pubsub *ps, lp2p__ps_peer *p) {
             ps->n_peers--;
             break;
         }
-    if (p->writer.id) lp2p__task_cancel(ps->h->sched, p->writer);
-    if (p->reader.id) lp2p__task_cancel(ps->h->sched, p->reader);
-    lp2p__waitq_wake_all(ps->h->sched, &p->wake);
+    if (!ps->sched_gone) { /* (the host's scheduler is gone when the host frees us: no task is left) */
+        if (p->writer.id) lp2p__task_cancel(ps->h->sched, p->writer);
+        if (p->reader.id) lp2p__task_cancel(ps->h->sched, p->reader);
+        lp2p__waitq_wake_all(ps->h->sched, &p->wake);
+    }
     lp2p__ps_peer_unref(p);
 }
 
@@ -10987,7 +10990,7 @@ static void lp2p__ps_serve(lp2p_stream *s, void *user) {
         ptrdiff_t n = lp2p_stream_read(s, in.p + in.len, in.cap - in.len, LP2P_FOREVER);
         if (n <= 0) break;
         in.len += (size_t)n;
-        if (in.cap > (2 << 20) && in.len < (64 << 10)) { /* shrink after a large RPC */
+        if (in.cap > (256 << 10) && in.len < (64 << 10)) { /* shrink after a large RPC */
             lp2p__buf small = {0, 0, 0};
             if (lp2p__buf_append(ps->ctx, &small, in.p, in.len) == LP2P_OK) lp2p__buf_free(ps->ctx, &in), in = small;
         }
@@ -11097,7 +11100,11 @@ static bool lp2p__ps_thresholds_ok(const lp2p_pubsub_score_thresholds *t) {
 
 /* ---- public API ---------------------------------------------------------------------------------------------- */
 static void lp2p__ps_destroy(lp2p_pubsub *ps);
-static void lp2p__ps_host_freeing(void *user) { lp2p__ps_destroy((lp2p_pubsub *)user); }
+static void lp2p__ps_host_freeing(void *user) {
+    lp2p_pubsub *ps = (lp2p_pubsub *)user;
+    ps->sched_gone = true;
+    lp2p__ps_destroy(ps);
+}
 
 LP2P_API int lp2p_pubsub_new(lp2p_host *h, const lp2p_pubsub_config *cfg, lp2p_pubsub **out) {
     lp2p_pubsub_config zero;
@@ -11141,7 +11148,7 @@ LP2P_API int lp2p_pubsub_new(lp2p_host *h, const lp2p_pubsub_config *cfg, lp2p_p
     }
     lp2p__random(ps->salt, sizeof ps->salt);
     ps->seqno = (uint64_t)time(NULL) * 1000000000u; /* go seeds its counter with Unix nanoseconds */
-    ps->seen.max = 1 << 20;
+    ps->seen.max = 1 << 18; /* 2 min of 2,000 messages/s; beyond, the oldest IDs are forgotten early */
     if (ps->cfg.floodsub) {
         ps->protos[ps->n_protos++] = LP2P__PS_FLOODSUB;
     } else {
@@ -11150,7 +11157,7 @@ LP2P_API int lp2p_pubsub_new(lp2p_host *h, const lp2p_pubsub_config *cfg, lp2p_p
         ps->protos[ps->n_protos++] = LP2P__PS_MESHSUB10;
         ps->protos[ps->n_protos++] = LP2P__PS_FLOODSUB;
     }
-    int rc = ps->cfg.floodsub ? LP2P_OK : lp2p__gs_init(ps);
+    int rc = lp2p__gs_init(ps); /* floodsub too: its heartbeat expires the seen cache */
     for (int i = 0; i < ps->n_protos && !rc; i++) rc = lp2p_host_handle(h, ps->protos[i], lp2p__ps_serve, ps);
     if (rc) {
         ps->closing = true;
@@ -11183,7 +11190,7 @@ static void lp2p__ps_destroy(lp2p_pubsub *ps) {
             lp2p__free(ctx, s->q, sizeof *s->q * (size_t)s->q_cap);
             lp2p__free(ctx, s, sizeof *s);
         }
-    if (!ps->cfg.floodsub) lp2p__gs_free(ps);
+    lp2p__gs_free(ps);
     lp2p__score_free(ps);
     while (ps->topics) {
         lp2p__ps_topic *t = ps->topics;
@@ -11864,6 +11871,7 @@ static void lp2p__gs_handle_graft(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p_
         ps->stats.graft_in++;
         lp2p__ps_topic *t = lp2p__gs_ctl_topic(ps, c);
         if (!t || lp2p__gs_in_mesh(t, p)) continue; /* unknown topics: ignored (spam hardening) */
+        if (!lp2p__ps_peer_in_topic(p, t)) continue; /* it did not subscribe (rust drops these too) */
         bool px = true;
         if (p->direct) {
             lp2p_peer_id_str(&p->id, id, sizeof id);
@@ -12245,6 +12253,10 @@ static void lp2p__gs_heartbeat(lp2p_pubsub *ps) {
     int64_t now = lp2p_now();
     lp2p__gs_hb hb = {NULL, 0};
     ps->heartbeats++;
+    if (ps->cfg.floodsub) { /* floodsub: only the seen cache ages */
+        lp2p__ps_idset_expire(&ps->seen, now);
+        return;
+    }
     hb.out = (lp2p__gs_out *)lp2p__zalloc(ps->ctx, sizeof *hb.out * (size_t)(ps->n_peers + 1));
     if (!hb.out) return;
     for (lp2p__ps_peer *p = ps->peers; p; p = p->next) {

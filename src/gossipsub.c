@@ -448,6 +448,7 @@ static void lp2p__gs_handle_graft(lp2p_pubsub *ps, lp2p__ps_peer *p, const lp2p_
         ps->stats.graft_in++;
         lp2p__ps_topic *t = lp2p__gs_ctl_topic(ps, c);
         if (!t || lp2p__gs_in_mesh(t, p)) continue; /* unknown topics: ignored (spam hardening) */
+        if (!lp2p__ps_peer_in_topic(p, t)) continue; /* it did not subscribe (rust drops these too) */
         bool px = true;
         if (p->direct) {
             lp2p_peer_id_str(&p->id, id, sizeof id);
@@ -829,6 +830,10 @@ static void lp2p__gs_heartbeat(lp2p_pubsub *ps) {
     int64_t now = lp2p_now();
     lp2p__gs_hb hb = {NULL, 0};
     ps->heartbeats++;
+    if (ps->cfg.floodsub) { /* floodsub: only the seen cache ages */
+        lp2p__ps_idset_expire(&ps->seen, now);
+        return;
+    }
     hb.out = (lp2p__gs_out *)lp2p__zalloc(ps->ctx, sizeof *hb.out * (size_t)(ps->n_peers + 1));
     if (!hb.out) return;
     for (lp2p__ps_peer *p = ps->peers; p; p = p->next) {

@@ -257,6 +257,7 @@ struct lp2p_pubsub {
     int n_direct;
     lp2p_pubsub_stats stats;
     bool closing;
+    bool sched_gone;          /* freed by lp2p_host_free after its scheduler */
     const char *protos[4];
     int n_protos;
 };

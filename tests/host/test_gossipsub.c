@@ -690,6 +690,61 @@ static void test_scores(void) {
     net_free(&w);
 }
 
+/* ---- P3 (mesh delivery deficit), P5 (application), P6 (IP colocation) -------------------------------------- */
+static double app_score(const lp2p_peer_id *peer, void *user) {
+    return lp2p_peer_id_eq(peer, (const lp2p_peer_id *)user) ? -100 : 0;
+}
+
+static void test_score_components(void) {
+    TEST("scores: P3 punishes a silent mesh peer, P5 application scores, P6 peers sharing an IP");
+    net w;
+    lp2p_pubsub_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.heartbeat_ms = 200;
+    net_new(&w, 3, &cfg);
+    lp2p_pubsub_topic_score_params tp;
+    lp2p_pubsub_score_params sp;
+    lp2p_pubsub_score_defaults(&sp, NULL);
+    tp = sp.topic_defaults;
+    tp.mesh_message_deliveries_weight = -1, tp.mesh_message_deliveries_threshold = 4;
+    tp.mesh_message_deliveries_activation_ms = 600, tp.mesh_message_deliveries_window_ms = 50;
+    tp.mesh_failure_penalty_weight = -1;
+    CHECK_EQ(lp2p_pubsub_set_topic_score_params(w.ps[0], TOPIC, &tp), LP2P_OK);
+    for (int i = 0; i < 3; i++) net_sub(&w, i, TOPIC);
+    net_connect(&w, 0, 1);
+    WAIT_UNTIL(w.h[0], in_mesh(&w, 0, 1, TOPIC), 5000);
+    CHECK(in_mesh(&w, 0, 1, TOPIC));
+    run_ms(w.h[0], 1500); /* B says nothing: after 600 ms its deficit counts, A prunes it */
+    double sc = score_of(&w, 0, w.h[1]);
+    fprintf(stderr, "    silent mesh peer after activation: score %.1f, in mesh: %d\n", sc, in_mesh(&w, 0, 1, TOPIC));
+    CHECK(sc < 0);
+    CHECK(!in_mesh(&w, 0, 1, TOPIC));
+    net_free(&w);
+
+    lp2p_host *a = new_host(), *b = new_host(), *c = new_host();
+    lp2p_peer_id idb = lp2p_host_id(b);
+    lp2p_pubsub_score_defaults(&sp, NULL);
+    sp.app_specific_score = app_score, sp.app_specific_user = &idb;
+    sp.ip_colocation_factor_weight = -1, sp.ip_colocation_factor_threshold = 1; /* all of us are on 127.0.0.1 */
+    memset(&cfg, 0, sizeof cfg);
+    cfg.score_params = &sp;
+    lp2p_pubsub *pa = NULL, *pb = NULL, *pc = NULL;
+    CHECK_EQ(lp2p_pubsub_new(a, &cfg, &pa), LP2P_OK);
+    CHECK_EQ(lp2p_pubsub_new(b, NULL, &pb), LP2P_OK);
+    CHECK_EQ(lp2p_pubsub_new(c, NULL, &pc), LP2P_OK);
+    CHECK_EQ(lp2p_host_connect(a, lp2p_host_addr(b, 0), lp2p_deadline_in(5000)), LP2P_OK);
+    CHECK_EQ(lp2p_host_connect(a, lp2p_host_addr(c, 0), lp2p_deadline_in(5000)), LP2P_OK);
+    WAIT_UNTIL(a, lp2p_pubsub_topic_peers(pa, NULL, NULL, 0) == 2, 5000);
+    lp2p_peer_id idc = lp2p_host_id(c);
+    double sb = 0, scc = 0;
+    CHECK_EQ(lp2p_pubsub_peer_score(pa, &idb, &sb), LP2P_OK);
+    CHECK_EQ(lp2p_pubsub_peer_score(pa, &idc, &scc), LP2P_OK);
+    fprintf(stderr, "    P5 -100 and P6 (2 peers on one IP, threshold 1): %.1f; P6 alone: %.1f\n", sb, scc);
+    CHECK(sb <= -100 - 1 + 0.001 && sb >= -101 - 0.001); /* -100 (P5) - 1 (P6: (2-1)^2 x -1) */
+    CHECK(scc <= -1 + 0.001 && scc >= -1 - 0.001);
+    lp2p_host_free(a), lp2p_host_free(b), lp2p_host_free(c);
+}
+
 /* ---- 100 hosts, 1,000 messages --------------------------------------------------------------------------
  * Each host lives on its own thread (lp2p_host_run), as if in its own process; the main thread
  * talks to them only with lp2p_host_post. A task per host drains its subscription and stamps
@@ -897,6 +952,7 @@ int main(int argc, char **argv) {
     test_direct_and_leave();
     test_bad_input();
     test_scores();
+    test_score_components();
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     if (!quick) test_hundred(30, 100);
 #else
