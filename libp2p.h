@@ -82,7 +82,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-08886c645acbc83a"
+#define LIBP2P_SOURCE_ID "src-88e144c84429b6c0"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -2322,10 +2322,11 @@ LP2P__PRIV void lp2p__perf_free(lp2p_host *h); /* after the scheduler is gone */
 #endif
 /*==================== end src/host.h ====================*/
 /*==================== begin src/pubsub.h ====================*/
-/* pubsub.h - L7 internal declarations shared by the pubsub files: pubsub.c (RPC codec, peers
- * and their streams, messages, signing, validation, subscriptions, floodsub forwarding, the
- * public API), gossipsub.c (mesh, fanout, gossip, message cache, control messages, heartbeat,
- * peer exchange) and pubsub_score.c (gossipsub v1.1 peer scoring).
+/* pubsub.h - L7 internal declarations shared by the pubsub files: pubsub_rpc.c (RPC codec,
+ * digest sets), pubsub.c (peers and their streams, messages, signing, validation,
+ * subscriptions, floodsub forwarding, the public API), gossipsub.c (mesh, fanout, gossip,
+ * message cache, control messages, heartbeat, peer exchange) and pubsub_score.c (gossipsub
+ * v1.1 peer scoring).
  *
  * Spec: libp2p/specs pubsub/README.md, pubsub/gossipsub/gossipsub-v1.0.md, -v1.1.md, -v1.2.md.
  * Depends on: host.h (streams, connections, notifications, peerstore), proto/pubsub.pb.h. */
@@ -2402,6 +2403,8 @@ typedef struct lp2p__ps_rpc {
 
 /* Decode one RPC (peer input). OK, ERR_PROTOCOL (malformed), ERR_NOMEM. Free with _rpc_clear. */
 LP2P__PRIV int lp2p__ps_rpc_decode(lp2p__ps_rpc *r, lp2p__ctx *ctx, const uint8_t *buf, size_t len);
+/* Slices of one encoded Message (ours, after building it). OK or ERR_PROTOCOL. */
+LP2P__PRIV int lp2p__ps_msg_parse(const uint8_t *raw, size_t len, lp2p__ps_rpc_msg *out);
 LP2P__PRIV void lp2p__ps_rpc_clear(lp2p__ps_rpc *r);
 
 /* ---- protobuf writing (RPCs we send are built by hand: pieces are concatenated) -------------- */
@@ -9918,32 +9921,20 @@ LP2P_API int lp2p_perf(lp2p_host *h, const char *peer_or_addr, uint64_t upload_b
     return LP2P_OK;
 }
 /*==================== end src/perf.c ====================*/
-/*==================== begin src/pubsub.c ====================*/
-/* pubsub.c - L7: the pubsub core shared by gossipsub and floodsub: the RPC codec, peers and
- * their two unidirectional streams, messages (IDs, StrictSign / StrictNoSign), the validation
- * pipeline, subscriptions, and the public lp2p_pubsub_* API.
+/*==================== begin src/pubsub_rpc.c ====================*/
+/* pubsub_rpc.c - L7: the pubsub RPC codec and message-ID digest sets.
  *
- * Spec: libp2p/specs pubsub/README.md (RPC, message signing, IDs), pubsub/gossipsub/ (v1.0, v1.1, v1.2).
- * Per peer we open one outbound stream (proposing /meshsub/1.2.0, 1.1.0, 1.0.0, /floodsub/1.0.0
- * in that order; what it negotiates decides what we send the peer) and read the peer's
- * inbound stream; both carry uvarint-delimited RPCs. The first RPC on our stream announces our
- * subscriptions. Outbound RPCs wait in a per-peer queue drained by a writer task, so nothing
- * that routes a message ever blocks; consecutive queued RPCs are merged (concatenated protobufs
- * merge) up to 60 KiB, but never two with a control part (rust and js keep only the last
- * occurrence of a non-repeated field).
- * Messages are checked in go-libp2p-pubsub's order: signing policy, seen cache, IDONTWANT to
- * the mesh (v1.2), signature, topic validator; then delivered and forwarded.
- * Depends on: pubsub.h (host.h), gossipsub.c, pubsub_score.c. */
+ * Spec: libp2p/specs pubsub/README.md (RPC and Message), gossipsub-v1.0/1.1/1.2 (ControlMessage).
+ * Decoding uses nanopb (proto/pubsub.pb.h) with a callback per repeated or variable-size
+ * field: every field becomes a slice of the received buffer (no copies, no allocation driven by
+ * the peer beyond the capped entry arrays), and every count is capped per RPC. RPCs we send are
+ * written by hand (tag, length, bytes), so pieces built at different times can be concatenated.
+ * The digest sets (seen cache, IDONTWANT, message cache index) are open-addressing tables of
+ * salted 16-byte SHA-256 digests with expiry in insertion order.
+ * Depends on: pubsub.h. */
 // (amalgamated) #include "pubsub.h"
 
 #include <pb_decode.h>
-#include <stdio.h>
-#include <time.h>
-
-#define LP2P__PS_OPEN_TIMEOUT_MS 10000
-#define LP2P__PS_WRITE_TIMEOUT_MS 60000 /* a peer that does not read for this long loses its stream */
-#define LP2P__PS_WRITE_BATCH (256 << 10)
-#define LP2P__PS_SIGN_PREFIX "libp2p-pubsub:"
 
 /* ---- protobuf writing ---------------------------------------------------------------------------- */
 static int lp2p__pb_put_uvarint(lp2p__ctx *ctx, lp2p__buf *b, uint64_t v) {
@@ -10042,7 +10033,7 @@ static bool lp2p__ps_dec_msg_field(pb_istream_t *st, const pb_field_t *f, void *
 }
 
 /* Slices of an encoded Message (our own, after building it). */
-static int lp2p__ps_msg_parse(const uint8_t *raw, size_t len, lp2p__ps_rpc_msg *out) {
+LP2P__PRIV int lp2p__ps_msg_parse(const uint8_t *raw, size_t len, lp2p__ps_rpc_msg *out) {
     lp2p__ps_dec d;
     lp2p_pb_PubsubMessage pm;
     memset(&d, 0, sizeof d);
@@ -10299,6 +10290,33 @@ LP2P__PRIV void lp2p__ps_idset_free(lp2p__ctx *ctx, lp2p__ps_idset *s) {
     memset(s, 0, sizeof *s);
     s->max = max;
 }
+/*==================== end src/pubsub_rpc.c ====================*/
+/*==================== begin src/pubsub.c ====================*/
+/* pubsub.c - L7: the pubsub core shared by gossipsub and floodsub: peers and their two
+ * unidirectional streams, messages (IDs, StrictSign / StrictNoSign), the validation pipeline,
+ * subscriptions, and the public lp2p_pubsub_* API. The RPC codec is in pubsub_rpc.c.
+ *
+ * Spec: libp2p/specs pubsub/README.md (RPC, message signing, IDs), pubsub/gossipsub/ (v1.0, v1.1, v1.2).
+ * Per peer we open one outbound stream (proposing /meshsub/1.2.0, 1.1.0, 1.0.0, /floodsub/1.0.0
+ * in that order; what it negotiates decides what we send the peer) and read the peer's
+ * inbound stream; both carry uvarint-delimited RPCs. The first RPC on our stream announces our
+ * subscriptions. Outbound RPCs wait in a per-peer queue drained by a writer task, so nothing
+ * that routes a message ever blocks; consecutive queued RPCs are merged (concatenated protobufs
+ * merge) up to 60 KiB, but never two with a control part (rust and js keep only the last
+ * occurrence of a non-repeated field).
+ * Messages are checked in go-libp2p-pubsub's order: signing policy, seen cache, IDONTWANT to
+ * the mesh (v1.2), signature, topic validator; then delivered and forwarded.
+ * Depends on: pubsub.h (host.h), pubsub_rpc.c, gossipsub.c, pubsub_score.c. */
+// (amalgamated) #include "pubsub.h"
+
+#include <pb_decode.h>
+#include <stdio.h>
+#include <time.h>
+
+#define LP2P__PS_OPEN_TIMEOUT_MS 10000
+#define LP2P__PS_WRITE_TIMEOUT_MS 60000 /* a peer that does not read for this long loses its stream */
+#define LP2P__PS_WRITE_BATCH (256 << 10)
+#define LP2P__PS_SIGN_PREFIX "libp2p-pubsub:"
 
 LP2P__PRIV void lp2p__ps_digest(const lp2p_pubsub *ps, const uint8_t *id, size_t len, uint8_t d[LP2P__PS_DIGEST]) {
     lp2p__sha256 c;

@@ -1,7 +1,8 @@
-/* pubsub.h - L7 internal declarations shared by the pubsub files: pubsub.c (RPC codec, peers
- * and their streams, messages, signing, validation, subscriptions, floodsub forwarding, the
- * public API), gossipsub.c (mesh, fanout, gossip, message cache, control messages, heartbeat,
- * peer exchange) and pubsub_score.c (gossipsub v1.1 peer scoring).
+/* pubsub.h - L7 internal declarations shared by the pubsub files: pubsub_rpc.c (RPC codec,
+ * digest sets), pubsub.c (peers and their streams, messages, signing, validation,
+ * subscriptions, floodsub forwarding, the public API), gossipsub.c (mesh, fanout, gossip,
+ * message cache, control messages, heartbeat, peer exchange) and pubsub_score.c (gossipsub
+ * v1.1 peer scoring).
  *
  * Spec: libp2p/specs pubsub/README.md, pubsub/gossipsub/gossipsub-v1.0.md, -v1.1.md, -v1.2.md.
  * Depends on: host.h (streams, connections, notifications, peerstore), proto/pubsub.pb.h. */
@@ -78,6 +79,8 @@ typedef struct lp2p__ps_rpc {
 
 /* Decode one RPC (peer input). OK, ERR_PROTOCOL (malformed), ERR_NOMEM. Free with _rpc_clear. */
 LP2P__PRIV int lp2p__ps_rpc_decode(lp2p__ps_rpc *r, lp2p__ctx *ctx, const uint8_t *buf, size_t len);
+/* Slices of one encoded Message (ours, after building it). OK or ERR_PROTOCOL. */
+LP2P__PRIV int lp2p__ps_msg_parse(const uint8_t *raw, size_t len, lp2p__ps_rpc_msg *out);
 LP2P__PRIV void lp2p__ps_rpc_clear(lp2p__ps_rpc *r);
 
 /* ---- protobuf writing (RPCs we send are built by hand: pieces are concatenated) -------------- */
