@@ -82,7 +82,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-88e144c84429b6c0"
+#define LIBP2P_SOURCE_ID "src-f6d4c45d027dc766"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -745,8 +745,8 @@ typedef struct lp2p_pubsub_stats {
 /* Start pubsub on host h (it handles the pubsub protocols and joins every current and future
  * connection). cfg may be NULL (defaults); it is copied (direct peer strings too).
  * On success *out is the router; free it with lp2p_pubsub_free, or let lp2p_host_free do it.
- * Errors: ERR_INVALID (h or out NULL, inconsistent d_* values, bad direct peer address,
- * pubsub already running on h), ERR_NOMEM. */
+ * Errors: ERR_INVALID (h or out NULL, inconsistent d_* values or score parameters, a direct
+ * peer address without /p2p/, pubsub already running on h), ERR_NOMEM, ERR_LIMIT (max_tasks). */
 LP2P_API int lp2p_pubsub_new(lp2p_host *h, const lp2p_pubsub_config *cfg, lp2p_pubsub **out);
 /* Stop pubsub: leave every topic, stop serving the protocols, end its tasks (waits for them),
  * free every subscription (their pointers become invalid) and the router. Call it from
@@ -762,7 +762,7 @@ LP2P_API int lp2p_pubsub_subscribe(lp2p_pubsub *ps, const char *topic, lp2p_subs
  * (LP2P_NOWAIT: never wait, for frame loops). *out's pointers stay valid until the next call
  * on sub or its cancellation. Returns LP2P_OK, ERR_TIMEOUT (none before the deadline),
  * ERR_CANCELED (the calling task was canceled), ERR_CLOSED (the pubsub is shutting down),
- * ERR_WOULDBLOCK (called from the logger or a post callback). */
+ * ERR_WOULDBLOCK (called from the logger or a post callback), ERR_INVALID (sub or out NULL). */
 LP2P_API int lp2p_subscription_next(lp2p_subscription *sub, lp2p_pubsub_message *out, int64_t deadline);
 /* Messages dropped from this subscription because its queue was full (subscription_queue). */
 LP2P_API uint64_t lp2p_subscription_dropped(const lp2p_subscription *sub);
@@ -778,8 +778,9 @@ LP2P_API void lp2p_subscription_cancel(lp2p_subscription *sub);
  * peers (all topic peers scoring >= publish threshold with flood publishing, else the mesh or
  * a fanout of d peers; floodsub and direct peers always). Never blocks: sending happens in
  * the background. Returns the number of peers it was queued for (>= 0; 0 is not an error: with
- * no peers yet the message is only delivered locally), or ERR_INVALID (bad topic, or the
- * validator rejected or ignored it), ERR_MSGSIZE (larger than max_rpc_size), ERR_NOMEM. */
+ * no peers yet the message is only delivered locally), or ERR_INVALID (bad topic, data NULL with
+ * len > 0, or the validator rejected or ignored it), ERR_MSGSIZE (larger than max_rpc_size),
+ * ERR_NOMEM, ERR_LIMIT (a new topic beyond max_topics). */
 LP2P_API int lp2p_pubsub_publish(lp2p_pubsub *ps, const char *topic, const void *data, size_t len);
 
 /* Peers that announced a subscription to topic (peers in the topic), or ps's known pubsub
@@ -797,8 +798,9 @@ LP2P_API int lp2p_pubsub_set_validator(lp2p_pubsub *ps, const char *topic, lp2p_
 LP2P_API int lp2p_pubsub_set_topic_score_params(lp2p_pubsub *ps, const char *topic,
                                                 const lp2p_pubsub_topic_score_params *params);
 /* The current v1.1 score of peer (gossipsub-v1.1.md "The Score Function"). Known peers are
- * connected ones and those disconnected less than retain_score_ms ago. Returns LP2P_OK with
- * *score written, or ERR_NOTFOUND. With no_scoring every known peer scores 0. */
+ * connected ones and those disconnected less than retain_score_ms ago (with a score <= 0: a
+ * positive score is forgotten at once, as go does). Returns LP2P_OK with *score written,
+ * ERR_NOTFOUND, or ERR_INVALID (a NULL argument). With no_scoring every connected peer scores 0. */
 LP2P_API int lp2p_pubsub_peer_score(lp2p_pubsub *ps, const lp2p_peer_id *peer, double *score);
 /* Copy the counters into *out. */
 LP2P_API void lp2p_pubsub_get_stats(lp2p_pubsub *ps, lp2p_pubsub_stats *out);
