@@ -101,7 +101,10 @@ LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
 static void lp2p__housekeeping_task(void *arg) {
     lp2p_host *h = (lp2p_host *)arg;
-    while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) lp2p__swarm_reap(h);
+    while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) {
+        lp2p__swarm_reap(h);
+        lp2p__sched_trim(h->sched); /* idle connections keep only the stack pages they use */
+    }
 }
 
 LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
