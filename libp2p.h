@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-113b1f19ec4c03c2"
+#define LIBP2P_SOURCE_ID "src-4f0fbb257da7f7f7"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -488,12 +488,30 @@ LP2P_API int lp2p_identity_generate(uint8_t seed_out[32]);
 #define LP2P__MAX(a, b) ((a) > (b) ? (a) : (b))
 #define LP2P__COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+/* ---- buffer cache: big buffers that connections hold only while data is in flight -------- *
+ * (yamux write batches, Noise frames). Freed ones are kept for reuse, so a busy connection does
+ * not call the allocator per batch; the owner trims the cache periodically so an idle host
+ * keeps none. Bounded: LP2P__CACHE_SLOTS buffers and LP2P__CACHE_BYTES in all. */
+#define LP2P__CACHE_SLOTS 16
+#define LP2P__CACHE_BYTES (4u << 20)
+typedef struct lp2p__cache {
+    struct {
+        void *p;
+        size_t n;
+        uint32_t round; /* trim round when it was put back */
+    } slot[LP2P__CACHE_SLOTS];
+    int n;
+    size_t bytes;
+    uint32_t round;
+} lp2p__cache;
+
 /* ---- context: allocator + logger shared by every layer of one host ------------------- */
 typedef struct lp2p__ctx {
     lp2p_allocator alloc; /* always both set (defaults resolved) */
     lp2p_logger logger;   /* func may be NULL: silent */
     lp2p_log_level level; /* messages above this level are dropped */
     int in_logger;        /* re-entrancy guard: blocking calls inside the logger fail */
+    lp2p__cache *cache;   /* NULL: lp2p__cache_get/put are plain alloc/free */
 } lp2p__ctx;
 
 /* Fill ctx from a (possibly zero) allocator/logger/level. */
@@ -506,6 +524,14 @@ LP2P__PRIV void *lp2p__zalloc(lp2p__ctx *ctx, size_t n);
 LP2P__PRIV void lp2p__free(lp2p__ctx *ctx, void *p, size_t n);
 /* Resize: returns the new pointer or NULL (old block untouched on failure). */
 LP2P__PRIV void *lp2p__realloc(lp2p__ctx *ctx, void *p, size_t old_n, size_t new_n);
+/* A buffer of exactly n bytes (contents undefined) from ctx->cache, else allocated; give it
+ * back with lp2p__cache_put(ctx, p, n). NULL on failure. */
+LP2P__PRIV void *lp2p__cache_get(lp2p__ctx *ctx, size_t n);
+LP2P__PRIV void lp2p__cache_put(lp2p__ctx *ctx, void *p, size_t n);
+/* Free cached buffers not reused since the previous call (call it about once a second). */
+LP2P__PRIV void lp2p__cache_trim(lp2p__ctx *ctx);
+/* Free every cached buffer (before the cache or the allocator goes away). */
+LP2P__PRIV void lp2p__cache_drain(lp2p__ctx *ctx);
 /* Duplicate a NUL-terminated string; free with lp2p__strfree. */
 LP2P__PRIV char *lp2p__strdup(lp2p__ctx *ctx, const char *s);
 LP2P__PRIV void lp2p__strfree(lp2p__ctx *ctx, char *s);
@@ -1636,6 +1662,7 @@ typedef struct lp2p__identify lp2p__identify; /* identify.c */
 
 struct lp2p_host {
     lp2p__ctx ctx;
+    lp2p__cache cache; /* ctx.cache: big connection buffers between uses */
     lp2p__sched *sched;
     lp2p__identity identity;
     lp2p_config cfg; /* resolved: every zero replaced by its default */
@@ -1798,6 +1825,55 @@ LP2P__PRIV void *lp2p__realloc(lp2p__ctx *ctx, void *p, size_t old_n, size_t new
         lp2p__free(ctx, p, old_n);
     }
     return q;
+}
+
+/* ---- buffer cache ---- */
+LP2P__PRIV void *lp2p__cache_get(lp2p__ctx *ctx, size_t n) {
+    lp2p__cache *c = ctx->cache;
+    for (int i = c ? c->n - 1 : -1; i >= 0; i--) { /* the most recently returned first: warm */
+        if (c->slot[i].n != n) continue;
+        void *p = c->slot[i].p;
+        c->bytes -= n;
+        c->slot[i] = c->slot[--c->n];
+        return p;
+    }
+    return lp2p__alloc(ctx, n);
+}
+
+LP2P__PRIV void lp2p__cache_put(lp2p__ctx *ctx, void *p, size_t n) {
+    lp2p__cache *c = ctx->cache;
+    if (!p) return;
+    if (!c || c->n == LP2P__CACHE_SLOTS || c->bytes + n > LP2P__CACHE_BYTES) {
+        lp2p__free(ctx, p, n);
+        return;
+    }
+    c->slot[c->n].p = p, c->slot[c->n].n = n, c->slot[c->n].round = c->round;
+    c->n++;
+    c->bytes += n;
+}
+
+LP2P__PRIV void lp2p__cache_trim(lp2p__ctx *ctx) {
+    lp2p__cache *c = ctx->cache;
+    if (!c) return;
+    c->round++;
+    for (int i = 0; i < c->n;) {
+        if (c->round - c->slot[i].round < 2) { /* put back during the last interval: keep */
+            i++;
+            continue;
+        }
+        c->bytes -= c->slot[i].n;
+        lp2p__free(ctx, c->slot[i].p, c->slot[i].n);
+        c->slot[i] = c->slot[--c->n];
+    }
+}
+
+LP2P__PRIV void lp2p__cache_drain(lp2p__ctx *ctx) {
+    lp2p__cache *c = ctx->cache;
+    while (c && c->n) {
+        c->n--;
+        lp2p__free(ctx, c->slot[c->n].p, c->slot[c->n].n);
+    }
+    if (c) c->bytes = 0;
 }
 
 LP2P__PRIV char *lp2p__strdup(lp2p__ctx *ctx, const char *s) {
@@ -7801,6 +7877,7 @@ static void lp2p__housekeeping_task(void *arg) {
     while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) {
         lp2p__swarm_reap(h);
         lp2p__sched_trim(h->sched); /* idle connections keep only the stack pages they use */
+        lp2p__cache_trim(&h->ctx);  /* and buffers nobody reused for a second go back */
     }
 }
 
@@ -7815,6 +7892,7 @@ LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
     lp2p_host *h = (lp2p_host *)lp2p__zalloc(&ctx, sizeof *h);
     if (!h) return LP2P_ERR_NOMEM;
     h->ctx = ctx;
+    h->ctx.cache = &h->cache;
     h->cfg = *cfg;
     lp2p__config_resolve(&h->cfg);
     memset(h->cfg.listen_addrs, 0, sizeof h->cfg.listen_addrs); /* not kept: caller's strings */
@@ -7897,6 +7975,7 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
     lp2p__buf_free(&h->ctx, &h->info_text);
     lp2p__strfree(&h->ctx, h->agent_version);
     memset(&h->identity, 0, sizeof h->identity);
+    lp2p__cache_drain(&h->ctx);
     lp2p__ctx ctx = h->ctx;
     lp2p__free(&ctx, h, sizeof *h);
 }

@@ -104,6 +104,7 @@ typedef struct lp2p__identify lp2p__identify; /* identify.c */
 
 struct lp2p_host {
     lp2p__ctx ctx;
+    lp2p__cache cache; /* ctx.cache: big connection buffers between uses */
     lp2p__sched *sched;
     lp2p__identity identity;
     lp2p_config cfg; /* resolved: every zero replaced by its default */
