@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-4f0fbb257da7f7f7"
+#define LIBP2P_SOURCE_ID "src-52002052ed25c154"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -1098,9 +1098,11 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
  * Spec: libp2p/specs yamux/README.md (hashicorp yamux spec.md). 12-byte header
  * ver|type|flags|stream id|length, big-endian. The dialer is the client (odd stream IDs).
  *
- * Tasks: one reader task per session reads frames and dispatches them; one writer task
- * owns the pipe's write side and sends, in one pipe write per batch, queued control frames
- * (pongs first) then data frames round-robin over the streams that have data and window.
+ * Tasks: one reader task per session reads frames and dispatches them; a writer task owns
+ * the pipe's write side while there is something to send and sends, in one pipe write per
+ * batch, queued control frames (pongs first) then data frames round-robin over the streams
+ * that have data and window; it ends when nothing is left (an idle session parks no writer
+ * and holds no batch buffer) and is started again by the next frame queued.
  * A stream write hands its buffer to the writer and returns once every byte was copied
  * into a batch, so a canceled or timed-out app task never leaves half a frame on the wire.
  * A keepalive task pings at session start (RTT for window tuning) and whenever nothing was
@@ -6269,8 +6271,11 @@ done:
  *   - frames for streams we already dropped are discarded, not answered (go, rust #110);
  *   - unexpected pongs are ignored (rust treats them as fatal: we never send unasked pongs).
  * Memory: a stream struct is reference counted (app handle, session table, writer's dirty
- * list, operations in progress); the session likewise (owner, its three tasks, every live
- * stream), so handles outliving the session fail cleanly instead of touching freed memory.
+ * list, operations in progress); the session likewise (owner, its tasks, every live stream),
+ * so handles outliving the session fail cleanly instead of touching freed memory. An idle
+ * session holds no big buffer and parks no writer: the writer task is started when there is
+ * something to send and ends (returning its batch buffer to the host's cache) when there is
+ * nothing left.
  * Depends on: yamux.h (pipe.h, runtime.h). */
 // (amalgamated) #include "yamux.h"
 
@@ -6289,10 +6294,9 @@ done:
 #define LP2P__Y_SPEC_WINDOW (256u * 1024)   /* every stream starts with this (spec) */
 #define LP2P__Y_WBUF (4 * 65519)            /* writer batch: four full Noise frames */
 #define LP2P__Y_CTL 256                     /* queued session-level frames (pongs, refusals) */
-#define LP2P__Y_SMALL 2048                  /* payloads up to this are copied via scratch */
+#define LP2P__Y_SMALL 2048                  /* payloads up to this are copied via the stack */
 #define LP2P__Y_CHUNK_SMALL 16384           /* chunk size that small payloads are packed into */
 #define LP2P__Y_CHUNK_BIG (256u * 1024)     /* large payloads are read straight into chunks */
-#define LP2P__Y_SCRATCH 16384
 #define LP2P__Y_WRITE_TIMEOUT_MS 10000      /* go-yamux ConnectionWriteTimeout */
 #define LP2P__Y_CLOSE_FLUSH_MS 1000         /* final flush (FINs, GoAway) after close */
 
@@ -6343,13 +6347,15 @@ struct lp2p__yamux {
     lp2p__ystream *dirty_head, *dirty_tail, *ready_head, *ready_tail;
     uint8_t ctl[LP2P__Y_CTL][LP2P__Y_HDR];
     int ctl_head, ctl_n;
-    lp2p__waitq wq_writer, wq_ctl, wq_open, wq_ping;
+    lp2p__waitq wq_ctl, wq_open, wq_ping;
     bool ping_send, ping_outstanding;
     uint32_t ping_id;
     uint64_t ping_round;
     int64_t ping_sent_us, ping_last_us, rtt_us;
     int64_t last_rx_ms;
-    uint8_t *wbuf, *scratch;
+    bool writer_on;     /* the writer task exists */
+    bool writer_broken; /* a write failed: no more writes */
+    uint8_t *wbuf;      /* the writer's batch (LP2P__Y_WBUF bytes), only while it runs */
 };
 
 LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway);
@@ -6376,7 +6382,16 @@ LP2P__PRIV void lp2p__ymx_hdr(uint8_t *p, uint8_t type, uint16_t flags, uint32_t
     lp2p__put_be32(p + 8, len);
 }
 
-LP2P__PRIV void lp2p__ymx_wake_writer(lp2p__yamux *y) { lp2p__waitq_wake_one(y->s, &y->wq_writer); }
+LP2P__PRIV void lp2p__ymx_writer_main(void *arg);
+LP2P__PRIV bool lp2p__ymx_spawn(lp2p__yamux *y, lp2p_task *t, void (*fn)(void *), bool pipe_user);
+
+/* There is something to send: start the writer unless it runs (it sends until nothing is
+ * left). No task means nothing can be sent: the session fails. */
+LP2P__PRIV void lp2p__ymx_wake_writer(lp2p__yamux *y) {
+    if (y->writer_on || y->writer_broken || !y->pipe) return;
+    y->writer_on = lp2p__ymx_spawn(y, &y->writer, lp2p__ymx_writer_main, true);
+    if (!y->writer_on && !y->dead) lp2p__ymx_fail(y, LP2P_ERR_LIMIT, -1);
+}
 
 LP2P__PRIV void lp2p__ymx_ref(lp2p__yamux *y) { y->refs++; }
 
@@ -6385,8 +6400,6 @@ LP2P__PRIV void lp2p__ymx_unref(lp2p__yamux *y) {
     LP2P_ASSERT(!y->pipe && y->count == 0);
     lp2p__ctx *ctx = y->ctx;
     lp2p__free(ctx, y->slots, (size_t)y->cap * sizeof *y->slots);
-    lp2p__free(ctx, y->wbuf, LP2P__Y_WBUF);
-    lp2p__free(ctx, y->scratch, LP2P__Y_SCRATCH);
     lp2p__free(ctx, y, sizeof *y);
 }
 
@@ -6554,6 +6567,13 @@ LP2P__PRIV int lp2p__ymx_ctl_push(lp2p__yamux *y, uint8_t type, uint16_t flags, 
     return LP2P_OK;
 }
 
+/* The session is dead and no writer will send what is queued: forget it. */
+LP2P__PRIV void lp2p__ymx_drop_queued(lp2p__yamux *y) {
+    lp2p__ystream *st;
+    while ((st = lp2p__ymx_dirty_pop(y))) lp2p__ys_unref(st);
+    y->ctl_n = 0;
+}
+
 /* ---- session end ------------------------------------------------------------------------ */
 LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway) {
     if (y->dead) return;
@@ -6585,10 +6605,11 @@ LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway) {
     lp2p__waitq_wake_all(y->s, &y->wq_open);
     lp2p__waitq_wake_all(y->s, &y->wq_ping);
     lp2p__waitq_wake_all(y->s, &y->wq_ctl);
-    lp2p__waitq_wake_all(y->s, &y->wq_writer);
     lp2p_task self = lp2p__task_self();
     if (y->reader.id && self.id != y->reader.id) lp2p__task_cancel(y->s, y->reader);
     if (y->keepalive.id && self.id != y->keepalive.id) lp2p__task_cancel(y->s, y->keepalive);
+    if (goaway >= 0) lp2p__ymx_wake_writer(y); /* the final flush */
+    if (!y->writer_on) lp2p__ymx_drop_queued(y);
     if (y->cfg.on_close) y->cfg.on_close(y->cfg.user, y, err);
     lp2p__ymx_unref(y);
 }
@@ -6705,42 +6726,43 @@ LP2P__PRIV bool lp2p__ymx_writer_has_work(lp2p__yamux *y) {
     return y->ping_send || y->ctl_n || y->dirty_head || y->ready_head;
 }
 
+/* Runs while there is something to send (see lp2p__ymx_wake_writer), then ends. After the
+ * session died it sends the final flush once (when asked for) and drops what is left. */
 LP2P__PRIV void lp2p__ymx_writer_main(void *arg) {
     lp2p__yamux *y = (lp2p__yamux *)arg;
-    bool broken = false;
-    while (!y->dead) {
-        if (!lp2p__ymx_writer_has_work(y)) {
-            int rc = lp2p__waitq_wait(y->s, &y->wq_writer, LP2P_FOREVER);
-            if (rc < 0) {
-                lp2p__ymx_fail(y, rc, -1);
-                broken = true;
-            }
-            continue;
-        }
+    y->wbuf = (uint8_t *)lp2p__cache_get(y->ctx, LP2P__Y_WBUF);
+    if (!y->wbuf) {
+        y->writer_broken = true;
+        lp2p__ymx_fail(y, LP2P_ERR_NOMEM, -1);
+    }
+    while (!y->dead && lp2p__ymx_writer_has_work(y)) {
         size_t n = lp2p__ymx_build(y, false);
         if (!n) continue;
         int rc = lp2p__pipe_write(y->pipe, y->wbuf, n, lp2p_deadline_in(LP2P__Y_WRITE_TIMEOUT_MS));
         if (rc < 0) {
             if (!y->dead) LP2P__DEBUG(y->ctx, "yamux: write failed: %s", lp2p_strerror(rc));
+            y->writer_broken = true;
             lp2p__ymx_fail(y, rc, -1);
-            broken = true;
         }
     }
-    if (!broken && y->goaway_send >= 0) {
+    if (y->dead && !y->writer_broken && y->goaway_send >= 0) {
         size_t n = lp2p__ymx_build(y, true);
+        y->goaway_send = -1; /* once */
         if (n) (void)lp2p__pipe_write(y->pipe, y->wbuf, n, lp2p_deadline_in(LP2P__Y_CLOSE_FLUSH_MS));
     }
-    lp2p__ystream *st;
-    while ((st = lp2p__ymx_dirty_pop(y))) lp2p__ys_unref(st);
-    y->ctl_n = 0;
+    if (y->dead) lp2p__ymx_drop_queued(y);
+    lp2p__cache_put(y->ctx, y->wbuf, LP2P__Y_WBUF);
+    y->wbuf = NULL;
+    y->writer_on = false;
     lp2p__ymx_task_exit(y, true);
 }
 
 /* ---- reader task: receiving data ---------------------------------------------------------- */
 LP2P__PRIV int lp2p__ymx_discard(lp2p__yamux *y, uint32_t len) {
+    uint8_t tmp[LP2P__Y_SMALL]; /* on the reader's stack: nothing per session stays allocated */
     while (len) {
-        uint32_t k = LP2P__MIN(len, (uint32_t)LP2P__Y_SCRATCH);
-        int rc = lp2p__pipe_read_full(y->pipe, y->scratch, k, LP2P_FOREVER);
+        uint32_t k = LP2P__MIN(len, (uint32_t)sizeof tmp);
+        int rc = lp2p__pipe_read_full(y->pipe, tmp, k, LP2P_FOREVER);
         if (rc < 0) return rc;
         len -= k;
     }
@@ -6782,8 +6804,9 @@ LP2P__PRIV int lp2p__ys_recv_payload(lp2p__yamux *y, lp2p__ystream *st, uint32_t
     int rc = LP2P_OK;
     while (len && rc == LP2P_OK) {
         if (len <= LP2P__Y_SMALL) {
-            rc = lp2p__pipe_read_full(y->pipe, y->scratch, len, LP2P_FOREVER);
-            if (rc == LP2P_OK && lp2p__ys_wants_data(st)) rc = lp2p__ys_append(st, y->scratch, len);
+            uint8_t tmp[LP2P__Y_SMALL]; /* not the stream's chunks: the app may free them meanwhile */
+            rc = lp2p__pipe_read_full(y->pipe, tmp, len, LP2P_FOREVER);
+            if (rc == LP2P_OK && lp2p__ys_wants_data(st)) rc = lp2p__ys_append(st, tmp, len);
             break;
         }
         uint32_t k = LP2P__MIN(len, LP2P__Y_CHUNK_BIG);
@@ -7223,15 +7246,11 @@ LP2P__PRIV int lp2p__yamux_new(lp2p__sched *s, lp2p__pipe *pipe, const lp2p__yam
     lp2p__ctx *ctx = lp2p__sched_ctx(s);
     lp2p__yamux *y = (lp2p__yamux *)lp2p__zalloc(ctx, sizeof *y);
     if (y) {
-        y->wbuf = (uint8_t *)lp2p__alloc(ctx, LP2P__Y_WBUF);
-        y->scratch = (uint8_t *)lp2p__alloc(ctx, LP2P__Y_SCRATCH);
         y->cap = 16;
         y->slots = (lp2p__ystream **)lp2p__zalloc(ctx, y->cap * sizeof *y->slots);
     }
-    if (!y || !y->wbuf || !y->scratch || !y->slots) {
+    if (!y || !y->slots) {
         if (y) {
-            lp2p__free(ctx, y->wbuf, LP2P__Y_WBUF);
-            lp2p__free(ctx, y->scratch, LP2P__Y_SCRATCH);
             lp2p__free(ctx, y->slots, 16 * sizeof *y->slots);
             lp2p__free(ctx, y, sizeof *y);
         }
@@ -7245,8 +7264,7 @@ LP2P__PRIV int lp2p__yamux_new(lp2p__sched *s, lp2p__pipe *pipe, const lp2p__yam
     y->goaway_send = -1;
     y->next_id = y->cfg.is_client ? 1 : 2;
     y->last_rx_ms = lp2p_now();
-    bool ok = lp2p__ymx_spawn(y, &y->writer, lp2p__ymx_writer_main, true) &&
-              lp2p__ymx_spawn(y, &y->reader, lp2p__ymx_reader_main, true) &&
+    bool ok = lp2p__ymx_spawn(y, &y->reader, lp2p__ymx_reader_main, true) &&
               lp2p__ymx_spawn(y, &y->keepalive, lp2p__ymx_keepalive_main, false);
     if (!ok) {
         y->cfg.on_close = NULL;
