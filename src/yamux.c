@@ -73,7 +73,7 @@ struct lp2p__yamux {
     int refs, pipe_users;
     bool dead, owner_gone, remote_goaway, inbound_logged;
     int dead_err, goaway_send; /* goaway_send: code to send at the final flush, -1 none */
-    lp2p_task reader, writer, keepalive;
+    lp2p_task reader, writer;
     /* stream table: open addressing, linear probing, backward-shift deletion */
     lp2p__ystream **slots;
     uint32_t cap, count;
@@ -88,7 +88,8 @@ struct lp2p__yamux {
     uint32_t ping_id;
     uint64_t ping_round;
     int64_t ping_sent_us, ping_last_us, rtt_us;
-    int64_t last_rx_ms;
+    int64_t pong_due_ms; /* while a ping is queued or outstanding: its pong is late after this */
+    int64_t last_rx_ms;  /* when the last frame header arrived */
     bool writer_on;     /* the writer task exists */
     bool writer_broken; /* a write failed: no more writes */
     uint8_t *wbuf;      /* the writer's batch (LP2P__Y_WBUF bytes), only while it runs */
@@ -343,7 +344,6 @@ LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway) {
     lp2p__waitq_wake_all(y->s, &y->wq_ctl);
     lp2p_task self = lp2p__task_self();
     if (y->reader.id && self.id != y->reader.id) lp2p__task_cancel(y->s, y->reader);
-    if (y->keepalive.id && self.id != y->keepalive.id) lp2p__task_cancel(y->s, y->keepalive);
     if (goaway >= 0) lp2p__ymx_wake_writer(y); /* the final flush */
     if (!y->writer_on) lp2p__ymx_drop_queued(y);
     if (y->cfg.on_close) y->cfg.on_close(y->cfg.user, y, err);
@@ -494,11 +494,18 @@ LP2P__PRIV void lp2p__ymx_writer_main(void *arg) {
 }
 
 /* ---- reader task: receiving data ---------------------------------------------------------- */
+/* Reads inside a frame: a peer that stops mid-frame for keepalive_ms + ping_timeout_ms is as
+ * dead as one that leaves a keepalive ping unanswered (its pong could only follow the frame). */
+LP2P__PRIV int64_t lp2p__ymx_body_deadline(lp2p__yamux *y) {
+    if (y->cfg.keepalive_ms <= 0) return LP2P_FOREVER;
+    return y->last_rx_ms + y->cfg.keepalive_ms + y->cfg.ping_timeout_ms;
+}
+
 LP2P__PRIV int lp2p__ymx_discard(lp2p__yamux *y, uint32_t len) {
     uint8_t tmp[LP2P__Y_SMALL]; /* on the reader's stack: nothing per session stays allocated */
     while (len) {
         uint32_t k = LP2P__MIN(len, (uint32_t)sizeof tmp);
-        int rc = lp2p__pipe_read_full(y->pipe, tmp, k, LP2P_FOREVER);
+        int rc = lp2p__pipe_read_full(y->pipe, tmp, k, lp2p__ymx_body_deadline(y));
         if (rc < 0) return rc;
         len -= k;
     }
@@ -541,7 +548,7 @@ LP2P__PRIV int lp2p__ys_recv_payload(lp2p__yamux *y, lp2p__ystream *st, uint32_t
     while (len && rc == LP2P_OK) {
         if (len <= LP2P__Y_SMALL) {
             uint8_t tmp[LP2P__Y_SMALL]; /* not the stream's chunks: the app may free them meanwhile */
-            rc = lp2p__pipe_read_full(y->pipe, tmp, len, LP2P_FOREVER);
+            rc = lp2p__pipe_read_full(y->pipe, tmp, len, lp2p__ymx_body_deadline(y));
             if (rc == LP2P_OK && lp2p__ys_wants_data(st)) rc = lp2p__ys_append(st, tmp, len);
             break;
         }
@@ -549,7 +556,7 @@ LP2P__PRIV int lp2p__ys_recv_payload(lp2p__yamux *y, lp2p__ystream *st, uint32_t
         lp2p__ychunk *c = (lp2p__ychunk *)lp2p__alloc(y->ctx, sizeof *c + k);
         if (!c) return LP2P_ERR_NOMEM;
         c->cap = k, c->rpos = 0, c->wpos = k;
-        rc = lp2p__pipe_read_full(y->pipe, c->data, k, LP2P_FOREVER);
+        rc = lp2p__pipe_read_full(y->pipe, c->data, k, lp2p__ymx_body_deadline(y));
         if (rc == LP2P_OK && lp2p__ys_wants_data(st)) {
             lp2p__ys_link(st, c);
             st->buffered += k;
@@ -759,14 +766,53 @@ LP2P__PRIV int lp2p__ymx_on_frame(lp2p__yamux *y, const uint8_t *h) {
     }
 }
 
+/* ---- keepalive: the reader's wait for the next frame ends when a ping is due ---------------- *
+ * No task of its own: an idle session parks only its reader. */
+LP2P__PRIV void lp2p__ymx_ping_queue(lp2p__yamux *y) {
+    y->ping_id++;
+    y->ping_send = true, y->ping_outstanding = false;
+    y->pong_due_ms = lp2p_deadline_in(y->cfg.ping_timeout_ms);
+    lp2p__ymx_wake_writer(y);
+}
+
+/* When the reader must stop waiting for a frame header: a keepalive ping is due, or a pong. */
+LP2P__PRIV int64_t lp2p__ymx_keepalive_due(lp2p__yamux *y) {
+    if (y->cfg.keepalive_ms <= 0) return LP2P_FOREVER;
+    if (y->ping_send || y->ping_outstanding) return y->pong_due_ms;
+    return y->last_rx_ms + y->cfg.keepalive_ms;
+}
+
+/* That time came: ping if nothing was received for keepalive_ms; a ping without pong for
+ * ping_timeout_ms ends the session (ERR_TIMEOUT). */
+LP2P__PRIV int lp2p__ymx_keepalive(lp2p__yamux *y) {
+    int64_t now = lp2p_now();
+    if (y->ping_send || y->ping_outstanding) {
+        if (now < y->pong_due_ms) return LP2P_OK;
+        LP2P__WARN(y->ctx, LP2P_ERR_TIMEOUT, "yamux: no pong within ping_timeout_ms (%d ms): closing session",
+                   y->cfg.ping_timeout_ms);
+        return LP2P_ERR_TIMEOUT;
+    }
+    if (now >= y->last_rx_ms + y->cfg.keepalive_ms) lp2p__ymx_ping_queue(y);
+    return LP2P_OK;
+}
+
+/* One frame header, possibly over several reads (a keepalive deadline may cut a read short). */
 LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
     lp2p__yamux *y = (lp2p__yamux *)arg;
     uint8_t h[LP2P__Y_HDR];
+    size_t have = 0;
+    if (!y->dead) lp2p__ymx_ping_queue(y); /* at once: the RTT drives window tuning (go and js do the same) */
     while (!y->dead) {
-        int rc = lp2p__pipe_read_full(y->pipe, h, sizeof h, LP2P_FOREVER);
-        if (rc == LP2P_OK) {
+        ptrdiff_t r = lp2p__pipe_read(y->pipe, h + have, sizeof h - have, lp2p__ymx_keepalive_due(y));
+        int rc = r > 0 ? LP2P_OK : r == 0 ? LP2P_ERR_EOF : (int)r;
+        if (r > 0 && (have += (size_t)r) == sizeof h) {
+            have = 0;
             y->last_rx_ms = lp2p_now();
             rc = lp2p__ymx_on_frame(y, h);
+            if (rc == LP2P_ERR_TIMEOUT)
+                LP2P__WARN(y->ctx, rc, "yamux: peer stopped inside a frame for keepalive_ms + ping_timeout_ms: closing session");
+        } else if (r == LP2P_ERR_TIMEOUT) {
+            rc = lp2p__ymx_keepalive(y);
         }
         if (rc < 0) {
             int goaway = rc == LP2P_ERR_PROTOCOL ? 1 : rc == LP2P_ERR_NOMEM ? 2 : -1;
@@ -778,16 +824,12 @@ LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
     lp2p__ymx_task_exit(y, true);
 }
 
-/* ---- pings and keepalive -------------------------------------------------------------------- */
+/* ---- pings ---------------------------------------------------------------------------------- */
 /* Ping (joining an outstanding one); RTT in microseconds or an error. */
 LP2P__PRIV int64_t lp2p__ymx_ping_us(lp2p__yamux *y, int64_t deadline) {
     if (y->dead) return LP2P_ERR_CLOSED;
     bool stale = y->ping_outstanding && lp2p__now_us() - y->ping_sent_us > (int64_t)y->cfg.ping_timeout_ms * 1000;
-    if ((!y->ping_outstanding && !y->ping_send) || stale) {
-        y->ping_id++;
-        y->ping_send = true, y->ping_outstanding = false;
-        lp2p__ymx_wake_writer(y);
-    }
+    if ((!y->ping_outstanding && !y->ping_send) || stale) lp2p__ymx_ping_queue(y);
     uint64_t round = y->ping_round;
     int64_t r = 0;
     lp2p__ymx_ref(y);
@@ -801,28 +843,6 @@ LP2P__PRIV int64_t lp2p__ymx_ping_us(lp2p__yamux *y, int64_t deadline) {
     if (r == 0) r = y->ping_last_us;
     lp2p__ymx_unref(y);
     return r;
-}
-
-LP2P__PRIV void lp2p__ymx_keepalive_main(void *arg) {
-    lp2p__yamux *y = (lp2p__yamux *)arg;
-    bool on = y->cfg.keepalive_ms > 0;
-    /* first ping at once: the RTT drives window tuning (go and js do the same) */
-    int64_t r = lp2p__ymx_ping_us(y, lp2p_deadline_in(y->cfg.ping_timeout_ms));
-    while (on && !y->dead && r != LP2P_ERR_CANCELED && r != LP2P_ERR_CLOSED) {
-        if (r == LP2P_ERR_TIMEOUT) {
-            LP2P__WARN(y->ctx, LP2P_ERR_TIMEOUT, "yamux: no pong within ping_timeout_ms (%d ms): closing session",
-                       y->cfg.ping_timeout_ms);
-            lp2p__ymx_fail(y, LP2P_ERR_TIMEOUT, -1);
-            break;
-        }
-        int64_t due = y->last_rx_ms + y->cfg.keepalive_ms;
-        if (lp2p_now() < due) {
-            if (lp2p__sleep_until(y->s, due) < 0) break;
-            continue;
-        }
-        r = lp2p__ymx_ping_us(y, lp2p_deadline_in(y->cfg.ping_timeout_ms));
-    }
-    lp2p__ymx_task_exit(y, false);
 }
 
 /* ---- stream pipe ---------------------------------------------------------------------------- */
@@ -1000,8 +1020,7 @@ LP2P__PRIV int lp2p__yamux_new(lp2p__sched *s, lp2p__pipe *pipe, const lp2p__yam
     y->goaway_send = -1;
     y->next_id = y->cfg.is_client ? 1 : 2;
     y->last_rx_ms = lp2p_now();
-    bool ok = lp2p__ymx_spawn(y, &y->reader, lp2p__ymx_reader_main, true) &&
-              lp2p__ymx_spawn(y, &y->keepalive, lp2p__ymx_keepalive_main, false);
+    bool ok = lp2p__ymx_spawn(y, &y->reader, lp2p__ymx_reader_main, true);
     if (!ok) {
         y->cfg.on_close = NULL;
         lp2p__ymx_fail(y, LP2P_ERR_LIMIT, -1);

@@ -10,8 +10,10 @@
  * and holds no batch buffer) and is started again by the next frame queued.
  * A stream write hands its buffer to the writer and returns once every byte was copied
  * into a batch, so a canceled or timed-out app task never leaves half a frame on the wire.
- * A keepalive task pings at session start (RTT for window tuning) and whenever nothing was
- * received for keepalive_ms; no pong within ping_timeout_ms ends the session (ERR_TIMEOUT).
+ * The reader also keeps the session alive (no task of its own): it pings at session start
+ * (RTT for window tuning) and whenever nothing was received for keepalive_ms; no pong within
+ * ping_timeout_ms, or a peer stopping inside a frame for keepalive_ms + ping_timeout_ms, ends
+ * the session (ERR_TIMEOUT).
  *
  * Flow control: receive windows start at init_window (>= 256 KiB, the spec value; the extra
  * rides on the SYN/ACK window update) and auto-tune: a window update is sent once the app

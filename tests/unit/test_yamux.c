@@ -882,6 +882,14 @@ static void test_keepalive_timeout(void) {
     st->vt->close(st);
     t_raw_free(&t);
 
+    TEST("keepalive: a peer that stops inside a frame ends the session with ERR_TIMEOUT");
+    t_raw_start(&t, true, t_keepalive_cfg);
+    t_raw_send(&t, 0, 0, 1, 2, 100, "0123456789", 10); /* SYN + 10 of 100 data bytes, then silence */
+    T_PUMP_UNTIL(t.s, t.side.closed, 5000);
+    CHECK(t.side.closed);
+    CHECK_EQ(t.side.close_err, LP2P_ERR_TIMEOUT);
+    t_raw_free(&t);
+
     TEST("keepalive: a peer that answers pings keeps the session");
     t_raw_start(&t, true, t_keepalive_cfg);
     uint8_t h[12];
