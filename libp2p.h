@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-870c1a0f10c829fe"
+#define LIBP2P_SOURCE_ID "src-331be7dbb869abe7"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -6368,8 +6368,8 @@ struct lp2p__yamux {
     int n_inbound, n_unacked;
     uint64_t conn_window_used;
     lp2p__ystream *dirty_head, *dirty_tail, *ready_head, *ready_tail;
-    uint8_t ctl[LP2P__Y_CTL][LP2P__Y_HDR];
-    int ctl_head, ctl_n;
+    uint8_t (*ctl)[LP2P__Y_HDR]; /* ring of ctl_cap frames (<= LP2P__Y_CTL), only while some are queued */
+    int ctl_head, ctl_n, ctl_cap;
     lp2p__waitq wq_ctl, wq_open, wq_ping;
     bool ping_send, ping_outstanding;
     uint32_t ping_id;
@@ -6424,6 +6424,7 @@ LP2P__PRIV void lp2p__ymx_unref(lp2p__yamux *y) {
     LP2P_ASSERT(!y->pipe && y->count == 0);
     lp2p__ctx *ctx = y->ctx;
     lp2p__free(ctx, y->slots, (size_t)y->cap * sizeof *y->slots);
+    lp2p__free(ctx, y->ctl, (size_t)y->ctl_cap * LP2P__Y_HDR);
     lp2p__free(ctx, y, sizeof *y);
 }
 
@@ -6576,6 +6577,25 @@ LP2P__PRIV void lp2p__ys_ready_remove(lp2p__ystream *st) {
     st->in_ready = false;
 }
 
+/* Room for one more queued frame: the ring doubles (from 8) up to LP2P__Y_CTL entries. */
+LP2P__PRIV int lp2p__ymx_ctl_grow(lp2p__yamux *y) {
+    if (y->ctl_n < y->ctl_cap) return LP2P_OK;
+    int cap = y->ctl_cap ? LP2P__MIN(y->ctl_cap * 2, LP2P__Y_CTL) : 8;
+    uint8_t(*ring)[LP2P__Y_HDR] = (uint8_t(*)[LP2P__Y_HDR])lp2p__alloc(y->ctx, (size_t)cap * LP2P__Y_HDR);
+    if (!ring) return LP2P_ERR_NOMEM;
+    for (int i = 0; i < y->ctl_n; i++) memcpy(ring[i], y->ctl[(y->ctl_head + i) % y->ctl_cap], LP2P__Y_HDR);
+    lp2p__free(y->ctx, y->ctl, (size_t)y->ctl_cap * LP2P__Y_HDR);
+    y->ctl = ring, y->ctl_cap = cap, y->ctl_head = 0;
+    return LP2P_OK;
+}
+
+/* The ring goes once it is empty (the writer ends with it). */
+LP2P__PRIV void lp2p__ymx_ctl_release(lp2p__yamux *y) {
+    if (y->ctl_n) return;
+    lp2p__free(y->ctx, y->ctl, (size_t)y->ctl_cap * LP2P__Y_HDR);
+    y->ctl = NULL, y->ctl_cap = 0, y->ctl_head = 0;
+}
+
 /* Queue a session-level frame. The reader waits for room (the writer drains the queue);
  * pongs are dropped instead when the queue is full, as go-yamux does. */
 LP2P__PRIV int lp2p__ymx_ctl_push(lp2p__yamux *y, uint8_t type, uint16_t flags, uint32_t id, uint32_t len, bool wait) {
@@ -6585,7 +6605,8 @@ LP2P__PRIV int lp2p__ymx_ctl_push(lp2p__yamux *y, uint8_t type, uint16_t flags, 
         if (rc < 0) return rc;
     }
     if (y->dead) return LP2P_ERR_CLOSED;
-    lp2p__ymx_hdr(y->ctl[(y->ctl_head + y->ctl_n) % LP2P__Y_CTL], type, flags, id, len);
+    if (lp2p__ymx_ctl_grow(y) != LP2P_OK) return wait ? LP2P_ERR_NOMEM : LP2P_ERR_LIMIT;
+    lp2p__ymx_hdr(y->ctl[(y->ctl_head + y->ctl_n) % y->ctl_cap], type, flags, id, len);
     y->ctl_n++;
     lp2p__ymx_wake_writer(y);
     return LP2P_OK;
@@ -6596,6 +6617,7 @@ LP2P__PRIV void lp2p__ymx_drop_queued(lp2p__yamux *y) {
     lp2p__ystream *st;
     while ((st = lp2p__ymx_dirty_pop(y))) lp2p__ys_unref(st);
     y->ctl_n = 0;
+    lp2p__ymx_ctl_release(y);
 }
 
 /* ---- session end ------------------------------------------------------------------------ */
@@ -6728,7 +6750,7 @@ LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, bool final) {
     bool popped = y->ctl_n > 0;
     for (; y->ctl_n && n + LP2P__Y_HDR <= LP2P__Y_WBUF; y->ctl_n--) {
         memcpy(b + n, y->ctl[y->ctl_head], LP2P__Y_HDR);
-        y->ctl_head = (y->ctl_head + 1) % LP2P__Y_CTL;
+        y->ctl_head = (y->ctl_head + 1) % y->ctl_cap;
         n += LP2P__Y_HDR;
     }
     if (popped) lp2p__waitq_wake_all(y->s, &y->wq_ctl);
@@ -6774,6 +6796,7 @@ LP2P__PRIV void lp2p__ymx_writer_main(void *arg) {
         if (n) (void)lp2p__pipe_write(y->pipe, y->wbuf, n, lp2p_deadline_in(LP2P__Y_CLOSE_FLUSH_MS));
     }
     if (y->dead) lp2p__ymx_drop_queued(y);
+    lp2p__ymx_ctl_release(y);
     lp2p__cache_put(y->ctx, y->wbuf, LP2P__Y_WBUF);
     y->wbuf = NULL;
     y->writer_on = false;
