@@ -101,7 +101,11 @@ LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
 static void lp2p__housekeeping_task(void *arg) {
     lp2p_host *h = (lp2p_host *)arg;
-    while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) lp2p__swarm_reap(h);
+    while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) {
+        lp2p__swarm_reap(h);
+        lp2p__sched_trim(h->sched); /* idle connections keep only the stack pages they use */
+        lp2p__cache_trim(&h->ctx);  /* and buffers nobody reused for a second go back */
+    }
 }
 
 LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
@@ -115,6 +119,7 @@ LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
     lp2p_host *h = (lp2p_host *)lp2p__zalloc(&ctx, sizeof *h);
     if (!h) return LP2P_ERR_NOMEM;
     h->ctx = ctx;
+    h->ctx.cache = &h->cache;
     h->cfg = *cfg;
     lp2p__config_resolve(&h->cfg);
     memset(h->cfg.listen_addrs, 0, sizeof h->cfg.listen_addrs); /* not kept: caller's strings */
@@ -198,6 +203,7 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
     lp2p__buf_free(&h->ctx, &h->info_text);
     lp2p__strfree(&h->ctx, h->agent_version);
     memset(&h->identity, 0, sizeof h->identity);
+    lp2p__cache_drain(&h->ctx);
     lp2p__ctx ctx = h->ctx;
     lp2p__free(&ctx, h, sizeof *h);
 }

@@ -23,8 +23,8 @@ typedef struct lp2p__peer_addr {
 
 typedef struct lp2p__peer {
     lp2p_peer_id id;
-    lp2p__peer_addr addrs[LP2P__MAX_PEER_ADDRS];
-    int n_addrs;
+    lp2p__peer_addr *addrs; /* n_addrs used of cap_addrs (<= LP2P__MAX_PEER_ADDRS), grown on demand */
+    int n_addrs, cap_addrs;
     uint8_t *pubkey; /* serialized PublicKey, or NULL */
     size_t pubkey_len;
     char **protocols; /* from identify */
@@ -105,6 +105,7 @@ typedef struct lp2p__perf lp2p__perf;         /* perf.c */
 
 struct lp2p_host {
     lp2p__ctx ctx;
+    lp2p__cache cache; /* ctx.cache: big connection buffers between uses */
     lp2p__sched *sched;
     lp2p__identity identity;
     lp2p_config cfg; /* resolved: every zero replaced by its default */
