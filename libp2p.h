@@ -81,7 +81,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-981237af8bb22f84"
+#define LIBP2P_SOURCE_ID "src-e64afe178938fdff"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -570,12 +570,30 @@ LP2P_API int lp2p_identity_generate(uint8_t seed_out[32]);
 #define LP2P__MAX(a, b) ((a) > (b) ? (a) : (b))
 #define LP2P__COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+/* ---- buffer cache: big buffers that connections hold only while data is in flight -------- *
+ * (yamux write batches, Noise frames). Freed ones are kept for reuse, so a busy connection does
+ * not call the allocator per batch; the owner trims the cache periodically so an idle host
+ * keeps none. Bounded: LP2P__CACHE_SLOTS buffers and LP2P__CACHE_BYTES in all. */
+#define LP2P__CACHE_SLOTS 16
+#define LP2P__CACHE_BYTES (4u << 20)
+typedef struct lp2p__cache {
+    struct {
+        void *p;
+        size_t n;
+        uint32_t round; /* trim round when it was put back */
+    } slot[LP2P__CACHE_SLOTS];
+    int n;
+    size_t bytes;
+    uint32_t round;
+} lp2p__cache;
+
 /* ---- context: allocator + logger shared by every layer of one host ------------------- */
 typedef struct lp2p__ctx {
     lp2p_allocator alloc; /* always both set (defaults resolved) */
     lp2p_logger logger;   /* func may be NULL: silent */
     lp2p_log_level level; /* messages above this level are dropped */
     int in_logger;        /* re-entrancy guard: blocking calls inside the logger fail */
+    lp2p__cache *cache;   /* NULL: lp2p__cache_get/put are plain alloc/free */
 } lp2p__ctx;
 
 /* Fill ctx from a (possibly zero) allocator/logger/level. */
@@ -588,6 +606,14 @@ LP2P__PRIV void *lp2p__zalloc(lp2p__ctx *ctx, size_t n);
 LP2P__PRIV void lp2p__free(lp2p__ctx *ctx, void *p, size_t n);
 /* Resize: returns the new pointer or NULL (old block untouched on failure). */
 LP2P__PRIV void *lp2p__realloc(lp2p__ctx *ctx, void *p, size_t old_n, size_t new_n);
+/* A buffer of exactly n bytes (contents undefined) from ctx->cache, else allocated; give it
+ * back with lp2p__cache_put(ctx, p, n). NULL on failure. */
+LP2P__PRIV void *lp2p__cache_get(lp2p__ctx *ctx, size_t n);
+LP2P__PRIV void lp2p__cache_put(lp2p__ctx *ctx, void *p, size_t n);
+/* Free cached buffers not reused since the previous call (call it about once a second). */
+LP2P__PRIV void lp2p__cache_trim(lp2p__ctx *ctx);
+/* Free every cached buffer (before the cache or the allocator goes away). */
+LP2P__PRIV void lp2p__cache_drain(lp2p__ctx *ctx);
 /* Duplicate a NUL-terminated string; free with lp2p__strfree. */
 LP2P__PRIV char *lp2p__strdup(lp2p__ctx *ctx, const char *s);
 LP2P__PRIV void lp2p__strfree(lp2p__ctx *ctx, char *s);
@@ -903,6 +929,11 @@ LP2P__PRIV void lp2p__sched_stop(lp2p__sched *s);                          /* th
  * ERR_INVALID. Posts not yet run when the scheduler is freed are dropped. */
 LP2P__PRIV int lp2p__sched_post(lp2p__sched *s, void (*fn)(void *), void *arg);
 LP2P__PRIV lp2p__ctx *lp2p__sched_ctx(lp2p__sched *s);
+/* Return idle stack memory to the OS: for tasks parked since before the previous call, the
+ * pages below their stack pointer; for stacks pooled that long, all but the top page. Call it
+ * periodically (the host does, every second); busy tasks are not touched. Returns the bytes
+ * advised away (pages that were not resident count too). Never blocks. */
+LP2P__PRIV size_t lp2p__sched_trim(lp2p__sched *s);
 
 /* ---- tasks ---- */
 /* Start fn(arg) as a new task (runs at the next poll). Handle id 0 means failure (limit or
@@ -1149,13 +1180,17 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
  * Spec: libp2p/specs yamux/README.md (hashicorp yamux spec.md). 12-byte header
  * ver|type|flags|stream id|length, big-endian. The dialer is the client (odd stream IDs).
  *
- * Tasks: one reader task per session reads frames and dispatches them; one writer task
- * owns the pipe's write side and sends, in one pipe write per batch, queued control frames
- * (pongs first) then data frames round-robin over the streams that have data and window.
+ * Tasks: one reader task per session reads frames and dispatches them; a writer task owns
+ * the pipe's write side while there is something to send and sends, in one pipe write per
+ * batch, queued control frames (pongs first) then data frames round-robin over the streams
+ * that have data and window; it ends when nothing is left (an idle session parks no writer
+ * and holds no batch buffer) and is started again by the next frame queued.
  * A stream write hands its buffer to the writer and returns once every byte was copied
  * into a batch, so a canceled or timed-out app task never leaves half a frame on the wire.
- * A keepalive task pings at session start (RTT for window tuning) and whenever nothing was
- * received for keepalive_ms; no pong within ping_timeout_ms ends the session (ERR_TIMEOUT).
+ * The reader also keeps the session alive (no task of its own): it pings at session start
+ * (RTT for window tuning) and whenever nothing was received for keepalive_ms; no pong within
+ * ping_timeout_ms, or a peer stopping inside a frame for keepalive_ms + ping_timeout_ms, ends
+ * the session (ERR_TIMEOUT).
  *
  * Flow control: receive windows start at init_window (>= 256 KiB, the spec value; the extra
  * rides on the SYN/ACK window update) and auto-tune: a window update is sent once the app
@@ -1632,8 +1667,8 @@ typedef struct lp2p__peer_addr {
 
 typedef struct lp2p__peer {
     lp2p_peer_id id;
-    lp2p__peer_addr addrs[LP2P__MAX_PEER_ADDRS];
-    int n_addrs;
+    lp2p__peer_addr *addrs; /* n_addrs used of cap_addrs (<= LP2P__MAX_PEER_ADDRS), grown on demand */
+    int n_addrs, cap_addrs;
     uint8_t *pubkey; /* serialized PublicKey, or NULL */
     size_t pubkey_len;
     char **protocols; /* from identify */
@@ -1714,6 +1749,7 @@ typedef struct lp2p__perf lp2p__perf;         /* perf.c */
 
 struct lp2p_host {
     lp2p__ctx ctx;
+    lp2p__cache cache; /* ctx.cache: big connection buffers between uses */
     lp2p__sched *sched;
     lp2p__identity identity;
     lp2p_config cfg; /* resolved: every zero replaced by its default */
@@ -1878,6 +1914,55 @@ LP2P__PRIV void *lp2p__realloc(lp2p__ctx *ctx, void *p, size_t old_n, size_t new
         lp2p__free(ctx, p, old_n);
     }
     return q;
+}
+
+/* ---- buffer cache ---- */
+LP2P__PRIV void *lp2p__cache_get(lp2p__ctx *ctx, size_t n) {
+    lp2p__cache *c = ctx->cache;
+    for (int i = c ? c->n - 1 : -1; i >= 0; i--) { /* the most recently returned first: warm */
+        if (c->slot[i].n != n) continue;
+        void *p = c->slot[i].p;
+        c->bytes -= n;
+        c->slot[i] = c->slot[--c->n];
+        return p;
+    }
+    return lp2p__alloc(ctx, n);
+}
+
+LP2P__PRIV void lp2p__cache_put(lp2p__ctx *ctx, void *p, size_t n) {
+    lp2p__cache *c = ctx->cache;
+    if (!p) return;
+    if (!c || c->n == LP2P__CACHE_SLOTS || c->bytes + n > LP2P__CACHE_BYTES) {
+        lp2p__free(ctx, p, n);
+        return;
+    }
+    c->slot[c->n].p = p, c->slot[c->n].n = n, c->slot[c->n].round = c->round;
+    c->n++;
+    c->bytes += n;
+}
+
+LP2P__PRIV void lp2p__cache_trim(lp2p__ctx *ctx) {
+    lp2p__cache *c = ctx->cache;
+    if (!c) return;
+    c->round++;
+    for (int i = 0; i < c->n;) {
+        if (c->round - c->slot[i].round < 2) { /* put back during the last interval: keep */
+            i++;
+            continue;
+        }
+        c->bytes -= c->slot[i].n;
+        lp2p__free(ctx, c->slot[i].p, c->slot[i].n);
+        c->slot[i] = c->slot[--c->n];
+    }
+}
+
+LP2P__PRIV void lp2p__cache_drain(lp2p__ctx *ctx) {
+    lp2p__cache *c = ctx->cache;
+    while (c && c->n) {
+        c->n--;
+        lp2p__free(ctx, c->slot[c->n].p, c->slot[c->n].n);
+    }
+    if (c) c->bytes = 0;
 }
 
 LP2P__PRIV char *lp2p__strdup(lp2p__ctx *ctx, const char *s) {
@@ -3273,6 +3358,12 @@ LP2P__PRIV bool lp2p__ma_is_loopback(const lp2p__ma *ma) {
  * stack) and at most one timer; lp2p__waiter_fire() is the only way out of a park, so a wake,
  * a timeout, a cancel and an fd close can never both happen.
  *
+ * Memory: a stack costs only the pages its tasks touched, but a pooled stack keeps the pages of
+ * every task that used it, and a parked task keeps those of its deepest call. lp2p__sched_trim
+ * (run about once a second by the host) gives back, with madvise(MADV_DONTNEED), the pages
+ * below the stack pointer of tasks parked for a whole trim interval and all but the top page of
+ * stacks pooled that long; busy tasks and stacks are never touched, so hot paths pay nothing.
+ *
  * Limits: every guarded stack costs two memory mappings, and Linux caps mappings per process
  * at vm.max_map_count (65530 by default), so about 32 k tasks can be alive at once unless
  * that sysctl is raised. Task handles carry a 12-bit generation: a handle kept across 4096
@@ -3402,6 +3493,7 @@ static void lp2p__coro_init(lp2p__coro *c, void *lo, size_t size, void (*entry)(
     c->sp = f;
 }
 static inline void lp2p__coro_jump(lp2p__coro *from, lp2p__coro *to) { lp2p__coro_switch(&from->sp, to->sp); }
+static inline uintptr_t lp2p__coro_sp(const lp2p__coro *c) { return (uintptr_t)c->sp; }
 
 #elif LP2P__CORO_A64
 /* ---- 2b. aarch64 AAPCS64: x19-x30 (x29 fp, x30 lr), sp, d8-d15 ---- */
@@ -3462,6 +3554,7 @@ static void lp2p__coro_init(lp2p__coro *c, void *lo, size_t size, void (*entry)(
     c->sp = f;
 }
 static inline void lp2p__coro_jump(lp2p__coro *from, lp2p__coro *to) { lp2p__coro_switch(&from->sp, to->sp); }
+static inline uintptr_t lp2p__coro_sp(const lp2p__coro *c) { return (uintptr_t)c->sp; }
 
 #else
 /* ---- 2c. ucontext fallback (portable, ~30x slower: swapcontext makes a sigprocmask syscall) ---- */
@@ -3480,6 +3573,7 @@ static void lp2p__coro_init(lp2p__coro *c, void *lo, size_t size, void (*entry)(
                 (unsigned)(a >> 32), (unsigned)(a & 0xffffffffu));
 }
 static inline void lp2p__coro_jump(lp2p__coro *from, lp2p__coro *to) { swapcontext(&from->uc, &to->uc); }
+static inline uintptr_t lp2p__coro_sp(const lp2p__coro *c) { return (void)c, 0; } /* unknown: never trimmed */
 #endif
 
 /* ==== 3. data structures ==================================================================== */
@@ -3517,7 +3611,8 @@ struct lp2p__task {
     int heap_idx;
     int timeout_rc; /* what a timer expiry returns: ERR_TIMEOUT, or OK for sleep */
     uint32_t idx, gen, epoch, free_next;
-    uint8_t state, canceled;
+    uint32_t run_round; /* sched trim_round when last resumed */
+    uint8_t state, canceled, trimmed;
 };
 
 typedef struct lp2p__fdent {
@@ -3543,7 +3638,10 @@ struct lp2p__sched {
     lp2p__task **slots;
     uint32_t nslots, capslots, free_head, free_tail;
     void *pool[LP2P__STACK_POOL];
+    uint32_t pool_round[LP2P__STACK_POOL]; /* trim_round when pooled */
+    uint8_t pool_trimmed[LP2P__STACK_POOL];
     int npool;
+    uint32_t trim_round;
     lp2p__task *rq_head, *rq_tail;
     lp2p__task **heap; /* min-heap on deadline; capacity >= capslots, so pushes never fail */
     int nheap;
@@ -3589,8 +3687,25 @@ static void *lp2p__stack_get(lp2p__sched *s) {
 
 static void lp2p__stack_put(lp2p__sched *s, void *p) {
     if (!p) return;
-    if (s->npool < LP2P__STACK_POOL && !s->freeing) s->pool[s->npool++] = p;
-    else munmap(p, s->stack_size + s->page);
+    if (s->npool < LP2P__STACK_POOL && !s->freeing) {
+        s->pool_round[s->npool] = s->trim_round;
+        s->pool_trimmed[s->npool] = 0;
+        s->pool[s->npool++] = p;
+    } else munmap(p, s->stack_size + s->page);
+}
+
+/* Drop the pages of a stack's usable area [lo, lo + stack_size) that lie below keep_from (page
+ * rounded down): they hold nothing live. Returns the bytes advised away. */
+static size_t lp2p__stack_release_below(lp2p__sched *s, void *stack, uintptr_t keep_from) {
+#ifdef MADV_DONTNEED
+    uintptr_t lo = (uintptr_t)stack + s->page, hi = keep_from & ~(uintptr_t)(s->page - 1);
+    if (hi > lo + s->stack_size) hi = lo + s->stack_size;
+    if (hi <= lo || madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) return 0;
+    return hi - lo;
+#else
+    (void)s, (void)stack, (void)keep_from;
+    return 0;
+#endif
 }
 
 static lp2p_task lp2p__handle(const lp2p__task *t) {
@@ -3960,6 +4075,25 @@ static int lp2p__wake_init(lp2p__sched *s) {
 /* ==== 7. scheduler ========================================================================== */
 LP2P__PRIV lp2p__ctx *lp2p__sched_ctx(lp2p__sched *s) { return s->ctx; }
 
+/* A task or pooled stack untouched since the previous call (a whole interval) is idle. */
+LP2P__PRIV size_t lp2p__sched_trim(lp2p__sched *s) {
+    size_t freed = 0;
+    s->trim_round++;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        lp2p__task *t = s->slots[i];
+        if (t->state != LP2P__T_PARKED || t->trimmed || s->trim_round - t->run_round < 2) continue;
+        uintptr_t sp = lp2p__coro_sp(&t->ctx);
+        if (sp) freed += lp2p__stack_release_below(s, t->stack, sp);
+        t->trimmed = 1;
+    }
+    for (int i = 0; i < s->npool; i++) { /* keep the top page: every task starts there */
+        if (s->pool_trimmed[i] || s->trim_round - s->pool_round[i] < 2) continue;
+        freed += lp2p__stack_release_below(s, s->pool[i], (uintptr_t)s->pool[i] + s->stack_size);
+        s->pool_trimmed[i] = 1;
+    }
+    return freed;
+}
+
 static void lp2p__tls_link(lp2p__sched *s) {
     s->towner = &lp2p__tls_scheds;
     s->tprev = NULL;
@@ -4023,6 +4157,8 @@ static void lp2p__resume(lp2p__sched *s, lp2p__task *t) {
     lp2p__task *prev = lp2p__tls_cur;
     t->state = LP2P__T_RUNNING;
     t->epoch = s->epoch;
+    t->run_round = s->trim_round;
+    t->trimmed = 0;
     lp2p__tls_cur = t;
     lp2p__coro_jump(&s->loop, &t->ctx);
     lp2p__tls_cur = prev;
@@ -4600,7 +4736,7 @@ typedef struct lp2p__tcp_pipe {
     bool closed;  /* released by close/reset: fd is gone */
     bool wr_shut; /* close_write done */
     uint16_t rpos, rlen;
-    uint8_t *rbuf; /* LP2P__TCP_RBUF bytes, allocated on the first small read */
+    uint8_t *rbuf; /* LP2P__TCP_RBUF bytes while it holds unread bytes or a read is in progress */
 } lp2p__tcp_pipe;
 
 static void lp2p__tcp_pipe_free(lp2p__tcp_pipe *t) {
@@ -4646,6 +4782,10 @@ static ptrdiff_t lp2p__tcp_read(lp2p__pipe *p, void *buf, size_t cap, int64_t de
         }
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) return lp2p__tcp_io_err(errno);
+        if (t->rbuf) { /* empty while we wait: an idle connection holds no read-ahead */
+            lp2p__free(t->ctx, t->rbuf, LP2P__TCP_RBUF);
+            t->rbuf = NULL;
+        }
         int rc = lp2p__tcp_wait(t, LP2P__IN, deadline);
         if (rc) return rc;
     }
@@ -5580,6 +5720,9 @@ PB_BIND(lp2p_pb_Identify, lp2p_pb_Identify, AUTO)
  *     over "noise-libp2p-static-key:" || static key, the peer ID check, early muxer negotiation;
  *  3. the secure pipe: frames of u16 BE length || ciphertext (<= 65535 bytes, 65519 plaintext),
  *     k1 initiator->responder, k2 responder->initiator, little-endian 64-bit nonces.
+ *     Memory: the receive buffer (one frame) is taken from the host's buffer cache only while a
+ *     frame is partly received or its plaintext is partly read, the sealed-frame batch only
+ *     during a write: an idle secure pipe holds neither.
  * Depends on: noise.h (pipe.h, crypto.h). */
 // (amalgamated) #include "noise.h"
 
@@ -5591,6 +5734,8 @@ PB_BIND(lp2p_pb_Identify, lp2p_pb_Identify, AUTO)
 #define LP2P__NOISE_MAX_REMOTE_MUXERS 32 /* a longer remote list is ignored, like go (its cap: 100) */
 #define LP2P__NOISE_PAYLOAD_MAX 1024   /* our own handshake payload */
 #define LP2P__NOISE_WBATCH (4 * (LP2P__NOISE_MAX_PLAINTEXT)) /* plaintext bytes per raw write */
+#define LP2P__NOISE_WBUF (LP2P__NOISE_WBATCH + 4 * (2 + LP2P__NOISE_TAG)) /* its sealed frames */
+#define LP2P__NOISE_WSMALL 1024 /* sealed writes up to this go through the stack, not the cache */
 
 /* Test hook: when set, supplies the X25519 private keys lp2p__noise_handshake would draw from
  * the CSPRNG (which: 0 = static, 1 = ephemeral), for known-answer tests. NULL in production. */
@@ -5772,15 +5917,26 @@ typedef struct lp2p__noise_pipe {
     uint8_t hdr[2];
     size_t hdr_have, flen, fhave;
     size_t poff, plen; /* decrypted bytes not yet returned, in rbuf */
-    uint8_t *rbuf;     /* LP2P__NOISE_MAX_MSG bytes, allocated with the struct */
-    uint8_t *wbuf;     /* reusable sealed-frame batch */
-    size_t wcap;
+    uint8_t *rbuf;     /* LP2P__NOISE_MAX_MSG bytes while a frame is in it, else NULL */
 } lp2p__noise_pipe;
+
+static uint8_t *lp2p__noise_rbuf(lp2p__noise_pipe *np) {
+    if (!np->rbuf) np->rbuf = (uint8_t *)lp2p__cache_get(np->ctx, LP2P__NOISE_MAX_MSG);
+    return np->rbuf;
+}
+
+/* Give the receive buffer back once it holds nothing (no partial frame, no plaintext left). */
+static void lp2p__noise_rbuf_done(lp2p__noise_pipe *np) {
+    if (!np->rbuf || np->fhave || np->plen) return;
+    lp2p__cache_put(np->ctx, np->rbuf, LP2P__NOISE_MAX_MSG);
+    np->rbuf = NULL;
+}
 
 static ptrdiff_t lp2p__noise_copy_out(lp2p__noise_pipe *np, void *buf, size_t cap) {
     size_t n = LP2P__MIN(cap, np->plen);
     memcpy(buf, np->rbuf + np->poff, n);
     np->poff += n, np->plen -= n;
+    lp2p__noise_rbuf_done(np);
     return (ptrdiff_t)n;
 }
 
@@ -5837,59 +5993,62 @@ static ptrdiff_t lp2p__noise_read(lp2p__pipe *p, void *buf, size_t cap, int64_t 
             rc = lp2p__noise_read_body(np, (uint8_t *)buf, deadline);
             if (rc) {
                 /* keep what arrived so the next call resumes the frame */
+                if (np->fhave && !lp2p__noise_rbuf(np)) return np->err = LP2P_ERR_NOMEM;
                 if (np->fhave) memcpy(np->rbuf, buf, np->fhave);
                 return rc;
             }
             n = lp2p__noise_open_frame(np, (uint8_t *)buf);
             if (n != 0) return n; /* plaintext length, or the error */
         } else {
+            if (!lp2p__noise_rbuf(np)) return np->err = LP2P_ERR_NOMEM;
             rc = lp2p__noise_read_body(np, np->rbuf, deadline);
-            if (rc) return rc;
+            if (rc) {
+                lp2p__noise_rbuf_done(np); /* kept if part of the frame is in it */
+                return rc;
+            }
             n = lp2p__noise_open_frame(np, np->rbuf);
+            np->poff = 0, np->plen = n > 0 ? (size_t)n : 0;
+            if (n <= 0) lp2p__noise_rbuf_done(np);
             if (n < 0) return n;
-            np->poff = 0, np->plen = (size_t)n;
             if (n > 0) return lp2p__noise_copy_out(np, buf, cap);
         }
         /* an empty frame: nothing for the caller, read the next one */
     }
 }
 
-static int lp2p__noise_wbuf_reserve(lp2p__noise_pipe *np, size_t need) {
-    if (np->wcap >= need) return LP2P_OK;
-    size_t cap = LP2P__MAX(need, np->wcap * 2);
-    uint8_t *nb = (uint8_t *)lp2p__alloc(np->ctx, cap);
-    if (!nb) return LP2P_ERR_NOMEM;
-    lp2p__free(np->ctx, np->wbuf, np->wcap);
-    np->wbuf = nb, np->wcap = cap;
-    return LP2P_OK;
+/* Seal up to LP2P__NOISE_WBATCH plaintext bytes as frames straight from the caller's buffer
+ * into out (no intermediate copy), then hand them to raw in one write. */
+static int lp2p__noise_write_batch(lp2p__noise_pipe *np, const uint8_t *src, size_t batch, uint8_t *out,
+                                   int64_t deadline) {
+    size_t frames = (batch + LP2P__NOISE_MAX_PLAINTEXT - 1) / LP2P__NOISE_MAX_PLAINTEXT, off = 0;
+    /* nonce 2^64-1 is reserved (Noise §5.1): the last frame may use 2^64-2 */
+    if (frames > UINT64_MAX - np->n_send) return np->werr = LP2P_ERR_LIMIT;
+    for (size_t done = 0; done < batch;) {
+        size_t c = LP2P__MIN(batch - done, (size_t)LP2P__NOISE_MAX_PLAINTEXT);
+        lp2p__put_be16(out + off, (uint16_t)(c + LP2P__NOISE_TAG));
+        lp2p__aead_seal(np->k_send, np->n_send++, NULL, 0, src + done, c, out + off + 2);
+        off += 2 + c + LP2P__NOISE_TAG, done += c;
+    }
+    int rc = lp2p__pipe_write(np->raw, out, off, deadline);
+    return rc ? (np->werr = rc) : LP2P_OK; /* an unknown prefix went out: the stream is desynced */
 }
 
 static int lp2p__noise_write(lp2p__pipe *p, const void *buf, size_t len, int64_t deadline) {
     lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
     const uint8_t *src = (const uint8_t *)buf;
+    uint8_t small[LP2P__NOISE_WSMALL], *out = small;
+    int rc = LP2P_OK;
     if (np->err) return np->err;
     if (np->werr) return np->werr;
-    while (len > 0) {
-        /* seal up to LP2P__NOISE_WBATCH plaintext bytes as frames straight from the caller's
-         * buffer into wbuf (no intermediate copy), then hand them to raw in one write */
+    if (len + 2 + LP2P__NOISE_TAG > sizeof small && !(out = (uint8_t *)lp2p__cache_get(np->ctx, LP2P__NOISE_WBUF)))
+        return LP2P_ERR_NOMEM;
+    while (len > 0 && rc == LP2P_OK) {
         size_t batch = LP2P__MIN(len, (size_t)LP2P__NOISE_WBATCH);
-        size_t frames = (batch + LP2P__NOISE_MAX_PLAINTEXT - 1) / LP2P__NOISE_MAX_PLAINTEXT;
-        size_t off = 0;
-        int rc = lp2p__noise_wbuf_reserve(np, batch + frames * (2 + LP2P__NOISE_TAG));
-        if (rc) return rc;
-        /* nonce 2^64-1 is reserved (Noise §5.1): the last frame may use 2^64-2 */
-        if (frames > UINT64_MAX - np->n_send) return np->werr = LP2P_ERR_LIMIT;
-        for (size_t done = 0; done < batch;) {
-            size_t c = LP2P__MIN(batch - done, (size_t)LP2P__NOISE_MAX_PLAINTEXT);
-            lp2p__put_be16(np->wbuf + off, (uint16_t)(c + LP2P__NOISE_TAG));
-            lp2p__aead_seal(np->k_send, np->n_send++, NULL, 0, src + done, c, np->wbuf + off + 2);
-            off += 2 + c + LP2P__NOISE_TAG, done += c;
-        }
-        rc = lp2p__pipe_write(np->raw, np->wbuf, off, deadline);
-        if (rc) return np->werr = rc; /* an unknown prefix went out: the stream is desynced */
+        rc = lp2p__noise_write_batch(np, src, batch, out, deadline);
         src += batch, len -= batch;
     }
-    return LP2P_OK;
+    if (out != small) lp2p__cache_put(np->ctx, out, LP2P__NOISE_WBUF);
+    return rc;
 }
 
 static int lp2p__noise_close_write(lp2p__pipe *p) {
@@ -5897,13 +6056,11 @@ static int lp2p__noise_close_write(lp2p__pipe *p) {
     return np->raw->vt->close_write(np->raw);
 }
 
-static size_t lp2p__noise_pipe_size(void) { return sizeof(lp2p__noise_pipe) + LP2P__NOISE_MAX_MSG; }
-
 static void lp2p__noise_pipe_free(lp2p__noise_pipe *np) {
     lp2p__noise_wipe(np->k_send, 32);
     lp2p__noise_wipe(np->k_recv, 32);
-    lp2p__free(np->ctx, np->wbuf, np->wcap);
-    lp2p__free(np->ctx, np, lp2p__noise_pipe_size());
+    lp2p__cache_put(np->ctx, np->rbuf, LP2P__NOISE_MAX_MSG);
+    lp2p__free(np->ctx, np, sizeof *np);
 }
 
 static void lp2p__noise_reset(lp2p__pipe *p) {
@@ -5923,13 +6080,11 @@ static const lp2p__pipe_vt lp2p__noise_vt = {
 };
 
 static lp2p__noise_pipe *lp2p__noise_pipe_new(lp2p__ctx *ctx, lp2p__pipe *raw) {
-    lp2p__noise_pipe *np = (lp2p__noise_pipe *)lp2p__alloc(ctx, lp2p__noise_pipe_size());
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)lp2p__zalloc(ctx, sizeof *np);
     if (!np) return NULL;
-    memset(np, 0, sizeof *np);
     np->base.vt = &lp2p__noise_vt;
     np->ctx = ctx;
     np->raw = raw;
-    np->rbuf = (uint8_t *)(np + 1);
     return np;
 }
 
@@ -6047,7 +6202,7 @@ static size_t lp2p__noise_payload_build(const lp2p__identity *self, const uint8_
 typedef struct lp2p__noise_run {
     lp2p__ctx *ctx;
     lp2p__pipe *raw;
-    lp2p__noise_pipe *np; /* its rbuf receives handshake messages */
+    lp2p__noise_pipe *np; /* its rbuf receives handshake messages (held for the handshake) */
     lp2p__noise_hs hs;
     const lp2p__identity *self;
     const lp2p_peer_id *expected;
@@ -6181,7 +6336,7 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
     lp2p__noise_pipe *np = lp2p__noise_pipe_new(ctx, raw);
     lp2p__noise_run *r = (lp2p__noise_run *)lp2p__zalloc(ctx, sizeof *r);
     int rc = LP2P_ERR_NOMEM;
-    if (!tmp || !np || !r) goto done;
+    if (!tmp || !np || !r || !lp2p__noise_rbuf(np)) goto done;
     /* the static key is per session (spec: SHOULD NOT be persisted) */
     for (int which = 0; which < 2; which++) {
         if (lp2p__noise_key_hook) lp2p__noise_key_hook(initiator, which, keys[which]);
@@ -6197,6 +6352,8 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
         rc = LP2P_ERR_HANDSHAKE;
     }
     if (rc == LP2P_OK) {
+        lp2p__cache_put(ctx, np->rbuf, LP2P__NOISE_MAX_MSG); /* transport frames take it again */
+        np->rbuf = NULL;
         lp2p__noise_hs_split(&r->hs, keys[0], keys[1]);
         memcpy(np->k_send, keys[initiator ? 0 : 1], 32);
         memcpy(np->k_recv, keys[initiator ? 1 : 0], 32);
@@ -6222,8 +6379,11 @@ done:
  *   - frames for streams we already dropped are discarded, not answered (go, rust #110);
  *   - unexpected pongs are ignored (rust treats them as fatal: we never send unasked pongs).
  * Memory: a stream struct is reference counted (app handle, session table, writer's dirty
- * list, operations in progress); the session likewise (owner, its three tasks, every live
- * stream), so handles outliving the session fail cleanly instead of touching freed memory.
+ * list, operations in progress); the session likewise (owner, its tasks, every live stream),
+ * so handles outliving the session fail cleanly instead of touching freed memory. An idle
+ * session holds no big buffer and parks no writer: the writer task is started when there is
+ * something to send and ends (returning its batch buffer to the host's cache) when there is
+ * nothing left.
  * Depends on: yamux.h (pipe.h, runtime.h). */
 // (amalgamated) #include "yamux.h"
 
@@ -6242,10 +6402,9 @@ done:
 #define LP2P__Y_SPEC_WINDOW (256u * 1024)   /* every stream starts with this (spec) */
 #define LP2P__Y_WBUF (4 * 65519)            /* writer batch: four full Noise frames */
 #define LP2P__Y_CTL 256                     /* queued session-level frames (pongs, refusals) */
-#define LP2P__Y_SMALL 2048                  /* payloads up to this are copied via scratch */
+#define LP2P__Y_SMALL 2048                  /* payloads up to this are copied via the stack */
 #define LP2P__Y_CHUNK_SMALL 16384           /* chunk size that small payloads are packed into */
 #define LP2P__Y_CHUNK_BIG (256u * 1024)     /* large payloads are read straight into chunks */
-#define LP2P__Y_SCRATCH 16384
 #define LP2P__Y_WRITE_TIMEOUT_MS 10000      /* go-yamux ConnectionWriteTimeout */
 #define LP2P__Y_CLOSE_FLUSH_MS 1000         /* final flush (FINs, GoAway) after close */
 
@@ -6286,7 +6445,7 @@ struct lp2p__yamux {
     int refs, pipe_users;
     bool dead, owner_gone, remote_goaway, inbound_logged;
     int dead_err, goaway_send; /* goaway_send: code to send at the final flush, -1 none */
-    lp2p_task reader, writer, keepalive;
+    lp2p_task reader, writer;
     /* stream table: open addressing, linear probing, backward-shift deletion */
     lp2p__ystream **slots;
     uint32_t cap, count;
@@ -6294,15 +6453,18 @@ struct lp2p__yamux {
     int n_inbound, n_unacked;
     uint64_t conn_window_used;
     lp2p__ystream *dirty_head, *dirty_tail, *ready_head, *ready_tail;
-    uint8_t ctl[LP2P__Y_CTL][LP2P__Y_HDR];
-    int ctl_head, ctl_n;
-    lp2p__waitq wq_writer, wq_ctl, wq_open, wq_ping;
+    uint8_t (*ctl)[LP2P__Y_HDR]; /* ring of ctl_cap frames (<= LP2P__Y_CTL), only while some are queued */
+    int ctl_head, ctl_n, ctl_cap;
+    lp2p__waitq wq_ctl, wq_open, wq_ping;
     bool ping_send, ping_outstanding;
     uint32_t ping_id;
     uint64_t ping_round;
     int64_t ping_sent_us, ping_last_us, rtt_us;
-    int64_t last_rx_ms;
-    uint8_t *wbuf, *scratch;
+    int64_t pong_due_ms; /* while a ping is queued or outstanding: its pong is late after this */
+    int64_t last_rx_ms;  /* when the last frame header arrived */
+    bool writer_on;     /* the writer task exists */
+    bool writer_broken; /* a write failed: no more writes */
+    uint8_t *wbuf;      /* the writer's batch (LP2P__Y_WBUF bytes), only while it runs */
 };
 
 LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway);
@@ -6329,7 +6491,16 @@ LP2P__PRIV void lp2p__ymx_hdr(uint8_t *p, uint8_t type, uint16_t flags, uint32_t
     lp2p__put_be32(p + 8, len);
 }
 
-LP2P__PRIV void lp2p__ymx_wake_writer(lp2p__yamux *y) { lp2p__waitq_wake_one(y->s, &y->wq_writer); }
+LP2P__PRIV void lp2p__ymx_writer_main(void *arg);
+LP2P__PRIV bool lp2p__ymx_spawn(lp2p__yamux *y, lp2p_task *t, void (*fn)(void *), bool pipe_user);
+
+/* There is something to send: start the writer unless it runs (it sends until nothing is
+ * left). No task means nothing can be sent: the session fails. */
+LP2P__PRIV void lp2p__ymx_wake_writer(lp2p__yamux *y) {
+    if (y->writer_on || y->writer_broken || !y->pipe) return;
+    y->writer_on = lp2p__ymx_spawn(y, &y->writer, lp2p__ymx_writer_main, true);
+    if (!y->writer_on && !y->dead) lp2p__ymx_fail(y, LP2P_ERR_LIMIT, -1);
+}
 
 LP2P__PRIV void lp2p__ymx_ref(lp2p__yamux *y) { y->refs++; }
 
@@ -6338,8 +6509,7 @@ LP2P__PRIV void lp2p__ymx_unref(lp2p__yamux *y) {
     LP2P_ASSERT(!y->pipe && y->count == 0);
     lp2p__ctx *ctx = y->ctx;
     lp2p__free(ctx, y->slots, (size_t)y->cap * sizeof *y->slots);
-    lp2p__free(ctx, y->wbuf, LP2P__Y_WBUF);
-    lp2p__free(ctx, y->scratch, LP2P__Y_SCRATCH);
+    lp2p__free(ctx, y->ctl, (size_t)y->ctl_cap * LP2P__Y_HDR);
     lp2p__free(ctx, y, sizeof *y);
 }
 
@@ -6492,6 +6662,25 @@ LP2P__PRIV void lp2p__ys_ready_remove(lp2p__ystream *st) {
     st->in_ready = false;
 }
 
+/* Room for one more queued frame: the ring doubles (from 8) up to LP2P__Y_CTL entries. */
+LP2P__PRIV int lp2p__ymx_ctl_grow(lp2p__yamux *y) {
+    if (y->ctl_n < y->ctl_cap) return LP2P_OK;
+    int cap = y->ctl_cap ? LP2P__MIN(y->ctl_cap * 2, LP2P__Y_CTL) : 8;
+    uint8_t(*ring)[LP2P__Y_HDR] = (uint8_t(*)[LP2P__Y_HDR])lp2p__alloc(y->ctx, (size_t)cap * LP2P__Y_HDR);
+    if (!ring) return LP2P_ERR_NOMEM;
+    for (int i = 0; i < y->ctl_n; i++) memcpy(ring[i], y->ctl[(y->ctl_head + i) % y->ctl_cap], LP2P__Y_HDR);
+    lp2p__free(y->ctx, y->ctl, (size_t)y->ctl_cap * LP2P__Y_HDR);
+    y->ctl = ring, y->ctl_cap = cap, y->ctl_head = 0;
+    return LP2P_OK;
+}
+
+/* The ring goes once it is empty (the writer ends with it). */
+LP2P__PRIV void lp2p__ymx_ctl_release(lp2p__yamux *y) {
+    if (y->ctl_n) return;
+    lp2p__free(y->ctx, y->ctl, (size_t)y->ctl_cap * LP2P__Y_HDR);
+    y->ctl = NULL, y->ctl_cap = 0, y->ctl_head = 0;
+}
+
 /* Queue a session-level frame. The reader waits for room (the writer drains the queue);
  * pongs are dropped instead when the queue is full, as go-yamux does. */
 LP2P__PRIV int lp2p__ymx_ctl_push(lp2p__yamux *y, uint8_t type, uint16_t flags, uint32_t id, uint32_t len, bool wait) {
@@ -6501,10 +6690,19 @@ LP2P__PRIV int lp2p__ymx_ctl_push(lp2p__yamux *y, uint8_t type, uint16_t flags, 
         if (rc < 0) return rc;
     }
     if (y->dead) return LP2P_ERR_CLOSED;
-    lp2p__ymx_hdr(y->ctl[(y->ctl_head + y->ctl_n) % LP2P__Y_CTL], type, flags, id, len);
+    if (lp2p__ymx_ctl_grow(y) != LP2P_OK) return wait ? LP2P_ERR_NOMEM : LP2P_ERR_LIMIT;
+    lp2p__ymx_hdr(y->ctl[(y->ctl_head + y->ctl_n) % y->ctl_cap], type, flags, id, len);
     y->ctl_n++;
     lp2p__ymx_wake_writer(y);
     return LP2P_OK;
+}
+
+/* The session is dead and no writer will send what is queued: forget it. */
+LP2P__PRIV void lp2p__ymx_drop_queued(lp2p__yamux *y) {
+    lp2p__ystream *st;
+    while ((st = lp2p__ymx_dirty_pop(y))) lp2p__ys_unref(st);
+    y->ctl_n = 0;
+    lp2p__ymx_ctl_release(y);
 }
 
 /* ---- session end ------------------------------------------------------------------------ */
@@ -6538,10 +6736,10 @@ LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway) {
     lp2p__waitq_wake_all(y->s, &y->wq_open);
     lp2p__waitq_wake_all(y->s, &y->wq_ping);
     lp2p__waitq_wake_all(y->s, &y->wq_ctl);
-    lp2p__waitq_wake_all(y->s, &y->wq_writer);
     lp2p_task self = lp2p__task_self();
     if (y->reader.id && self.id != y->reader.id) lp2p__task_cancel(y->s, y->reader);
-    if (y->keepalive.id && self.id != y->keepalive.id) lp2p__task_cancel(y->s, y->keepalive);
+    if (goaway >= 0) lp2p__ymx_wake_writer(y); /* the final flush */
+    if (!y->writer_on) lp2p__ymx_drop_queued(y);
     if (y->cfg.on_close) y->cfg.on_close(y->cfg.user, y, err);
     lp2p__ymx_unref(y);
 }
@@ -6637,7 +6835,7 @@ LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, bool final) {
     bool popped = y->ctl_n > 0;
     for (; y->ctl_n && n + LP2P__Y_HDR <= LP2P__Y_WBUF; y->ctl_n--) {
         memcpy(b + n, y->ctl[y->ctl_head], LP2P__Y_HDR);
-        y->ctl_head = (y->ctl_head + 1) % LP2P__Y_CTL;
+        y->ctl_head = (y->ctl_head + 1) % y->ctl_cap;
         n += LP2P__Y_HDR;
     }
     if (popped) lp2p__waitq_wake_all(y->s, &y->wq_ctl);
@@ -6658,42 +6856,51 @@ LP2P__PRIV bool lp2p__ymx_writer_has_work(lp2p__yamux *y) {
     return y->ping_send || y->ctl_n || y->dirty_head || y->ready_head;
 }
 
+/* Runs while there is something to send (see lp2p__ymx_wake_writer), then ends. After the
+ * session died it sends the final flush once (when asked for) and drops what is left. */
 LP2P__PRIV void lp2p__ymx_writer_main(void *arg) {
     lp2p__yamux *y = (lp2p__yamux *)arg;
-    bool broken = false;
-    while (!y->dead) {
-        if (!lp2p__ymx_writer_has_work(y)) {
-            int rc = lp2p__waitq_wait(y->s, &y->wq_writer, LP2P_FOREVER);
-            if (rc < 0) {
-                lp2p__ymx_fail(y, rc, -1);
-                broken = true;
-            }
-            continue;
-        }
+    y->wbuf = (uint8_t *)lp2p__cache_get(y->ctx, LP2P__Y_WBUF);
+    if (!y->wbuf) {
+        y->writer_broken = true;
+        lp2p__ymx_fail(y, LP2P_ERR_NOMEM, -1);
+    }
+    while (!y->dead && lp2p__ymx_writer_has_work(y)) {
         size_t n = lp2p__ymx_build(y, false);
         if (!n) continue;
         int rc = lp2p__pipe_write(y->pipe, y->wbuf, n, lp2p_deadline_in(LP2P__Y_WRITE_TIMEOUT_MS));
         if (rc < 0) {
             if (!y->dead) LP2P__DEBUG(y->ctx, "yamux: write failed: %s", lp2p_strerror(rc));
+            y->writer_broken = true;
             lp2p__ymx_fail(y, rc, -1);
-            broken = true;
         }
     }
-    if (!broken && y->goaway_send >= 0) {
+    if (y->dead && !y->writer_broken && y->goaway_send >= 0) {
         size_t n = lp2p__ymx_build(y, true);
+        y->goaway_send = -1; /* once */
         if (n) (void)lp2p__pipe_write(y->pipe, y->wbuf, n, lp2p_deadline_in(LP2P__Y_CLOSE_FLUSH_MS));
     }
-    lp2p__ystream *st;
-    while ((st = lp2p__ymx_dirty_pop(y))) lp2p__ys_unref(st);
-    y->ctl_n = 0;
+    if (y->dead) lp2p__ymx_drop_queued(y);
+    lp2p__ymx_ctl_release(y);
+    lp2p__cache_put(y->ctx, y->wbuf, LP2P__Y_WBUF);
+    y->wbuf = NULL;
+    y->writer_on = false;
     lp2p__ymx_task_exit(y, true);
 }
 
 /* ---- reader task: receiving data ---------------------------------------------------------- */
+/* Reads inside a frame: a peer that stops mid-frame for keepalive_ms + ping_timeout_ms is as
+ * dead as one that leaves a keepalive ping unanswered (its pong could only follow the frame). */
+LP2P__PRIV int64_t lp2p__ymx_body_deadline(lp2p__yamux *y) {
+    if (y->cfg.keepalive_ms <= 0) return LP2P_FOREVER;
+    return y->last_rx_ms + y->cfg.keepalive_ms + y->cfg.ping_timeout_ms;
+}
+
 LP2P__PRIV int lp2p__ymx_discard(lp2p__yamux *y, uint32_t len) {
+    uint8_t tmp[LP2P__Y_SMALL]; /* on the reader's stack: nothing per session stays allocated */
     while (len) {
-        uint32_t k = LP2P__MIN(len, (uint32_t)LP2P__Y_SCRATCH);
-        int rc = lp2p__pipe_read_full(y->pipe, y->scratch, k, LP2P_FOREVER);
+        uint32_t k = LP2P__MIN(len, (uint32_t)sizeof tmp);
+        int rc = lp2p__pipe_read_full(y->pipe, tmp, k, lp2p__ymx_body_deadline(y));
         if (rc < 0) return rc;
         len -= k;
     }
@@ -6735,15 +6942,16 @@ LP2P__PRIV int lp2p__ys_recv_payload(lp2p__yamux *y, lp2p__ystream *st, uint32_t
     int rc = LP2P_OK;
     while (len && rc == LP2P_OK) {
         if (len <= LP2P__Y_SMALL) {
-            rc = lp2p__pipe_read_full(y->pipe, y->scratch, len, LP2P_FOREVER);
-            if (rc == LP2P_OK && lp2p__ys_wants_data(st)) rc = lp2p__ys_append(st, y->scratch, len);
+            uint8_t tmp[LP2P__Y_SMALL]; /* not the stream's chunks: the app may free them meanwhile */
+            rc = lp2p__pipe_read_full(y->pipe, tmp, len, lp2p__ymx_body_deadline(y));
+            if (rc == LP2P_OK && lp2p__ys_wants_data(st)) rc = lp2p__ys_append(st, tmp, len);
             break;
         }
         uint32_t k = LP2P__MIN(len, LP2P__Y_CHUNK_BIG);
         lp2p__ychunk *c = (lp2p__ychunk *)lp2p__alloc(y->ctx, sizeof *c + k);
         if (!c) return LP2P_ERR_NOMEM;
         c->cap = k, c->rpos = 0, c->wpos = k;
-        rc = lp2p__pipe_read_full(y->pipe, c->data, k, LP2P_FOREVER);
+        rc = lp2p__pipe_read_full(y->pipe, c->data, k, lp2p__ymx_body_deadline(y));
         if (rc == LP2P_OK && lp2p__ys_wants_data(st)) {
             lp2p__ys_link(st, c);
             st->buffered += k;
@@ -6953,14 +7161,53 @@ LP2P__PRIV int lp2p__ymx_on_frame(lp2p__yamux *y, const uint8_t *h) {
     }
 }
 
+/* ---- keepalive: the reader's wait for the next frame ends when a ping is due ---------------- *
+ * No task of its own: an idle session parks only its reader. */
+LP2P__PRIV void lp2p__ymx_ping_queue(lp2p__yamux *y) {
+    y->ping_id++;
+    y->ping_send = true, y->ping_outstanding = false;
+    y->pong_due_ms = lp2p_deadline_in(y->cfg.ping_timeout_ms);
+    lp2p__ymx_wake_writer(y);
+}
+
+/* When the reader must stop waiting for a frame header: a keepalive ping is due, or a pong. */
+LP2P__PRIV int64_t lp2p__ymx_keepalive_due(lp2p__yamux *y) {
+    if (y->cfg.keepalive_ms <= 0) return LP2P_FOREVER;
+    if (y->ping_send || y->ping_outstanding) return y->pong_due_ms;
+    return y->last_rx_ms + y->cfg.keepalive_ms;
+}
+
+/* That time came: ping if nothing was received for keepalive_ms; a ping without pong for
+ * ping_timeout_ms ends the session (ERR_TIMEOUT). */
+LP2P__PRIV int lp2p__ymx_keepalive(lp2p__yamux *y) {
+    int64_t now = lp2p_now();
+    if (y->ping_send || y->ping_outstanding) {
+        if (now < y->pong_due_ms) return LP2P_OK;
+        LP2P__WARN(y->ctx, LP2P_ERR_TIMEOUT, "yamux: no pong within ping_timeout_ms (%d ms): closing session",
+                   y->cfg.ping_timeout_ms);
+        return LP2P_ERR_TIMEOUT;
+    }
+    if (now >= y->last_rx_ms + y->cfg.keepalive_ms) lp2p__ymx_ping_queue(y);
+    return LP2P_OK;
+}
+
+/* One frame header, possibly over several reads (a keepalive deadline may cut a read short). */
 LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
     lp2p__yamux *y = (lp2p__yamux *)arg;
     uint8_t h[LP2P__Y_HDR];
+    size_t have = 0;
+    if (!y->dead) lp2p__ymx_ping_queue(y); /* at once: the RTT drives window tuning (go and js do the same) */
     while (!y->dead) {
-        int rc = lp2p__pipe_read_full(y->pipe, h, sizeof h, LP2P_FOREVER);
-        if (rc == LP2P_OK) {
+        ptrdiff_t r = lp2p__pipe_read(y->pipe, h + have, sizeof h - have, lp2p__ymx_keepalive_due(y));
+        int rc = r > 0 ? LP2P_OK : r == 0 ? LP2P_ERR_EOF : (int)r;
+        if (r > 0 && (have += (size_t)r) == sizeof h) {
+            have = 0;
             y->last_rx_ms = lp2p_now();
             rc = lp2p__ymx_on_frame(y, h);
+            if (rc == LP2P_ERR_TIMEOUT)
+                LP2P__WARN(y->ctx, rc, "yamux: peer stopped inside a frame for keepalive_ms + ping_timeout_ms: closing session");
+        } else if (r == LP2P_ERR_TIMEOUT) {
+            rc = lp2p__ymx_keepalive(y);
         }
         if (rc < 0) {
             int goaway = rc == LP2P_ERR_PROTOCOL ? 1 : rc == LP2P_ERR_NOMEM ? 2 : -1;
@@ -6972,16 +7219,12 @@ LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
     lp2p__ymx_task_exit(y, true);
 }
 
-/* ---- pings and keepalive -------------------------------------------------------------------- */
+/* ---- pings ---------------------------------------------------------------------------------- */
 /* Ping (joining an outstanding one); RTT in microseconds or an error. */
 LP2P__PRIV int64_t lp2p__ymx_ping_us(lp2p__yamux *y, int64_t deadline) {
     if (y->dead) return LP2P_ERR_CLOSED;
     bool stale = y->ping_outstanding && lp2p__now_us() - y->ping_sent_us > (int64_t)y->cfg.ping_timeout_ms * 1000;
-    if ((!y->ping_outstanding && !y->ping_send) || stale) {
-        y->ping_id++;
-        y->ping_send = true, y->ping_outstanding = false;
-        lp2p__ymx_wake_writer(y);
-    }
+    if ((!y->ping_outstanding && !y->ping_send) || stale) lp2p__ymx_ping_queue(y);
     uint64_t round = y->ping_round;
     int64_t r = 0;
     lp2p__ymx_ref(y);
@@ -6995,28 +7238,6 @@ LP2P__PRIV int64_t lp2p__ymx_ping_us(lp2p__yamux *y, int64_t deadline) {
     if (r == 0) r = y->ping_last_us;
     lp2p__ymx_unref(y);
     return r;
-}
-
-LP2P__PRIV void lp2p__ymx_keepalive_main(void *arg) {
-    lp2p__yamux *y = (lp2p__yamux *)arg;
-    bool on = y->cfg.keepalive_ms > 0;
-    /* first ping at once: the RTT drives window tuning (go and js do the same) */
-    int64_t r = lp2p__ymx_ping_us(y, lp2p_deadline_in(y->cfg.ping_timeout_ms));
-    while (on && !y->dead && r != LP2P_ERR_CANCELED && r != LP2P_ERR_CLOSED) {
-        if (r == LP2P_ERR_TIMEOUT) {
-            LP2P__WARN(y->ctx, LP2P_ERR_TIMEOUT, "yamux: no pong within ping_timeout_ms (%d ms): closing session",
-                       y->cfg.ping_timeout_ms);
-            lp2p__ymx_fail(y, LP2P_ERR_TIMEOUT, -1);
-            break;
-        }
-        int64_t due = y->last_rx_ms + y->cfg.keepalive_ms;
-        if (lp2p_now() < due) {
-            if (lp2p__sleep_until(y->s, due) < 0) break;
-            continue;
-        }
-        r = lp2p__ymx_ping_us(y, lp2p_deadline_in(y->cfg.ping_timeout_ms));
-    }
-    lp2p__ymx_task_exit(y, false);
 }
 
 /* ---- stream pipe ---------------------------------------------------------------------------- */
@@ -7176,15 +7397,11 @@ LP2P__PRIV int lp2p__yamux_new(lp2p__sched *s, lp2p__pipe *pipe, const lp2p__yam
     lp2p__ctx *ctx = lp2p__sched_ctx(s);
     lp2p__yamux *y = (lp2p__yamux *)lp2p__zalloc(ctx, sizeof *y);
     if (y) {
-        y->wbuf = (uint8_t *)lp2p__alloc(ctx, LP2P__Y_WBUF);
-        y->scratch = (uint8_t *)lp2p__alloc(ctx, LP2P__Y_SCRATCH);
         y->cap = 16;
         y->slots = (lp2p__ystream **)lp2p__zalloc(ctx, y->cap * sizeof *y->slots);
     }
-    if (!y || !y->wbuf || !y->scratch || !y->slots) {
+    if (!y || !y->slots) {
         if (y) {
-            lp2p__free(ctx, y->wbuf, LP2P__Y_WBUF);
-            lp2p__free(ctx, y->scratch, LP2P__Y_SCRATCH);
             lp2p__free(ctx, y->slots, 16 * sizeof *y->slots);
             lp2p__free(ctx, y, sizeof *y);
         }
@@ -7198,9 +7415,7 @@ LP2P__PRIV int lp2p__yamux_new(lp2p__sched *s, lp2p__pipe *pipe, const lp2p__yam
     y->goaway_send = -1;
     y->next_id = y->cfg.is_client ? 1 : 2;
     y->last_rx_ms = lp2p_now();
-    bool ok = lp2p__ymx_spawn(y, &y->writer, lp2p__ymx_writer_main, true) &&
-              lp2p__ymx_spawn(y, &y->reader, lp2p__ymx_reader_main, true) &&
-              lp2p__ymx_spawn(y, &y->keepalive, lp2p__ymx_keepalive_main, false);
+    bool ok = lp2p__ymx_spawn(y, &y->reader, lp2p__ymx_reader_main, true);
     if (!ok) {
         y->cfg.on_close = NULL;
         lp2p__ymx_fail(y, LP2P_ERR_LIMIT, -1);
@@ -7314,7 +7529,15 @@ LP2P__PRIV void lp2p__peerstore_add_addr(lp2p_host *h, const lp2p_peer_id *id, c
             (p->addrs[oldest].expires < 0 || p->addrs[i].expires < p->addrs[oldest].expires))
             oldest = i;
     }
-    if (slot < 0) slot = p->n_addrs < LP2P__MAX_PEER_ADDRS ? p->n_addrs++ : oldest;
+    if (slot < 0 && p->n_addrs == p->cap_addrs && p->cap_addrs < LP2P__MAX_PEER_ADDRS) {
+        /* most peers (dialers without listen addresses) never get one: no array for them */
+        int cap = p->cap_addrs ? LP2P__MIN(p->cap_addrs * 2, LP2P__MAX_PEER_ADDRS) : 2;
+        lp2p__peer_addr *a = (lp2p__peer_addr *)lp2p__realloc(&h->ctx, p->addrs, sizeof *a * (size_t)p->cap_addrs,
+                                                                sizeof *a * (size_t)cap);
+        if (a) p->addrs = a, p->cap_addrs = cap;
+    }
+    if (slot < 0 && p->n_addrs == 0 && p->cap_addrs == 0) return; /* out of memory: not kept */
+    if (slot < 0) slot = p->n_addrs < p->cap_addrs ? p->n_addrs++ : oldest;
     else if (p->addrs[slot].expires < 0 || (exp >= 0 && p->addrs[slot].expires > exp)) return; /* keep the longer TTL */
     p->addrs[slot].ma = base;
     p->addrs[slot].expires = exp;
@@ -7335,6 +7558,7 @@ LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h) {
         lp2p__peer *p = h->peers;
         h->peers = p->next;
         lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
+        lp2p__free(&h->ctx, p->addrs, sizeof *p->addrs * (size_t)p->cap_addrs);
         lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
         lp2p__strfree(&h->ctx, p->agent_version);
         lp2p__strfree(&h->ctx, p->protocol_version);
@@ -7827,7 +8051,11 @@ LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
 static void lp2p__housekeeping_task(void *arg) {
     lp2p_host *h = (lp2p_host *)arg;
-    while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) lp2p__swarm_reap(h);
+    while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) {
+        lp2p__swarm_reap(h);
+        lp2p__sched_trim(h->sched); /* idle connections keep only the stack pages they use */
+        lp2p__cache_trim(&h->ctx);  /* and buffers nobody reused for a second go back */
+    }
 }
 
 LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
@@ -7841,6 +8069,7 @@ LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
     lp2p_host *h = (lp2p_host *)lp2p__zalloc(&ctx, sizeof *h);
     if (!h) return LP2P_ERR_NOMEM;
     h->ctx = ctx;
+    h->ctx.cache = &h->cache;
     h->cfg = *cfg;
     lp2p__config_resolve(&h->cfg);
     memset(h->cfg.listen_addrs, 0, sizeof h->cfg.listen_addrs); /* not kept: caller's strings */
@@ -7924,6 +8153,7 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
     lp2p__buf_free(&h->ctx, &h->info_text);
     lp2p__strfree(&h->ctx, h->agent_version);
     memset(&h->identity, 0, sizeof h->identity);
+    lp2p__cache_drain(&h->ctx);
     lp2p__ctx ctx = h->ctx;
     lp2p__free(&ctx, h, sizeof *h);
 }
