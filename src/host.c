@@ -88,6 +88,19 @@ LP2P__PRIV void lp2p__host_addrs_changed(lp2p_host *h) {
 
 LP2P_API int lp2p_host_addr_count(const lp2p_host *h) { return h->n_addr_text; }
 
+LP2P__PRIV void lp2p__host_add_service(lp2p_host *h, lp2p__service *s) {
+    s->next = h->services;
+    h->services = s;
+}
+
+LP2P__PRIV void lp2p__host_remove_service(lp2p_host *h, lp2p__service *s) {
+    for (lp2p__service **pp = &h->services; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            return;
+        }
+}
+
 LP2P_API const char *lp2p_host_addr(const lp2p_host *h, int i) {
     return i >= 0 && i < h->n_addr_text ? h->addr_text[i] : NULL;
 }
@@ -160,6 +173,11 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
     if (h->sched) {
         lp2p__swarm_close_all(h);
         lp2p__sched_free(h->sched);
+    }
+    while (h->services) { /* every task has ended: the services' memory can go */
+        lp2p__service *sv = h->services;
+        h->services = sv->next;
+        sv->free(sv->self);
     }
     lp2p__swarm_reap(h);
     while (h->listeners) {

@@ -99,6 +99,14 @@ LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n) {
     h->notifees = n;
 }
 
+LP2P__PRIV void lp2p__swarm_remove_notifee(lp2p_host *h, lp2p__notifee *n) {
+    for (lp2p__notifee **pp = &h->notifees; *pp; pp = &(*pp)->next)
+        if (*pp == n) {
+            *pp = n->next;
+            return;
+        }
+}
+
 static void lp2p__conn_unlink(lp2p__conn *c) {
     lp2p_host *h = c->h;
     for (lp2p__conn **pp = &h->conns; *pp; pp = &(*pp)->next)
