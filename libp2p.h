@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-9209cdaec54ad80c"
+#define LIBP2P_SOURCE_ID "src-13d88fcc785ebd4f"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -213,7 +213,8 @@ typedef struct lp2p_config {
     int max_pending_dials;                /* 0 -> 64 outbound dials in flight */
     int max_stream_buffer;                /* 0 -> 16 MiB: receive window ceiling per stream, bytes */
     int stream_window;                    /* 0 -> 256 KiB initial yamux receive window, bytes */
-    int idle_timeout_ms;                  /* 0 -> never close idle connections */
+    int idle_timeout_ms;                  /* 0 -> never close idle connections; > 0: close one that had no
+                                             stream for this long, ms (checked every second) */
     int keepalive_ms;                     /* 0 -> 15000 ms ping on idle connections; < 0 disables */
     int handshake_timeout_ms;             /* 0 -> 10000 ms for inbound upgrades */
     int stack_size;                       /* 0 -> 64 KiB per task (lazily committed) + guard page */
@@ -1881,6 +1882,7 @@ typedef struct lp2p__conn {
     lp2p__waitq identify_wait;
     int refs;             /* host list + tasks using it; freed at 0 */
     int64_t opened_at;
+    int64_t idle_since;   /* no streams since (lp2p_now ms), 0 = busy; for idle_timeout_ms */
     struct lp2p__conn *next;
 } lp2p__conn;
 
@@ -1994,6 +1996,8 @@ LP2P__PRIV lp2p__peer *lp2p__peerstore_get(lp2p_host *h, const lp2p_peer_id *id,
 LP2P__PRIV void lp2p__peerstore_add_addr(lp2p_host *h, const lp2p_peer_id *id, const lp2p__ma *ma, int64_t ttl_ms);
 LP2P__PRIV void lp2p__peerstore_set_protocols(lp2p_host *h, lp2p__peer *p, char **protos, int n); /* takes ownership */
 LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h);
+/* Drop peers without a connection whose addresses all expired. */
+LP2P__PRIV void lp2p__peerstore_gc(lp2p_host *h, int64_t now);
 
 /* ---- host (host.c) ---- */
 LP2P__PRIV void lp2p__host_emit(lp2p_host *h, lp2p_event_type type, const lp2p_peer_id *peer, const char *addr,
@@ -2069,6 +2073,8 @@ typedef struct lp2p__kad_msg {
     lp2p__kad_wpeer providers[LP2P__KAD_MSG_PEERS];
     int n_providers;
     int skipped; /* peers or addresses beyond our caps */
+    const uint8_t *buf; /* the message the slices point into */
+    size_t buf_len;
 } lp2p__kad_msg;
 
 /* Decode one message (the bytes must outlive m). LP2P_OK or ERR_PROTOCOL (malformed, unknown
@@ -7782,15 +7788,36 @@ LP2P__PRIV void lp2p__peerstore_set_protocols(lp2p_host *h, lp2p__peer *p, char 
     p->protocols = protos, p->n_protocols = n;
 }
 
+static void lp2p__peer_free(lp2p_host *h, lp2p__peer *p) {
+    lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
+    lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
+    lp2p__strfree(&h->ctx, p->agent_version);
+    lp2p__strfree(&h->ctx, p->protocol_version);
+    lp2p__free(&h->ctx, p, sizeof *p);
+}
+
 LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h) {
     while (h->peers) {
         lp2p__peer *p = h->peers;
         h->peers = p->next;
-        lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
-        lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
-        lp2p__strfree(&h->ctx, p->agent_version);
-        lp2p__strfree(&h->ctx, p->protocol_version);
-        lp2p__free(&h->ctx, p, sizeof *p);
+        lp2p__peer_free(h, p);
+    }
+}
+
+/* Forget peers we are not connected to whose addresses have all expired (peers heard of in
+ * DHT answers would otherwise pile up forever). */
+LP2P__PRIV void lp2p__peerstore_gc(lp2p_host *h, int64_t now) {
+    for (lp2p__peer **pp = &h->peers; *pp;) {
+        lp2p__peer *p = *pp;
+        bool keep = lp2p__swarm_find_conn(h, &p->id) != NULL;
+        for (int i = 0; i < p->n_addrs && !keep; i++) keep = p->addrs[i].expires < 0 || p->addrs[i].expires >= now;
+        for (lp2p__dial *d = h->dials; d && !keep; d = d->next) keep = lp2p_peer_id_eq(&d->peer, &p->id);
+        if (keep) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        lp2p__peer_free(h, p);
     }
 }
 
@@ -8294,9 +8321,26 @@ LP2P_API const char *lp2p_host_addr(const lp2p_host *h, int i) {
 LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
+/* idle_timeout_ms: close connections that had no stream for that long (checked every second). */
+static void lp2p__close_idle(lp2p_host *h) {
+    int64_t now = lp2p_now();
+    if (h->cfg.idle_timeout_ms <= 0) return;
+    for (lp2p__conn *c = h->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closed || !c->mux) continue;
+        if (lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
+        else if (!c->idle_since) c->idle_since = now;
+        else if (now - c->idle_since >= h->cfg.idle_timeout_ms) lp2p__conn_close(c);
+    }
+}
+
 static void lp2p__housekeeping_task(void *arg) {
     lp2p_host *h = (lp2p_host *)arg;
-    while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) lp2p__swarm_reap(h);
+    for (unsigned round = 1; lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK; round++) {
+        lp2p__close_idle(h);
+        lp2p__swarm_reap(h);
+        if (round % 10 == 0) lp2p__peerstore_gc(h, lp2p_now());
+    }
 }
 
 LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
@@ -9259,26 +9303,30 @@ LP2P_API int lp2p_ping(lp2p_host *h, const char *peer_or_addr, int64_t deadline)
 #include <pb_encode.h>
 
 /* ---- decoding --------------------------------------------------------------------------- */
-/* Take the rest of a (sub)stream as a slice of the underlying buffer. */
-static bool lp2p__kad_take(pb_istream_t *st, lp2p__kad_slice *out) {
-    out->p = (const uint8_t *)st->state;
+/* Take the rest of a (sub)stream as a slice of the message buffer. A field sent with the
+ * varint wire type reaches a bytes callback as a stream over nanopb's own stack copy: that
+ * is a malformed message, refused. */
+static bool lp2p__kad_take(const lp2p__kad_msg *m, pb_istream_t *st, lp2p__kad_slice *out) {
+    const uint8_t *p = (const uint8_t *)st->state;
+    if (p < m->buf || p > m->buf + m->buf_len || st->bytes_left > (size_t)(m->buf + m->buf_len - p)) return false;
+    out->p = p;
     out->len = st->bytes_left;
     return pb_read(st, NULL, st->bytes_left);
 }
 
 typedef struct lp2p__kad_dpeer {
     lp2p__kad_wpeer *p;
-    int *skipped;
+    lp2p__kad_msg *m;
 } lp2p__kad_dpeer;
 
 static bool lp2p__kad_dec_peer_field(pb_istream_t *st, const pb_field_t *f, void **arg) {
     lp2p__kad_dpeer *d = (lp2p__kad_dpeer *)*arg;
-    if (f->tag == lp2p_pb_KadPeer_id_tag) return lp2p__kad_take(st, &d->p->id);
+    if (f->tag == lp2p_pb_KadPeer_id_tag) return lp2p__kad_take(d->m, st, &d->p->id);
     if (d->p->n_addrs >= LP2P__KAD_PEER_ADDRS) {
-        (*d->skipped)++;
+        d->m->skipped++;
         return pb_read(st, NULL, st->bytes_left);
     }
-    return lp2p__kad_take(st, &d->p->addrs[d->p->n_addrs++]);
+    return lp2p__kad_take(d->m, st, &d->p->addrs[d->p->n_addrs++]);
 }
 
 static bool lp2p__kad_dec_peer(pb_istream_t *st, const pb_field_t *f, void **arg) {
@@ -9287,7 +9335,7 @@ static bool lp2p__kad_dec_peer(pb_istream_t *st, const pb_field_t *f, void **arg
     int *n = closer ? &m->n_closer : &m->n_providers;
     lp2p__kad_wpeer tmp, *p = *n < LP2P__KAD_MSG_PEERS ? (closer ? &m->closer[*n] : &m->providers[*n]) : &tmp;
     memset(p, 0, sizeof *p);
-    lp2p__kad_dpeer d = {p, &m->skipped};
+    lp2p__kad_dpeer d = {p, m};
     lp2p_pb_KadPeer pm;
     memset(&pm, 0, sizeof pm);
     pm.id.funcs.decode = lp2p__kad_dec_peer_field, pm.id.arg = &d;
@@ -9299,19 +9347,29 @@ static bool lp2p__kad_dec_peer(pb_istream_t *st, const pb_field_t *f, void **arg
     return true;
 }
 
-static bool lp2p__kad_dec_bytes(pb_istream_t *st, const pb_field_t *f, void **arg) {
+static bool lp2p__kad_dec_key(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__kad_msg *m = (lp2p__kad_msg *)*arg;
     (void)f;
-    return lp2p__kad_take(st, (lp2p__kad_slice *)*arg);
+    return lp2p__kad_take(m, st, &m->key);
+}
+
+static bool lp2p__kad_dec_record(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__kad_msg *m = (lp2p__kad_msg *)*arg;
+    lp2p__kad_slice *out = f->tag == lp2p_pb_KadRecord_key_tag     ? &m->rec_key
+                           : f->tag == lp2p_pb_KadRecord_value_tag ? &m->rec_value
+                                                                    : &m->rec_time;
+    return lp2p__kad_take(m, st, out);
 }
 
 LP2P__PRIV int lp2p__kad_msg_decode(const uint8_t *buf, size_t len, lp2p__kad_msg *m) {
     lp2p_pb_KadMessage pm;
     memset(m, 0, sizeof *m);
     memset(&pm, 0, sizeof pm);
-    pm.key.funcs.decode = lp2p__kad_dec_bytes, pm.key.arg = &m->key;
-    pm.record.key.funcs.decode = lp2p__kad_dec_bytes, pm.record.key.arg = &m->rec_key;
-    pm.record.value.funcs.decode = lp2p__kad_dec_bytes, pm.record.value.arg = &m->rec_value;
-    pm.record.timeReceived.funcs.decode = lp2p__kad_dec_bytes, pm.record.timeReceived.arg = &m->rec_time;
+    m->buf = buf, m->buf_len = len;
+    pm.key.funcs.decode = lp2p__kad_dec_key, pm.key.arg = m;
+    pm.record.key.funcs.decode = lp2p__kad_dec_record, pm.record.key.arg = m;
+    pm.record.value.funcs.decode = lp2p__kad_dec_record, pm.record.value.arg = m;
+    pm.record.timeReceived.funcs.decode = lp2p__kad_dec_record, pm.record.timeReceived.arg = m;
     pm.closerPeers.funcs.decode = lp2p__kad_dec_peer, pm.closerPeers.arg = m;
     pm.providerPeers.funcs.decode = lp2p__kad_dec_peer, pm.providerPeers.arg = m;
     pb_istream_t st = pb_istream_from_buffer(buf, len);
@@ -9711,7 +9769,7 @@ LP2P__PRIV int lp2p__store_put_record(lp2p__kad_store *st, const uint8_t *key, s
     lp2p__kad_rec **pp = lp2p__store_rec_slot(st, key, key_len), *r = *pp;
     uint8_t *v = (uint8_t *)lp2p__alloc(st->ctx, value_len);
     if (!v) return LP2P_ERR_NOMEM;
-    memcpy(v, value, value_len);
+    if (value_len) memcpy(v, value, value_len);
     if (!r) {
         if (st->n_rec >= st->max_rec) {
             lp2p__free(st->ctx, v, value_len);
@@ -10140,8 +10198,8 @@ static void lp2p__kad_warn_peer(lp2p_kad *kad, const lp2p_peer_id *peer, int err
 }
 
 static int lp2p__kad_handle_put(lp2p_kad *kad, const lp2p_peer_id *from, const lp2p__kad_msg *m) {
-    if (!m->has_record || m->rec_key.len != m->key.len || memcmp(m->rec_key.p, m->key.p, m->key.len) != 0 ||
-        m->key.len == 0 || m->key.len > LP2P__KAD_KEY_MAX ||
+    if (!m->has_record || m->key.len == 0 || m->rec_key.len != m->key.len ||
+        memcmp(m->rec_key.p, m->key.p, m->key.len) != 0 || m->key.len > LP2P__KAD_KEY_MAX ||
         m->key.len + m->rec_value.len > (size_t)kad->cfg.max_record_size) {
         lp2p__kad_warn_peer(kad, from, LP2P_ERR_PROTOCOL, "PUT_VALUE with a missing, mismatched or oversized record");
         return LP2P_ERR_PROTOCOL;
@@ -11052,7 +11110,7 @@ static int lp2p__kad_getv_offer(lp2p_kad *kad, lp2p__kad_getv *g, const uint8_t 
     if (!g->best || lp2p__store_select(&kad->st, key, key_len, g->best, g->best_len, v, len) == 1) {
         uint8_t *copy = (uint8_t *)lp2p__alloc(kad->ctx, len ? len : 1);
         if (!copy) return 1;
-        memcpy(copy, v, len);
+        if (len) memcpy(copy, v, len);
         if (g->best) lp2p__free(kad->ctx, g->best, g->best_len ? g->best_len : 1);
         g->best = copy, g->best_len = len;
         lp2p__sha256_once(v, len, g->best_hash);
@@ -11120,7 +11178,10 @@ LP2P_API ptrdiff_t lp2p_kad_get_value(lp2p_kad *kad, const uint8_t *key, size_t 
     if (rc >= 0 && g->best) {
         if (n > 0) lp2p__kad_correct(kad, g, key, key_len, closest, n);
         if (g->best_len > cap) res = LP2P_ERR_MSGSIZE;
-        else memcpy(out, g->best, g->best_len), res = (ptrdiff_t)g->best_len;
+        else {
+            if (g->best_len) memcpy(out, g->best, g->best_len);
+            res = (ptrdiff_t)g->best_len;
+        }
     }
     if (g->best) lp2p__free(kad->ctx, g->best, g->best_len ? g->best_len : 1);
     lp2p__free(kad->ctx, g, sizeof *g);

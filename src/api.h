@@ -128,7 +128,8 @@ typedef struct lp2p_config {
     int max_pending_dials;                /* 0 -> 64 outbound dials in flight */
     int max_stream_buffer;                /* 0 -> 16 MiB: receive window ceiling per stream, bytes */
     int stream_window;                    /* 0 -> 256 KiB initial yamux receive window, bytes */
-    int idle_timeout_ms;                  /* 0 -> never close idle connections */
+    int idle_timeout_ms;                  /* 0 -> never close idle connections; > 0: close one that had no
+                                             stream for this long, ms (checked every second) */
     int keepalive_ms;                     /* 0 -> 15000 ms ping on idle connections; < 0 disables */
     int handshake_timeout_ms;             /* 0 -> 10000 ms for inbound upgrades */
     int stack_size;                       /* 0 -> 64 KiB per task (lazily committed) + guard page */

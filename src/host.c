@@ -108,9 +108,26 @@ LP2P_API const char *lp2p_host_addr(const lp2p_host *h, int i) {
 LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
+/* idle_timeout_ms: close connections that had no stream for that long (checked every second). */
+static void lp2p__close_idle(lp2p_host *h) {
+    int64_t now = lp2p_now();
+    if (h->cfg.idle_timeout_ms <= 0) return;
+    for (lp2p__conn *c = h->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closed || !c->mux) continue;
+        if (lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
+        else if (!c->idle_since) c->idle_since = now;
+        else if (now - c->idle_since >= h->cfg.idle_timeout_ms) lp2p__conn_close(c);
+    }
+}
+
 static void lp2p__housekeeping_task(void *arg) {
     lp2p_host *h = (lp2p_host *)arg;
-    while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) lp2p__swarm_reap(h);
+    for (unsigned round = 1; lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK; round++) {
+        lp2p__close_idle(h);
+        lp2p__swarm_reap(h);
+        if (round % 10 == 0) lp2p__peerstore_gc(h, lp2p_now());
+    }
 }
 
 LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {

@@ -47,6 +47,7 @@ typedef struct lp2p__conn {
     lp2p__waitq identify_wait;
     int refs;             /* host list + tasks using it; freed at 0 */
     int64_t opened_at;
+    int64_t idle_since;   /* no streams since (lp2p_now ms), 0 = busy; for idle_timeout_ms */
     struct lp2p__conn *next;
 } lp2p__conn;
 
@@ -160,6 +161,8 @@ LP2P__PRIV lp2p__peer *lp2p__peerstore_get(lp2p_host *h, const lp2p_peer_id *id,
 LP2P__PRIV void lp2p__peerstore_add_addr(lp2p_host *h, const lp2p_peer_id *id, const lp2p__ma *ma, int64_t ttl_ms);
 LP2P__PRIV void lp2p__peerstore_set_protocols(lp2p_host *h, lp2p__peer *p, char **protos, int n); /* takes ownership */
 LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h);
+/* Drop peers without a connection whose addresses all expired. */
+LP2P__PRIV void lp2p__peerstore_gc(lp2p_host *h, int64_t now);
 
 /* ---- host (host.c) ---- */
 LP2P__PRIV void lp2p__host_emit(lp2p_host *h, lp2p_event_type type, const lp2p_peer_id *peer, const char *addr,

@@ -296,8 +296,8 @@ static void lp2p__kad_warn_peer(lp2p_kad *kad, const lp2p_peer_id *peer, int err
 }
 
 static int lp2p__kad_handle_put(lp2p_kad *kad, const lp2p_peer_id *from, const lp2p__kad_msg *m) {
-    if (!m->has_record || m->rec_key.len != m->key.len || memcmp(m->rec_key.p, m->key.p, m->key.len) != 0 ||
-        m->key.len == 0 || m->key.len > LP2P__KAD_KEY_MAX ||
+    if (!m->has_record || m->key.len == 0 || m->rec_key.len != m->key.len ||
+        memcmp(m->rec_key.p, m->key.p, m->key.len) != 0 || m->key.len > LP2P__KAD_KEY_MAX ||
         m->key.len + m->rec_value.len > (size_t)kad->cfg.max_record_size) {
         lp2p__kad_warn_peer(kad, from, LP2P_ERR_PROTOCOL, "PUT_VALUE with a missing, mismatched or oversized record");
         return LP2P_ERR_PROTOCOL;
@@ -1208,7 +1208,7 @@ static int lp2p__kad_getv_offer(lp2p_kad *kad, lp2p__kad_getv *g, const uint8_t 
     if (!g->best || lp2p__store_select(&kad->st, key, key_len, g->best, g->best_len, v, len) == 1) {
         uint8_t *copy = (uint8_t *)lp2p__alloc(kad->ctx, len ? len : 1);
         if (!copy) return 1;
-        memcpy(copy, v, len);
+        if (len) memcpy(copy, v, len);
         if (g->best) lp2p__free(kad->ctx, g->best, g->best_len ? g->best_len : 1);
         g->best = copy, g->best_len = len;
         lp2p__sha256_once(v, len, g->best_hash);
@@ -1276,7 +1276,10 @@ LP2P_API ptrdiff_t lp2p_kad_get_value(lp2p_kad *kad, const uint8_t *key, size_t 
     if (rc >= 0 && g->best) {
         if (n > 0) lp2p__kad_correct(kad, g, key, key_len, closest, n);
         if (g->best_len > cap) res = LP2P_ERR_MSGSIZE;
-        else memcpy(out, g->best, g->best_len), res = (ptrdiff_t)g->best_len;
+        else {
+            if (g->best_len) memcpy(out, g->best, g->best_len);
+            res = (ptrdiff_t)g->best_len;
+        }
     }
     if (g->best) lp2p__free(kad->ctx, g->best, g->best_len ? g->best_len : 1);
     lp2p__free(kad->ctx, g, sizeof *g);

@@ -47,6 +47,8 @@ typedef struct lp2p__kad_msg {
     lp2p__kad_wpeer providers[LP2P__KAD_MSG_PEERS];
     int n_providers;
     int skipped; /* peers or addresses beyond our caps */
+    const uint8_t *buf; /* the message the slices point into */
+    size_t buf_len;
 } lp2p__kad_msg;
 
 /* Decode one message (the bytes must outlive m). LP2P_OK or ERR_PROTOCOL (malformed, unknown

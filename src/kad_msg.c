@@ -12,26 +12,30 @@
 #include <pb_encode.h>
 
 /* ---- decoding --------------------------------------------------------------------------- */
-/* Take the rest of a (sub)stream as a slice of the underlying buffer. */
-static bool lp2p__kad_take(pb_istream_t *st, lp2p__kad_slice *out) {
-    out->p = (const uint8_t *)st->state;
+/* Take the rest of a (sub)stream as a slice of the message buffer. A field sent with the
+ * varint wire type reaches a bytes callback as a stream over nanopb's own stack copy: that
+ * is a malformed message, refused. */
+static bool lp2p__kad_take(const lp2p__kad_msg *m, pb_istream_t *st, lp2p__kad_slice *out) {
+    const uint8_t *p = (const uint8_t *)st->state;
+    if (p < m->buf || p > m->buf + m->buf_len || st->bytes_left > (size_t)(m->buf + m->buf_len - p)) return false;
+    out->p = p;
     out->len = st->bytes_left;
     return pb_read(st, NULL, st->bytes_left);
 }
 
 typedef struct lp2p__kad_dpeer {
     lp2p__kad_wpeer *p;
-    int *skipped;
+    lp2p__kad_msg *m;
 } lp2p__kad_dpeer;
 
 static bool lp2p__kad_dec_peer_field(pb_istream_t *st, const pb_field_t *f, void **arg) {
     lp2p__kad_dpeer *d = (lp2p__kad_dpeer *)*arg;
-    if (f->tag == lp2p_pb_KadPeer_id_tag) return lp2p__kad_take(st, &d->p->id);
+    if (f->tag == lp2p_pb_KadPeer_id_tag) return lp2p__kad_take(d->m, st, &d->p->id);
     if (d->p->n_addrs >= LP2P__KAD_PEER_ADDRS) {
-        (*d->skipped)++;
+        d->m->skipped++;
         return pb_read(st, NULL, st->bytes_left);
     }
-    return lp2p__kad_take(st, &d->p->addrs[d->p->n_addrs++]);
+    return lp2p__kad_take(d->m, st, &d->p->addrs[d->p->n_addrs++]);
 }
 
 static bool lp2p__kad_dec_peer(pb_istream_t *st, const pb_field_t *f, void **arg) {
@@ -40,7 +44,7 @@ static bool lp2p__kad_dec_peer(pb_istream_t *st, const pb_field_t *f, void **arg
     int *n = closer ? &m->n_closer : &m->n_providers;
     lp2p__kad_wpeer tmp, *p = *n < LP2P__KAD_MSG_PEERS ? (closer ? &m->closer[*n] : &m->providers[*n]) : &tmp;
     memset(p, 0, sizeof *p);
-    lp2p__kad_dpeer d = {p, &m->skipped};
+    lp2p__kad_dpeer d = {p, m};
     lp2p_pb_KadPeer pm;
     memset(&pm, 0, sizeof pm);
     pm.id.funcs.decode = lp2p__kad_dec_peer_field, pm.id.arg = &d;
@@ -52,19 +56,29 @@ static bool lp2p__kad_dec_peer(pb_istream_t *st, const pb_field_t *f, void **arg
     return true;
 }
 
-static bool lp2p__kad_dec_bytes(pb_istream_t *st, const pb_field_t *f, void **arg) {
+static bool lp2p__kad_dec_key(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__kad_msg *m = (lp2p__kad_msg *)*arg;
     (void)f;
-    return lp2p__kad_take(st, (lp2p__kad_slice *)*arg);
+    return lp2p__kad_take(m, st, &m->key);
+}
+
+static bool lp2p__kad_dec_record(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__kad_msg *m = (lp2p__kad_msg *)*arg;
+    lp2p__kad_slice *out = f->tag == lp2p_pb_KadRecord_key_tag     ? &m->rec_key
+                           : f->tag == lp2p_pb_KadRecord_value_tag ? &m->rec_value
+                                                                    : &m->rec_time;
+    return lp2p__kad_take(m, st, out);
 }
 
 LP2P__PRIV int lp2p__kad_msg_decode(const uint8_t *buf, size_t len, lp2p__kad_msg *m) {
     lp2p_pb_KadMessage pm;
     memset(m, 0, sizeof *m);
     memset(&pm, 0, sizeof pm);
-    pm.key.funcs.decode = lp2p__kad_dec_bytes, pm.key.arg = &m->key;
-    pm.record.key.funcs.decode = lp2p__kad_dec_bytes, pm.record.key.arg = &m->rec_key;
-    pm.record.value.funcs.decode = lp2p__kad_dec_bytes, pm.record.value.arg = &m->rec_value;
-    pm.record.timeReceived.funcs.decode = lp2p__kad_dec_bytes, pm.record.timeReceived.arg = &m->rec_time;
+    m->buf = buf, m->buf_len = len;
+    pm.key.funcs.decode = lp2p__kad_dec_key, pm.key.arg = m;
+    pm.record.key.funcs.decode = lp2p__kad_dec_record, pm.record.key.arg = m;
+    pm.record.value.funcs.decode = lp2p__kad_dec_record, pm.record.value.arg = m;
+    pm.record.timeReceived.funcs.decode = lp2p__kad_dec_record, pm.record.timeReceived.arg = m;
     pm.closerPeers.funcs.decode = lp2p__kad_dec_peer, pm.closerPeers.arg = m;
     pm.providerPeers.funcs.decode = lp2p__kad_dec_peer, pm.providerPeers.arg = m;
     pb_istream_t st = pb_istream_from_buffer(buf, len);

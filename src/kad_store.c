@@ -108,7 +108,7 @@ LP2P__PRIV int lp2p__store_put_record(lp2p__kad_store *st, const uint8_t *key, s
     lp2p__kad_rec **pp = lp2p__store_rec_slot(st, key, key_len), *r = *pp;
     uint8_t *v = (uint8_t *)lp2p__alloc(st->ctx, value_len);
     if (!v) return LP2P_ERR_NOMEM;
-    memcpy(v, value, value_len);
+    if (value_len) memcpy(v, value, value_len);
     if (!r) {
         if (st->n_rec >= st->max_rec) {
             lp2p__free(st->ctx, v, value_len);

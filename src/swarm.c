@@ -56,15 +56,36 @@ LP2P__PRIV void lp2p__peerstore_set_protocols(lp2p_host *h, lp2p__peer *p, char 
     p->protocols = protos, p->n_protocols = n;
 }
 
+static void lp2p__peer_free(lp2p_host *h, lp2p__peer *p) {
+    lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
+    lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
+    lp2p__strfree(&h->ctx, p->agent_version);
+    lp2p__strfree(&h->ctx, p->protocol_version);
+    lp2p__free(&h->ctx, p, sizeof *p);
+}
+
 LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h) {
     while (h->peers) {
         lp2p__peer *p = h->peers;
         h->peers = p->next;
-        lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
-        lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
-        lp2p__strfree(&h->ctx, p->agent_version);
-        lp2p__strfree(&h->ctx, p->protocol_version);
-        lp2p__free(&h->ctx, p, sizeof *p);
+        lp2p__peer_free(h, p);
+    }
+}
+
+/* Forget peers we are not connected to whose addresses have all expired (peers heard of in
+ * DHT answers would otherwise pile up forever). */
+LP2P__PRIV void lp2p__peerstore_gc(lp2p_host *h, int64_t now) {
+    for (lp2p__peer **pp = &h->peers; *pp;) {
+        lp2p__peer *p = *pp;
+        bool keep = lp2p__swarm_find_conn(h, &p->id) != NULL;
+        for (int i = 0; i < p->n_addrs && !keep; i++) keep = p->addrs[i].expires < 0 || p->addrs[i].expires >= now;
+        for (lp2p__dial *d = h->dials; d && !keep; d = d->next) keep = lp2p_peer_id_eq(&d->peer, &p->id);
+        if (keep) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        lp2p__peer_free(h, p);
     }
 }
 
