@@ -59,13 +59,18 @@ struct lp2p_kad {
 };
 
 /* ---- task bookkeeping ------------------------------------------------------------------------ */
-static void lp2p__kad_enter(lp2p_kad *kad, lp2p__kad_task *node) {
-    node->t = lp2p__task_self();
+static void lp2p__kad_link(lp2p_kad *kad, lp2p__kad_task *node) {
     node->prev = NULL;
     node->next = kad->tasks;
     if (kad->tasks) kad->tasks->prev = node;
     kad->tasks = node;
     kad->n_tasks++;
+}
+
+/* A task we did not spawn (an inbound stream's handler) starts touching us. */
+static void lp2p__kad_enter(lp2p_kad *kad, lp2p__kad_task *node) {
+    node->t = lp2p__task_self();
+    lp2p__kad_link(kad, node);
 }
 
 static void lp2p__kad_leave(lp2p_kad *kad, lp2p__kad_task *node) {
@@ -77,29 +82,34 @@ static void lp2p__kad_leave(lp2p_kad *kad, lp2p__kad_task *node) {
 }
 
 typedef struct lp2p__kad_spawned {
+    lp2p__kad_task node; /* linked from spawn on, so lp2p_kad_free also waits for tasks not started yet */
     lp2p_kad *kad;
     void (*fn)(void *);
     void *arg;
 } lp2p__kad_spawned;
 
 static void lp2p__kad_trampoline(void *p) {
-    lp2p__kad_spawned sp = *(lp2p__kad_spawned *)p;
-    lp2p__kad_task node;
-    lp2p__free(sp.kad->ctx, p, sizeof sp);
-    lp2p__kad_enter(sp.kad, &node);
-    sp.fn(sp.arg);
-    lp2p__kad_leave(sp.kad, &node);
+    lp2p__kad_spawned *sp = (lp2p__kad_spawned *)p;
+    lp2p_kad *kad = sp->kad;
+    sp->fn(sp->arg);
+    lp2p__kad_leave(kad, &sp->node);
+    lp2p__free(kad->ctx, sp, sizeof *sp);
 }
 
 /* Spawn a task of ours. Handle id 0 on failure (then fn never runs: the caller cleans up). */
 static lp2p_task lp2p__kad_spawn(lp2p_kad *kad, void (*fn)(void *), void *arg) {
     lp2p_task none = {0};
     if (kad->closing) return none;
-    lp2p__kad_spawned *sp = (lp2p__kad_spawned *)lp2p__alloc(kad->ctx, sizeof *sp);
+    lp2p__kad_spawned *sp = (lp2p__kad_spawned *)lp2p__zalloc(kad->ctx, sizeof *sp);
     if (!sp) return none;
     sp->kad = kad, sp->fn = fn, sp->arg = arg;
     lp2p_task t = lp2p__spawn(kad->h->sched, lp2p__kad_trampoline, sp);
-    if (!t.id) lp2p__free(kad->ctx, sp, sizeof *sp);
+    if (!t.id) {
+        lp2p__free(kad->ctx, sp, sizeof *sp);
+        return none;
+    }
+    sp->node.t = t;
+    lp2p__kad_link(kad, &sp->node);
     return t;
 }
 

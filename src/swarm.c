@@ -293,7 +293,7 @@ static void lp2p__inbound_task(void *arg) {
 static void lp2p__accept_task(void *arg) {
     lp2p__listener *l = (lp2p__listener *)arg;
     lp2p_host *h = l->h;
-    for (;;) {
+    while (l->tcp) { /* NULL: the host closed it before this task ever ran */
         lp2p__inbound *in = (lp2p__inbound *)lp2p__zalloc(&h->ctx, sizeof *in);
         if (!in) {
             lp2p__sleep_until(h->sched, lp2p_deadline_in(100));

@@ -531,6 +531,96 @@ static void test_bad_input(void) {
     net_free(&nw);
 }
 
+
+/* ---- liveness check before eviction, config bootstrap, periodic refresh, reprovide ------------- */
+static void test_maintenance(void) {
+    TEST("kad table maintenance: liveness check, config bootstrap, refresh, reprovide");
+    net nw;
+    memset(&nw, 0, sizeof nw);
+    lp2p_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.log_level = LP2P_LOG_ERROR;
+    /* node A with k = 1, and two servers B, C that land in the same bucket of A */
+    lp2p_kad_config kc = net_cfg(LP2P_KAD_SERVER);
+    kc.k = 1;
+    CHECK_EQ(lp2p_host_new(&cfg, &nw.h[0]), LP2P_OK);
+    CHECK_EQ(lp2p_kad_new(nw.h[0], &kc, &nw.k[0]), LP2P_OK);
+    nw.n = 1;
+    uint8_t ha[32];
+    lp2p_peer_id a = lp2p_host_id(nw.h[0]);
+    lp2p__kad_hash(a.bytes, a.len, ha);
+    int want_bucket = -1;
+    while (nw.n < 3) {
+        int i = net_add(&nw, LP2P_KAD_SERVER);
+        lp2p_peer_id id = lp2p_host_id(nw.h[i]);
+        uint8_t hi[32];
+        lp2p__kad_hash(id.bytes, id.len, hi);
+        int b = lp2p__kad_cpl(ha, hi);
+        if (want_bucket < 0) want_bucket = b;
+        if (b != want_bucket) { /* another bucket: drop it, try again */
+            lp2p_kad_free(nw.k[i]);
+            lp2p_host_free(nw.h[i]);
+            nw.n--;
+        }
+    }
+    lp2p_peer_id b = lp2p_host_id(nw.h[1]), c = lp2p_host_id(nw.h[2]);
+    CHECK_EQ(lp2p_host_identify(nw.h[1], lp2p_host_addr(nw.h[0], 0), lp2p_deadline_in(5000)), LP2P_OK);
+    for (int i = 0; i < 100 && !in_rt(nw.k[0], &b); i++) pump_all(&nw, 2);
+    CHECK(in_rt(nw.k[0], &b));
+    /* C arrives: the bucket is full, B answers the check, so B stays and C is not taken */
+    CHECK_EQ(lp2p_host_identify(nw.h[2], lp2p_host_addr(nw.h[0], 0), lp2p_deadline_in(5000)), LP2P_OK);
+    pump_all(&nw, 100);
+    CHECK(in_rt(nw.k[0], &b));
+    CHECK(!in_rt(nw.k[0], &c));
+    /* B dies: next time C shows up, the check fails and C replaces B */
+    lp2p_kad_free(nw.k[1]), nw.k[1] = NULL;
+    lp2p_host_free(nw.h[1]);
+    nw.h[1] = nw.h[2], nw.k[1] = nw.k[2], nw.n = 2;
+    lp2p__kad_consider(nw.k[0], &c);
+    for (int i = 0; i < 300 && !in_rt(nw.k[0], &c); i++) pump_all(&nw, 2);
+    CHECK(in_rt(nw.k[0], &c));
+    CHECK(!in_rt(nw.k[0], &b));
+    net_free(&nw);
+
+    /* a DHT with bootstrap peers in its config joins by itself; refresh and reprovide run */
+    CHECK_EQ(net_add(&nw, LP2P_KAD_SERVER), 0);
+    CHECK_EQ(net_add(&nw, LP2P_KAD_SERVER), 1);
+    lp2p_kad_config kb = net_cfg(LP2P_KAD_SERVER);
+    kb.bootstrap_peers[0] = lp2p_host_addr(nw.h[0], 0);
+    kb.bootstrap_peers[1] = "not a multiaddr";
+    CHECK_EQ(lp2p_host_new(&cfg, &nw.h[2]), LP2P_OK);
+    CHECK_EQ(lp2p_kad_new(nw.h[2], &kb, &nw.k[2]), LP2P_ERR_BADADDR);
+    kb.bootstrap_peers[1] = NULL;
+    kb.refresh_interval_ms = 300;
+    kb.reprovide_interval_ms = 300;
+    CHECK_EQ(lp2p_kad_new(nw.h[2], &kb, &nw.k[2]), LP2P_OK);
+    nw.n = 3;
+    lp2p_peer_id n0 = lp2p_host_id(nw.h[0]);
+    for (int i = 0; i < 300 && !in_rt(nw.k[2], &n0); i++) pump_all(&nw, 2);
+    CHECK(in_rt(nw.k[2], &n0));
+    /* node 1 is known to node 0 only; the periodic self lookup finds it */
+    CHECK(lp2p_kad_bootstrap(nw.k[1], (const char *const[]){lp2p_host_addr(nw.h[0], 0)}, 1, lp2p_deadline_in(5000)) >= 1);
+    lp2p_peer_id n1 = lp2p_host_id(nw.h[1]);
+    for (int i = 0; i < 500 && !in_rt(nw.k[2], &n1); i++) pump_all(&nw, 2);
+    CHECK(in_rt(nw.k[2], &n1));
+    /* reprovide: node 0 forgets the record, node 2 announces it again */
+    uint8_t mh[34] = {0x12, 0x20, 0x42};
+    CHECK(lp2p_kad_provide(nw.k[2], mh, sizeof mh, lp2p_deadline_in(5000)) >= 1);
+    lp2p_peer_id got[2], n2 = lp2p_host_id(nw.h[2]);
+    for (int i = 0; i < 200 && !lp2p__store_get_providers(&nw.k[0]->st, mh, sizeof mh, lp2p_now(), got, 2); i++)
+        pump_all(&nw, 2); /* ADD_PROVIDER has no answer: node 0 stores it a moment later */
+    CHECK_EQ(lp2p__store_get_providers(&nw.k[0]->st, mh, sizeof mh, lp2p_now(), got, 2), 1);
+    lp2p__store_expire(&nw.k[0]->st, INT64_MAX);
+    CHECK_EQ(lp2p__store_get_providers(&nw.k[0]->st, mh, sizeof mh, lp2p_now(), got, 2), 0);
+    int back = 0;
+    for (int i = 0; i < 500 && !back; i++) {
+        pump_all(&nw, 2);
+        back = lp2p__store_get_providers(&nw.k[0]->st, mh, sizeof mh, lp2p_now(), got, 2) == 1;
+    }
+    CHECK(back && lp2p_peer_id_eq(&got[0], &n2));
+    net_free(&nw);
+}
+
 /* ---- free with work in flight ------------------------------------------------------------------- */
 typedef struct bg_lookup {
     lp2p_kad *k;
@@ -570,6 +660,7 @@ int main(void) {
     test_store();
     test_network();
     test_bad_input();
+    test_maintenance();
     test_free_busy();
     TEST_END();
 }
