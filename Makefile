@@ -11,14 +11,15 @@ INTEROP  = build/interop/test_interop build/interop/test_kad
 ASAN     = $(patsubst build/%,build/asan/%,$(UNIT) $(HOST))
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 EXAMPLES = build/bin/echo build/bin/chat build/bin/game_loop build/bin/ping build/bin/demo
+CLI      = build/bin/lp2p
 FUZZ_SECONDS ?= 10
 # `make test`: unit, host and interop tests; the same unit and host tests under ASan+UBSan; the
 # compile test; the transport-interop harness; every fuzz target for FUZZ_SECONDS. Each prints
 # RESULT lines that tests/run sums into the final line.
-TEST_SCRIPTS = tests/compile/compile-test.sh tests/transport-interop/run.sh scripts/fuzz.sh
+TEST_SCRIPTS = tests/compile/compile-test.sh tests/transport-interop/run.sh tests/cli/run.sh scripts/fuzz.sh
 .PHONY: all test unit clean demo check-amalgamation interop peers proto examples compile-test sanitize fuzz \
         interop-transport
-all: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(EXAMPLES)
+all: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(EXAMPLES) $(CLI)
 
 libp2p.h: $(SRC)
 	./amalgamate
@@ -48,12 +49,17 @@ peers:
 interop: $(INTEROP)
 	@tests/run $(INTEROP)
 
-test: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(EXAMPLES) build/bin/lp2p-transport-interop
+test: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(EXAMPLES) $(CLI) build/bin/lp2p-transport-interop
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(TEST_SCRIPTS)
 
 build/bin/%: examples/%.c libp2p.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS) -lm
+
+# the command-line tool: one binary, a file per subcommand group in cli/
+$(CLI): $(wildcard cli/*.c cli/*.h) libp2p.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $(wildcard cli/*.c) $(LIBS)
 
 build/bin/lp2p-transport-interop: tests/transport-interop/main.c libp2p.h
 	@mkdir -p $(dir $@)

@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-b65fa16084c95ec1"
+#define LIBP2P_SOURCE_ID "src-926c71346f38a408"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -547,8 +547,9 @@ LP2P_API int lp2p_kad_find_peer(lp2p_kad *kad, const lp2p_peer_id *peer, int64_t
 LP2P_API int lp2p_kad_provide(lp2p_kad *kad, const uint8_t *key, size_t key_len, int64_t deadline);
 /* Find providers of key: our own store first, then a GET_PROVIDERS lookup that ends after
  * max_providers distinct providers (<= 0: run the whole lookup). fn (may be NULL) hears each
- * provider once, as it arrives; out gets up to max of them. Their addresses go to the
- * peerstore. Returns the number found (>= 0), ERR_INVALID, ERR_TIMEOUT, ERR_CANCELED. */
+ * provider once, as it arrives; out (may be NULL with max 0) gets the first max of them.
+ * Their addresses go to the peerstore. Returns the number found (>= 0; may exceed max),
+ * ERR_INVALID, ERR_TIMEOUT, ERR_CANCELED. */
 LP2P_API int lp2p_kad_find_providers(lp2p_kad *kad, const uint8_t *key, size_t key_len, int max_providers,
                                      lp2p_kad_peer_fn fn, void *user, lp2p_peer_id *out, int max, int64_t deadline);
 /* Store a value record: the namespace's validator must accept it (else ERR_INVALID); it is
@@ -11054,7 +11055,7 @@ LP2P_API int lp2p_kad_find_providers(lp2p_kad *kad, const uint8_t *key, size_t k
             lp2p__kad_query_unref(q);
         }
     }
-    int n = LP2P__MIN(f->n, max > 0 ? max : 0);
+    int n = f->n; /* out holds the first min(n, max) */
     if (rc == LP2P_ERR_NOTFOUND) rc = LP2P_OK, n = 0;
     lp2p__free(kad->ctx, f, sizeof *f);
     return rc < 0 ? rc : n;

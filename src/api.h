@@ -462,8 +462,9 @@ LP2P_API int lp2p_kad_find_peer(lp2p_kad *kad, const lp2p_peer_id *peer, int64_t
 LP2P_API int lp2p_kad_provide(lp2p_kad *kad, const uint8_t *key, size_t key_len, int64_t deadline);
 /* Find providers of key: our own store first, then a GET_PROVIDERS lookup that ends after
  * max_providers distinct providers (<= 0: run the whole lookup). fn (may be NULL) hears each
- * provider once, as it arrives; out gets up to max of them. Their addresses go to the
- * peerstore. Returns the number found (>= 0), ERR_INVALID, ERR_TIMEOUT, ERR_CANCELED. */
+ * provider once, as it arrives; out (may be NULL with max 0) gets the first max of them.
+ * Their addresses go to the peerstore. Returns the number found (>= 0; may exceed max),
+ * ERR_INVALID, ERR_TIMEOUT, ERR_CANCELED. */
 LP2P_API int lp2p_kad_find_providers(lp2p_kad *kad, const uint8_t *key, size_t key_len, int max_providers,
                                      lp2p_kad_peer_fn fn, void *user, lp2p_peer_id *out, int max, int64_t deadline);
 /* Store a value record: the namespace's validator must accept it (else ERR_INVALID); it is

@@ -1152,7 +1152,7 @@ LP2P_API int lp2p_kad_find_providers(lp2p_kad *kad, const uint8_t *key, size_t k
             lp2p__kad_query_unref(q);
         }
     }
-    int n = LP2P__MIN(f->n, max > 0 ? max : 0);
+    int n = f->n; /* out holds the first min(n, max) */
     if (rc == LP2P_ERR_NOTFOUND) rc = LP2P_OK, n = 0;
     lp2p__free(kad->ctx, f, sizeof *f);
     return rc < 0 ? rc : n;
