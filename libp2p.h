@@ -1,5 +1,6 @@
 /*==================== begin src/doc.h ====================*/
-/* libp2p.h - v0.1.0 - libp2p in one C header: TCP, multistream-select, Noise, yamux, identify, ping
+/* libp2p.h - v0.1.0 - libp2p in one C header: TCP, multistream-select, Noise, yamux, identify, ping,
+   Kademlia DHT
    https://libp2p.io - tested against go-libp2p, rust-libp2p and js-libp2p.  MIT license (end of file).
 
    QUICK START
@@ -70,7 +71,8 @@
 
    SPECS FOLLOWED (github.com/libp2p/specs)
      connections/README.md, multistream-select, noise/README.md, yamux/README.md,
-     identify/README.md, ping/ping.md, peer-ids/peer-ids.md, RFC/0002, RFC/0003, addressing.
+     identify/README.md, ping/ping.md, peer-ids/peer-ids.md, RFC/0002, RFC/0003, addressing,
+     kad-dht/README.md (+ ipfs/specs src/routing/kad-dht.md).
 */
 /* The implementation needs POSIX/GNU declarations (clock_gettime, epoll, mmap, getaddrinfo)
  * even under -std=c11: include libp2p.h first in the implementation file, or build with
@@ -80,7 +82,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-926c71346f38a408"
+#define LIBP2P_SOURCE_ID "src-c2f4a35e5577817f"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
