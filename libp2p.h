@@ -82,7 +82,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-c2f4a35e5577817f"
+#define LIBP2P_SOURCE_ID "src-f62dcc7a0b356435"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -493,6 +493,10 @@ typedef struct lp2p_kad_config {
     int64_t provider_ttl_ms;    /* 0 -> 48 h: provider records expire after this */
     int64_t reprovide_interval_ms; /* 0 -> 22 h: our own provides are announced again; < 0 never */
     int64_t record_ttl_ms;      /* 0 -> 48 h: stored value records expire after this */
+    int idle_connection_ms;     /* 0 -> 10000: a connection the DHT opened for its requests closes
+                                   after this long without streams (so lookups do not pile up
+                                   connections against max_connections); < 0 keeps them.
+                                   lp2p_host_connect to the peer makes it the app's, kept */
 } lp2p_kad_config;
 
 /* Start the DHT on host h. cfg may be NULL (all defaults). In server mode the protocol is
@@ -1886,6 +1890,9 @@ typedef struct lp2p__conn {
     int refs;             /* host list + tasks using it; freed at 0 */
     int64_t opened_at;
     int64_t idle_since;   /* no streams since (lp2p_now ms), 0 = busy; for idle_timeout_ms */
+    int ephemeral_idle_ms; /* > 0: opened for one-off requests (DHT lookups): closed after this
+                              long without streams, whatever idle_timeout_ms says; an app's
+                              connect to the peer clears it */
     struct lp2p__conn *next;
 } lp2p__conn;
 
@@ -8324,16 +8331,17 @@ LP2P_API const char *lp2p_host_addr(const lp2p_host *h, int i) {
 LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
-/* idle_timeout_ms: close connections that had no stream for that long (checked every second). */
+/* idle_timeout_ms (or a connection's own ephemeral_idle_ms): close connections that had no
+ * stream for that long (checked every second). */
 static void lp2p__close_idle(lp2p_host *h) {
     int64_t now = lp2p_now();
-    if (h->cfg.idle_timeout_ms <= 0) return;
     for (lp2p__conn *c = h->conns, *next; c; c = next) {
         next = c->next;
         if (c->closed || !c->mux) continue;
-        if (lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
+        int limit = c->ephemeral_idle_ms > 0 ? c->ephemeral_idle_ms : h->cfg.idle_timeout_ms;
+        if (limit <= 0 || lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
         else if (!c->idle_since) c->idle_since = now;
-        else if (now - c->idle_since >= h->cfg.idle_timeout_ms) lp2p__conn_close(c);
+        else if (now - c->idle_since >= limit) lp2p__conn_close(c);
     }
 }
 
@@ -8598,6 +8606,7 @@ LP2P_API int lp2p_host_connect(lp2p_host *h, const char *peer_or_addr, int64_t d
     lp2p__conn *c = NULL;
     int rc = lp2p__swarm_connect(h, peer_or_addr, &c, deadline);
     if (rc) return rc;
+    c->ephemeral_idle_ms = 0; /* the app wants this peer: keep the connection */
     lp2p__conn_unref(c);
     return LP2P_OK;
 }
@@ -10062,7 +10071,10 @@ static int lp2p__kad_rpc(lp2p_kad *kad, const lp2p_peer_id *peer, const uint8_t 
     int clean;
     *dial_failed = false;
     if (lp2p_peer_id_str(peer, text, sizeof text)) return LP2P_ERR_INVALID;
+    bool had_conn = lp2p__swarm_find_conn(kad->h, peer) != NULL;
     int rc = lp2p_stream_open(kad->h, text, kad->protocol, deadline, &s);
+    if (rc == LP2P_OK && !had_conn && kad->cfg.idle_connection_ms > 0)
+        s->conn->ephemeral_idle_ms = kad->cfg.idle_connection_ms; /* ours, for this request: not kept open */
     if (rc) {
         *dial_failed = rc == LP2P_ERR_UNREACHABLE || rc == LP2P_ERR_NOADDR || rc == LP2P_ERR_HANDSHAKE ||
                        rc == LP2P_ERR_PROTO_NA || rc == LP2P_ERR_BADADDR;
@@ -10785,6 +10797,7 @@ static void lp2p__kad_config_resolve(lp2p_kad_config *c) {
     LP2P__KDEF(provider_ttl_ms, 48LL * 3600 * 1000);
     LP2P__KDEF(reprovide_interval_ms, 22LL * 3600 * 1000);
     LP2P__KDEF(record_ttl_ms, 48LL * 3600 * 1000);
+    LP2P__KDEF(idle_connection_ms, 10000);
 #undef LP2P__KDEF
     if (c->k > LP2P__KAD_SEND_MAX) c->k = LP2P__KAD_SEND_MAX;
     if (c->beta > c->k) c->beta = c->k;

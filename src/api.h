@@ -406,6 +406,10 @@ typedef struct lp2p_kad_config {
     int64_t provider_ttl_ms;    /* 0 -> 48 h: provider records expire after this */
     int64_t reprovide_interval_ms; /* 0 -> 22 h: our own provides are announced again; < 0 never */
     int64_t record_ttl_ms;      /* 0 -> 48 h: stored value records expire after this */
+    int idle_connection_ms;     /* 0 -> 10000: a connection the DHT opened for its requests closes
+                                   after this long without streams (so lookups do not pile up
+                                   connections against max_connections); < 0 keeps them.
+                                   lp2p_host_connect to the peer makes it the app's, kept */
 } lp2p_kad_config;
 
 /* Start the DHT on host h. cfg may be NULL (all defaults). In server mode the protocol is

@@ -108,16 +108,17 @@ LP2P_API const char *lp2p_host_addr(const lp2p_host *h, int i) {
 LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
-/* idle_timeout_ms: close connections that had no stream for that long (checked every second). */
+/* idle_timeout_ms (or a connection's own ephemeral_idle_ms): close connections that had no
+ * stream for that long (checked every second). */
 static void lp2p__close_idle(lp2p_host *h) {
     int64_t now = lp2p_now();
-    if (h->cfg.idle_timeout_ms <= 0) return;
     for (lp2p__conn *c = h->conns, *next; c; c = next) {
         next = c->next;
         if (c->closed || !c->mux) continue;
-        if (lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
+        int limit = c->ephemeral_idle_ms > 0 ? c->ephemeral_idle_ms : h->cfg.idle_timeout_ms;
+        if (limit <= 0 || lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
         else if (!c->idle_since) c->idle_since = now;
-        else if (now - c->idle_since >= h->cfg.idle_timeout_ms) lp2p__conn_close(c);
+        else if (now - c->idle_since >= limit) lp2p__conn_close(c);
     }
 }
 
@@ -382,6 +383,7 @@ LP2P_API int lp2p_host_connect(lp2p_host *h, const char *peer_or_addr, int64_t d
     lp2p__conn *c = NULL;
     int rc = lp2p__swarm_connect(h, peer_or_addr, &c, deadline);
     if (rc) return rc;
+    c->ephemeral_idle_ms = 0; /* the app wants this peer: keep the connection */
     lp2p__conn_unref(c);
     return LP2P_OK;
 }

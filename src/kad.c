@@ -157,7 +157,10 @@ static int lp2p__kad_rpc(lp2p_kad *kad, const lp2p_peer_id *peer, const uint8_t 
     int clean;
     *dial_failed = false;
     if (lp2p_peer_id_str(peer, text, sizeof text)) return LP2P_ERR_INVALID;
+    bool had_conn = lp2p__swarm_find_conn(kad->h, peer) != NULL;
     int rc = lp2p_stream_open(kad->h, text, kad->protocol, deadline, &s);
+    if (rc == LP2P_OK && !had_conn && kad->cfg.idle_connection_ms > 0)
+        s->conn->ephemeral_idle_ms = kad->cfg.idle_connection_ms; /* ours, for this request: not kept open */
     if (rc) {
         *dial_failed = rc == LP2P_ERR_UNREACHABLE || rc == LP2P_ERR_NOADDR || rc == LP2P_ERR_HANDSHAKE ||
                        rc == LP2P_ERR_PROTO_NA || rc == LP2P_ERR_BADADDR;
@@ -880,6 +883,7 @@ static void lp2p__kad_config_resolve(lp2p_kad_config *c) {
     LP2P__KDEF(provider_ttl_ms, 48LL * 3600 * 1000);
     LP2P__KDEF(reprovide_interval_ms, 22LL * 3600 * 1000);
     LP2P__KDEF(record_ttl_ms, 48LL * 3600 * 1000);
+    LP2P__KDEF(idle_connection_ms, 10000);
 #undef LP2P__KDEF
     if (c->k > LP2P__KAD_SEND_MAX) c->k = LP2P__KAD_SEND_MAX;
     if (c->beta > c->k) c->beta = c->k;

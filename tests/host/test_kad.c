@@ -621,6 +621,35 @@ static void test_maintenance(void) {
     net_free(&nw);
 }
 
+
+/* ---- connections the DHT opened for its requests do not pile up ------------------------------- */
+static void test_idle_connections(void) {
+    TEST("kad: connections opened for requests close when idle; the app's are kept");
+    net nw;
+    memset(&nw, 0, sizeof nw);
+    for (int i = 0; i < 3; i++) CHECK_EQ(net_add(&nw, LP2P_KAD_SERVER), i);
+    nw.k[2]->cfg.idle_connection_ms = 300;
+    const char *boot = lp2p_host_addr(nw.h[0], 0);
+    CHECK(lp2p_kad_bootstrap(nw.k[1], &boot, 1, lp2p_deadline_in(5000)) >= 1);
+    CHECK(lp2p_kad_bootstrap(nw.k[2], &boot, 1, lp2p_deadline_in(5000)) >= 2); /* learns node 1 */
+    lp2p_peer_id n0 = lp2p_host_id(nw.h[0]), n1 = lp2p_host_id(nw.h[1]);
+    CHECK(lp2p_host_is_connected(nw.h[2], &n1)); /* opened by the lookup */
+    int64_t until = lp2p_now() + 3000;
+    while (lp2p_now() < until && lp2p_host_is_connected(nw.h[2], &n1)) pump_all(&nw, 5);
+    CHECK(!lp2p_host_is_connected(nw.h[2], &n1));
+    CHECK(lp2p_host_is_connected(nw.h[2], &n0)); /* the bootstrap connection stays */
+    /* a lookup reconnects; the app connecting makes the connection its own */
+    lp2p_peer_id out[4];
+    CHECK(lp2p_kad_get_closest_peers(nw.k[2], (const uint8_t *)"k", 1, NULL, NULL, out, 4, lp2p_deadline_in(5000)) == 2);
+    char id1[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&n1, id1, sizeof id1);
+    CHECK_EQ(lp2p_host_connect(nw.h[2], id1, lp2p_deadline_in(5000)), LP2P_OK);
+    until = lp2p_now() + 2500;
+    while (lp2p_now() < until) pump_all(&nw, 5);
+    CHECK(lp2p_host_is_connected(nw.h[2], &n1));
+    net_free(&nw);
+}
+
 /* ---- free with work in flight ------------------------------------------------------------------- */
 typedef struct bg_lookup {
     lp2p_kad *k;
@@ -661,6 +690,7 @@ int main(void) {
     test_network();
     test_bad_input();
     test_maintenance();
+    test_idle_connections();
     test_free_busy();
     TEST_END();
 }
