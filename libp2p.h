@@ -82,7 +82,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-f62dcc7a0b356435"
+#define LIBP2P_SOURCE_ID "src-34c31cb813128429"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -2055,6 +2055,7 @@ LP2P__PRIV int lp2p__ping_init(lp2p_host *h);
 #define LP2P__KAD_STREAM_IDLE_MS 60000 /* an inbound stream waiting for its next request (go: 1 min) */
 #define LP2P__KAD_QUERY_ADDR_TTL_MS (10 * 60 * 1000) /* addresses learned from closerPeers */
 #define LP2P__KAD_PROVIDER_ADDR_TTL_MS (24 * 60 * 60 * 1000) /* go: provider addresses 24 h */
+#define LP2P__KAD_RT_ADDR_TTL_MS (60 * 60 * 1000) /* addresses of table peers, renewed when they answer */
 #define LP2P__KAD_MAX_LOOKUP_PEERS 256 /* candidates one lookup tracks */
 #define LP2P__KAD_REFRESH_MAX_CPL 15   /* go: buckets refreshed by random lookups up to cpl 15 */
 
@@ -10155,6 +10156,11 @@ static void lp2p__kad_consider(lp2p_kad *kad, const lp2p_peer_id *id) {
     if (kad->closing) return;
     lp2p__kad_group_of(kad, id, group);
     lp2p__rt_result r = lp2p__rt_add(&kad->rt, id, group, lp2p_now(), &old);
+    if (r == LP2P__RT_ADDED || r == LP2P__RT_UPDATED) { /* table peers stay dialable (peerstore GC) */
+        lp2p__peer *p = lp2p__peerstore_get(kad->h, id, false);
+        for (int i = 0; p && i < p->n_addrs; i++)
+            lp2p__peerstore_add_addr(kad->h, id, &p->addrs[i].ma, LP2P__KAD_RT_ADDR_TTL_MS);
+    }
     if (r == LP2P__RT_ADDED && kad->rt.size == 1) kad->refresh_soon = true; /* first peer: refresh soon */
     if (r != LP2P__RT_FULL) return;
     lp2p__kad_hash(id->bytes, id->len, h);

@@ -241,6 +241,11 @@ static void lp2p__kad_consider(lp2p_kad *kad, const lp2p_peer_id *id) {
     if (kad->closing) return;
     lp2p__kad_group_of(kad, id, group);
     lp2p__rt_result r = lp2p__rt_add(&kad->rt, id, group, lp2p_now(), &old);
+    if (r == LP2P__RT_ADDED || r == LP2P__RT_UPDATED) { /* table peers stay dialable (peerstore GC) */
+        lp2p__peer *p = lp2p__peerstore_get(kad->h, id, false);
+        for (int i = 0; p && i < p->n_addrs; i++)
+            lp2p__peerstore_add_addr(kad->h, id, &p->addrs[i].ma, LP2P__KAD_RT_ADDR_TTL_MS);
+    }
     if (r == LP2P__RT_ADDED && kad->rt.size == 1) kad->refresh_soon = true; /* first peer: refresh soon */
     if (r != LP2P__RT_FULL) return;
     lp2p__kad_hash(id->bytes, id->len, h);

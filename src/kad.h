@@ -19,6 +19,7 @@
 #define LP2P__KAD_STREAM_IDLE_MS 60000 /* an inbound stream waiting for its next request (go: 1 min) */
 #define LP2P__KAD_QUERY_ADDR_TTL_MS (10 * 60 * 1000) /* addresses learned from closerPeers */
 #define LP2P__KAD_PROVIDER_ADDR_TTL_MS (24 * 60 * 60 * 1000) /* go: provider addresses 24 h */
+#define LP2P__KAD_RT_ADDR_TTL_MS (60 * 60 * 1000) /* addresses of table peers, renewed when they answer */
 #define LP2P__KAD_MAX_LOOKUP_PEERS 256 /* candidates one lookup tracks */
 #define LP2P__KAD_REFRESH_MAX_CPL 15   /* go: buckets refreshed by random lookups up to cpl 15 */
 
