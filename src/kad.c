@@ -326,10 +326,10 @@ static int lp2p__kad_handle_put(lp2p_kad *kad, const lp2p_peer_id *from, const l
     }
     int64_t now = lp2p_now();
     lp2p__kad_rec *old = lp2p__store_get_record(&kad->st, m->key.p, m->key.len, now);
-    if (old && lp2p__store_select(&kad->st, m->key.p, m->key.len, old->value, old->value_len, m->rec_value.p,
-                                  m->rec_value.len) == 0 &&
-        !(old->value_len == m->rec_value.len && memcmp(old->value, m->rec_value.p, old->value_len) == 0))
-        return LP2P_ERR_INVALID; /* ours is better (go: "old record is better"): refuse */
+    /* as go's handlePutValue: Select([new, old]) must pick the new one, else "old record is better" */
+    if (old && lp2p__store_select(&kad->st, m->key.p, m->key.len, m->rec_value.p, m->rec_value.len, old->value,
+                                  old->value_len) != 0)
+        return LP2P_ERR_INVALID;
     int rc = lp2p__store_put_record(&kad->st, m->key.p, m->key.len, m->rec_value.p, m->rec_value.len,
                                     now + kad->cfg.record_ttl_ms);
     if (rc == LP2P_ERR_LIMIT)
