@@ -125,9 +125,9 @@ static int cmd_ping(const cli_opts *o) {
     lp2p_host *h = cli_host(o, false);
     int n = o->count > 0 ? o->count : 5;
     for (int i = 0; i < n; i++) {
-        int rtt = lp2p_ping(h, o->pos[0], cli_deadline());
-        if (rtt < 0) cli_fail("ping %s: %s", o->pos[0], lp2p_strerror(rtt));
-        printf("{\"event\":\"ping\",\"seq\":%d,\"rttMs\":%d}\n", i + 1, rtt);
+        int rtt_us = lp2p_ping(h, o->pos[0], cli_deadline());
+        if (rtt_us < 0) cli_fail("ping %s: %s", o->pos[0], lp2p_strerror(rtt_us));
+        printf("{\"event\":\"ping\",\"seq\":%d,\"rttMs\":%.3f}\n", i + 1, rtt_us / 1000.0);
         fflush(stdout);
     }
     lp2p_host_free(h);

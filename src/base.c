@@ -29,6 +29,12 @@ LP2P_API int64_t lp2p_now(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1;
 }
 
+LP2P__PRIV int64_t lp2p__now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 LP2P_API int64_t lp2p_deadline_in(int64_t ms) { return ms < 0 ? LP2P_FOREVER : lp2p_now() + ms; }
 
 LP2P__PRIV int lp2p__deadline_ms(int64_t deadline) {

@@ -117,7 +117,9 @@ LP2P__PRIV ptrdiff_t lp2p__hex_enc(const uint8_t *in, size_t n, char *out, size_
 LP2P__PRIV ptrdiff_t lp2p__hex_dec(const char *in, size_t n, uint8_t *out, size_t cap);
 
 /* ---- clock ------------------------------------------------------------------------------- */
-/* lp2p_now() is public. Deadline helpers: */
+/* lp2p_now() is public (ms). A monotonic clock in microseconds, for RTTs: */
+LP2P__PRIV int64_t lp2p__now_us(void);
+/* Deadline helpers: */
 /* ms left until deadline for a poll-style timeout: -1 forever, 0 expired/NOWAIT, else >= 1 */
 LP2P__PRIV int lp2p__deadline_ms(int64_t deadline);
 /* the earlier of two deadlines (LP2P_FOREVER is the latest) */

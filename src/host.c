@@ -38,7 +38,10 @@ LP2P__PRIV void lp2p__host_emit(lp2p_host *h, lp2p_event_type type, const lp2p_p
     int cap = h->cfg.event_queue_size;
     if (h->ev_count == cap) { /* full: drop the oldest (a stream event's stream is reset) */
         lp2p__event_slot *old = &h->events[h->ev_head];
-        LP2P__WARN(&h->ctx, LP2P_ERR_LIMIT, "event_queue_size=%d reached: dropping the oldest event", cap);
+        /* an app that never reads events (lp2p_host_run with handlers) loses nothing it wanted;
+         * warn only when it does read them, or when an inbound stream is dropped */
+        if (h->ev_read || old->ev.stream)
+            LP2P__WARN(&h->ctx, LP2P_ERR_LIMIT, "event_queue_size=%d reached: dropping the oldest event", cap);
         if (old->ev.stream) lp2p_stream_reset(old->ev.stream);
         lp2p__event_slot_clear(h, old);
         h->ev_head = (h->ev_head + 1) % cap;
@@ -56,6 +59,7 @@ LP2P__PRIV void lp2p__host_emit(lp2p_host *h, lp2p_event_type type, const lp2p_p
 }
 
 LP2P_API bool lp2p_host_next_event(lp2p_host *h, lp2p_event *ev) {
+    h->ev_read = true;
     lp2p__event_slot_clear(h, &h->ev_out);
     if (h->ev_count == 0) return false;
     h->ev_out = h->events[h->ev_head];
@@ -210,6 +214,7 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
         lp2p__free(&h->ctx, d, sizeof *d);
     }
     lp2p__identify_free(h);
+    lp2p__perf_free(h);
     while (h->handlers) {
         lp2p__handler *x = h->handlers;
         h->handlers = x->next;

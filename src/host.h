@@ -108,6 +108,7 @@ typedef struct lp2p__event_slot {
 } lp2p__event_slot;
 
 typedef struct lp2p__identify lp2p__identify; /* identify.c */
+typedef struct lp2p__perf lp2p__perf;         /* perf.c */
 
 /* A protocol object hanging off the host (e.g. a DHT) that lp2p_host_free frees if the app did
  * not: free runs after every task of the host has ended. */
@@ -137,9 +138,11 @@ struct lp2p_host {
     lp2p__notifee *notifees;
     lp2p__event_slot *events; /* ring */
     int ev_head, ev_count;
+    bool ev_read; /* the app has called lp2p_host_next_event: it wants the events */
     lp2p__event_slot ev_out;  /* the slot handed out by next_event (strings live until next call) */
     lp2p__identify *identify;
     lp2p__service *services;
+    lp2p__perf *perf;         /* NULL until perf is served or run */
     lp2p__buf info_text; /* lp2p_host_peer_info's strings */
     bool freeing;
 };
@@ -188,5 +191,6 @@ LP2P__PRIV void lp2p__identify_free(lp2p_host *h);
 /* Push our identify to every connection (addresses or protocols changed). */
 LP2P__PRIV void lp2p__identify_push_all(lp2p_host *h);
 LP2P__PRIV int lp2p__ping_init(lp2p_host *h);
+LP2P__PRIV void lp2p__perf_free(lp2p_host *h); /* after the scheduler is gone */
 
 #endif

@@ -107,12 +107,6 @@ LP2P__PRIV int lp2p__ymx_violation(lp2p__yamux *y, const char *fmt, ...) {
 }
 
 /* ---- small helpers ---------------------------------------------------------------------- */
-LP2P__PRIV int64_t lp2p__ymx_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 LP2P__PRIV void lp2p__ymx_hdr(uint8_t *p, uint8_t type, uint16_t flags, uint32_t id, uint32_t len) {
     p[0] = 0, p[1] = type;
     lp2p__put_be16(p + 2, flags);
@@ -343,7 +337,7 @@ LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway) {
  * small for the path: double it (bounded by max_window and the session budget). */
 LP2P__PRIV uint32_t lp2p__ys_grant(lp2p__yamux *y, lp2p__ystream *st, bool tune) {
     if (st->recv_fin || st->rerr || !st->app_held) return 0;
-    int64_t now = lp2p__ymx_now_us();
+    int64_t now = lp2p__now_us();
     if (tune && y->rtt_us > 0 && now - st->last_wu_us < 4 * y->rtt_us && st->recv_max < y->cfg.max_window) {
         uint64_t grow = LP2P__MIN((uint64_t)st->recv_max * 2, (uint64_t)y->cfg.max_window) - st->recv_max;
         uint64_t left = y->cfg.max_conn_window > y->conn_window_used ? y->cfg.max_conn_window - y->conn_window_used : 0;
@@ -423,7 +417,7 @@ LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, bool final) {
         lp2p__ymx_hdr(b, LP2P__Y_PING, LP2P__Y_SYN, 0, y->ping_id);
         n += LP2P__Y_HDR;
         y->ping_send = false, y->ping_outstanding = true;
-        y->ping_sent_us = lp2p__ymx_now_us();
+        y->ping_sent_us = lp2p__now_us();
     }
     bool popped = y->ctl_n > 0;
     for (; y->ctl_n && n + LP2P__Y_HDR <= LP2P__Y_WBUF; y->ctl_n--) {
@@ -595,7 +589,7 @@ LP2P__PRIV lp2p__ystream *lp2p__ys_new(lp2p__yamux *y, uint32_t id, bool outboun
     st->recv_max = y->cfg.init_window;
     st->recv_avail = LP2P__Y_SPEC_WINDOW; /* what the peer may send before our first update */
     st->send_window = LP2P__Y_SPEC_WINDOW;
-    st->last_wu_us = lp2p__ymx_now_us();
+    st->last_wu_us = lp2p__now_us();
     if (lp2p__ymap_put(y, st) < 0) {
         lp2p__free(y->ctx, st, sizeof *st);
         return NULL;
@@ -717,7 +711,7 @@ LP2P__PRIV void lp2p__ymx_on_ping(lp2p__yamux *y, uint16_t flags, uint32_t value
         return;
     }
     if (!(flags & LP2P__Y_ACK) || !y->ping_outstanding || value != y->ping_id) return;
-    int64_t rtt = LP2P__MAX(lp2p__ymx_now_us() - y->ping_sent_us, (int64_t)1);
+    int64_t rtt = LP2P__MAX(lp2p__now_us() - y->ping_sent_us, (int64_t)1);
     y->rtt_us = y->rtt_us ? (y->rtt_us + rtt) / 2 : rtt; /* smoothed like go-yamux */
     y->ping_last_us = rtt;
     y->ping_outstanding = false;
@@ -767,7 +761,7 @@ LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
 /* Ping (joining an outstanding one); RTT in microseconds or an error. */
 LP2P__PRIV int64_t lp2p__ymx_ping_us(lp2p__yamux *y, int64_t deadline) {
     if (y->dead) return LP2P_ERR_CLOSED;
-    bool stale = y->ping_outstanding && lp2p__ymx_now_us() - y->ping_sent_us > (int64_t)y->cfg.ping_timeout_ms * 1000;
+    bool stale = y->ping_outstanding && lp2p__now_us() - y->ping_sent_us > (int64_t)y->cfg.ping_timeout_ms * 1000;
     if ((!y->ping_outstanding && !y->ping_send) || stale) {
         y->ping_id++;
         y->ping_send = true, y->ping_outstanding = false;

@@ -1,70 +1,68 @@
-/* peer.h - helpers for interop tests that drive reference peers (tests/interop/{go,js,rust})
- * as child processes: start with stdin/stdout pipes, read JSON lines while our hosts keep
- * running, send commands, stop by PID. Copied from test_interop.c's helpers (plus stdin).
- * Include after libp2p.h and tests/test.h. */
+/* peer.h - child processes for interop tests: start a program with its stdout on a pipe (stderr
+ * to build/interop/logs/<name>-<pid>.log), read its JSON lines while pumping a host, wait for it
+ * with a deadline, stop it by PID; plus tiny JSON field getters. The same helpers as in
+ * test_interop.c, shared by the newer suites (test_perf.c). Include after libp2p.h. */
 #ifndef LP2P_TEST_PEER_H
 #define LP2P_TEST_PEER_H
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 typedef struct peer_proc {
     pid_t pid;
-    int fd;    /* its stdout, non-blocking */
-    int in_fd; /* its stdin (-1 when not piped) */
+    int fd; /* its stdout, non-blocking */
     char buf[1 << 16];
     size_t len;
     int eof;
-    char name[32];
 } peer_proc;
 
-/* Start bin with args (NULL-terminated); stderr goes to build/interop/logs/<name>-<pid>.log. */
-static int peer_spawn(peer_proc *p, const char *bin, const char *const *args, const char *name) {
-    int out[2], in[2];
-    char *argv[24];
+/* Start bin with args (NULL-terminated, at most 30). 0 on success. */
+static int peer_start(peer_proc *p, const char *bin, const char *const *args) {
+    int fds[2];
+    char *argv[32];
     int n = 0;
     memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "%s", name);
-    if (pipe(out) != 0) return -1;
-    if (pipe(in) != 0) {
-        close(out[0]), close(out[1]);
-        return -1;
-    }
+    p->fd = -1;
+    if (pipe(fds) != 0) return -1;
     argv[n++] = (char *)bin;
-    for (; args[n - 1] && n < 23; n++) argv[n] = (char *)args[n - 1];
+    for (; args[n - 1] && n < 31; n++) argv[n] = (char *)args[n - 1];
     argv[n] = NULL;
     p->pid = fork();
     if (p->pid == 0) {
-        dup2(out[1], 1), dup2(in[0], 0);
-        close(out[0]), close(out[1]), close(in[0]), close(in[1]);
-        char log[600];
-        snprintf(log, sizeof log, "build/interop/logs/%s-%d.log", name, (int)getpid());
+        dup2(fds[1], 1);
+        close(fds[0]), close(fds[1]);
+        char log[700];
+        mkdir("build", 0755), mkdir("build/interop", 0755), mkdir("build/interop/logs", 0755);
+        snprintf(log, sizeof log, "build/interop/logs/%s-%d.log", strrchr(bin, '/') ? strrchr(bin, '/') + 1 : bin,
+                 (int)getpid());
         int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (lf >= 0) dup2(lf, 2), close(lf);
         execv(bin, argv);
         _exit(127);
     }
-    close(out[1]), close(in[0]);
-    p->fd = out[0], p->in_fd = in[1];
+    close(fds[1]);
+    if (p->pid < 0) {
+        close(fds[0]);
+        return -1;
+    }
+    p->fd = fds[0];
     fcntl(p->fd, F_SETFL, O_NONBLOCK);
-    return p->pid > 0 ? 0 : -1;
+    return 0;
 }
 
-/* Run our hosts (every scheduler of this thread) for about ms milliseconds. */
-static void peer_pump(lp2p_host *h, int ms) {
-    if (h) lp2p_sleep(h, lp2p_deadline_in(ms));
-    else usleep((useconds_t)ms * 1000);
-}
-
-/* Next stdout line containing needle (copied into out), running our hosts meanwhile. */
+/* Next stdout line containing needle, pumping host h (may be NULL) meanwhile; copies it into
+ * out. 1 if found, 0 at EOF or the deadline. */
 static int peer_line(peer_proc *p, lp2p_host *h, const char *needle, char *out, size_t cap, int64_t deadline) {
     for (;;) {
         char *nl;
-        while ((nl = memchr(p->buf, '\n', p->len)) != NULL) {
+        while ((nl = (char *)memchr(p->buf, '\n', p->len)) != NULL) {
             *nl = 0;
             int hit = strstr(p->buf, needle) != NULL;
             if (hit) snprintf(out, cap, "%s", p->buf);
@@ -77,29 +75,45 @@ static int peer_line(peer_proc *p, lp2p_host *h, const char *needle, char *out, 
         ssize_t n = read(p->fd, p->buf + p->len, sizeof p->buf - 1 - p->len);
         if (n > 0) p->len += (size_t)n;
         else if (n == 0) p->eof = 1;
-        else peer_pump(h, 3);
+        else if (h) lp2p_host_poll(h, 5);
+        else usleep(5000);
         if (p->len == sizeof p->buf - 1) p->len = 0; /* runaway line: drop */
     }
 }
 
-/* Send one command line (a newline is added). */
-static int peer_send(peer_proc *p, const char *line) {
-    size_t n = strlen(line);
-    char buf[2048];
-    if (n + 2 > sizeof buf) return -1;
-    memcpy(buf, line, n), buf[n] = '\n';
-    return write(p->in_fd, buf, n + 1) == (ssize_t)(n + 1) ? 0 : -1;
+/* Wait for exit (pumping h, keeping its stdout buffered); returns the exit code (128+signal if
+ * killed), or -1 on timeout (then the child is killed). */
+static int peer_wait(peer_proc *p, lp2p_host *h, int64_t deadline) {
+    int st;
+    for (;;) {
+        pid_t r = waitpid(p->pid, &st, WNOHANG);
+        if (r == p->pid) {
+            p->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        if (lp2p_now() > deadline) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &st, 0);
+            p->pid = 0;
+            return -1;
+        }
+        if (h) lp2p_host_poll(h, 5);
+        else usleep(5000);
+        char tmp[4096];
+        ssize_t n = read(p->fd, tmp, sizeof tmp);
+        if (n > 0 && p->len + (size_t)n < sizeof p->buf) memcpy(p->buf + p->len, tmp, (size_t)n), p->len += (size_t)n;
+    }
 }
 
-static void peer_stop(peer_proc *p) {
-    if (p->in_fd > 0) close(p->in_fd), p->in_fd = -1;
+/* SIGTERM, then SIGKILL after 2 s. Returns the exit status as peer_wait (or 0 if not running). */
+static int peer_stop(peer_proc *p) {
+    int rc = 0;
     if (p->pid > 0) {
         kill(p->pid, SIGTERM);
-        for (int i = 0; i < 100 && waitpid(p->pid, NULL, WNOHANG) == 0; i++) usleep(20000);
-        if (waitpid(p->pid, NULL, WNOHANG) == 0) kill(p->pid, SIGKILL), waitpid(p->pid, NULL, 0);
-        p->pid = 0;
+        rc = peer_wait(p, NULL, lp2p_deadline_in(2000));
     }
-    if (p->fd > 0) close(p->fd), p->fd = -1;
+    if (p->fd >= 0) close(p->fd), p->fd = -1;
+    return rc;
 }
 
 /* "key":"value" -> value */
@@ -126,6 +140,17 @@ static int json_first(const char *line, const char *key, char *out, size_t cap) 
     if (!e) return 0;
     snprintf(out, cap, "%.*s", (int)(e - s), s);
     return 1;
+}
+
+/* "key":<unsigned integer> -> value; -1 if absent or not an integer */
+static long long json_u64(const char *line, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *s = strstr(line, pat);
+    if (!s) return -1;
+    s += strlen(pat);
+    if (*s < '0' || *s > '9') return -1;
+    return strtoll(s, NULL, 10);
 }
 
 #endif

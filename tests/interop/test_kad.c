@@ -13,7 +13,133 @@
 #define LIBP2P_IMPLEMENTATION
 #include "libp2p.h"
 #include "tests/test.h"
-#include "tests/interop/peer.h"
+
+/* ---- child processes with stdin (the peers' dht mode reads commands) -------------------------
+ * Like tests/interop/peer.h, plus a stdin pipe, and waiting runs *all* our hosts (lp2p_sleep
+ * outside a task pumps every scheduler of the thread), since several of ours serve at once. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct kad_proc {
+    pid_t pid;
+    int fd;    /* its stdout, non-blocking */
+    int in_fd; /* its stdin (-1 when not piped) */
+    char buf[1 << 16];
+    size_t len;
+    int eof;
+    char name[32];
+} kad_proc;
+
+/* Start bin with args (NULL-terminated); stderr goes to build/interop/logs/<name>-<pid>.log. */
+static int kad_spawn(kad_proc *p, const char *bin, const char *const *args, const char *name) {
+    int out[2], in[2];
+    char *argv[24];
+    int n = 0;
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    if (pipe(out) != 0) return -1;
+    if (pipe(in) != 0) {
+        close(out[0]), close(out[1]);
+        return -1;
+    }
+    argv[n++] = (char *)bin;
+    for (; args[n - 1] && n < 23; n++) argv[n] = (char *)args[n - 1];
+    argv[n] = NULL;
+    p->pid = fork();
+    if (p->pid == 0) {
+        dup2(out[1], 1), dup2(in[0], 0);
+        close(out[0]), close(out[1]), close(in[0]), close(in[1]);
+        char log[600];
+        snprintf(log, sizeof log, "build/interop/logs/%s-%d.log", name, (int)getpid());
+        int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (lf >= 0) dup2(lf, 2), close(lf);
+        execv(bin, argv);
+        _exit(127);
+    }
+    close(out[1]), close(in[0]);
+    p->fd = out[0], p->in_fd = in[1];
+    fcntl(p->fd, F_SETFL, O_NONBLOCK);
+    return p->pid > 0 ? 0 : -1;
+}
+
+/* Run our hosts (every scheduler of this thread) for about ms milliseconds. */
+static void kad_pump(lp2p_host *h, int ms) {
+    if (h) lp2p_sleep(h, lp2p_deadline_in(ms));
+    else usleep((useconds_t)ms * 1000);
+}
+
+/* Next stdout line containing needle (copied into out), running our hosts meanwhile. */
+static int kad_line(kad_proc *p, lp2p_host *h, const char *needle, char *out, size_t cap, int64_t deadline) {
+    for (;;) {
+        char *nl;
+        while ((nl = memchr(p->buf, '\n', p->len)) != NULL) {
+            *nl = 0;
+            int hit = strstr(p->buf, needle) != NULL;
+            if (hit) snprintf(out, cap, "%s", p->buf);
+            size_t used = (size_t)(nl - p->buf) + 1;
+            memmove(p->buf, nl + 1, p->len - used);
+            p->len -= used;
+            if (hit) return 1;
+        }
+        if (p->eof || lp2p_now() > deadline) return 0;
+        ssize_t n = read(p->fd, p->buf + p->len, sizeof p->buf - 1 - p->len);
+        if (n > 0) p->len += (size_t)n;
+        else if (n == 0) p->eof = 1;
+        else kad_pump(h, 3);
+        if (p->len == sizeof p->buf - 1) p->len = 0; /* runaway line: drop */
+    }
+}
+
+/* Send one command line (a newline is added). */
+static int kad_send(kad_proc *p, const char *line) {
+    size_t n = strlen(line);
+    char buf[2048];
+    if (n + 2 > sizeof buf) return -1;
+    memcpy(buf, line, n), buf[n] = '\n';
+    return write(p->in_fd, buf, n + 1) == (ssize_t)(n + 1) ? 0 : -1;
+}
+
+static void kad_stop(kad_proc *p) {
+    if (p->in_fd > 0) close(p->in_fd), p->in_fd = -1;
+    if (p->pid > 0) {
+        kill(p->pid, SIGTERM);
+        for (int i = 0; i < 100 && waitpid(p->pid, NULL, WNOHANG) == 0; i++) usleep(20000);
+        if (waitpid(p->pid, NULL, WNOHANG) == 0) kill(p->pid, SIGKILL), waitpid(p->pid, NULL, 0);
+        p->pid = 0;
+    }
+    if (p->fd > 0) close(p->fd), p->fd = -1;
+}
+
+/* "key":"value" -> value */
+static int kad_json_str(const char *line, const char *key, char *out, size_t cap) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *s = strstr(line, pat);
+    if (!s) return 0;
+    s += strlen(pat);
+    const char *e = strchr(s, '"');
+    if (!e) return 0;
+    snprintf(out, cap, "%.*s", (int)(e - s), s);
+    return 1;
+}
+
+/* first element of "key":["...", ...] */
+static int kad_json_first(const char *line, const char *key, char *out, size_t cap) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":[\"", key);
+    const char *s = strstr(line, pat);
+    if (!s) return 0;
+    s += strlen(pat);
+    const char *e = strchr(s, '"');
+    if (!e) return 0;
+    snprintf(out, cap, "%.*s", (int)(e - s), s);
+    return 1;
+}
+
 
 #define PREFIX "/lp2ptest"
 #define PROTO PREFIX "/kad/1.0.0"
@@ -27,7 +153,7 @@ static int have[2];
 static const char *impl_name[2] = {"go", "js"};
 
 typedef struct ext {
-    peer_proc p;
+    kad_proc p;
     char id[128], addr[600];
     int impl;
     lp2p_peer_id pid;
@@ -41,9 +167,9 @@ static int ext_start(ext *e, int impl, const char *mode, const char *prefix) {
     char name[32];
     e->impl = impl;
     snprintf(name, sizeof name, "kad-%s-%s", impl_name[impl], mode);
-    if (peer_spawn(&e->p, bin[impl], args, name) != 0) return 0;
-    if (!peer_line(&e->p, pumper, "\"ready\"", line, LINE, lp2p_deadline_in(30000))) return 0;
-    return json_str(line, "peerId", e->id, sizeof e->id) && json_first(line, "listenAddrs", e->addr, sizeof e->addr) &&
+    if (kad_spawn(&e->p, bin[impl], args, name) != 0) return 0;
+    if (!kad_line(&e->p, pumper, "\"ready\"", line, LINE, lp2p_deadline_in(30000))) return 0;
+    return kad_json_str(line, "peerId", e->id, sizeof e->id) && kad_json_first(line, "listenAddrs", e->addr, sizeof e->addr) &&
            lp2p_peer_id_parse(e->id, &e->pid) == LP2P_OK;
 }
 
@@ -53,8 +179,8 @@ static int ext_cmd(ext *e, const char *cmd, int timeout_ms) {
     sscanf(cmd, "%63s", ev);
     snprintf(needle, sizeof needle, "{\"event\":\"%s\"", ev);
     line[0] = 0;
-    if (peer_send(&e->p, cmd) != 0) return 0;
-    if (!peer_line(&e->p, pumper, needle, line, LINE, lp2p_deadline_in(timeout_ms))) {
+    if (kad_send(&e->p, cmd) != 0) return 0;
+    if (!kad_line(&e->p, pumper, needle, line, LINE, lp2p_deadline_in(timeout_ms))) {
         fprintf(stderr, "    %s %s: no answer to '%.60s'\n", impl_name[e->impl], e->id + 46, cmd);
         return 0;
     }
@@ -301,7 +427,7 @@ static void test_mixed(void) {
         snprintf(cmd, sizeof cmd, "findprovs %s 1", cids[2]);
         CHECK(ext_cmd(&jc, cmd, 40000) && strstr(line, us[2].id));
     }
-    peer_pump(pumper, 500); /* let identify pushes and table updates settle */
+    kad_pump(pumper, 500); /* let identify pushes and table updates settle */
     int listed = 0;
     for (int i = 0; i < ne; i++)
         if (ext_cmd(&ex[i], "rt", 10000)) listed += strstr(line, us[N_OURS].id) != NULL;
@@ -315,14 +441,14 @@ static void test_mixed(void) {
     CHECK_EQ(lp2p_kad_set_mode(us[N_OURS].k, LP2P_KAD_SERVER), LP2P_OK);
     int taken = 0;
     for (int r = 0; r < 100 && !taken; r++) {
-        peer_pump(pumper, 50);
+        kad_pump(pumper, 50);
         taken = in_our_rt(&us[0], &us[N_OURS].pid);
     }
     CHECK(taken);
     fprintf(stderr, "    mixed test: %d ms\n", (int)(lp2p_now() - t0));
-    if (gc_ok) peer_stop(&gc.p);
-    if (jc_ok) peer_stop(&jc.p);
-    for (int i = 0; i < ne; i++) peer_stop(&ex[i].p);
+    if (gc_ok) kad_stop(&gc.p);
+    if (jc_ok) kad_stop(&jc.p);
+    for (int i = 0; i < ne; i++) kad_stop(&ex[i].p);
     for (int i = N_OURS; i >= 0; i--) ours_stop(&us[i]);
 }
 
@@ -375,7 +501,7 @@ static void test_amino(void) {
           lp2p_peer_id_eq(&p[0], &g.pid));
     /* the client is in go's table? It must not be (spec: clients neither advertise nor accept) */
     CHECK(ext_cmd(&g, "rt", 10000) && strstr(line, o.id) == NULL && strstr(line, helper.id) != NULL);
-    peer_stop(&g.p);
+    kad_stop(&g.p);
 out:
     ours_stop(&o);
     ours_stop(&helper);
