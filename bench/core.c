@@ -3,8 +3,10 @@
  * process it starts is ended by PID. Measures, never asserts.
  *
  *   build/bench/core throughput <peer-bin> <MiB> [runs]   upload/download over /perf/1.0.0
+ *                                                          (peer-bin "self": our own host in a child)
  *   build/bench/core connect <peer-bin> [iterations]       connect + identify + 1 ping
  *   build/bench/core rss [connections]                      our listener's RSS per idle conn
+ *                                                          (after 4 s idle; also at 1 s)
  *
  * peer-bin is a reference peer from tests/interop (e.g. ~/.cache/libp2p.h/bin/peer-go); it is
  * started as `peer-bin listen` and its "ready" line gives the address (tests/interop/README.md).
@@ -61,6 +63,47 @@ static int peer_listen(peer *p, const char *bin) {
     }
     return -1;
 }
+/* /perf/1.0.0 server side on our host (perf/perf.md): u64 BE size to send back, drain the
+ * upload to EOF, then send. */
+static void perf_handler(lp2p_stream *s, void *user) {
+    uint8_t hdr[8], *buf = malloc(256 * 1024);
+    uint64_t down = 0;
+    (void)user;
+    if (!buf || lp2p_stream_read_full(s, hdr, 8, deadline_s(30)) != LP2P_OK) { free(buf); return; }
+    for (int i = 0; i < 8; i++) down = down << 8 | hdr[i];
+    for (ptrdiff_t n; (n = lp2p_stream_read(s, buf, 256 * 1024, deadline_s(60))) > 0;) {}
+    memset(buf, 0, 256 * 1024);
+    for (uint64_t left = down; left > 0;) {
+        size_t n = left < 256 * 1024 ? (size_t)left : 256 * 1024;
+        if (lp2p_stream_write(s, buf, n, deadline_s(60)) != LP2P_OK) break;
+        left -= n;
+    }
+    free(buf);
+}
+
+/* Our host with the perf handler in a child process: the "self" peer. */
+static int self_listen(peer *p) {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    p->pid = fork();
+    if (p->pid == 0) {
+        close(fds[0]);
+        lp2p_host *h = NULL;
+        if (lp2p_host_new(NULL, &h) != LP2P_OK) _exit(1);
+        lp2p_host_handle(h, "/perf/1.0.0", perf_handler, NULL);
+        dprintf(fds[1], "%s\n", lp2p_host_addr(h, 0));
+        close(fds[1]);
+        alarm(600);
+        lp2p_host_run(h); /* until killed */
+        _exit(0);
+    }
+    close(fds[1]);
+    p->out = fdopen(fds[0], "r");
+    if (!p->out || !fgets(p->addr, sizeof p->addr, p->out)) return -1;
+    p->addr[strcspn(p->addr, "\n")] = 0;
+    return 0;
+}
+
 static void peer_stop(peer *p) {
     if (p->pid > 0) kill(p->pid, SIGTERM), waitpid(p->pid, NULL, 0);
     if (p->out) fclose(p->out);
@@ -104,7 +147,8 @@ static double perf_once(lp2p_host *h, const char *addr, uint64_t up, uint64_t do
 static int cmd_throughput(const char *bin, int mib, int runs) {
     peer p = {0};
     lp2p_host *h = client_host();
-    if (!h || peer_listen(&p, bin) != 0) { fprintf(stderr, "cannot start %s\n", bin); peer_stop(&p); return 1; }
+    int started = !strcmp(bin, "self") ? self_listen(&p) : peer_listen(&p, bin);
+    if (!h || started != 0) { fprintf(stderr, "cannot start %s\n", bin); peer_stop(&p); return 1; }
     uint64_t bytes = (uint64_t)mib << 20;
     if (lp2p_host_connect(h, p.addr, deadline_s(30)) != LP2P_OK) { peer_stop(&p); return 1; }
     for (int dir = 0; dir < 2; dir++) {
@@ -198,9 +242,17 @@ static int cmd_rss(int conns) {
         for (int i = 0; i <= conns; i++) if (hs[i]) lp2p_host_poll(hs[i], 0);
         usleep(50 * 1000);
     }
+    long early = rss_kib(pid);
+    /* idle connections settle: the host gives back stack pages of tasks parked for a whole
+     * second (lp2p__sched_trim, run every second) */
+    for (int r = 0; r < 60; r++) {
+        for (int i = 0; i <= conns; i++) if (hs[i]) lp2p_host_poll(hs[i], 0);
+        usleep(50 * 1000);
+    }
     long after = rss_kib(pid);
     printf("{\"listener\":\"libp2p.h\",\"connections\":%d,\"rss_base_kib\":%ld,\"rss_kib\":%ld,"
-           "\"per_conn_kib\":%.2f}\n", ok, base, after, ok ? (double)(after - base) / ok : 0.0);
+           "\"per_conn_kib\":%.2f,\"per_conn_kib_at_1s\":%.2f}\n", ok, base, after,
+           ok ? (double)(after - base) / ok : 0.0, ok ? (double)(early - base) / ok : 0.0);
     kill(pid, SIGTERM), waitpid(pid, NULL, 0);
     for (int i = 0; i <= conns; i++) if (hs[i]) lp2p_host_free(hs[i]);
     free(hs);

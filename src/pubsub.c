@@ -824,8 +824,8 @@ static bool lp2p__ps_thresholds_ok(const lp2p_pubsub_score_thresholds *t) {
 
 /* ---- public API ---------------------------------------------------------------------------------------------- */
 static void lp2p__ps_destroy(lp2p_pubsub *ps);
-static void lp2p__ps_host_freeing(void *user) {
-    lp2p_pubsub *ps = (lp2p_pubsub *)user;
+static void lp2p__ps_release(void *self) { /* the host's service free: its scheduler is gone */
+    lp2p_pubsub *ps = (lp2p_pubsub *)self;
     ps->sched_gone = true;
     lp2p__ps_destroy(ps);
 }
@@ -834,8 +834,8 @@ LP2P_API int lp2p_pubsub_new(lp2p_host *h, const lp2p_pubsub_config *cfg, lp2p_p
     lp2p_pubsub_config zero;
     if (!h || !out) return LP2P_ERR_INVALID;
     if (!cfg) memset(&zero, 0, sizeof zero), cfg = &zero;
-    for (lp2p__notifee *n = h->notifees; n; n = n->next)
-        if (n->host_freeing == lp2p__ps_host_freeing) return LP2P_ERR_INVALID; /* one per host */
+    for (lp2p__service *s = h->services; s; s = s->next)
+        if (s->free == lp2p__ps_release) return LP2P_ERR_INVALID; /* one per host */
     lp2p_pubsub *ps = (lp2p_pubsub *)lp2p__zalloc(&h->ctx, sizeof *ps);
     if (!ps) return LP2P_ERR_NOMEM;
     ps->h = h, ps->ctx = &h->ctx, ps->cfg = *cfg;
@@ -891,9 +891,10 @@ LP2P_API int lp2p_pubsub_new(lp2p_host *h, const lp2p_pubsub_config *cfg, lp2p_p
     }
     ps->notifee.connected = lp2p__ps_on_connected;
     ps->notifee.disconnected = lp2p__ps_on_disconnected;
-    ps->notifee.host_freeing = lp2p__ps_host_freeing;
     ps->notifee.user = ps;
     lp2p__swarm_add_notifee(h, &ps->notifee);
+    ps->service.free = lp2p__ps_release, ps->service.self = ps;
+    lp2p__host_add_service(h, &ps->service);
     for (lp2p__conn *c = h->conns; c; c = c->next) /* join the connections we already have */
         if (!c->closed) lp2p__ps_on_connected(ps, c);
     *out = ps;
@@ -942,10 +943,12 @@ LP2P_API void lp2p_pubsub_free(lp2p_pubsub *ps) {
     lp2p__task_join(h->sched, ps->direct_task, lp2p_deadline_in(10000));
     for (int64_t end = lp2p_deadline_in(10000); ps->n_tasks > 0 && lp2p_now() < end;)
         lp2p__waitq_wait(h->sched, &ps->tasks_done, end);
-    if (ps->n_tasks > 0) {
-        LP2P__ERROR(ps->ctx, LP2P_ERR_TIMEOUT, "pubsub: %d tasks did not end: leaking the router", ps->n_tasks);
+    if (ps->n_tasks > 0) { /* cannot wait longer here: lp2p_host_free frees it */
+        LP2P__WARN(ps->ctx, LP2P_ERR_TIMEOUT, "pubsub: freed with %d tasks still running: memory kept until lp2p_host_free",
+                   ps->n_tasks);
         return;
     }
+    lp2p__host_remove_service(h, &ps->service);
     lp2p__ps_destroy(ps);
 }
 

@@ -237,6 +237,7 @@ struct lp2p_pubsub {
     lp2p_pubsub_score_params sp;
     lp2p_pubsub_score_thresholds th;
     lp2p__notifee notifee;
+    lp2p__service service;    /* lp2p_host_free frees us if the app did not */
     lp2p__ps_peer *peers;
     int n_peers;
     lp2p__ps_topic *topics;

@@ -40,7 +40,15 @@ LP2P__PRIV void lp2p__peerstore_add_addr(lp2p_host *h, const lp2p_peer_id *id, c
             (p->addrs[oldest].expires < 0 || p->addrs[i].expires < p->addrs[oldest].expires))
             oldest = i;
     }
-    if (slot < 0) slot = p->n_addrs < LP2P__MAX_PEER_ADDRS ? p->n_addrs++ : oldest;
+    if (slot < 0 && p->n_addrs == p->cap_addrs && p->cap_addrs < LP2P__MAX_PEER_ADDRS) {
+        /* most peers (dialers without listen addresses) never get one: no array for them */
+        int cap = p->cap_addrs ? LP2P__MIN(p->cap_addrs * 2, LP2P__MAX_PEER_ADDRS) : 2;
+        lp2p__peer_addr *a = (lp2p__peer_addr *)lp2p__realloc(&h->ctx, p->addrs, sizeof *a * (size_t)p->cap_addrs,
+                                                                sizeof *a * (size_t)cap);
+        if (a) p->addrs = a, p->cap_addrs = cap;
+    }
+    if (slot < 0 && p->n_addrs == 0 && p->cap_addrs == 0) return; /* out of memory: not kept */
+    if (slot < 0) slot = p->n_addrs < p->cap_addrs ? p->n_addrs++ : oldest;
     else if (p->addrs[slot].expires < 0 || (exp >= 0 && p->addrs[slot].expires > exp)) return; /* keep the longer TTL */
     p->addrs[slot].ma = base;
     p->addrs[slot].expires = exp;
@@ -64,16 +72,38 @@ LP2P__PRIV void lp2p__peerstore_set_record(lp2p_host *h, lp2p__peer *p, const ui
     p->record = copy, p->record_len = copy ? len : 0;
 }
 
+static void lp2p__peer_free(lp2p_host *h, lp2p__peer *p) {
+    lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
+    lp2p__free(&h->ctx, p->record, p->record_len);
+    lp2p__free(&h->ctx, p->addrs, sizeof *p->addrs * (size_t)p->cap_addrs);
+    lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
+    lp2p__strfree(&h->ctx, p->agent_version);
+    lp2p__strfree(&h->ctx, p->protocol_version);
+    lp2p__free(&h->ctx, p, sizeof *p);
+}
+
 LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h) {
     while (h->peers) {
         lp2p__peer *p = h->peers;
         h->peers = p->next;
-        lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
-        lp2p__free(&h->ctx, p->record, p->record_len);
-        lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
-        lp2p__strfree(&h->ctx, p->agent_version);
-        lp2p__strfree(&h->ctx, p->protocol_version);
-        lp2p__free(&h->ctx, p, sizeof *p);
+        lp2p__peer_free(h, p);
+    }
+}
+
+/* Forget peers we are not connected to whose addresses have all expired (peers heard of in
+ * DHT answers would otherwise pile up forever). */
+LP2P__PRIV void lp2p__peerstore_gc(lp2p_host *h, int64_t now) {
+    for (lp2p__peer **pp = &h->peers; *pp;) {
+        lp2p__peer *p = *pp;
+        bool keep = lp2p__swarm_find_conn(h, &p->id) != NULL;
+        for (int i = 0; i < p->n_addrs && !keep; i++) keep = p->addrs[i].expires < 0 || p->addrs[i].expires >= now;
+        for (lp2p__dial *d = h->dials; d && !keep; d = d->next) keep = lp2p_peer_id_eq(&d->peer, &p->id);
+        if (keep) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        lp2p__peer_free(h, p);
     }
 }
 
@@ -281,7 +311,7 @@ static void lp2p__inbound_task(void *arg) {
 static void lp2p__accept_task(void *arg) {
     lp2p__listener *l = (lp2p__listener *)arg;
     lp2p_host *h = l->h;
-    for (;;) {
+    while (l->tcp) { /* NULL: the host closed it before this task ever ran */
         lp2p__inbound *in = (lp2p__inbound *)lp2p__zalloc(&h->ctx, sizeof *in);
         if (!in) {
             lp2p__sleep_until(h->sched, lp2p_deadline_in(100));

@@ -96,6 +96,7 @@ func usage() {
        peer-go dial <multiaddr/p2p/ID> <action> [args] [flags]
        peer-go pubsub [key=value ...] [flags]   (commands on stdin, see README)
        peer-go transport-interop   (test-plans ping test, configured by environment)
+       peer-go dht <server|client> <protocol-prefix> [flags]   (commands on stdin)
 actions: identify | ping <n> | echo <bytes> [streams] | reset-mid | close-mid |
          perf <upload> <download> | hold <seconds>
 flags: --seed <64 hex> --listen <multiaddr> --timeout <seconds> --stdin-exit`)
@@ -619,7 +620,7 @@ func main() {
 		usage()
 	}
 	mode := o.pos[0]
-	if mode != "listen" && mode != "dial" && mode != "pubsub" {
+	if mode != "listen" && mode != "dial" && mode != "pubsub" && mode != "dht" {
 		usage()
 	}
 
@@ -637,6 +638,9 @@ func main() {
 
 	if mode == "pubsub" { // pubsub.go
 		runPubsub(o)
+	}
+	if mode == "dht" {
+		runDHT(o) // dht.go
 	}
 	h := newHost(o, mode)
 	h.Network().Notify(&network.NotifyBundle{

@@ -61,6 +61,7 @@ function usage () {
        peer-js dial <multiaddr/p2p/ID> <action> [args] [flags]
        peer-js pubsub [key=value ...] [flags]   (commands on stdin, see README)
        peer-js transport-interop   (test-plans ping test, configured by environment)
+       peer-js dht <server|client> <protocol-prefix> [flags]   (commands on stdin)
 actions: identify | ping <n> | echo <bytes> [streams] | reset-mid | close-mid |
          perf <upload> <download> | hold <seconds>
 flags: --seed <64 hex> --listen <multiaddr> --timeout <seconds> --stdin-exit
@@ -388,7 +389,7 @@ async function runDial (node, o) {
 
 const o = parseArgs(process.argv.slice(2))
 const mode = o.pos[0]
-if (mode !== 'listen' && mode !== 'dial' && mode !== 'pubsub') usage()
+if (mode !== 'listen' && mode !== 'dial' && mode !== 'pubsub' && mode !== 'dht') usage()
 
 setTimeout(() => { logf(`timeout after ${o.timeout}s`); process.exit(3) }, o.timeout * 1000)
 if (o.stdinExit) {
@@ -406,6 +407,10 @@ if (o.seed == null) {
 }
 
 if (mode === 'pubsub') await (await import('./pubsub.mjs')).runPubsub(o, privateKey, { emit, logf, fail })
+if (mode === 'dht') { // dht.mjs: a kad-dht node driven by stdin commands
+  const { runDHT } = await import('./dht.mjs')
+  await runDHT(o, privateKey, emit, logf, fail)
+}
 
 let node
 try {
