@@ -1,13 +1,16 @@
 /* pubsub.c - `lp2p pubsub ...`: gossipsub from the command line.
  *
  *   lp2p pubsub sub <topic> [--hex]
- *       prints the ready line, then one {"event":"message","topic":…,"from":…,"data":…} per
- *       delivered message (data as UTF-8 text, or hex with --hex) until --timeout (exit 0).
+ *       prints the ready line, then one {"event":"message","topic":…,"from":…,"data":…,
+ *       "receivedFrom":…,"id":…} per delivered message until --timeout (exit 0). data is UTF-8
+ *       text (bytes that are not UTF-8 print as U+FFFD), or hex with --hex; id is hex; from is ""
+ *       for unsigned messages.
  *   lp2p pubsub pub <topic> <data> [--count N] [--interval-ms M] [--min-peers K]
  *       prints the ready line, waits until K peers (default 1) are in the topic, publishes N
  *       messages (default 1) M ms apart (default 1000), one {"event":"published",…} each, and
  *       stays up until --timeout so that it keeps forwarding (exit 0). With --count > 1 every
- *       message carries " #i" after the data (so their IDs and contents differ).
+ *       message carries " #i" after the data (so their IDs and contents differ). Without K
+ *       topic peers by --timeout it prints an "error" event and exits 3.
  * Common options (cli.h): --listen, --bootstrap (dialed first), --seed, --timeout.
  * Spec: libp2p/specs pubsub/gossipsub/gossipsub-v1.1.md; only the public API is used. */
 #include "cli/cli.h"
@@ -15,9 +18,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 (RFC 3629: no overlongs, surrogates, > U+10FFFF). */
+static size_t utf8_len(const uint8_t *p, size_t n) {
+    if (p[0] < 0x80) return 1;
+    size_t len = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+    if (!len || len > n) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) || (p[0] == 0xf0 && p[1] < 0x90) ||
+        (p[0] == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return len;
+}
+
+/* Data as a JSON string; bytes that are not UTF-8 become U+FFFD (as go's encoding/json does),
+ * so the line stays valid JSON whatever a peer sends. */
+static void print_text(const uint8_t *p, size_t n) {
+    putchar('"');
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_len(p + i, n - i);
+        if (!len) {
+            fputs("\\ufffd", stdout);
+            i++;
+        } else if (len == 1 && (p[i] < 0x20 || p[i] == 0x7f || p[i] == '"' || p[i] == '\\')) {
+            if (p[i] == '"' || p[i] == '\\') printf("\\%c", p[i]);
+            else printf("\\u%04x", p[i]);
+            i++;
+        } else {
+            fwrite(p + i, 1, len, stdout);
+            i += len;
+        }
+    }
+    putchar('"');
+}
+
 static void print_data(const uint8_t *p, size_t n, bool hex) {
     if (!hex) {
-        cli_json_str(stdout, (const char *)p, n);
+        print_text(p, n);
         return;
     }
     putchar('"');
