@@ -544,16 +544,23 @@ out:
 }
 
 /* ---- 4. IDONTWANT (v1.2), each way -------------------------------------------------------------------------- */
+/* Two lines through the peer P and O: Y - P - O - Y2. P hears Y's 2 KiB messages first and must
+ * tell O (a mesh peer that is neither the sender nor the author) IDONTWANT; O hears Y2's first and
+ * must tell P. (A triangle Y-O-P is racy: when O's forwarded copy reaches P before Y's own, O is
+ * P's propagation source and rust rightly tells O nothing; seen in about one run in three.) */
 static void test_idontwant(int impl) {
-    fprintf(stderr, "-- IDONTWANT with %s: a 2 KiB message from Y reaches O and %s, who tell each other\n", impls[impl], impls[impl]);
-    lp2p_host *o = new_host(), *y = new_host();
-    lp2p_pubsub *po = NULL, *py = NULL;
-    lp2p_subscription *so = NULL, *sy = NULL;
+    fprintf(stderr, "-- IDONTWANT with %s: 2 KiB messages along Y - %s - O - Y2, each middle node tells the other\n",
+            impls[impl], impls[impl]);
+    lp2p_host *o = new_host(), *y = new_host(), *y2 = new_host();
+    lp2p_pubsub *po = NULL, *py = NULL, *py2 = NULL;
+    lp2p_subscription *so = NULL, *sy = NULL, *sy2 = NULL;
     pproc p;
     CHECK_EQ(lp2p_pubsub_new(o, NULL, &po), LP2P_OK);
     CHECK_EQ(lp2p_pubsub_new(y, NULL, &py), LP2P_OK);
+    CHECK_EQ(lp2p_pubsub_new(y2, NULL, &py2), LP2P_OK);
     CHECK_EQ(lp2p_pubsub_subscribe(po, TOPIC, &so), LP2P_OK);
     CHECK_EQ(lp2p_pubsub_subscribe(py, TOPIC, &sy), LP2P_OK);
+    CHECK_EQ(lp2p_pubsub_subscribe(py2, TOPIC, &sy2), LP2P_OK);
     const char *args[] = {NULL};
     int ok = pp_launch(&p, impl, args);
     CHECK(ok);
@@ -561,27 +568,34 @@ static void test_idontwant(int impl) {
     pp_cmd(&p, "sub %s", TOPIC);
     CHECK_EQ(lp2p_host_connect(o, p.addr, lp2p_deadline_in(10000)), LP2P_OK);
     CHECK_EQ(lp2p_host_connect(y, p.addr, lp2p_deadline_in(10000)), LP2P_OK);
-    CHECK_EQ(lp2p_host_connect(o, lp2p_host_addr(y, 0), lp2p_deadline_in(10000)), LP2P_OK);
-    CHECK(pp_wait_peers(&p, TOPIC, 2, 2, 15000));
-    WAIT_FOR(lp2p_pubsub_mesh_peers(po, TOPIC, NULL, 0) == 2, 10000);
+    CHECK_EQ(lp2p_host_connect(y2, lp2p_host_addr(o, 0), lp2p_deadline_in(10000)), LP2P_OK);
+    CHECK(pp_wait_peers(&p, TOPIC, 2, 2, 15000)); /* O and Y in P's mesh */
+    WAIT_FOR(lp2p_pubsub_mesh_peers(po, TOPIC, NULL, 0) == 2, 10000); /* P and Y2 in O's */
+    CHECK_EQ(lp2p_pubsub_mesh_peers(po, TOPIC, NULL, 0), 2);
     static char big[2048];
     int sent = 0;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 10; i++) {
         memset(big, 'a' + i, sizeof big);
-        sent += lp2p_pubsub_publish(py, TOPIC, big, sizeof big) == 2;
+        sent += lp2p_pubsub_publish(i < 5 ? py : py2, TOPIC, big, sizeof big) == 1;
     }
-    CHECK_EQ(sent, 5);
-    pump(1000);
+    CHECK_EQ(sent, 10);
     lp2p_pubsub_stats st;
     memset(&st, 0, sizeof st);
+    inbox in = {so, NULL, 0, 0};
+    for (int64_t end = lp2p_deadline_in(15000); lp2p_now() < end;) {
+        pump(50);
+        inbox_pull(&in);
+        lp2p_pubsub_get_stats(po, &st);
+        if (in.n >= 10 && st.idontwant_in >= 1 && st.idontwant_out >= 5) break;
+    }
+    pump(200); /* room for a duplicate, should one come */
+    inbox_pull(&in);
     lp2p_pubsub_get_stats(po, &st);
     fprintf(stderr, "    O: IDONTWANT out %llu, in %llu; duplicates %llu of %llu copies\n", (unsigned long long)st.idontwant_out,
             (unsigned long long)st.idontwant_in, (unsigned long long)st.duplicates, (unsigned long long)st.messages_in);
-    CHECK(st.idontwant_out >= 1); /* we told them */
-    CHECK(st.idontwant_in >= 1);  /* they told us */
-    inbox in = {so, NULL, 0, 0};
-    inbox_pull(&in);
-    CHECK_EQ(in.n, 5);
+    CHECK(st.idontwant_out >= 5); /* we told them, once per message of Y2 */
+    CHECK(st.idontwant_in >= 1);  /* they told us (go batches the IDs of several messages into one) */
+    CHECK_EQ(in.n, 10);           /* and each message reached O's application once */
     inbox_free(&in);
 out:
     pp_stop(&p);
