@@ -88,7 +88,7 @@ interop-transport: build/bin/lp2p-transport-interop
 # regenerate src/proto/*.pb.{c,h} from the .proto/.options files (nanopb 0.4.7; the generator
 # needs python3-protobuf, hence Debian's /usr/bin/python3)
 NANOPB_GEN ?= /usr/bin/python3 /usr/bin/nanopb_generator.py
-PROTOS = keys noise envelope peer_record identify
+PROTOS = keys noise envelope peer_record identify circuit dcutr
 proto:
 	cd src/proto && $(NANOPB_GEN) -T -q -I . $(PROTOS:=.proto)
 

@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-0a14cd2e4523b87f"
+#define LIBP2P_SOURCE_ID "src-e07bd6e2e9d60016"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -267,7 +267,14 @@ typedef enum lp2p_event_type {
     LP2P_EVENT_PEER_DISCONNECTED,
     LP2P_EVENT_DIAL_FAILED,
     LP2P_EVENT_PEER_IDENTIFIED,
-    LP2P_EVENT_STREAM
+    LP2P_EVENT_STREAM,
+    /* NAT traversal (relay.c, dcutr.c, autonat.c, mdns.c) */
+    LP2P_EVENT_RELAY_RESERVED,   /* peer = the relay; addr = our /p2p-circuit address through it */
+    LP2P_EVENT_RELAY_LOST,       /* peer = the relay; err = why (the host keeps retrying) */
+    LP2P_EVENT_HOLE_PUNCH,       /* peer; err 0: direct connection made (addr = its remote address),
+                                    else DCUtR gave up after its attempts (err = the last error) */
+    LP2P_EVENT_NAT_STATUS,       /* AutoNAT changed its verdict: err = the new lp2p_nat_status */
+    LP2P_EVENT_PEER_DISCOVERED   /* mDNS: peer and one of its addresses (addr, with /p2p/) */
 } lp2p_event_type;
 
 typedef struct lp2p_event {
@@ -397,6 +404,63 @@ LP2P_API bool lp2p_task_alive(lp2p_host *h, lp2p_task t);
 LP2P_API int lp2p_sleep(lp2p_host *h, int64_t deadline);
 /* Let the other ready tasks run (CPU-bound tasks should call it now and then). */
 LP2P_API int lp2p_yield(lp2p_host *h);
+
+/* ---- NAT traversal: circuit relay v2 and hole punching -------------------------------------
+ * A host behind a NAT cannot be dialed. It reserves a slot on a relay (a public host running the
+ * relay service) and advertises "<relay addr>/p2p/<relay>/p2p-circuit/p2p/<us>"; peers dial
+ * that address and reach it through the relay. Such a relayed connection is *limited*: the
+ * relay cuts it after a time and byte budget (go: 2 min, 128 KiB per direction), and only
+ * protocols marked with lp2p_host_allow_limited run over it (ping, identify and DCUtR by
+ * default). The host that received the relayed connection then starts DCUtR hole punching
+ * (automatic): both sides learn each other's public address through the relay and dial each
+ * other at the same moment from their listen ports, so both NATs open. On success new streams
+ * use the direct connection. Specs: relay/circuit-v2.md, relay/DCUtR.md,
+ * connections/hole-punching.md. */
+
+/* Reserve a slot on a relay and keep it: relay_addr is the relay's multiaddr with /p2p/<id>
+ * (or a bare peer ID the host knows). Connects, sends RESERVE on
+ * /libp2p/circuit/relay/0.2.0/hop, checks the relay's signed voucher, and on success adds our
+ * /p2p-circuit addresses to lp2p_host_addr (and identify); emits LP2P_EVENT_RELAY_RESERVED.
+ * The host refreshes the reservation before it expires and, if the relay connection drops,
+ * reconnects and reserves again (LP2P_EVENT_RELAY_LOST, then RESERVED again) until
+ * lp2p_relay_release. deadline: absolute ms for the first reservation.
+ * Errors: those of lp2p_host_connect; ERR_PROTO_NA (not a relay), ERR_LIMIT (the relay refused:
+ * RESERVATION_REFUSED / RESOURCE_LIMIT_EXCEEDED / PERMISSION_DENIED), ERR_PROTOCOL (malformed
+ * answer or a voucher not signed by the relay for us), ERR_INVALID (relay reached only through
+ * a relayed connection), ERR_NOMEM. Spec: relay/circuit-v2.md "Reservation". */
+LP2P_API int lp2p_relay_reserve(lp2p_host *h, const char *relay_addr, int64_t deadline);
+/* Stop refreshing the reservation on relay and drop its /p2p-circuit addresses (the relay
+ * connection stays). ERR_NOTFOUND if we hold none there. */
+LP2P_API int lp2p_relay_release(lp2p_host *h, const lp2p_peer_id *relay);
+
+/* Relay service settings; zero fields mean the defaults in brackets (go-libp2p's). */
+typedef struct lp2p_relay_config {
+    int max_reservations;     /* [128] reservations held at once, all peers */
+    int max_circuits;         /* [16] relayed connections at once, all peers */
+    int max_circuits_per_peer; /* [4] relayed connections at once with one peer as either end */
+    int reservation_ttl_s;    /* [3600] seconds a reservation lasts unless refreshed */
+    int limit_duration_s;     /* [120] seconds a relayed connection lasts; < 0: no limit */
+    int64_t limit_data;       /* [131072] bytes per direction a relayed connection carries; < 0: no limit */
+} lp2p_relay_config;
+/* Serve /libp2p/circuit/relay/0.2.0/hop: accept reservations (at most one per peer, a refresh
+ * replaces it; vouchers signed with our key, domain "libp2p-relay-rsvp", payload type 03 02;
+ * the reservation lasts while the peer stays connected) and relay CONNECTs to peers holding one,
+ * enforcing the duration and data limits (both streams are reset when either is reached).
+ * Never over relayed connections. cfg may be NULL. Calling it again applies new settings.
+ * Errors: ERR_NOMEM. Spec: relay/circuit-v2.md "Relay". */
+LP2P_API int lp2p_relay_service_start(lp2p_host *h, const lp2p_relay_config *cfg);
+/* Stop serving hop (reservations are dropped; circuits already relayed run to their limits). */
+LP2P_API void lp2p_relay_service_stop(lp2p_host *h);
+
+/* Let protocol run over limited (relayed) connections (allow = true) or not. Applies to inbound
+ * streams (others are refused) and to lp2p_stream_open: opening a protocol that is not allowed
+ * while the only connection to the peer is limited waits, until deadline, for a direct
+ * connection (DCUtR) as go-libp2p does, then fails with ERR_LIMIT. Defaults: ping, identify,
+ * identify push, DCUtR. Errors: ERR_INVALID, ERR_NOMEM. */
+LP2P_API int lp2p_host_allow_limited(lp2p_host *h, const char *protocol, bool allow);
+/* 1 if the host's best connection to peer is direct (not relayed), 0 if it only has a limited
+ * (relayed) one, ERR_NOTFOUND if it has none. */
+LP2P_API int lp2p_host_is_direct(lp2p_host *h, const lp2p_peer_id *peer);
 
 /* ---- peer IDs and identity ---------------------------------------------------------------- */
 /* lp2p_peer_id_parse - parse the text form of a peer ID.
@@ -1521,6 +1585,309 @@ extern const pb_msgdesc_t lp2p_pb_Identify_msg;
 
 #endif
 /*==================== end src/proto/identify.pb.h ====================*/
+/*==================== begin src/proto/circuit.pb.h ====================*/
+/* Automatically generated nanopb header */
+/* Generated by nanopb-0.4.7 */
+
+#ifndef PB_LP2P_PB_CIRCUIT_PB_H_INCLUDED
+#define PB_LP2P_PB_CIRCUIT_PB_H_INCLUDED
+#include <pb.h>
+
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+/* Enum definitions */
+typedef enum _lp2p_pb_Status {
+    lp2p_pb_Status_UNUSED = 0,
+    lp2p_pb_Status_OK = 100,
+    lp2p_pb_Status_RESERVATION_REFUSED = 200,
+    lp2p_pb_Status_RESOURCE_LIMIT_EXCEEDED = 201,
+    lp2p_pb_Status_PERMISSION_DENIED = 202,
+    lp2p_pb_Status_CONNECTION_FAILED = 203,
+    lp2p_pb_Status_NO_RESERVATION = 204,
+    lp2p_pb_Status_MALFORMED_MESSAGE = 400,
+    lp2p_pb_Status_UNEXPECTED_MESSAGE = 401
+} lp2p_pb_Status;
+
+typedef enum _lp2p_pb_HopMessage_Type {
+    lp2p_pb_HopMessage_Type_RESERVE = 0,
+    lp2p_pb_HopMessage_Type_CONNECT = 1,
+    lp2p_pb_HopMessage_Type_STATUS = 2
+} lp2p_pb_HopMessage_Type;
+
+typedef enum _lp2p_pb_StopMessage_Type {
+    lp2p_pb_StopMessage_Type_CONNECT = 0,
+    lp2p_pb_StopMessage_Type_STATUS = 1
+} lp2p_pb_StopMessage_Type;
+
+/* Struct definitions */
+typedef PB_BYTES_ARRAY_T(64) lp2p_pb_Peer_id_t;
+typedef struct _lp2p_pb_Peer {
+    bool has_id;
+    lp2p_pb_Peer_id_t id;
+    pb_callback_t addrs;
+} lp2p_pb_Peer;
+
+typedef PB_BYTES_ARRAY_T(2048) lp2p_pb_Reservation_voucher_t;
+typedef struct _lp2p_pb_Reservation {
+    bool has_expire;
+    uint64_t expire; /* Unix seconds (UTC) */
+    pb_callback_t addrs; /* the relay's addresses for the reserving peer */
+    bool has_voucher;
+    lp2p_pb_Reservation_voucher_t voucher; /* signed envelope of a ReservationVoucher */
+} lp2p_pb_Reservation;
+
+typedef struct _lp2p_pb_Limit {
+    bool has_duration;
+    uint32_t duration; /* seconds by the spec (js relays send milliseconds) */
+    bool has_data;
+    uint64_t data; /* bytes per direction */
+} lp2p_pb_Limit;
+
+typedef struct _lp2p_pb_HopMessage {
+    bool has_type;
+    lp2p_pb_HopMessage_Type type;
+    bool has_peer;
+    lp2p_pb_Peer peer;
+    bool has_reservation;
+    lp2p_pb_Reservation reservation;
+    bool has_limit;
+    lp2p_pb_Limit limit;
+    bool has_status;
+    lp2p_pb_Status status;
+} lp2p_pb_HopMessage;
+
+typedef struct _lp2p_pb_StopMessage {
+    bool has_type;
+    lp2p_pb_StopMessage_Type type;
+    bool has_peer;
+    lp2p_pb_Peer peer;
+    bool has_limit;
+    lp2p_pb_Limit limit;
+    bool has_status;
+    lp2p_pb_Status status;
+} lp2p_pb_StopMessage;
+
+typedef PB_BYTES_ARRAY_T(64) lp2p_pb_ReservationVoucher_relay_t;
+typedef PB_BYTES_ARRAY_T(64) lp2p_pb_ReservationVoucher_peer_t;
+typedef struct _lp2p_pb_ReservationVoucher {
+    bool has_relay;
+    lp2p_pb_ReservationVoucher_relay_t relay;
+    bool has_peer;
+    lp2p_pb_ReservationVoucher_peer_t peer;
+    bool has_expiration;
+    uint64_t expiration;
+} lp2p_pb_ReservationVoucher;
+
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Helper constants for enums */
+#define _lp2p_pb_Status_MIN lp2p_pb_Status_UNUSED
+#define _lp2p_pb_Status_MAX lp2p_pb_Status_UNEXPECTED_MESSAGE
+#define _lp2p_pb_Status_ARRAYSIZE ((lp2p_pb_Status)(lp2p_pb_Status_UNEXPECTED_MESSAGE+1))
+
+#define _lp2p_pb_HopMessage_Type_MIN lp2p_pb_HopMessage_Type_RESERVE
+#define _lp2p_pb_HopMessage_Type_MAX lp2p_pb_HopMessage_Type_STATUS
+#define _lp2p_pb_HopMessage_Type_ARRAYSIZE ((lp2p_pb_HopMessage_Type)(lp2p_pb_HopMessage_Type_STATUS+1))
+
+#define _lp2p_pb_StopMessage_Type_MIN lp2p_pb_StopMessage_Type_CONNECT
+#define _lp2p_pb_StopMessage_Type_MAX lp2p_pb_StopMessage_Type_STATUS
+#define _lp2p_pb_StopMessage_Type_ARRAYSIZE ((lp2p_pb_StopMessage_Type)(lp2p_pb_StopMessage_Type_STATUS+1))
+
+#define lp2p_pb_HopMessage_type_ENUMTYPE lp2p_pb_HopMessage_Type
+#define lp2p_pb_HopMessage_status_ENUMTYPE lp2p_pb_Status
+
+#define lp2p_pb_StopMessage_type_ENUMTYPE lp2p_pb_StopMessage_Type
+#define lp2p_pb_StopMessage_status_ENUMTYPE lp2p_pb_Status
+
+
+
+
+
+
+/* Initializer values for message structs */
+#define lp2p_pb_HopMessage_init_default          {false, _lp2p_pb_HopMessage_Type_MIN, false, lp2p_pb_Peer_init_default, false, lp2p_pb_Reservation_init_default, false, lp2p_pb_Limit_init_default, false, _lp2p_pb_Status_MIN}
+#define lp2p_pb_StopMessage_init_default         {false, _lp2p_pb_StopMessage_Type_MIN, false, lp2p_pb_Peer_init_default, false, lp2p_pb_Limit_init_default, false, _lp2p_pb_Status_MIN}
+#define lp2p_pb_Peer_init_default                {false, {0, {0}}, {{NULL}, NULL}}
+#define lp2p_pb_Reservation_init_default         {false, 0, {{NULL}, NULL}, false, {0, {0}}}
+#define lp2p_pb_Limit_init_default               {false, 0, false, 0}
+#define lp2p_pb_ReservationVoucher_init_default  {false, {0, {0}}, false, {0, {0}}, false, 0}
+#define lp2p_pb_HopMessage_init_zero             {false, _lp2p_pb_HopMessage_Type_MIN, false, lp2p_pb_Peer_init_zero, false, lp2p_pb_Reservation_init_zero, false, lp2p_pb_Limit_init_zero, false, _lp2p_pb_Status_MIN}
+#define lp2p_pb_StopMessage_init_zero            {false, _lp2p_pb_StopMessage_Type_MIN, false, lp2p_pb_Peer_init_zero, false, lp2p_pb_Limit_init_zero, false, _lp2p_pb_Status_MIN}
+#define lp2p_pb_Peer_init_zero                   {false, {0, {0}}, {{NULL}, NULL}}
+#define lp2p_pb_Reservation_init_zero            {false, 0, {{NULL}, NULL}, false, {0, {0}}}
+#define lp2p_pb_Limit_init_zero                  {false, 0, false, 0}
+#define lp2p_pb_ReservationVoucher_init_zero     {false, {0, {0}}, false, {0, {0}}, false, 0}
+
+/* Field tags (for use in manual encoding/decoding) */
+#define lp2p_pb_Peer_id_tag                      1
+#define lp2p_pb_Peer_addrs_tag                   2
+#define lp2p_pb_Reservation_expire_tag           1
+#define lp2p_pb_Reservation_addrs_tag            2
+#define lp2p_pb_Reservation_voucher_tag          3
+#define lp2p_pb_Limit_duration_tag               1
+#define lp2p_pb_Limit_data_tag                   2
+#define lp2p_pb_HopMessage_type_tag              1
+#define lp2p_pb_HopMessage_peer_tag              2
+#define lp2p_pb_HopMessage_reservation_tag       3
+#define lp2p_pb_HopMessage_limit_tag             4
+#define lp2p_pb_HopMessage_status_tag            5
+#define lp2p_pb_StopMessage_type_tag             1
+#define lp2p_pb_StopMessage_peer_tag             2
+#define lp2p_pb_StopMessage_limit_tag            3
+#define lp2p_pb_StopMessage_status_tag           4
+#define lp2p_pb_ReservationVoucher_relay_tag     1
+#define lp2p_pb_ReservationVoucher_peer_tag      2
+#define lp2p_pb_ReservationVoucher_expiration_tag 3
+
+/* Struct field encoding specification for nanopb */
+#define lp2p_pb_HopMessage_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, UENUM,    type,              1) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  peer,              2) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  reservation,       3) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  limit,             4) \
+X(a, STATIC,   OPTIONAL, UENUM,    status,            5)
+#define lp2p_pb_HopMessage_CALLBACK NULL
+#define lp2p_pb_HopMessage_DEFAULT NULL
+#define lp2p_pb_HopMessage_peer_MSGTYPE lp2p_pb_Peer
+#define lp2p_pb_HopMessage_reservation_MSGTYPE lp2p_pb_Reservation
+#define lp2p_pb_HopMessage_limit_MSGTYPE lp2p_pb_Limit
+
+#define lp2p_pb_StopMessage_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, UENUM,    type,              1) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  peer,              2) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  limit,             3) \
+X(a, STATIC,   OPTIONAL, UENUM,    status,            4)
+#define lp2p_pb_StopMessage_CALLBACK NULL
+#define lp2p_pb_StopMessage_DEFAULT NULL
+#define lp2p_pb_StopMessage_peer_MSGTYPE lp2p_pb_Peer
+#define lp2p_pb_StopMessage_limit_MSGTYPE lp2p_pb_Limit
+
+#define lp2p_pb_Peer_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, BYTES,    id,                1) \
+X(a, CALLBACK, REPEATED, BYTES,    addrs,             2)
+#define lp2p_pb_Peer_CALLBACK pb_default_field_callback
+#define lp2p_pb_Peer_DEFAULT NULL
+
+#define lp2p_pb_Reservation_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, UINT64,   expire,            1) \
+X(a, CALLBACK, REPEATED, BYTES,    addrs,             2) \
+X(a, STATIC,   OPTIONAL, BYTES,    voucher,           3)
+#define lp2p_pb_Reservation_CALLBACK pb_default_field_callback
+#define lp2p_pb_Reservation_DEFAULT NULL
+
+#define lp2p_pb_Limit_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, UINT32,   duration,          1) \
+X(a, STATIC,   OPTIONAL, UINT64,   data,              2)
+#define lp2p_pb_Limit_CALLBACK NULL
+#define lp2p_pb_Limit_DEFAULT NULL
+
+#define lp2p_pb_ReservationVoucher_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, BYTES,    relay,             1) \
+X(a, STATIC,   OPTIONAL, BYTES,    peer,              2) \
+X(a, STATIC,   OPTIONAL, UINT64,   expiration,        3)
+#define lp2p_pb_ReservationVoucher_CALLBACK NULL
+#define lp2p_pb_ReservationVoucher_DEFAULT NULL
+
+extern const pb_msgdesc_t lp2p_pb_HopMessage_msg;
+extern const pb_msgdesc_t lp2p_pb_StopMessage_msg;
+extern const pb_msgdesc_t lp2p_pb_Peer_msg;
+extern const pb_msgdesc_t lp2p_pb_Reservation_msg;
+extern const pb_msgdesc_t lp2p_pb_Limit_msg;
+extern const pb_msgdesc_t lp2p_pb_ReservationVoucher_msg;
+
+/* Defines for backwards compatibility with code written before nanopb-0.4.0 */
+#define lp2p_pb_HopMessage_fields &lp2p_pb_HopMessage_msg
+#define lp2p_pb_StopMessage_fields &lp2p_pb_StopMessage_msg
+#define lp2p_pb_Peer_fields &lp2p_pb_Peer_msg
+#define lp2p_pb_Reservation_fields &lp2p_pb_Reservation_msg
+#define lp2p_pb_Limit_fields &lp2p_pb_Limit_msg
+#define lp2p_pb_ReservationVoucher_fields &lp2p_pb_ReservationVoucher_msg
+
+/* Maximum encoded size of messages (where known) */
+/* lp2p_pb_HopMessage_size depends on runtime parameters */
+/* lp2p_pb_StopMessage_size depends on runtime parameters */
+/* lp2p_pb_Peer_size depends on runtime parameters */
+/* lp2p_pb_Reservation_size depends on runtime parameters */
+#define lp2p_pb_Limit_size                       17
+#define lp2p_pb_ReservationVoucher_size          143
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif
+/*==================== end src/proto/circuit.pb.h ====================*/
+/*==================== begin src/proto/dcutr.pb.h ====================*/
+/* Automatically generated nanopb header */
+/* Generated by nanopb-0.4.7 */
+
+#ifndef PB_LP2P_PB_DCUTR_PB_H_INCLUDED
+#define PB_LP2P_PB_DCUTR_PB_H_INCLUDED
+#include <pb.h>
+
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+/* Enum definitions */
+typedef enum _lp2p_pb_HolePunch_Type {
+    lp2p_pb_HolePunch_Type_CONNECT = 100,
+    lp2p_pb_HolePunch_Type_SYNC = 300
+} lp2p_pb_HolePunch_Type;
+
+/* Struct definitions */
+typedef struct _lp2p_pb_HolePunch {
+    lp2p_pb_HolePunch_Type type;
+    pb_callback_t ObsAddrs;
+} lp2p_pb_HolePunch;
+
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Helper constants for enums */
+#define _lp2p_pb_HolePunch_Type_MIN lp2p_pb_HolePunch_Type_CONNECT
+#define _lp2p_pb_HolePunch_Type_MAX lp2p_pb_HolePunch_Type_SYNC
+#define _lp2p_pb_HolePunch_Type_ARRAYSIZE ((lp2p_pb_HolePunch_Type)(lp2p_pb_HolePunch_Type_SYNC+1))
+
+#define lp2p_pb_HolePunch_type_ENUMTYPE lp2p_pb_HolePunch_Type
+
+
+/* Initializer values for message structs */
+#define lp2p_pb_HolePunch_init_default           {_lp2p_pb_HolePunch_Type_MIN, {{NULL}, NULL}}
+#define lp2p_pb_HolePunch_init_zero              {_lp2p_pb_HolePunch_Type_MIN, {{NULL}, NULL}}
+
+/* Field tags (for use in manual encoding/decoding) */
+#define lp2p_pb_HolePunch_type_tag               1
+#define lp2p_pb_HolePunch_ObsAddrs_tag           2
+
+/* Struct field encoding specification for nanopb */
+#define lp2p_pb_HolePunch_FIELDLIST(X, a) \
+X(a, STATIC,   REQUIRED, UENUM,    type,              1) \
+X(a, CALLBACK, REPEATED, BYTES,    ObsAddrs,          2)
+#define lp2p_pb_HolePunch_CALLBACK pb_default_field_callback
+#define lp2p_pb_HolePunch_DEFAULT (const pb_byte_t*)"\x08\x64\x00"
+
+extern const pb_msgdesc_t lp2p_pb_HolePunch_msg;
+
+/* Defines for backwards compatibility with code written before nanopb-0.4.0 */
+#define lp2p_pb_HolePunch_fields &lp2p_pb_HolePunch_msg
+
+/* Maximum encoded size of messages (where known) */
+/* lp2p_pb_HolePunch_size depends on runtime parameters */
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif
+/*==================== end src/proto/dcutr.pb.h ====================*/
 /*==================== begin src/host.h ====================*/
 /* host.h - L5/L6 internal declarations: the swarm (connections, dialing, listeners, peerstore)
  * and the host (protocol router, streams, events) that protocols (L7) build on.
@@ -1571,6 +1938,7 @@ typedef struct lp2p__conn {
     lp2p__waitq identify_wait;
     int refs;             /* host list + tasks using it; freed at 0 */
     int64_t opened_at;
+    bool limited;         /* relayed (circuit v2): only protocols allowed on limited connections */
     struct lp2p__conn *next;
 } lp2p__conn;
 
@@ -1625,6 +1993,17 @@ typedef struct lp2p__event_slot {
 } lp2p__event_slot;
 
 typedef struct lp2p__identify lp2p__identify; /* identify.c */
+typedef struct lp2p__relay lp2p__relay;       /* relay.c */
+typedef struct lp2p__dcutr lp2p__dcutr;       /* dcutr.c */
+
+#define LP2P__MAX_EXTRA_ADDRS 8 /* advertised addresses beyond the listeners (relay circuits) */
+
+/* A transport the swarm does not implement itself (relay.c: /p2p-circuit addresses). */
+typedef struct lp2p__transport {
+    bool (*can_dial)(const lp2p__ma *addr);
+    /* Dial peer through addr; on success *out is a new connection with a reference. */
+    int (*dial)(lp2p_host *h, const lp2p__ma *addr, const lp2p_peer_id *peer, lp2p__conn **out, int64_t deadline);
+} lp2p__transport;
 
 struct lp2p_host {
     lp2p__ctx ctx;
@@ -1650,6 +2029,15 @@ struct lp2p_host {
     lp2p__identify *identify;
     lp2p__buf info_text; /* lp2p_host_peer_info's strings */
     bool freeing;
+    /* NAT traversal hooks */
+    const lp2p__transport *circuit; /* relay.c's transport, or NULL */
+    lp2p__ma extra_addrs[LP2P__MAX_EXTRA_ADDRS]; /* advertised too (with /p2p/<relay>/p2p-circuit) */
+    int n_extra_addrs;
+    char **limited_ok; /* protocols allowed on limited connections */
+    int n_limited_ok;
+    lp2p__waitq conn_wait; /* woken whenever a connection is set up */
+    lp2p__relay *relay;
+    lp2p__dcutr *dcutr;
 };
 
 /* ---- swarm (swarm.c) ---- */
@@ -1665,6 +2053,18 @@ LP2P__PRIV void lp2p__conn_close(lp2p__conn *c);
 /* Free closed connections nothing references any more (never from a session's own task). */
 LP2P__PRIV void lp2p__swarm_reap(lp2p_host *h);
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n);
+/* Upgrade a raw pipe (TCP, relayed stream) into a connection: initiator = the Noise initiator,
+ * multistream dialer and yamux client (for TCP the dialer; DCUtR assigns it on simultaneous
+ * open). expected: the peer we want (NULL = any). limited: a relayed connection. raw is always
+ * consumed. The new connection is in the host's table (no reference for the caller unless
+ * out_ref: then *out_ref gets one). */
+LP2P__PRIV int lp2p__swarm_upgrade(lp2p_host *h, lp2p__pipe *raw, bool initiator, const lp2p_peer_id *expected,
+                                   const lp2p__ma *local, const lp2p__ma *remote, bool limited, lp2p__conn **out_ref,
+                                   int64_t deadline);
+/* Port of our first TCP listener of the address family of addr (for dials that reuse it), 0 if none. */
+LP2P__PRIV int lp2p__swarm_listen_port(lp2p_host *h, const lp2p__ma *addr);
+/* Does the address contain /p2p-circuit? */
+LP2P__PRIV bool lp2p__ma_is_circuit(const lp2p__ma *ma);
 
 /* ---- peerstore (swarm.c) ---- */
 LP2P__PRIV lp2p__peer *lp2p__peerstore_get(lp2p_host *h, const lp2p_peer_id *id, bool create);
@@ -1681,8 +2081,12 @@ LP2P__PRIV void lp2p__host_on_stream(lp2p__conn *c, lp2p__pipe *stream);
 LP2P__PRIV int lp2p__host_open_on(lp2p__conn *c, const char *protocol, int64_t deadline, lp2p_stream **out);
 /* The protocols we handle (for identify and "ls"); returns count, fills up to max. */
 LP2P__PRIV int lp2p__host_protocols(lp2p_host *h, const char **out, int max);
-/* Refresh h->addr_text after listeners change. */
+/* Refresh h->addr_text after listeners or extra addresses change (and push identify). */
 LP2P__PRIV void lp2p__host_addrs_changed(lp2p_host *h);
+/* The addresses we advertise (listeners, then extra_addrs), without /p2p/<us>. Returns the count. */
+LP2P__PRIV int lp2p__host_advertised_addrs(lp2p_host *h, lp2p__ma *out, int max);
+/* May protocol run on a limited (relayed) connection? */
+LP2P__PRIV bool lp2p__host_limited_ok(lp2p_host *h, const char *protocol);
 
 /* ---- built-in protocols ---- */
 LP2P__PRIV int lp2p__identify_init(lp2p_host *h);
@@ -1690,6 +2094,10 @@ LP2P__PRIV void lp2p__identify_free(lp2p_host *h);
 /* Push our identify to every connection (addresses or protocols changed). */
 LP2P__PRIV void lp2p__identify_push_all(lp2p_host *h);
 LP2P__PRIV int lp2p__ping_init(lp2p_host *h);
+LP2P__PRIV int lp2p__relay_init(lp2p_host *h);  /* stop handler, circuit transport */
+LP2P__PRIV void lp2p__relay_free(lp2p_host *h); /* after the scheduler is gone */
+LP2P__PRIV int lp2p__dcutr_init(lp2p_host *h);
+LP2P__PRIV void lp2p__dcutr_free(lp2p_host *h);
 
 #endif
 /*==================== end src/host.h ====================*/
@@ -5471,6 +5879,53 @@ PB_BIND(lp2p_pb_Identify, lp2p_pb_Identify, AUTO)
 
 
 /*==================== end src/proto/identify.pb.c ====================*/
+/*==================== begin src/proto/circuit.pb.c ====================*/
+/* Automatically generated nanopb constant definitions */
+/* Generated by nanopb-0.4.7 */
+
+// (amalgamated) #include "circuit.pb.h"
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+PB_BIND(lp2p_pb_HopMessage, lp2p_pb_HopMessage, 2)
+
+
+PB_BIND(lp2p_pb_StopMessage, lp2p_pb_StopMessage, AUTO)
+
+
+PB_BIND(lp2p_pb_Peer, lp2p_pb_Peer, AUTO)
+
+
+PB_BIND(lp2p_pb_Reservation, lp2p_pb_Reservation, 2)
+
+
+PB_BIND(lp2p_pb_Limit, lp2p_pb_Limit, AUTO)
+
+
+PB_BIND(lp2p_pb_ReservationVoucher, lp2p_pb_ReservationVoucher, AUTO)
+
+
+
+
+
+
+/*==================== end src/proto/circuit.pb.c ====================*/
+/*==================== begin src/proto/dcutr.pb.c ====================*/
+/* Automatically generated nanopb constant definitions */
+/* Generated by nanopb-0.4.7 */
+
+// (amalgamated) #include "dcutr.pb.h"
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+PB_BIND(lp2p_pb_HolePunch, lp2p_pb_HolePunch, AUTO)
+
+
+
+
+/*==================== end src/proto/dcutr.pb.c ====================*/
 /*==================== begin src/noise.c ====================*/
 /* noise.c - L4: the libp2p Noise secure channel, Noise_XX_25519_ChaChaPoly_SHA256.
  *
@@ -7273,10 +7728,42 @@ LP2P__PRIV void lp2p__swarm_reap(lp2p_host *h) {
 }
 
 
+/* The best live connection: a direct one before a limited (relayed) one. */
 LP2P__PRIV lp2p__conn *lp2p__swarm_find_conn(lp2p_host *h, const lp2p_peer_id *peer) {
+    lp2p__conn *limited = NULL;
     for (lp2p__conn *c = h->conns; c; c = c->next)
-        if (!c->closed && lp2p_peer_id_eq(&c->peer, peer)) return c;
-    return NULL;
+        if (!c->closed && lp2p_peer_id_eq(&c->peer, peer)) {
+            if (!c->limited) return c;
+            if (!limited) limited = c;
+        }
+    return limited;
+}
+
+LP2P__PRIV bool lp2p__ma_is_circuit(const lp2p__ma *ma) {
+    size_t off = 0, vn;
+    uint32_t code;
+    const uint8_t *v;
+    while (lp2p__ma_next(ma, &off, &code, &v, &vn))
+        if (code == LP2P__MA_P2P_CIRCUIT) return true;
+    return false;
+}
+
+static bool lp2p__ma_is_127(const lp2p__ma *ma) {
+    static const uint8_t one16[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return (ma->len >= 5 && ma->b[0] == LP2P__MA_IP4 && ma->b[1] == 127) ||
+           (ma->len >= 17 && ma->b[0] == LP2P__MA_IP6 && memcmp(ma->b + 1, one16, 16) == 0);
+}
+
+LP2P__PRIV int lp2p__swarm_listen_port(lp2p_host *h, const lp2p__ma *addr) {
+    for (lp2p__listener *l = h->listeners; l; l = l->next) {
+        size_t off = 0, vn;
+        uint32_t code = 0, code2 = 0;
+        const uint8_t *v, *pv;
+        if (!l->tcp || !addr->len || l->addr.b[0] != addr->b[0]) continue; /* same family (ip4/ip6 code) */
+        lp2p__ma_next(&l->addr, &off, &code, &v, &vn);
+        if (lp2p__ma_next(&l->addr, &off, &code2, &pv, &vn) && code2 == LP2P__MA_TCP) return lp2p__be16(pv);
+    }
+    return 0;
 }
 
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n) {
@@ -7327,13 +7814,13 @@ static void lp2p__conn_on_stream(void *user, lp2p__yamux *y, lp2p__pipe *stream)
 
 /* Wrap an upgraded secure pipe into a connection and announce it. Takes ownership of secure. */
 static int lp2p__conn_setup(lp2p_host *h, lp2p__pipe *secure, const lp2p__noise_result *nr, bool outbound,
-                            const lp2p__ma *local, const lp2p__ma *remote, lp2p__conn **out) {
+                            const lp2p__ma *local, const lp2p__ma *remote, bool limited, lp2p__conn **out) {
     lp2p__conn *c = (lp2p__conn *)lp2p__zalloc(&h->ctx, sizeof *c);
     if (!c) {
         secure->vt->reset(secure);
         return LP2P_ERR_NOMEM;
     }
-    c->h = h, c->peer = nr->remote_id, c->outbound = outbound, c->opened_at = lp2p_now();
+    c->h = h, c->peer = nr->remote_id, c->outbound = outbound, c->opened_at = lp2p_now(), c->limited = limited;
     if (local) c->local = *local;
     if (remote) c->remote = *remote;
     c->refs = 1; /* the host list's; callers that keep c take their own */
@@ -7360,12 +7847,13 @@ static int lp2p__conn_setup(lp2p_host *h, lp2p__pipe *secure, const lp2p__noise_
         p->pubkey = (uint8_t *)lp2p__alloc(&h->ctx, nr->remote_pubkey_len);
         if (p->pubkey) memcpy(p->pubkey, nr->remote_pubkey, nr->remote_pubkey_len), p->pubkey_len = nr->remote_pubkey_len;
     }
-    if (outbound && remote) lp2p__peerstore_add_addr(h, &c->peer, remote, 60 * 60 * 1000);
+    if (outbound && remote && !limited) lp2p__peerstore_add_addr(h, &c->peer, remote, 60 * 60 * 1000);
     char addr[LP2P__MA_STRLEN];
     if (remote) lp2p__ma_str(remote, addr, sizeof addr);
     lp2p__host_emit(h, LP2P_EVENT_PEER_CONNECTED, &c->peer, remote ? addr : NULL, NULL, NULL, 0);
     for (lp2p__notifee *n = h->notifees; n; n = n->next)
         if (n->connected) n->connected(n->user, c);
+    lp2p__waitq_wake_all(h->sched, &h->conn_wait);
     *out = c;
     return LP2P_OK;
 }
@@ -7392,7 +7880,8 @@ static int lp2p__list_yamux(void *user, const char **protos, int max) {
 
 /* Secure + multiplex raw. raw is always consumed (owned by the connection or freed). */
 static int lp2p__upgrade(lp2p_host *h, lp2p__pipe *raw, bool outbound, const lp2p_peer_id *expected,
-                         const lp2p__ma *local, const lp2p__ma *remote, lp2p__conn **out, int64_t deadline) {
+                         const lp2p__ma *local, const lp2p__ma *remote, bool limited, lp2p__conn **out,
+                         int64_t deadline) {
     char proto[LP2P__MSS_MAX + 1];
     lp2p__pipe *p = raw, *secure = NULL;
     lp2p__noise_result *nr = (lp2p__noise_result *)lp2p__alloc(&h->ctx, sizeof *nr);
@@ -7415,12 +7904,21 @@ static int lp2p__upgrade(lp2p_host *h, lp2p__pipe *raw, bool outbound, const lp2
         rc = LP2P_ERR_HANDSHAKE;
         goto fail;
     }
-    rc = lp2p__conn_setup(h, secure, nr, outbound, local, remote, out);
+    rc = lp2p__conn_setup(h, secure, nr, outbound, local, remote, limited, out);
     lp2p__free(&h->ctx, nr, sizeof *nr);
     return rc;
 fail:
     p->vt->reset(p);
     lp2p__free(&h->ctx, nr, sizeof *nr);
+    return rc;
+}
+
+LP2P__PRIV int lp2p__swarm_upgrade(lp2p_host *h, lp2p__pipe *raw, bool initiator, const lp2p_peer_id *expected,
+                                   const lp2p__ma *local, const lp2p__ma *remote, bool limited, lp2p__conn **out_ref,
+                                   int64_t deadline) {
+    lp2p__conn *c = NULL;
+    int rc = lp2p__upgrade(h, raw, initiator, expected, local, remote, limited, &c, deadline);
+    if (rc == LP2P_OK && out_ref) c->refs++, *out_ref = c;
     return rc;
 }
 
@@ -7436,7 +7934,7 @@ static void lp2p__inbound_task(void *arg) {
     lp2p_host *h = in->h;
     lp2p__conn *c = NULL;
     char addr[LP2P__MA_STRLEN];
-    int rc = lp2p__upgrade(h, in->raw, false, NULL, &in->local, &in->remote, &c,
+    int rc = lp2p__upgrade(h, in->raw, false, NULL, &in->local, &in->remote, false, &c,
                            lp2p_deadline_in(h->cfg.handshake_timeout_ms));
     if (rc) {
         lp2p__ma_str(&in->remote, addr, sizeof addr);
@@ -7537,12 +8035,15 @@ static int lp2p__dial_targets(lp2p_host *h, const char *peer_or_addr, lp2p_peer_
     }
     lp2p__peer *p = lp2p__peerstore_get(h, peer, false);
     int64_t now = lp2p_now();
-    for (int i = 0; p && i < p->n_addrs && n < max; i++) {
-        if (p->addrs[i].expires >= 0 && p->addrs[i].expires < now) continue;
-        if (!lp2p__ma_is_tcp(&p->addrs[i].ma)) continue;
-        if (n > 0 && lp2p__ma_eq(&p->addrs[i].ma, &addrs[0])) continue;
-        addrs[n++] = p->addrs[i].ma;
-    }
+    /* direct TCP addresses first, then relay circuits (when relay.c registered its transport) */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; p && i < p->n_addrs && n < max; i++) {
+            const lp2p__ma *a = &p->addrs[i].ma;
+            if (p->addrs[i].expires >= 0 && p->addrs[i].expires < now) continue;
+            if (pass == 0 ? !lp2p__ma_is_tcp(a) : !(h->circuit && h->circuit->can_dial(a))) continue;
+            if (n > 0 && lp2p__ma_eq(a, &addrs[0])) continue;
+            addrs[n++] = *a;
+        }
     *n_out = n;
     return LP2P_OK;
 }
@@ -7554,9 +8055,26 @@ static int lp2p__dial_addrs(lp2p_host *h, const lp2p_peer_id *peer, const lp2p__
     for (int i = 0; i < n; i++) {
         lp2p__pipe *raw = NULL;
         lp2p__ma local, remote;
-        if (!lp2p__ma_is_tcp(&addrs[i])) continue;
-        rc = lp2p__tcp_dial(h->sched, &addrs[i], 0, &raw, &local, &remote, deadline);
-        if (rc == LP2P_OK) rc = lp2p__upgrade(h, raw, true, peer, &local, &addrs[i], out, deadline);
+        if (h->circuit && h->circuit->can_dial(&addrs[i])) {
+            rc = h->circuit->dial(h, &addrs[i], peer, out, deadline);
+            if (rc == LP2P_OK) {
+                (*out)->refs--; /* the caller takes its own reference */
+                return LP2P_OK;
+            }
+        } else {
+            if (!lp2p__ma_is_tcp(&addrs[i])) continue;
+            /* dial from our listen port (as go's reuseport transport) so peers observe the port
+             * a NAT maps for it (hole punching); loopback listeners keep ephemeral ports, and a
+             * failed reuse dial (port busy, 4-tuple in TIME_WAIT) is retried without */
+            int port = lp2p__swarm_listen_port(h, &addrs[i]);
+            bool reuse = port > 0 && !lp2p__ma_is_127(&addrs[i]);
+            for (lp2p__listener *l = h->listeners; reuse && l; l = l->next)
+                if (l->addr.b[0] == addrs[i].b[0] && lp2p__ma_is_127(&l->addr)) reuse = false;
+            rc = lp2p__tcp_dial(h->sched, &addrs[i], reuse ? port : 0, &raw, &local, &remote, deadline);
+            if (reuse && rc != LP2P_OK && rc != LP2P_ERR_TIMEOUT && rc != LP2P_ERR_CANCELED)
+                rc = lp2p__tcp_dial(h->sched, &addrs[i], 0, &raw, &local, &remote, deadline);
+            if (rc == LP2P_OK) rc = lp2p__upgrade(h, raw, true, peer, &local, &addrs[i], false, out, deadline);
+        }
         if (rc == LP2P_OK) return LP2P_OK;
         lp2p__ma_str(&addrs[i], text, sizeof text);
         LP2P__INFO(&h->ctx, "dial %s failed: %s", text, lp2p_strerror(rc));
@@ -7709,18 +8227,23 @@ LP2P__PRIV void lp2p__host_addrs_changed(lp2p_host *h) {
     for (int i = 0; i < h->n_addr_text; i++) lp2p__strfree(&h->ctx, h->addr_text[i]);
     lp2p__free(&h->ctx, h->addr_text, sizeof(char *) * (size_t)h->n_addr_text);
     h->addr_text = NULL, h->n_addr_text = 0;
-    int n = 0;
-    for (lp2p__listener *l = h->listeners; l; l = l->next) n++;
-    if (!n) return;
-    h->addr_text = (char **)lp2p__zalloc(&h->ctx, sizeof(char *) * (size_t)n);
-    if (!h->addr_text) return;
-    for (lp2p__listener *l = h->listeners; l; l = l->next) {
-        lp2p__ma full = l->addr;
+    lp2p__ma addrs[LP2P_MAX_LISTEN_ADDRS + LP2P__MAX_EXTRA_ADDRS];
+    int n = lp2p__host_advertised_addrs(h, addrs, (int)LP2P__COUNT(addrs));
+    if (n) h->addr_text = (char **)lp2p__zalloc(&h->ctx, sizeof(char *) * (size_t)n);
+    for (int i = 0; i < n && h->addr_text; i++) {
+        lp2p__ma full = addrs[i];
         char text[LP2P__MA_STRLEN];
         if (lp2p__ma_append_p2p(&full, &h->identity.id) || lp2p__ma_str(&full, text, sizeof text) < 0) continue;
         h->addr_text[h->n_addr_text++] = lp2p__strdup(&h->ctx, text);
     }
-    if (h->identify) lp2p__identify_push_all(h);
+    if (h->identify && !h->freeing) lp2p__identify_push_all(h);
+}
+
+LP2P__PRIV int lp2p__host_advertised_addrs(lp2p_host *h, lp2p__ma *out, int max) {
+    int n = 0;
+    for (lp2p__listener *l = h->listeners; l && n < max; l = l->next) out[n++] = l->addr;
+    for (int i = 0; i < h->n_extra_addrs && n < max; i++) out[n++] = h->extra_addrs[i];
+    return n;
 }
 
 LP2P_API int lp2p_host_addr_count(const lp2p_host *h) { return h->n_addr_text; }
@@ -7771,7 +8294,12 @@ LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
         lp2p_host_free(h);
         return rc;
     }
-    if ((rc = lp2p__identify_init(h)) || (!h->cfg.disable_ping_service && (rc = lp2p__ping_init(h)))) {
+    static const char *const limited_defaults[] = {"/ipfs/ping/1.0.0", "/ipfs/id/1.0.0", "/ipfs/id/push/1.0.0",
+                                                   "/libp2p/dcutr"};
+    for (size_t i = 0; i < LP2P__COUNT(limited_defaults) && !rc; i++)
+        rc = lp2p_host_allow_limited(h, limited_defaults[i], true);
+    if (rc || (rc = lp2p__identify_init(h)) || (!h->cfg.disable_ping_service && (rc = lp2p__ping_init(h))) ||
+        (rc = lp2p__relay_init(h)) || (rc = lp2p__dcutr_init(h))) {
         lp2p_host_free(h);
         return rc;
     }
@@ -7811,6 +8339,10 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
         lp2p__free(&h->ctx, d, sizeof *d);
     }
     lp2p__identify_free(h);
+    lp2p__relay_free(h);
+    lp2p__dcutr_free(h);
+    for (int i = 0; i < h->n_limited_ok; i++) lp2p__strfree(&h->ctx, h->limited_ok[i]);
+    lp2p__free(&h->ctx, h->limited_ok, sizeof(char *) * (size_t)h->n_limited_ok);
     while (h->handlers) {
         lp2p__handler *x = h->handlers;
         h->handlers = x->next;
@@ -7938,6 +8470,12 @@ static void lp2p__inbound_stream_task(void *arg) {
     int rc = lp2p__mss_handle(in.pipe, lp2p__router_match, lp2p__router_list, h, proto, sizeof proto,
                               lp2p_deadline_in(h->cfg.handshake_timeout_ms));
     lp2p__handler *x = rc < 0 ? NULL : lp2p__find_handler(h, proto);
+    if (x && in.conn->limited && !lp2p__host_limited_ok(h, proto)) {
+        lp2p_peer_id_str(&in.conn->peer, id, sizeof id);
+        LP2P__INFO(&h->ctx, "stream %s from %s refused: limited (relayed) connection (lp2p_host_allow_limited)", proto,
+                   id);
+        x = NULL;
+    }
     if (!x) { /* negotiation failed, or the handler went away meanwhile */
         if (rc < 0 && rc != LP2P_ERR_EOF && rc != LP2P_ERR_RESET && rc != LP2P_ERR_CANCELED) {
             lp2p_peer_id_str(&in.conn->peer, id, sizeof id);
@@ -8054,6 +8592,7 @@ LP2P_API int lp2p_host_add_addr(lp2p_host *h, const char *addr_with_p2p, int64_t
 LP2P__PRIV int lp2p__host_open_on(lp2p__conn *c, const char *protocol, int64_t deadline, lp2p_stream **out) {
     lp2p__pipe *p = NULL;
     if (!protocol || strlen(protocol) >= LP2P__PROTO_MAX) return LP2P_ERR_INVALID;
+    if (c->limited && !lp2p__host_limited_ok(c->h, protocol)) return LP2P_ERR_LIMIT;
     int rc = lp2p__yamux_open(c->mux, &p, deadline);
     if (rc) return rc;
     rc = lp2p__mss_select(p, &protocol, 1, deadline);
@@ -8076,9 +8615,67 @@ LP2P_API int lp2p_stream_open(lp2p_host *h, const char *peer_or_addr, const char
     if (!out || !protocol) return LP2P_ERR_INVALID;
     int rc = lp2p__swarm_connect(h, peer_or_addr, &c, deadline);
     if (rc) return rc;
+    /* only a limited (relayed) connection and a protocol not allowed on it: wait for a direct
+     * one (hole punching), as go-libp2p's NewStream does */
+    while (c->limited && !lp2p__host_limited_ok(h, protocol)) {
+        lp2p__conn *d = lp2p__swarm_find_conn(h, &c->peer);
+        if (d && !d->limited) {
+            d->refs++;
+            lp2p__conn_unref(c);
+            c = d;
+            break;
+        }
+        if (deadline >= 0 && lp2p_now() >= deadline) break;
+        rc = lp2p__waitq_wait(h->sched, &h->conn_wait, lp2p__deadline_min(deadline, lp2p_deadline_in(1000)));
+        if (rc && rc != LP2P_ERR_TIMEOUT) break;
+    }
+    if (c->limited && !lp2p__host_limited_ok(h, protocol)) {
+        LP2P__INFO(&h->ctx, "stream %s: only a limited (relayed) connection (lp2p_host_allow_limited)", protocol);
+        lp2p__conn_unref(c);
+        return rc && rc != LP2P_ERR_TIMEOUT ? rc : LP2P_ERR_LIMIT;
+    }
     rc = lp2p__host_open_on(c, protocol, deadline, out);
     lp2p__conn_unref(c);
     return rc;
+}
+
+/* ---- limited (relayed) connections ----------------------------------------------------------- */
+LP2P__PRIV bool lp2p__host_limited_ok(lp2p_host *h, const char *protocol) {
+    for (int i = 0; i < h->n_limited_ok; i++)
+        if (strcmp(h->limited_ok[i], protocol) == 0) return true;
+    return false;
+}
+
+LP2P_API int lp2p_host_allow_limited(lp2p_host *h, const char *protocol, bool allow) {
+    if (!h || !protocol || !protocol[0] || strlen(protocol) >= LP2P__PROTO_MAX) return LP2P_ERR_INVALID;
+    for (int i = 0; i < h->n_limited_ok; i++)
+        if (strcmp(h->limited_ok[i], protocol) == 0) {
+            if (!allow) { /* move the last one here; shrink the array (sizes must match on free) */
+                int n = h->n_limited_ok - 1;
+                char **v = n ? (char **)lp2p__alloc(&h->ctx, sizeof(char *) * (size_t)n) : NULL;
+                if (n && !v) return LP2P_ERR_NOMEM;
+                lp2p__strfree(&h->ctx, h->limited_ok[i]);
+                h->limited_ok[i] = h->limited_ok[n];
+                if (v) memcpy(v, h->limited_ok, sizeof(char *) * (size_t)n);
+                lp2p__free(&h->ctx, h->limited_ok, sizeof(char *) * (size_t)(n + 1));
+                h->limited_ok = v, h->n_limited_ok = n;
+            }
+            return LP2P_OK;
+        }
+    if (!allow) return LP2P_OK;
+    char **v = (char **)lp2p__realloc(&h->ctx, h->limited_ok, sizeof(char *) * (size_t)h->n_limited_ok,
+                                      sizeof(char *) * (size_t)(h->n_limited_ok + 1));
+    if (!v) return LP2P_ERR_NOMEM;
+    h->limited_ok = v;
+    if (!(v[h->n_limited_ok] = lp2p__strdup(&h->ctx, protocol))) return LP2P_ERR_NOMEM;
+    h->n_limited_ok++;
+    return LP2P_OK;
+}
+
+LP2P_API int lp2p_host_is_direct(lp2p_host *h, const lp2p_peer_id *peer) {
+    lp2p__conn *c = lp2p__swarm_find_conn(h, peer);
+    if (!c) return LP2P_ERR_NOTFOUND;
+    return c->limited ? 0 : 1;
 }
 
 LP2P_API ptrdiff_t lp2p_stream_read(lp2p_stream *s, void *buf, size_t cap, int64_t deadline) {
@@ -8398,10 +8995,13 @@ static bool lp2p__id_encode_field(pb_ostream_t *st, const pb_field_t *f, void *c
     case 5: return lp2p__enc_bytes(st, f, LP2P__ID_PROTOCOL_VERSION, strlen(LP2P__ID_PROTOCOL_VERSION));
     case 6: return lp2p__enc_bytes(st, f, h->agent_version, strlen(h->agent_version));
     case 1: return lp2p__enc_bytes(st, f, h->identity.pubkey_pb, sizeof h->identity.pubkey_pb);
-    case 2:
-        for (lp2p__listener *l = h->listeners; l; l = l->next)
-            if (!lp2p__enc_bytes(st, f, l->addr.b, l->addr.len)) return false;
+    case 2: { /* listeners and relay circuits (lp2p__host_advertised_addrs) */
+        lp2p__ma addrs[LP2P_MAX_LISTEN_ADDRS + LP2P__MAX_EXTRA_ADDRS];
+        int n = lp2p__host_advertised_addrs(h, addrs, (int)LP2P__COUNT(addrs));
+        for (int i = 0; i < n; i++)
+            if (!lp2p__enc_bytes(st, f, addrs[i].b, addrs[i].len)) return false;
         return true;
+    }
     case 4: return !o->c || !o->c->remote.len || lp2p__enc_bytes(st, f, o->c->remote.b, o->c->remote.len);
     case 3:
         for (lp2p__handler *x = h->handlers; x; x = x->next)
@@ -8419,10 +9019,12 @@ static bool lp2p__rec_encode_addr(pb_ostream_t *st, const pb_field_t *f, void *c
 
 static bool lp2p__rec_encode_addrs(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
     lp2p_host *h = (lp2p_host *)*arg;
-    for (lp2p__listener *l = h->listeners; l; l = l->next) {
+    lp2p__ma addrs[LP2P_MAX_LISTEN_ADDRS + LP2P__MAX_EXTRA_ADDRS];
+    int n = lp2p__host_advertised_addrs(h, addrs, (int)LP2P__COUNT(addrs));
+    for (int i = 0; i < n; i++) {
         lp2p_pb_PeerRecord_AddressInfo ai;
         ai.multiaddr.funcs.encode = lp2p__rec_encode_addr;
-        ai.multiaddr.arg = &l->addr;
+        ai.multiaddr.arg = &addrs[i];
         if (!pb_encode_tag_for_field(st, f) || !pb_encode_submessage(st, lp2p_pb_PeerRecord_AddressInfo_fields, &ai))
             return false;
     }
@@ -8675,6 +9277,1225 @@ LP2P_API int lp2p_ping(lp2p_host *h, const char *peer_or_addr, int64_t deadline)
     return rc;
 }
 /*==================== end src/ping.c ====================*/
+/*==================== begin src/relay.c ====================*/
+/* relay.c - L7: circuit relay v2: the client (reservations, the /p2p-circuit transport, the
+ * stop handler) and the relay service (hop handler, reservations, vouchers, limited splicing).
+ *
+ * Spec: libp2p/specs relay/circuit-v2.md; vouchers are signed envelopes (RFC 0002, domain
+ * "libp2p-relay-rsvp", payload type 03 02) of a ReservationVoucher.
+ * A relayed connection is a transport: after HOP CONNECT (dialer) or STOP CONNECT (target) the
+ * stream's pipe *is* the raw connection, upgraded with multistream -> Noise -> yamux like TCP
+ * (lp2p__swarm_upgrade), the dialer as initiator. Such connections are limited (host.c lets only
+ * the protocols of lp2p_host_allow_limited run on them).
+ * Peer quirks: js relays send Limit.duration in milliseconds (120000) although the field is
+ * seconds; as a client we only report limits, the relay enforces them, so nothing depends on it.
+ * go relays cap messages at 4096 bytes; so do we.
+ * Depends on: host.h (swarm, streams, envelopes), proto/circuit.pb.h. */
+// (amalgamated) #include "host.h"
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+#include <time.h>
+
+#define LP2P__HOP_PROTO "/libp2p/circuit/relay/0.2.0/hop"
+#define LP2P__STOP_PROTO "/libp2p/circuit/relay/0.2.0/stop"
+#define LP2P__RELAY_MSG_MAX 4096
+#define LP2P__RELAY_MAX_ADDRS 8       /* addresses we keep from one message */
+#define LP2P__RELAY_STREAM_MS 30000   /* hop/stop message exchange (go: connect timeout 30 s) */
+#define LP2P__RELAY_COPY_BUF 16384
+#define LP2P__RSVP_DOMAIN "libp2p-relay-rsvp"
+static const uint8_t lp2p__rsvp_type[2] = {0x03, 0x02};
+
+/* ---- state ---------------------------------------------------------------------------------- */
+typedef struct lp2p__rsvp_in { /* relay service: a reservation we granted */
+    lp2p_peer_id peer;
+    lp2p__conn *conn; /* the reserving connection (no reference: dropped when it closes) */
+    int64_t expires;  /* lp2p_now() ms */
+    struct lp2p__rsvp_in *next;
+} lp2p__rsvp_in;
+
+typedef struct lp2p__rsvp_out { /* client: a reservation we hold (and refresh) */
+    lp2p__relay *r;
+    lp2p_peer_id relay;
+    char *relay_addr; /* what the app passed: reconnects use it */
+    lp2p__ma circuits[LP2P__RELAY_MAX_ADDRS]; /* "<relay addr>/p2p/<relay>/p2p-circuit" */
+    int n_circuits;
+    bool active, released;
+    int64_t refresh_at;
+    lp2p_task task;
+    lp2p__waitq wake;
+    struct lp2p__rsvp_out *next;
+} lp2p__rsvp_out;
+
+typedef struct lp2p__splice lp2p__splice;
+typedef struct lp2p__splice_dir {
+    lp2p__splice *sp;
+    int from; /* reads pipe[from], writes pipe[1 - from] */
+} lp2p__splice_dir;
+struct lp2p__splice { /* relay service: one relayed connection, two copier tasks */
+    lp2p__relay *r;
+    lp2p__pipe *pipe[2]; /* [0] the dialer's hop stream, [1] the target's stop stream */
+    lp2p_peer_id peer[2];
+    lp2p__splice_dir dir[2];
+    lp2p_task task[2];
+    int64_t end;    /* duration limit (lp2p_now ms) or LP2P_FOREVER */
+    uint64_t limit; /* bytes per direction, 0 = none */
+    int live;
+    bool failed;
+    struct lp2p__splice *next;
+};
+
+struct lp2p__relay {
+    lp2p_host *h;
+    lp2p__notifee notifee;
+    lp2p__transport transport;
+    bool serving;
+    lp2p_relay_config cfg; /* resolved */
+    lp2p__rsvp_in *rsvps;
+    int n_rsvps;
+    lp2p__splice *splices;
+    int n_circuits;
+    lp2p__rsvp_out *outs;
+};
+
+/* ---- messages ------------------------------------------------------------------------------- */
+typedef struct lp2p__ma_list {
+    lp2p__ma a[LP2P__RELAY_MAX_ADDRS];
+    int n;
+} lp2p__ma_list;
+
+static bool lp2p__relay_dec_addr(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__ma_list *l = (lp2p__ma_list *)*arg;
+    uint8_t tmp[LP2P__MA_MAX];
+    size_t n = st->bytes_left;
+    (void)f;
+    if (n > sizeof tmp || !l || l->n >= LP2P__RELAY_MAX_ADDRS) return pb_read(st, NULL, n); /* skip */
+    if (!pb_read(st, tmp, n)) return false;
+    if (lp2p__ma_from_bytes(tmp, n, &l->a[l->n], NULL) == LP2P_OK) l->n++;
+    return true;
+}
+
+static bool lp2p__relay_enc_addrs(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
+    const lp2p__ma_list *l = (const lp2p__ma_list *)*arg;
+    for (int i = 0; l && i < l->n; i++)
+        if (!pb_encode_tag_for_field(st, f) || !pb_encode_string(st, l->a[i].b, l->a[i].len)) return false;
+    return true;
+}
+
+static void lp2p__relay_set_peer(lp2p_pb_Peer *p, const lp2p_peer_id *id) {
+    p->has_id = true;
+    p->id.size = id->len;
+    memcpy(p->id.bytes, id->bytes, id->len);
+}
+
+/* Encode and write one message (fields: a nanopb descriptor and struct). */
+static int lp2p__relay_send(lp2p_host *h, lp2p__pipe *p, const pb_msgdesc_t *fields, const void *msg, int64_t deadline) {
+    uint8_t *buf = (uint8_t *)lp2p__alloc(&h->ctx, LP2P__RELAY_MSG_MAX);
+    if (!buf) return LP2P_ERR_NOMEM;
+    pb_ostream_t st = pb_ostream_from_buffer(buf, LP2P__RELAY_MSG_MAX);
+    int rc = pb_encode(&st, fields, msg) ? lp2p__pipe_write_msg(&h->ctx, p, buf, st.bytes_written, deadline)
+                                         : LP2P_ERR_MSGSIZE;
+    lp2p__free(&h->ctx, buf, LP2P__RELAY_MSG_MAX);
+    return rc;
+}
+
+/* Read and decode one message (callbacks already set in msg). ERR_PROTOCOL if malformed. */
+static int lp2p__relay_recv(lp2p_host *h, lp2p__pipe *p, const pb_msgdesc_t *fields, void *msg, int64_t deadline) {
+    uint8_t *buf = (uint8_t *)lp2p__alloc(&h->ctx, LP2P__RELAY_MSG_MAX);
+    if (!buf) return LP2P_ERR_NOMEM;
+    ptrdiff_t n = lp2p__pipe_read_msg(p, buf, LP2P__RELAY_MSG_MAX, NULL, deadline);
+    int rc = n < 0 ? (int)n : LP2P_OK;
+    if (rc == LP2P_OK) {
+        pb_istream_t st = pb_istream_from_buffer(buf, (size_t)n);
+        if (!pb_decode(&st, fields, msg)) rc = LP2P_ERR_PROTOCOL;
+    }
+    lp2p__free(&h->ctx, buf, LP2P__RELAY_MSG_MAX);
+    return rc == LP2P_ERR_MSGSIZE ? LP2P_ERR_PROTOCOL : rc;
+}
+
+static void lp2p__hop_init(lp2p_pb_HopMessage *m, lp2p__ma_list *peer_addrs, lp2p__ma_list *rsvp_addrs) {
+    memset(m, 0, sizeof *m);
+    m->peer.addrs.funcs.decode = lp2p__relay_dec_addr, m->peer.addrs.arg = peer_addrs;
+    m->reservation.addrs.funcs.decode = lp2p__relay_dec_addr, m->reservation.addrs.arg = rsvp_addrs;
+}
+
+static void lp2p__stop_init(lp2p_pb_StopMessage *m, lp2p__ma_list *peer_addrs) {
+    memset(m, 0, sizeof *m);
+    m->peer.addrs.funcs.decode = lp2p__relay_dec_addr, m->peer.addrs.arg = peer_addrs;
+}
+
+static int lp2p__hop_status(lp2p_host *h, lp2p__pipe *p, lp2p_pb_Status status) {
+    lp2p_pb_HopMessage m;
+    memset(&m, 0, sizeof m);
+    m.has_type = true, m.type = lp2p_pb_HopMessage_Type_STATUS;
+    m.has_status = true, m.status = status;
+    return lp2p__relay_send(h, p, lp2p_pb_HopMessage_fields, &m, lp2p_deadline_in(LP2P__RELAY_STREAM_MS));
+}
+
+static int lp2p__relay_status_err(lp2p_pb_Status st) {
+    switch (st) {
+    case lp2p_pb_Status_OK: return LP2P_OK;
+    case lp2p_pb_Status_RESERVATION_REFUSED:
+    case lp2p_pb_Status_RESOURCE_LIMIT_EXCEEDED:
+    case lp2p_pb_Status_PERMISSION_DENIED: return LP2P_ERR_LIMIT;
+    case lp2p_pb_Status_CONNECTION_FAILED:
+    case lp2p_pb_Status_NO_RESERVATION: return LP2P_ERR_UNREACHABLE;
+    default: return LP2P_ERR_PROTOCOL;
+    }
+}
+
+static void lp2p__relay_fill_limit(const lp2p__relay *r, bool *has, lp2p_pb_Limit *l) {
+    memset(l, 0, sizeof *l);
+    if (r->cfg.limit_duration_s > 0) l->has_duration = true, l->duration = (uint32_t)r->cfg.limit_duration_s;
+    if (r->cfg.limit_data > 0) l->has_data = true, l->data = (uint64_t)r->cfg.limit_data;
+    *has = l->has_duration || l->has_data;
+}
+
+/* Take the pipe out of a stream (the stream handle is released without touching it). */
+static lp2p__pipe *lp2p__relay_take_pipe(lp2p_stream *s) {
+    lp2p__pipe *p = s->pipe;
+    s->pipe = NULL;
+    return p;
+}
+
+/* ---- relay service: splicing ---------------------------------------------------------------- */
+static void lp2p__splice_copy(void *arg) {
+    lp2p__splice_dir *d = (lp2p__splice_dir *)arg;
+    lp2p__splice *sp = d->sp;
+    lp2p__relay *r = sp->r;
+    lp2p_host *h = r->h;
+    lp2p__pipe *in = sp->pipe[d->from], *out = sp->pipe[1 - d->from];
+    uint64_t total = 0;
+    uint8_t *buf = (uint8_t *)lp2p__alloc(&h->ctx, LP2P__RELAY_COPY_BUF);
+    int rc = buf ? LP2P_OK : LP2P_ERR_NOMEM;
+    while (rc == LP2P_OK) {
+        ptrdiff_t n = lp2p__pipe_read(in, buf, LP2P__RELAY_COPY_BUF, sp->end);
+        if (n == 0) { /* half-close travels through */
+            out->vt->close_write(out);
+            break;
+        }
+        if (n < 0) {
+            rc = (int)n;
+            break;
+        }
+        if (sp->limit && total + (uint64_t)n > sp->limit) { /* pass what fits, then cut the circuit */
+            n = (ptrdiff_t)(sp->limit - total);
+            rc = LP2P_ERR_LIMIT;
+        }
+        total += (uint64_t)n;
+        if (n > 0) {
+            int wrc = lp2p__pipe_write(out, buf, (size_t)n, sp->end);
+            if (wrc) rc = wrc;
+        }
+    }
+    lp2p__free(&h->ctx, buf, LP2P__RELAY_COPY_BUF);
+    if (rc != LP2P_OK) {
+        char a[LP2P_PEER_ID_STRLEN], b[LP2P_PEER_ID_STRLEN];
+        lp2p_peer_id_str(&sp->peer[0], a, sizeof a), lp2p_peer_id_str(&sp->peer[1], b, sizeof b);
+        if (rc == LP2P_ERR_LIMIT || rc == LP2P_ERR_TIMEOUT)
+            LP2P__INFO(&h->ctx, "relay: circuit %s -> %s reached its %s limit: reset", a, b,
+                       rc == LP2P_ERR_LIMIT ? "data" : "duration");
+        else LP2P__DEBUG(&h->ctx, "relay: circuit %s -> %s ended: %s", a, b, lp2p_strerror(rc));
+        if (!sp->failed) {
+            sp->failed = true;
+            lp2p__task_cancel(h->sched, sp->task[1 - d->from]); /* wake the other direction */
+        }
+    }
+    if (--sp->live > 0) return;
+    /* the last copier out releases both streams and the circuit slot */
+    for (int i = 0; i < 2; i++) {
+        if (sp->failed) sp->pipe[i]->vt->reset(sp->pipe[i]);
+        else sp->pipe[i]->vt->close(sp->pipe[i]);
+    }
+    for (lp2p__splice **pp = &r->splices; *pp; pp = &(*pp)->next)
+        if (*pp == sp) {
+            *pp = sp->next;
+            break;
+        }
+    r->n_circuits--;
+    lp2p__free(&h->ctx, sp, sizeof *sp);
+}
+
+/* Start relaying between a (dialer's hop stream) and b (target's stop stream). Takes both and
+ * the circuit slot the caller holds. */
+static void lp2p__splice_start(lp2p__relay *r, lp2p__pipe *a, lp2p__pipe *b, const lp2p_peer_id *pa,
+                               const lp2p_peer_id *pb) {
+    lp2p_host *h = r->h;
+    lp2p__splice *sp = (lp2p__splice *)lp2p__zalloc(&h->ctx, sizeof *sp);
+    if (sp) {
+        sp->r = r, sp->pipe[0] = a, sp->pipe[1] = b, sp->peer[0] = *pa, sp->peer[1] = *pb;
+        sp->end = r->cfg.limit_duration_s > 0 ? lp2p_deadline_in((int64_t)r->cfg.limit_duration_s * 1000) : LP2P_FOREVER;
+        sp->limit = r->cfg.limit_data > 0 ? (uint64_t)r->cfg.limit_data : 0;
+        for (int i = 0; i < 2; i++) sp->dir[i].sp = sp, sp->dir[i].from = i;
+        sp->task[0] = lp2p__spawn(h->sched, lp2p__splice_copy, &sp->dir[0]);
+    }
+    if (!sp || !sp->task[0].id) {
+        a->vt->reset(a), b->vt->reset(b);
+        if (sp) lp2p__free(&h->ctx, sp, sizeof *sp);
+        r->n_circuits--;
+        return;
+    }
+    sp->next = r->splices, r->splices = sp;
+    sp->live = 2;
+    sp->task[1] = lp2p__spawn(h->sched, lp2p__splice_copy, &sp->dir[1]);
+    if (!sp->task[1].id) { /* the first copier sees the cancel and cleans up */
+        sp->live = 1, sp->failed = true;
+        lp2p__task_cancel(h->sched, sp->task[0]);
+    }
+}
+
+/* ---- relay service: hop handler --------------------------------------------------------------- */
+static lp2p__rsvp_in *lp2p__rsvp_find(lp2p__relay *r, const lp2p_peer_id *peer) {
+    for (lp2p__rsvp_in *x = r->rsvps; x; x = x->next)
+        if (lp2p_peer_id_eq(&x->peer, peer)) return x;
+    return NULL;
+}
+
+static void lp2p__rsvp_drop(lp2p__relay *r, lp2p__rsvp_in *x) {
+    for (lp2p__rsvp_in **pp = &r->rsvps; *pp; pp = &(*pp)->next)
+        if (*pp == x) {
+            *pp = x->next;
+            r->n_rsvps--;
+            lp2p__free(&r->h->ctx, x, sizeof *x);
+            return;
+        }
+}
+
+static void lp2p__rsvp_expire(lp2p__relay *r) {
+    int64_t now = lp2p_now();
+    for (lp2p__rsvp_in *x = r->rsvps, *next; x; x = next) {
+        next = x->next;
+        if (x->expires <= now || !x->conn || x->conn->closed) lp2p__rsvp_drop(r, x);
+    }
+}
+
+/* The voucher: an envelope over ReservationVoucher{relay, peer, expiration}. */
+static int lp2p__relay_voucher(lp2p_host *h, const lp2p_peer_id *peer, uint64_t expire, lp2p_pb_Reservation *rs) {
+    lp2p_pb_ReservationVoucher v;
+    uint8_t payload[256];
+    memset(&v, 0, sizeof v);
+    v.has_relay = true, v.relay.size = h->identity.id.len;
+    memcpy(v.relay.bytes, h->identity.id.bytes, h->identity.id.len);
+    v.has_peer = true, v.peer.size = peer->len;
+    memcpy(v.peer.bytes, peer->bytes, peer->len);
+    v.has_expiration = true, v.expiration = expire;
+    pb_ostream_t st = pb_ostream_from_buffer(payload, sizeof payload);
+    if (!pb_encode(&st, lp2p_pb_ReservationVoucher_fields, &v)) return LP2P_ERR_MSGSIZE;
+    ptrdiff_t n = lp2p__envelope_seal(&h->identity, LP2P__RSVP_DOMAIN, lp2p__rsvp_type, sizeof lp2p__rsvp_type, payload,
+                                      st.bytes_written, rs->voucher.bytes, sizeof rs->voucher.bytes);
+    if (n < 0) return (int)n;
+    rs->has_voucher = true, rs->voucher.size = (pb_size_t)n;
+    return LP2P_OK;
+}
+
+static void lp2p__hop_reserve(lp2p__relay *r, lp2p_stream *s) {
+    lp2p_host *h = r->h;
+    char id[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&s->peer, id, sizeof id);
+    lp2p__rsvp_expire(r);
+    lp2p__rsvp_in *x = lp2p__rsvp_find(r, &s->peer);
+    if (!x && r->n_rsvps >= r->cfg.max_reservations) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_LIMIT, "relay: max_reservations=%d reached: refusing %s", r->cfg.max_reservations,
+                   id);
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_RESERVATION_REFUSED);
+        return;
+    }
+    if (!x) {
+        if (!(x = (lp2p__rsvp_in *)lp2p__zalloc(&h->ctx, sizeof *x))) {
+            lp2p__hop_status(h, s->pipe, lp2p_pb_Status_RESOURCE_LIMIT_EXCEEDED);
+            return;
+        }
+        x->peer = s->peer;
+        x->next = r->rsvps, r->rsvps = x, r->n_rsvps++;
+    }
+    uint64_t expire = (uint64_t)time(NULL) + (uint64_t)r->cfg.reservation_ttl_s;
+    x->conn = s->conn; /* a refresh moves it to the current connection */
+    x->expires = lp2p_deadline_in((int64_t)r->cfg.reservation_ttl_s * 1000);
+    lp2p__ma_list addrs; /* our direct addresses, with /p2p/<us> (as go and js send them) */
+    lp2p__ma all[LP2P_MAX_LISTEN_ADDRS + LP2P__MAX_EXTRA_ADDRS];
+    int n = lp2p__host_advertised_addrs(h, all, (int)LP2P__COUNT(all));
+    addrs.n = 0;
+    for (int i = 0; i < n && addrs.n < LP2P__RELAY_MAX_ADDRS; i++) {
+        if (lp2p__ma_is_circuit(&all[i])) continue;
+        addrs.a[addrs.n] = all[i];
+        if (lp2p__ma_append_p2p(&addrs.a[addrs.n], &h->identity.id) == LP2P_OK) addrs.n++;
+    }
+    lp2p_pb_HopMessage *m = (lp2p_pb_HopMessage *)lp2p__zalloc(&h->ctx, sizeof *m);
+    if (!m) return;
+    m->has_type = true, m->type = lp2p_pb_HopMessage_Type_STATUS;
+    m->has_status = true, m->status = lp2p_pb_Status_OK;
+    m->has_reservation = true, m->reservation.has_expire = true, m->reservation.expire = expire;
+    m->reservation.addrs.funcs.encode = lp2p__relay_enc_addrs, m->reservation.addrs.arg = &addrs;
+    lp2p__relay_fill_limit(r, &m->has_limit, &m->limit);
+    int rc = lp2p__relay_voucher(h, &s->peer, expire, &m->reservation);
+    if (rc == LP2P_OK) rc = lp2p__relay_send(h, s->pipe, lp2p_pb_HopMessage_fields, m, lp2p_deadline_in(LP2P__RELAY_STREAM_MS));
+    lp2p__free(&h->ctx, m, sizeof *m);
+    LP2P__DEBUG(&h->ctx, "relay: reservation for %s: %s", id, lp2p_strerror(rc));
+}
+
+static int lp2p__relay_circuits_of(lp2p__relay *r, const lp2p_peer_id *peer) {
+    int n = 0;
+    for (lp2p__splice *sp = r->splices; sp; sp = sp->next)
+        n += lp2p_peer_id_eq(&sp->peer[0], peer) || lp2p_peer_id_eq(&sp->peer[1], peer);
+    return n;
+}
+
+static void lp2p__hop_connect(lp2p__relay *r, lp2p_stream *s, const lp2p_pb_HopMessage *req) {
+    lp2p_host *h = r->h;
+    lp2p_peer_id target;
+    char a[LP2P_PEER_ID_STRLEN], b[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&s->peer, a, sizeof a);
+    if (!req->has_peer || !req->peer.has_id || lp2p__peer_id_from_bytes(req->peer.id.bytes, req->peer.id.size, &target)) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_PROTOCOL, "relay: CONNECT from %s without a valid peer ID", a);
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_MALFORMED_MESSAGE);
+        return;
+    }
+    lp2p_peer_id_str(&target, b, sizeof b);
+    lp2p__rsvp_expire(r);
+    lp2p__rsvp_in *x = lp2p__rsvp_find(r, &target);
+    if (!x) {
+        LP2P__INFO(&h->ctx, "relay: CONNECT %s -> %s refused: no reservation", a, b);
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_NO_RESERVATION);
+        return;
+    }
+    if (r->n_circuits >= r->cfg.max_circuits || lp2p__relay_circuits_of(r, &s->peer) >= r->cfg.max_circuits_per_peer ||
+        lp2p__relay_circuits_of(r, &target) >= r->cfg.max_circuits_per_peer) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_LIMIT, "relay: max_circuits=%d / max_circuits_per_peer=%d reached: %s -> %s refused",
+                   r->cfg.max_circuits, r->cfg.max_circuits_per_peer, a, b);
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_RESOURCE_LIMIT_EXCEEDED);
+        return;
+    }
+    r->n_circuits++; /* held while we talk to the target; the splice releases it */
+    int64_t deadline = lp2p_deadline_in(LP2P__RELAY_STREAM_MS);
+    lp2p_stream *ts = NULL;
+    lp2p__conn *tc = x->conn;
+    tc->refs++;
+    int rc = lp2p__host_open_on(tc, LP2P__STOP_PROTO, deadline, &ts);
+    lp2p__conn_unref(tc);
+    lp2p_pb_StopMessage sm;
+    lp2p__ma_list ignored = {.n = 0};
+    if (rc == LP2P_OK) {
+        memset(&sm, 0, sizeof sm);
+        sm.has_type = true, sm.type = lp2p_pb_StopMessage_Type_CONNECT;
+        sm.has_peer = true;
+        lp2p__relay_set_peer(&sm.peer, &s->peer);
+        lp2p__relay_fill_limit(r, &sm.has_limit, &sm.limit);
+        rc = lp2p__relay_send(h, ts->pipe, lp2p_pb_StopMessage_fields, &sm, deadline);
+    }
+    if (rc == LP2P_OK) {
+        lp2p__stop_init(&sm, &ignored);
+        rc = lp2p__relay_recv(h, ts->pipe, lp2p_pb_StopMessage_fields, &sm, deadline);
+        if (rc == LP2P_OK && (!sm.has_type || sm.type != lp2p_pb_StopMessage_Type_STATUS || !sm.has_status))
+            rc = LP2P_ERR_PROTOCOL;
+        if (rc == LP2P_OK) rc = lp2p__relay_status_err(sm.status);
+    }
+    if (rc != LP2P_OK) {
+        LP2P__INFO(&h->ctx, "relay: CONNECT %s -> %s failed at the target: %s", a, b, lp2p_strerror(rc));
+        if (ts) lp2p_stream_reset(ts);
+        r->n_circuits--;
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_CONNECTION_FAILED);
+        return;
+    }
+    lp2p_pb_HopMessage m;
+    memset(&m, 0, sizeof m);
+    m.has_type = true, m.type = lp2p_pb_HopMessage_Type_STATUS;
+    m.has_status = true, m.status = lp2p_pb_Status_OK;
+    lp2p__relay_fill_limit(r, &m.has_limit, &m.limit);
+    rc = lp2p__relay_send(h, s->pipe, lp2p_pb_HopMessage_fields, &m, deadline);
+    if (rc != LP2P_OK) {
+        lp2p_stream_reset(ts);
+        r->n_circuits--;
+        return;
+    }
+    LP2P__DEBUG(&h->ctx, "relay: circuit %s -> %s open", a, b);
+    lp2p__pipe *pa = lp2p__relay_take_pipe(s), *pb = lp2p__relay_take_pipe(ts);
+    lp2p_stream_close(ts);
+    lp2p__splice_start(r, pa, pb, &s->peer, &target);
+}
+
+static void lp2p__hop_serve(lp2p_stream *s, void *user) {
+    lp2p__relay *r = (lp2p__relay *)user;
+    lp2p_host *h = r->h;
+    char id[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&s->peer, id, sizeof id);
+    if (!r->serving) return;
+    if (s->conn->limited) { /* circuit-v2.md: no reservations or connects over relayed connections */
+        LP2P__INFO(&h->ctx, "relay: hop request from %s over a relayed connection refused", id);
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_PERMISSION_DENIED);
+        return;
+    }
+    lp2p_pb_HopMessage *m = (lp2p_pb_HopMessage *)lp2p__alloc(&h->ctx, sizeof *m);
+    lp2p__ma_list *ignored = (lp2p__ma_list *)lp2p__alloc(&h->ctx, sizeof *ignored);
+    int rc = m && ignored ? LP2P_OK : LP2P_ERR_NOMEM;
+    if (rc == LP2P_OK) {
+        ignored->n = 0;
+        lp2p__hop_init(m, ignored, ignored);
+        rc = lp2p__relay_recv(h, s->pipe, lp2p_pb_HopMessage_fields, m, lp2p_deadline_in(LP2P__RELAY_STREAM_MS));
+    }
+    if (rc == LP2P_ERR_PROTOCOL || (rc == LP2P_OK && !m->has_type)) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_PROTOCOL, "relay: malformed hop message from %s", id);
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_MALFORMED_MESSAGE);
+    } else if (rc == LP2P_OK && m->type == lp2p_pb_HopMessage_Type_RESERVE) {
+        lp2p__hop_reserve(r, s);
+    } else if (rc == LP2P_OK && m->type == lp2p_pb_HopMessage_Type_CONNECT) {
+        lp2p__hop_connect(r, s, m);
+    } else if (rc == LP2P_OK) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_PROTOCOL, "relay: unexpected hop message type %d from %s", (int)m->type, id);
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_UNEXPECTED_MESSAGE);
+    }
+    lp2p__free(&h->ctx, m, sizeof *m);
+    lp2p__free(&h->ctx, ignored, sizeof *ignored);
+}
+
+LP2P_API int lp2p_relay_service_start(lp2p_host *h, const lp2p_relay_config *cfg) {
+    lp2p__relay *r = h->relay;
+    lp2p_relay_config c;
+    if (cfg) c = *cfg;
+    else memset(&c, 0, sizeof c);
+    if (c.max_reservations <= 0) c.max_reservations = 128;
+    if (c.max_circuits <= 0) c.max_circuits = 16;
+    if (c.max_circuits_per_peer <= 0) c.max_circuits_per_peer = 4;
+    if (c.reservation_ttl_s <= 0) c.reservation_ttl_s = 3600;
+    if (c.limit_duration_s == 0) c.limit_duration_s = 120;
+    if (c.limit_data == 0) c.limit_data = 128 << 10;
+    r->cfg = c;
+    r->serving = true;
+    return lp2p_host_handle(h, LP2P__HOP_PROTO, lp2p__hop_serve, r);
+}
+
+LP2P_API void lp2p_relay_service_stop(lp2p_host *h) {
+    lp2p__relay *r = h->relay;
+    if (!r->serving) return;
+    r->serving = false;
+    lp2p_host_unhandle(h, LP2P__HOP_PROTO);
+    while (r->rsvps) lp2p__rsvp_drop(r, r->rsvps);
+}
+
+/* ---- client: the /p2p-circuit transport (dialer side) ---------------------------------------- */
+static bool lp2p__circuit_can_dial(const lp2p__ma *addr) { return lp2p__ma_is_circuit(addr); }
+
+/* Split "<relay part>/p2p-circuit[/p2p/<target>]" at the first /p2p-circuit. */
+static int lp2p__circuit_split(const lp2p__ma *addr, lp2p__ma *relay_part) {
+    size_t off = 0, prev = 0, vn;
+    uint32_t code;
+    const uint8_t *v;
+    while (lp2p__ma_next(addr, &off, &code, &v, &vn)) {
+        if (code == LP2P__MA_P2P_CIRCUIT) {
+            if (prev == 0) return LP2P_ERR_BADADDR;
+            memcpy(relay_part->b, addr->b, prev);
+            relay_part->len = (uint16_t)prev;
+            return LP2P_OK;
+        }
+        prev = off;
+    }
+    return LP2P_ERR_BADADDR;
+}
+
+/* Text to hand to lp2p__swarm_connect for the relay: its multiaddr, or its bare peer ID. */
+static int lp2p__circuit_relay_text(const lp2p__ma *relay_part, lp2p_peer_id *relay, char *text, size_t cap) {
+    lp2p__ma base;
+    if (!lp2p__ma_split_p2p(relay_part, &base, relay)) return LP2P_ERR_BADADDR;
+    if (base.len == 0) return lp2p_peer_id_str(relay, text, cap);
+    return lp2p__ma_str(relay_part, text, cap) < 0 ? LP2P_ERR_BADADDR : LP2P_OK;
+}
+
+static int lp2p__circuit_dial(lp2p_host *h, const lp2p__ma *addr, const lp2p_peer_id *peer, lp2p__conn **out,
+                              int64_t deadline) {
+    lp2p__ma relay_part, remote;
+    lp2p_peer_id relay;
+    char text[LP2P__MA_STRLEN], pid[LP2P_PEER_ID_STRLEN];
+    lp2p__conn *rc = NULL;
+    lp2p_stream *s = NULL;
+    int err = lp2p__circuit_split(addr, &relay_part);
+    if (!err) err = lp2p__circuit_relay_text(&relay_part, &relay, text, sizeof text);
+    if (err) return err;
+    if (lp2p_peer_id_eq(&relay, peer) || lp2p_peer_id_eq(&relay, &h->identity.id)) return LP2P_ERR_BADADDR;
+    err = lp2p__swarm_connect(h, text, &rc, deadline);
+    if (err) return err;
+    if (rc->limited) { /* no relaying through relayed connections */
+        lp2p__conn_unref(rc);
+        return LP2P_ERR_UNREACHABLE;
+    }
+    int64_t step = lp2p__deadline_min(deadline, lp2p_deadline_in(LP2P__RELAY_STREAM_MS));
+    err = lp2p__host_open_on(rc, LP2P__HOP_PROTO, step, &s);
+    remote = rc->remote;
+    lp2p__conn_unref(rc);
+    if (err) return err;
+    lp2p_pb_HopMessage m;
+    memset(&m, 0, sizeof m);
+    m.has_type = true, m.type = lp2p_pb_HopMessage_Type_CONNECT;
+    m.has_peer = true;
+    lp2p__relay_set_peer(&m.peer, peer);
+    err = lp2p__relay_send(h, s->pipe, lp2p_pb_HopMessage_fields, &m, step);
+    lp2p__ma_list ignored = {.n = 0};
+    if (!err) {
+        lp2p__hop_init(&m, &ignored, &ignored);
+        err = lp2p__relay_recv(h, s->pipe, lp2p_pb_HopMessage_fields, &m, step);
+    }
+    if (!err && (!m.has_type || m.type != lp2p_pb_HopMessage_Type_STATUS || !m.has_status)) err = LP2P_ERR_PROTOCOL;
+    if (!err) err = lp2p__relay_status_err(m.status);
+    lp2p_peer_id_str(peer, pid, sizeof pid);
+    if (err) {
+        LP2P__INFO(&h->ctx, "circuit dial to %s via %s: %s (status %d)", pid, text, lp2p_strerror(err),
+                   m.has_status ? (int)m.status : -1);
+        lp2p_stream_reset(s);
+        return err;
+    }
+    /* remote address of the relayed connection: "<relay transport addr>/p2p/<relay>/p2p-circuit" */
+    if (lp2p__ma_append_p2p(&remote, &relay) || remote.len + 2 > LP2P__MA_MAX) remote = relay_part;
+    remote.b[remote.len++] = 0xa2, remote.b[remote.len++] = 0x02; /* /p2p-circuit (code 290) */
+    lp2p__pipe *p = lp2p__relay_take_pipe(s);
+    lp2p_stream_close(s);
+    return lp2p__swarm_upgrade(h, p, true, peer, NULL, &remote, true, out, deadline);
+}
+
+/* ---- client: stop handler (target side) ------------------------------------------------------ */
+static void lp2p__stop_serve(lp2p_stream *s, void *user) {
+    lp2p__relay *r = (lp2p__relay *)user;
+    lp2p_host *h = r->h;
+    lp2p_peer_id from;
+    char id[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&s->peer, id, sizeof id);
+    if (s->conn->limited) {
+        LP2P__INFO(&h->ctx, "relay: stop request over a relayed connection from %s refused", id);
+        lp2p_stream_reset(s);
+        return;
+    }
+    lp2p_pb_StopMessage m;
+    lp2p__ma_list ignored = {.n = 0};
+    lp2p__stop_init(&m, &ignored);
+    int64_t deadline = lp2p_deadline_in(LP2P__RELAY_STREAM_MS);
+    int rc = lp2p__relay_recv(h, s->pipe, lp2p_pb_StopMessage_fields, &m, deadline);
+    if (rc) {
+        if (rc == LP2P_ERR_PROTOCOL) LP2P__WARN(&h->ctx, rc, "relay: malformed stop message from %s", id);
+        lp2p_stream_reset(s);
+        return;
+    }
+    lp2p_pb_Status st = lp2p_pb_Status_OK;
+    if (!m.has_type || m.type != lp2p_pb_StopMessage_Type_CONNECT) st = lp2p_pb_Status_UNEXPECTED_MESSAGE;
+    else if (!m.has_peer || !m.peer.has_id || lp2p__peer_id_from_bytes(m.peer.id.bytes, m.peer.id.size, &from))
+        st = lp2p_pb_Status_MALFORMED_MESSAGE;
+    else if (lp2p_peer_id_eq(&from, &h->identity.id)) st = lp2p_pb_Status_CONNECTION_FAILED;
+    lp2p_pb_StopMessage reply;
+    memset(&reply, 0, sizeof reply);
+    reply.has_type = true, reply.type = lp2p_pb_StopMessage_Type_STATUS;
+    reply.has_status = true, reply.status = st;
+    rc = lp2p__relay_send(h, s->pipe, lp2p_pb_StopMessage_fields, &reply, deadline);
+    if (st != lp2p_pb_Status_OK || rc) {
+        if (st != lp2p_pb_Status_OK) LP2P__WARN(&h->ctx, LP2P_ERR_PROTOCOL, "relay: bad stop CONNECT from %s", id);
+        lp2p_stream_reset(s);
+        return;
+    }
+    lp2p__ma remote = s->conn->remote;
+    if (lp2p__ma_append_p2p(&remote, &s->peer) || remote.len + 2 > LP2P__MA_MAX) remote.len = 0;
+    else remote.b[remote.len++] = 0xa2, remote.b[remote.len++] = 0x02;
+    lp2p__pipe *p = lp2p__relay_take_pipe(s);
+    rc = lp2p__swarm_upgrade(h, p, false, &from, NULL, remote.len ? &remote : NULL, true, NULL,
+                             lp2p_deadline_in(h->cfg.handshake_timeout_ms));
+    if (rc) {
+        char fid[LP2P_PEER_ID_STRLEN];
+        lp2p_peer_id_str(&from, fid, sizeof fid);
+        LP2P__INFO(&h->ctx, "relayed connection from %s via %s failed to upgrade: %s", fid, id, lp2p_strerror(rc));
+    }
+}
+
+/* ---- client: reservations ------------------------------------------------------------------------ */
+static bool lp2p__rsvp_check_voucher(lp2p_host *h, const lp2p_pb_Reservation *rs, const lp2p_peer_id *relay) {
+    const uint8_t *payload;
+    size_t len;
+    lp2p_peer_id signer, vr, vp;
+    if (lp2p__envelope_open(rs->voucher.bytes, rs->voucher.size, LP2P__RSVP_DOMAIN, lp2p__rsvp_type,
+                            sizeof lp2p__rsvp_type, &payload, &len, &signer))
+        return false;
+    lp2p_pb_ReservationVoucher v;
+    memset(&v, 0, sizeof v);
+    pb_istream_t st = pb_istream_from_buffer(payload, len);
+    if (!pb_decode(&st, lp2p_pb_ReservationVoucher_fields, &v)) return false;
+    if (lp2p__peer_id_from_bytes(v.relay.bytes, v.relay.size, &vr) || lp2p__peer_id_from_bytes(v.peer.bytes, v.peer.size, &vp))
+        return false;
+    return lp2p_peer_id_eq(&signer, relay) && lp2p_peer_id_eq(&vr, relay) && lp2p_peer_id_eq(&vp, &h->identity.id);
+}
+
+/* Recompute the host's extra (circuit) addresses from the active reservations. */
+static void lp2p__relay_update_addrs(lp2p__relay *r) {
+    lp2p_host *h = r->h;
+    int n = 0;
+    for (lp2p__rsvp_out *o = r->outs; o; o = o->next)
+        for (int i = 0; o->active && i < o->n_circuits && n < LP2P__MAX_EXTRA_ADDRS; i++) h->extra_addrs[n++] = o->circuits[i];
+    h->n_extra_addrs = n;
+    if (!h->freeing) lp2p__host_addrs_changed(h);
+}
+
+/* One RESERVE exchange; on success fills o->circuits and o->refresh_at. */
+static int lp2p__rsvp_do(lp2p__rsvp_out *o, int64_t deadline) {
+    lp2p__relay *r = o->r;
+    lp2p_host *h = r->h;
+    lp2p__conn *rc = NULL;
+    lp2p_stream *s = NULL;
+    int err = lp2p__swarm_connect(h, o->relay_addr, &rc, deadline);
+    if (err) return err;
+    if (rc->limited) {
+        lp2p__conn_unref(rc);
+        return LP2P_ERR_INVALID;
+    }
+    err = lp2p__host_open_on(rc, LP2P__HOP_PROTO, deadline, &s);
+    lp2p__ma remote = rc->remote;
+    lp2p__conn_unref(rc);
+    if (err) return err;
+    lp2p_pb_HopMessage *m = (lp2p_pb_HopMessage *)lp2p__alloc(&h->ctx, sizeof *m);
+    lp2p__ma_list *addrs = (lp2p__ma_list *)lp2p__alloc(&h->ctx, sizeof *addrs);
+    if (!m || !addrs) err = LP2P_ERR_NOMEM;
+    if (!err) {
+        memset(m, 0, sizeof *m);
+        m->has_type = true, m->type = lp2p_pb_HopMessage_Type_RESERVE;
+        err = lp2p__relay_send(h, s->pipe, lp2p_pb_HopMessage_fields, m, deadline);
+    }
+    if (!err) {
+        addrs->n = 0;
+        lp2p__hop_init(m, NULL, addrs);
+        err = lp2p__relay_recv(h, s->pipe, lp2p_pb_HopMessage_fields, m, deadline);
+    }
+    if (!err && (!m->has_type || m->type != lp2p_pb_HopMessage_Type_STATUS || !m->has_status)) err = LP2P_ERR_PROTOCOL;
+    if (!err) err = lp2p__relay_status_err(m->status);
+    uint64_t now_s = (uint64_t)time(NULL);
+    if (!err && (!m->has_reservation || !m->reservation.has_expire || m->reservation.expire <= now_s))
+        err = LP2P_ERR_PROTOCOL;
+    char rid[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&o->relay, rid, sizeof rid);
+    if (!err && m->reservation.has_voucher && !lp2p__rsvp_check_voucher(h, &m->reservation, &o->relay)) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_PROTOCOL, "relay %s: reservation voucher is not signed by the relay for us", rid);
+        err = LP2P_ERR_PROTOCOL;
+    }
+    if (!err) {
+        o->n_circuits = 0;
+        for (int i = 0; i < addrs->n && o->n_circuits < LP2P__RELAY_MAX_ADDRS; i++) {
+            lp2p__ma base, c;
+            lp2p_peer_id pid;
+            char text[LP2P__MA_STRLEN + 20];
+            if (lp2p__ma_is_circuit(&addrs->a[i])) continue;
+            if (lp2p__ma_split_p2p(&addrs->a[i], &base, &pid) && !lp2p_peer_id_eq(&pid, &o->relay)) continue;
+            if (!base.len || lp2p__ma_append_p2p(&base, &o->relay) || lp2p__ma_str(&base, text, LP2P__MA_STRLEN) < 0) continue;
+            strcat(text, "/p2p-circuit");
+            if (lp2p__ma_parse(text, &c, NULL) == LP2P_OK) o->circuits[o->n_circuits++] = c;
+        }
+        if (o->n_circuits == 0 && remote.len && lp2p__ma_append_p2p(&remote, &o->relay) == LP2P_OK &&
+            remote.len + 2 <= LP2P__MA_MAX) { /* no addresses in the answer: the one we dialed */
+            remote.b[remote.len++] = 0xa2, remote.b[remote.len++] = 0x02;
+            o->circuits[o->n_circuits++] = remote;
+        }
+        /* refresh after 3/4 of the remaining time (at least 1 s, at most 15 min before expiry) */
+        int64_t left_ms = (int64_t)(m->reservation.expire - now_s) * 1000;
+        int64_t wait = LP2P__MAX(1000, LP2P__MAX(left_ms * 3 / 4, left_ms - 15 * 60 * 1000));
+        o->refresh_at = lp2p_deadline_in(wait);
+        LP2P__DEBUG(&h->ctx, "relay %s: reserved until %llu (limit %u s / %llu B), refresh in %lld ms", rid,
+                    (unsigned long long)m->reservation.expire, m->limit.duration, (unsigned long long)m->limit.data,
+                    (long long)wait);
+    }
+    if (err) LP2P__INFO(&h->ctx, "relay %s: reservation failed: %s", rid, lp2p_strerror(err));
+    lp2p__free(&h->ctx, m, sizeof *m);
+    lp2p__free(&h->ctx, addrs, sizeof *addrs);
+    if (err) lp2p_stream_reset(s);
+    else lp2p_stream_close(s);
+    return err;
+}
+
+static void lp2p__rsvp_set_active(lp2p__rsvp_out *o, bool active, int err) {
+    lp2p_host *h = o->r->h;
+    bool was = o->active;
+    o->active = active;
+    lp2p__relay_update_addrs(o->r);
+    if (h->freeing || was == active) return;
+    if (active) {
+        char text[LP2P__MA_STRLEN];
+        lp2p__ma full = o->circuits[0];
+        if (lp2p__ma_append_p2p(&full, &h->identity.id) || lp2p__ma_str(&full, text, sizeof text) < 0) text[0] = 0;
+        lp2p__host_emit(h, LP2P_EVENT_RELAY_RESERVED, &o->relay, text[0] ? text : NULL, NULL, NULL, 0);
+    } else {
+        lp2p__host_emit(h, LP2P_EVENT_RELAY_LOST, &o->relay, NULL, NULL, NULL, err);
+    }
+}
+
+static void lp2p__rsvp_free(lp2p__relay *r, lp2p__rsvp_out *o) {
+    lp2p__strfree(&r->h->ctx, o->relay_addr);
+    lp2p__free(&r->h->ctx, o, sizeof *o);
+}
+
+/* Keeps one reservation: refreshes before expiry, re-reserves after the relay connection drops. */
+static void lp2p__rsvp_task(void *arg) {
+    lp2p__rsvp_out *o = (lp2p__rsvp_out *)arg;
+    lp2p__relay *r = o->r;
+    lp2p_host *h = r->h;
+    int64_t backoff = 1000;
+    while (!o->released) {
+        int rc = LP2P_OK;
+        if (o->active) rc = lp2p__waitq_wait(h->sched, &o->wake, o->refresh_at);
+        if (rc == LP2P_ERR_CANCELED || o->released) break;
+        if (o->active && lp2p_now() < o->refresh_at) continue; /* woken early, still fine */
+        rc = lp2p__rsvp_do(o, lp2p_deadline_in(LP2P__RELAY_STREAM_MS));
+        if (o->released || rc == LP2P_ERR_CANCELED) break;
+        if (rc == LP2P_OK) {
+            backoff = 1000;
+            lp2p__rsvp_set_active(o, true, 0);
+            continue;
+        }
+        if (o->active) lp2p__rsvp_set_active(o, false, rc);
+        if (lp2p__sleep_until(h->sched, lp2p_deadline_in(backoff)) != LP2P_OK) break;
+        backoff = LP2P__MIN(backoff * 2, 60000);
+    }
+    /* unlink and free (release only marks it) */
+    for (lp2p__rsvp_out **pp = &r->outs; *pp; pp = &(*pp)->next)
+        if (*pp == o) {
+            *pp = o->next;
+            break;
+        }
+    if (o->active && !h->freeing) {
+        o->active = false;
+        lp2p__relay_update_addrs(r);
+    }
+    lp2p__rsvp_free(r, o);
+}
+
+LP2P_API int lp2p_relay_reserve(lp2p_host *h, const char *relay_addr, int64_t deadline) {
+    lp2p__relay *r = h->relay;
+    lp2p_peer_id relay;
+    lp2p__ma ma;
+    if (!relay_addr) return LP2P_ERR_INVALID;
+    if (relay_addr[0] == '/') {
+        if (lp2p__ma_parse(relay_addr, &ma, NULL) || !lp2p__ma_split_p2p(&ma, NULL, &relay)) return LP2P_ERR_BADADDR;
+    } else if (lp2p_peer_id_parse(relay_addr, &relay)) {
+        return LP2P_ERR_BADADDR;
+    }
+    for (lp2p__rsvp_out *o = r->outs; o; o = o->next)
+        if (lp2p_peer_id_eq(&o->relay, &relay) && !o->released) { /* already held: refresh now */
+            int rc = lp2p__rsvp_do(o, deadline);
+            if (rc == LP2P_OK) lp2p__rsvp_set_active(o, true, 0), lp2p__waitq_wake_all(h->sched, &o->wake);
+            return rc;
+        }
+    lp2p__rsvp_out *o = (lp2p__rsvp_out *)lp2p__zalloc(&h->ctx, sizeof *o);
+    if (!o || !(o->relay_addr = lp2p__strdup(&h->ctx, relay_addr))) {
+        lp2p__free(&h->ctx, o, sizeof *o);
+        return LP2P_ERR_NOMEM;
+    }
+    o->r = r, o->relay = relay;
+    int rc = lp2p__rsvp_do(o, deadline);
+    if (rc) {
+        lp2p__rsvp_free(r, o);
+        return rc;
+    }
+    o->next = r->outs, r->outs = o;
+    o->task = lp2p__spawn(h->sched, lp2p__rsvp_task, o);
+    if (!o->task.id) {
+        r->outs = o->next;
+        lp2p__rsvp_free(r, o);
+        return LP2P_ERR_NOMEM;
+    }
+    lp2p__rsvp_set_active(o, true, 0);
+    return LP2P_OK;
+}
+
+LP2P_API int lp2p_relay_release(lp2p_host *h, const lp2p_peer_id *relay) {
+    lp2p__relay *r = h->relay;
+    for (lp2p__rsvp_out *o = r->outs; o; o = o->next)
+        if (lp2p_peer_id_eq(&o->relay, relay) && !o->released) {
+            o->released = true;
+            o->active = false;
+            lp2p__relay_update_addrs(r);
+            lp2p__waitq_wake_all(h->sched, &o->wake);
+            return LP2P_OK;
+        }
+    return LP2P_ERR_NOTFOUND;
+}
+
+/* ---- swarm notifications ------------------------------------------------------------------------ */
+static void lp2p__relay_disconnected(void *user, lp2p__conn *c) {
+    lp2p__relay *r = (lp2p__relay *)user;
+    for (lp2p__rsvp_in *x = r->rsvps, *next; x; x = next) { /* a reservation lives with its connection */
+        next = x->next;
+        if (x->conn == c) lp2p__rsvp_drop(r, x);
+    }
+    if (c->limited) return;
+    for (lp2p__rsvp_out *o = r->outs; o; o = o->next) {
+        if (!o->active || o->released || !lp2p_peer_id_eq(&o->relay, &c->peer)) continue;
+        lp2p__conn *other = lp2p__swarm_find_conn(r->h, &c->peer);
+        if (other && !other->limited) continue; /* still connected another way */
+        lp2p__rsvp_set_active(o, false, LP2P_ERR_CLOSED);
+        lp2p__waitq_wake_all(r->h->sched, &o->wake);
+    }
+}
+
+LP2P__PRIV int lp2p__relay_init(lp2p_host *h) {
+    lp2p__relay *r = (lp2p__relay *)lp2p__zalloc(&h->ctx, sizeof *r);
+    if (!r) return LP2P_ERR_NOMEM;
+    r->h = h;
+    r->notifee.disconnected = lp2p__relay_disconnected;
+    r->notifee.user = r;
+    r->transport.can_dial = lp2p__circuit_can_dial;
+    r->transport.dial = lp2p__circuit_dial;
+    h->relay = r;
+    h->circuit = &r->transport;
+    lp2p__swarm_add_notifee(h, &r->notifee);
+    return lp2p_host_handle(h, LP2P__STOP_PROTO, lp2p__stop_serve, r);
+}
+
+LP2P__PRIV void lp2p__relay_free(lp2p_host *h) {
+    lp2p__relay *r = h->relay;
+    if (!r) return;
+    while (r->rsvps) lp2p__rsvp_drop(r, r->rsvps);
+    while (r->outs) { /* tasks are gone (scheduler freed) */
+        lp2p__rsvp_out *o = r->outs;
+        r->outs = o->next;
+        lp2p__rsvp_free(r, o);
+    }
+    h->circuit = NULL;
+    lp2p__free(&h->ctx, r, sizeof *r);
+    h->relay = NULL;
+}
+/*==================== end src/relay.c ====================*/
+/*==================== begin src/dcutr.c ====================*/
+/* dcutr.c - L7: DCUtR (Direct Connection Upgrade through Relay): TCP hole punching over a
+ * relayed connection.
+ *
+ * Spec: libp2p/specs relay/DCUtR.md, connections/hole-punching.md. Roles (spec names): B received
+ * the relayed connection (normally the NATed listener) and starts: it opens /libp2p/dcutr, sends
+ * CONNECT{its addresses}, measures the RTT until A's CONNECT{addresses} arrives, sends SYNC and
+ * waits RTT/2; A dials as soon as SYNC arrives. Both dial from their listen ports (SO_REUSEPORT),
+ * so each side's outgoing SYN opens its own NAT for the other's; the SYNs cross and TCP's
+ * simultaneous open yields one connection. A is the client (multistream dialer, Noise initiator,
+ * yamux odd IDs), B the server. B retries twice (3 attempts, a new stream each, as go) and, as go
+ * does, acts as client on its last attempt (peers older than go-libp2p 0.41 had the roles
+ * swapped; notes/wire-facts.md 1.14).
+ * Our addresses in CONNECT: what peers observed of us (identify), then our listen addresses.
+ * Messages: uvarint-delimited HolePunch, at most 4 KiB.
+ * Enabled while the host handles /libp2p/dcutr (lp2p_host_unhandle turns it off).
+ * Depends on: host.h (swarm, streams, tcp), proto/dcutr.pb.h. */
+// (amalgamated) #include "host.h"
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+
+#define LP2P__DCUTR_PROTO "/libp2p/dcutr"
+#define LP2P__DCUTR_MSG_MAX 4096
+#define LP2P__DCUTR_ATTEMPTS 3
+#define LP2P__DCUTR_MAX_ADDRS 8
+#define LP2P__DCUTR_DIAL_MS 10000   /* go: direct dial timeout 10 s */
+#define LP2P__DCUTR_STREAM_MS 60000 /* go: stream timeout 1 min */
+#define LP2P__DCUTR_IDENTIFY_MS 10000
+
+struct lp2p__dcutr {
+    lp2p_host *h;
+    lp2p__notifee notifee;
+    /* Test hook: extra wait before the server side (B) dials. Without NATs (loopback tests) B's
+     * early SYN would reach A's listener, and both sides would then wait as responders; with it
+     * A's SYN reaches B's listener first and the roles hold. 0 in real use (the spec's RTT/2). */
+    int test_server_delay_ms;
+};
+
+typedef struct lp2p__dc_addrs {
+    lp2p__ma a[LP2P__DCUTR_MAX_ADDRS];
+    int n;
+} lp2p__dc_addrs;
+
+static void lp2p__dc_add(lp2p__dc_addrs *l, const lp2p__ma *ma) {
+    lp2p__ma base;
+    lp2p__ma_split_p2p(ma, &base, NULL);
+    if (l->n >= LP2P__DCUTR_MAX_ADDRS || !lp2p__ma_is_tcp(&base) || lp2p__ma_is_circuit(&base)) return;
+    for (int i = 0; i < l->n; i++)
+        if (lp2p__ma_eq(&l->a[i], &base)) return;
+    l->a[l->n++] = base;
+}
+
+/* Is the IP part of a TCP address 0.0.0.0 / :: (a wildcard listener)? */
+static bool lp2p__dc_unspecified(const lp2p__ma *ma) {
+    static const uint8_t zero[16] = {0};
+    return (ma->len >= 5 && ma->b[0] == LP2P__MA_IP4 && memcmp(ma->b + 1, zero, 4) == 0) ||
+           (ma->len >= 17 && ma->b[0] == LP2P__MA_IP6 && memcmp(ma->b + 1, zero, 16) == 0);
+}
+
+/* Our candidate addresses: observed by peers (NAT mappings of our listen port), then listeners. */
+static void lp2p__dc_own_addrs(lp2p_host *h, lp2p__dc_addrs *out) {
+    out->n = 0;
+    for (lp2p__peer *p = h->peers; p; p = p->next)
+        if (p->observed.len) lp2p__dc_add(out, &p->observed);
+    for (lp2p__listener *l = h->listeners; l; l = l->next)
+        if (!lp2p__dc_unspecified(&l->addr)) lp2p__dc_add(out, &l->addr);
+}
+
+/* ---- messages ---------------------------------------------------------------------------------- */
+static bool lp2p__dc_dec_addr(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__dc_addrs *l = (lp2p__dc_addrs *)*arg;
+    uint8_t tmp[LP2P__MA_MAX];
+    lp2p__ma ma;
+    size_t n = st->bytes_left;
+    (void)f;
+    if (n > sizeof tmp) return pb_read(st, NULL, n);
+    if (!pb_read(st, tmp, n)) return false;
+    if (lp2p__ma_from_bytes(tmp, n, &ma, NULL) == LP2P_OK) lp2p__dc_add(l, &ma);
+    return true;
+}
+
+static bool lp2p__dc_enc_addrs(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
+    const lp2p__dc_addrs *l = (const lp2p__dc_addrs *)*arg;
+    for (int i = 0; l && i < l->n; i++)
+        if (!pb_encode_tag_for_field(st, f) || !pb_encode_string(st, l->a[i].b, l->a[i].len)) return false;
+    return true;
+}
+
+static int lp2p__dc_send(lp2p_stream *s, lp2p_pb_HolePunch_Type type, const lp2p__dc_addrs *addrs, int64_t deadline) {
+    uint8_t buf[LP2P__DCUTR_MSG_MAX];
+    lp2p_pb_HolePunch m;
+    memset(&m, 0, sizeof m);
+    m.type = type;
+    m.ObsAddrs.funcs.encode = lp2p__dc_enc_addrs, m.ObsAddrs.arg = (void *)addrs;
+    pb_ostream_t st = pb_ostream_from_buffer(buf, sizeof buf);
+    if (!pb_encode(&st, lp2p_pb_HolePunch_fields, &m)) return LP2P_ERR_MSGSIZE;
+    return lp2p__pipe_write_msg(&s->h->ctx, s->pipe, buf, st.bytes_written, deadline);
+}
+
+/* Read one HolePunch of the expected type; its addresses (TCP, not relayed) go to addrs. */
+static int lp2p__dc_recv(lp2p_stream *s, lp2p_pb_HolePunch_Type want, lp2p__dc_addrs *addrs, int64_t deadline) {
+    uint8_t buf[LP2P__DCUTR_MSG_MAX];
+    lp2p__dc_addrs ignored;
+    ptrdiff_t n = lp2p__pipe_read_msg(s->pipe, buf, sizeof buf, NULL, deadline);
+    if (n == LP2P_ERR_MSGSIZE) return LP2P_ERR_PROTOCOL;
+    if (n < 0) return (int)n;
+    lp2p_pb_HolePunch m;
+    memset(&m, 0, sizeof m);
+    if (!addrs) addrs = &ignored;
+    addrs->n = 0;
+    m.ObsAddrs.funcs.decode = lp2p__dc_dec_addr, m.ObsAddrs.arg = addrs;
+    pb_istream_t st = pb_istream_from_buffer(buf, (size_t)n);
+    if (!pb_decode(&st, lp2p_pb_HolePunch_fields, &m) || m.type != want) return LP2P_ERR_PROTOCOL;
+    return LP2P_OK;
+}
+
+/* ---- punching ------------------------------------------------------------------------------------ */
+typedef struct lp2p__punch { /* shared by the punching task and its dial tasks; the last frees it */
+    lp2p_host *h;
+    int refs, live;
+    bool taken;         /* the punching task took a winner (or gave up): close later successes */
+    lp2p__pipe *winner;
+    lp2p__ma local, remote;
+    int last_err;
+    lp2p__waitq done;
+} lp2p__punch;
+
+typedef struct lp2p__punch_dial {
+    lp2p__punch *pu;
+    lp2p__ma addr;
+    int64_t deadline;
+} lp2p__punch_dial;
+
+static void lp2p__punch_unref(lp2p__punch *pu) {
+    if (--pu->refs == 0) lp2p__free(&pu->h->ctx, pu, sizeof *pu);
+}
+
+static void lp2p__punch_dial_task(void *arg) {
+    lp2p__punch_dial *d = (lp2p__punch_dial *)arg;
+    lp2p__punch *pu = d->pu;
+    lp2p_host *h = pu->h;
+    lp2p__pipe *raw = NULL;
+    lp2p__ma local, remote;
+    int port = lp2p__swarm_listen_port(h, &d->addr);
+    int rc = lp2p__tcp_dial(h->sched, &d->addr, port, &raw, &local, &remote, d->deadline);
+    if (rc == LP2P_OK && (pu->taken || pu->winner)) raw->vt->close(raw); /* another address won */
+    else if (rc == LP2P_OK) pu->winner = raw, pu->local = local, pu->remote = remote;
+    else pu->last_err = rc;
+    lp2p__free(&h->ctx, d, sizeof *d);
+    pu->live--;
+    lp2p__waitq_wake_all(h->sched, &pu->done);
+    lp2p__punch_unref(pu);
+}
+
+/* Dial every address of the peer at once from our listen port; upgrade the first TCP connection
+ * with our role. A connection that arrives at our listener instead (no NAT in between: the
+ * peer's SYN reached the listener before ours left) is upgraded by the swarm: wait a little for
+ * it. Returns OK when a direct connection to peer exists. */
+static int lp2p__punch_run(lp2p_host *h, const lp2p_peer_id *peer, const lp2p__dc_addrs *addrs, bool is_client,
+                       lp2p__ma *direct) {
+    lp2p__punch *pu = (lp2p__punch *)lp2p__zalloc(&h->ctx, sizeof *pu);
+    int64_t deadline = lp2p_deadline_in(LP2P__DCUTR_DIAL_MS);
+    int rc = LP2P_OK;
+    if (!pu) return LP2P_ERR_NOMEM;
+    pu->h = h, pu->refs = 1;
+    for (int i = 0; i < addrs->n; i++) {
+        lp2p__punch_dial *d = (lp2p__punch_dial *)lp2p__zalloc(&h->ctx, sizeof *d);
+        if (!d) break;
+        d->pu = pu, d->addr = addrs->a[i], d->deadline = deadline;
+        pu->live++, pu->refs++;
+        if (!lp2p__spawn(h->sched, lp2p__punch_dial_task, d).id)
+            pu->live--, pu->refs--, lp2p__free(&h->ctx, d, sizeof *d);
+    }
+    while (rc == LP2P_OK && pu->live > 0 && !pu->winner) rc = lp2p__waitq_wait(h->sched, &pu->done, deadline);
+    lp2p__pipe *raw = pu->winner;
+    lp2p__ma local = pu->local, remote = pu->remote;
+    int last_err = pu->last_err;
+    pu->taken = true, pu->winner = NULL;
+    lp2p__punch_unref(pu); /* dial tasks still running close what they get */
+    if (rc == LP2P_ERR_CANCELED) {
+        if (raw) raw->vt->reset(raw);
+        return rc;
+    }
+    rc = raw ? LP2P_OK : last_err ? last_err : LP2P_ERR_UNREACHABLE;
+    if (raw) {
+        lp2p__conn *c = NULL;
+        rc = lp2p__swarm_upgrade(h, raw, is_client, peer, &local, &remote, false, &c, lp2p_deadline_in(LP2P__DCUTR_DIAL_MS));
+        if (rc == LP2P_OK) {
+            *direct = c->remote;
+            lp2p__conn_unref(c);
+            return LP2P_OK;
+        }
+    }
+    /* did the peer's connection reach our listener? */
+    int64_t grace = lp2p_deadline_in(3000);
+    for (;;) {
+        lp2p__conn *c = lp2p__swarm_find_conn(h, peer);
+        if (c && !c->limited) {
+            *direct = c->remote;
+            return LP2P_OK;
+        }
+        if (lp2p__waitq_wait(h->sched, &h->conn_wait, grace) != LP2P_OK) break;
+    }
+    return rc;
+}
+
+static void lp2p__dc_result(lp2p_host *h, const lp2p_peer_id *peer, int rc, const lp2p__ma *direct, int attempt) {
+    char id[LP2P_PEER_ID_STRLEN], text[LP2P__MA_STRLEN];
+    lp2p_peer_id_str(peer, id, sizeof id);
+    text[0] = 0;
+    if (rc == LP2P_OK && direct && direct->len) lp2p__ma_str(direct, text, sizeof text);
+    if (rc == LP2P_OK) LP2P__INFO(&h->ctx, "dcutr: direct connection to %s (%s) on attempt %d", id, text, attempt);
+    else LP2P__INFO(&h->ctx, "dcutr: hole punch with %s failed: %s", id, lp2p_strerror(rc));
+    if (!h->freeing) lp2p__host_emit(h, LP2P_EVENT_HOLE_PUNCH, peer, text[0] ? text : NULL, NULL, NULL, rc);
+}
+
+/* ---- initiator (B: we received the relayed connection) ------------------------------------------ */
+static bool lp2p__dc_peer_speaks(lp2p_host *h, const lp2p_peer_id *peer) {
+    lp2p__peer *p = lp2p__peerstore_get(h, peer, false);
+    if (!p || !p->protocols) return true; /* unknown: just try */
+    for (int i = 0; i < p->n_protocols; i++)
+        if (strcmp(p->protocols[i], LP2P__DCUTR_PROTO) == 0) return true;
+    return false;
+}
+
+static int lp2p__dc_attempt(lp2p__conn *c, int attempt, lp2p__ma *direct) {
+    lp2p_host *h = c->h;
+    lp2p_stream *s = NULL;
+    lp2p__dc_addrs *own = (lp2p__dc_addrs *)lp2p__alloc(&h->ctx, sizeof *own);
+    lp2p__dc_addrs *theirs = (lp2p__dc_addrs *)lp2p__alloc(&h->ctx, sizeof *theirs);
+    int64_t deadline = lp2p_deadline_in(LP2P__DCUTR_STREAM_MS);
+    int rc = own && theirs ? lp2p__host_open_on(c, LP2P__DCUTR_PROTO, deadline, &s) : LP2P_ERR_NOMEM;
+    if (rc == LP2P_OK) {
+        lp2p__dc_own_addrs(h, own);
+        rc = lp2p__dc_send(s, lp2p_pb_HolePunch_Type_CONNECT, own, deadline);
+    }
+    int64_t t0 = lp2p_now();
+    if (rc == LP2P_OK) rc = lp2p__dc_recv(s, lp2p_pb_HolePunch_Type_CONNECT, theirs, deadline);
+    int64_t rtt = lp2p_now() - t0;
+    if (rc == LP2P_OK && theirs->n == 0) rc = LP2P_ERR_NOADDR;
+    if (rc == LP2P_OK) rc = lp2p__dc_send(s, lp2p_pb_HolePunch_Type_SYNC, NULL, deadline);
+    if (s) {
+        if (rc == LP2P_OK) lp2p_stream_close(s);
+        else lp2p_stream_reset(s);
+    }
+    bool is_client = attempt == LP2P__DCUTR_ATTEMPTS; /* go's last-attempt role flip */
+    int64_t wait = rtt / 2 + (is_client ? 0 : h->dcutr->test_server_delay_ms);
+    if (rc == LP2P_OK) rc = lp2p__sleep_until(h->sched, lp2p_deadline_in(wait));
+    if (rc == LP2P_OK) rc = lp2p__punch_run(h, &c->peer, theirs, is_client, direct);
+    lp2p__free(&h->ctx, own, sizeof *own);
+    lp2p__free(&h->ctx, theirs, sizeof *theirs);
+    return rc;
+}
+
+static void lp2p__dc_initiator_task(void *arg) {
+    lp2p__conn *c = (lp2p__conn *)arg;
+    lp2p_host *h = c->h;
+    lp2p__ma direct;
+    int rc = LP2P_OK, attempt = 0;
+    direct.len = 0;
+    int64_t id_deadline = lp2p_deadline_in(LP2P__DCUTR_IDENTIFY_MS);
+    while (!c->identified && !c->closed && rc == LP2P_OK) rc = lp2p__waitq_wait(h->sched, &c->identify_wait, id_deadline);
+    if (rc == LP2P_OK && !c->closed && lp2p__dc_peer_speaks(h, &c->peer)) {
+        for (attempt = 1; attempt <= LP2P__DCUTR_ATTEMPTS && !c->closed; attempt++) {
+            lp2p__conn *d = lp2p__swarm_find_conn(h, &c->peer);
+            if (d && !d->limited) { /* a direct connection appeared meanwhile */
+                direct = d->remote;
+                rc = LP2P_OK;
+                break;
+            }
+            rc = lp2p__dc_attempt(c, attempt, &direct);
+            if (rc == LP2P_OK || rc == LP2P_ERR_CANCELED || rc == LP2P_ERR_PROTO_NA) break;
+        }
+        if (rc != LP2P_ERR_CANCELED) lp2p__dc_result(h, &c->peer, rc, &direct, attempt);
+    }
+    lp2p__conn_unref(c);
+}
+
+static void lp2p__dc_connected(void *user, lp2p__conn *c) {
+    lp2p__dcutr *d = (lp2p__dcutr *)user;
+    lp2p_host *h = d->h;
+    bool enabled = false;
+    const char *protos[LP2P__MAX_PEER_PROTOCOLS];
+    int n = lp2p__host_protocols(h, protos, (int)LP2P__COUNT(protos));
+    for (int i = 0; i < n && i < (int)LP2P__COUNT(protos); i++) enabled |= strcmp(protos[i], LP2P__DCUTR_PROTO) == 0;
+    if (!enabled || !c->limited || c->outbound) return;
+    c->refs++;
+    if (!lp2p__spawn(h->sched, lp2p__dc_initiator_task, c).id) c->refs--;
+}
+
+/* ---- responder (A: we dialed through the relay) ---------------------------------------------------- */
+static void lp2p__dc_serve(lp2p_stream *s, void *user) {
+    lp2p_host *h = s->h;
+    char id[LP2P_PEER_ID_STRLEN];
+    (void)user;
+    lp2p_peer_id_str(&s->peer, id, sizeof id);
+    if (!s->conn->limited || !s->conn->outbound) { /* go: only on the relayed connection we dialed */
+        LP2P__INFO(&h->ctx, "dcutr: stream from %s not on a relayed connection we dialed: refused", id);
+        lp2p_stream_reset(s);
+        return;
+    }
+    lp2p__dc_addrs *own = (lp2p__dc_addrs *)lp2p__alloc(&h->ctx, sizeof *own);
+    lp2p__dc_addrs *theirs = (lp2p__dc_addrs *)lp2p__alloc(&h->ctx, sizeof *theirs);
+    int64_t deadline = lp2p_deadline_in(LP2P__DCUTR_STREAM_MS);
+    int rc = own && theirs ? lp2p__dc_recv(s, lp2p_pb_HolePunch_Type_CONNECT, theirs, deadline) : LP2P_ERR_NOMEM;
+    if (rc == LP2P_OK && theirs->n == 0) rc = LP2P_ERR_NOADDR;
+    if (rc == LP2P_OK) {
+        lp2p__dc_own_addrs(h, own);
+        rc = lp2p__dc_send(s, lp2p_pb_HolePunch_Type_CONNECT, own, deadline);
+    }
+    if (rc == LP2P_OK) rc = lp2p__dc_recv(s, lp2p_pb_HolePunch_Type_SYNC, NULL, deadline);
+    if (rc != LP2P_OK) {
+        if (rc == LP2P_ERR_PROTOCOL) LP2P__WARN(&h->ctx, rc, "dcutr: malformed message from %s", id);
+        else LP2P__INFO(&h->ctx, "dcutr: exchange with %s failed: %s", id, lp2p_strerror(rc));
+        lp2p_stream_reset(s);
+    } else {
+        lp2p_stream_close(s);
+        lp2p__ma direct;
+        direct.len = 0;
+        lp2p__conn *c = lp2p__swarm_find_conn(h, &s->peer);
+        if (c && !c->limited) direct = c->remote, rc = LP2P_OK;
+        else rc = lp2p__punch_run(h, &s->peer, theirs, true, &direct);
+        if (rc != LP2P_ERR_CANCELED) lp2p__dc_result(h, &s->peer, rc, &direct, 1);
+    }
+    lp2p__free(&h->ctx, own, sizeof *own);
+    lp2p__free(&h->ctx, theirs, sizeof *theirs);
+}
+
+LP2P__PRIV int lp2p__dcutr_init(lp2p_host *h) {
+    lp2p__dcutr *d = (lp2p__dcutr *)lp2p__zalloc(&h->ctx, sizeof *d);
+    if (!d) return LP2P_ERR_NOMEM;
+    d->h = h;
+    d->notifee.connected = lp2p__dc_connected;
+    d->notifee.user = d;
+    h->dcutr = d;
+    lp2p__swarm_add_notifee(h, &d->notifee);
+    return lp2p_host_handle(h, LP2P__DCUTR_PROTO, lp2p__dc_serve, d);
+}
+
+LP2P__PRIV void lp2p__dcutr_free(lp2p_host *h) {
+    lp2p__free(&h->ctx, h->dcutr, sizeof *h->dcutr);
+    h->dcutr = NULL;
+}
+/*==================== end src/dcutr.c ====================*/
 #endif /* LIBP2P_IMPLEMENTATION */
 /*
 MIT License

@@ -182,7 +182,14 @@ typedef enum lp2p_event_type {
     LP2P_EVENT_PEER_DISCONNECTED,
     LP2P_EVENT_DIAL_FAILED,
     LP2P_EVENT_PEER_IDENTIFIED,
-    LP2P_EVENT_STREAM
+    LP2P_EVENT_STREAM,
+    /* NAT traversal (relay.c, dcutr.c, autonat.c, mdns.c) */
+    LP2P_EVENT_RELAY_RESERVED,   /* peer = the relay; addr = our /p2p-circuit address through it */
+    LP2P_EVENT_RELAY_LOST,       /* peer = the relay; err = why (the host keeps retrying) */
+    LP2P_EVENT_HOLE_PUNCH,       /* peer; err 0: direct connection made (addr = its remote address),
+                                    else DCUtR gave up after its attempts (err = the last error) */
+    LP2P_EVENT_NAT_STATUS,       /* AutoNAT changed its verdict: err = the new lp2p_nat_status */
+    LP2P_EVENT_PEER_DISCOVERED   /* mDNS: peer and one of its addresses (addr, with /p2p/) */
 } lp2p_event_type;
 
 typedef struct lp2p_event {
@@ -312,6 +319,63 @@ LP2P_API bool lp2p_task_alive(lp2p_host *h, lp2p_task t);
 LP2P_API int lp2p_sleep(lp2p_host *h, int64_t deadline);
 /* Let the other ready tasks run (CPU-bound tasks should call it now and then). */
 LP2P_API int lp2p_yield(lp2p_host *h);
+
+/* ---- NAT traversal: circuit relay v2 and hole punching -------------------------------------
+ * A host behind a NAT cannot be dialed. It reserves a slot on a relay (a public host running the
+ * relay service) and advertises "<relay addr>/p2p/<relay>/p2p-circuit/p2p/<us>"; peers dial
+ * that address and reach it through the relay. Such a relayed connection is *limited*: the
+ * relay cuts it after a time and byte budget (go: 2 min, 128 KiB per direction), and only
+ * protocols marked with lp2p_host_allow_limited run over it (ping, identify and DCUtR by
+ * default). The host that received the relayed connection then starts DCUtR hole punching
+ * (automatic): both sides learn each other's public address through the relay and dial each
+ * other at the same moment from their listen ports, so both NATs open. On success new streams
+ * use the direct connection. Specs: relay/circuit-v2.md, relay/DCUtR.md,
+ * connections/hole-punching.md. */
+
+/* Reserve a slot on a relay and keep it: relay_addr is the relay's multiaddr with /p2p/<id>
+ * (or a bare peer ID the host knows). Connects, sends RESERVE on
+ * /libp2p/circuit/relay/0.2.0/hop, checks the relay's signed voucher, and on success adds our
+ * /p2p-circuit addresses to lp2p_host_addr (and identify); emits LP2P_EVENT_RELAY_RESERVED.
+ * The host refreshes the reservation before it expires and, if the relay connection drops,
+ * reconnects and reserves again (LP2P_EVENT_RELAY_LOST, then RESERVED again) until
+ * lp2p_relay_release. deadline: absolute ms for the first reservation.
+ * Errors: those of lp2p_host_connect; ERR_PROTO_NA (not a relay), ERR_LIMIT (the relay refused:
+ * RESERVATION_REFUSED / RESOURCE_LIMIT_EXCEEDED / PERMISSION_DENIED), ERR_PROTOCOL (malformed
+ * answer or a voucher not signed by the relay for us), ERR_INVALID (relay reached only through
+ * a relayed connection), ERR_NOMEM. Spec: relay/circuit-v2.md "Reservation". */
+LP2P_API int lp2p_relay_reserve(lp2p_host *h, const char *relay_addr, int64_t deadline);
+/* Stop refreshing the reservation on relay and drop its /p2p-circuit addresses (the relay
+ * connection stays). ERR_NOTFOUND if we hold none there. */
+LP2P_API int lp2p_relay_release(lp2p_host *h, const lp2p_peer_id *relay);
+
+/* Relay service settings; zero fields mean the defaults in brackets (go-libp2p's). */
+typedef struct lp2p_relay_config {
+    int max_reservations;     /* [128] reservations held at once, all peers */
+    int max_circuits;         /* [16] relayed connections at once, all peers */
+    int max_circuits_per_peer; /* [4] relayed connections at once with one peer as either end */
+    int reservation_ttl_s;    /* [3600] seconds a reservation lasts unless refreshed */
+    int limit_duration_s;     /* [120] seconds a relayed connection lasts; < 0: no limit */
+    int64_t limit_data;       /* [131072] bytes per direction a relayed connection carries; < 0: no limit */
+} lp2p_relay_config;
+/* Serve /libp2p/circuit/relay/0.2.0/hop: accept reservations (at most one per peer, a refresh
+ * replaces it; vouchers signed with our key, domain "libp2p-relay-rsvp", payload type 03 02;
+ * the reservation lasts while the peer stays connected) and relay CONNECTs to peers holding one,
+ * enforcing the duration and data limits (both streams are reset when either is reached).
+ * Never over relayed connections. cfg may be NULL. Calling it again applies new settings.
+ * Errors: ERR_NOMEM. Spec: relay/circuit-v2.md "Relay". */
+LP2P_API int lp2p_relay_service_start(lp2p_host *h, const lp2p_relay_config *cfg);
+/* Stop serving hop (reservations are dropped; circuits already relayed run to their limits). */
+LP2P_API void lp2p_relay_service_stop(lp2p_host *h);
+
+/* Let protocol run over limited (relayed) connections (allow = true) or not. Applies to inbound
+ * streams (others are refused) and to lp2p_stream_open: opening a protocol that is not allowed
+ * while the only connection to the peer is limited waits, until deadline, for a direct
+ * connection (DCUtR) as go-libp2p does, then fails with ERR_LIMIT. Defaults: ping, identify,
+ * identify push, DCUtR. Errors: ERR_INVALID, ERR_NOMEM. */
+LP2P_API int lp2p_host_allow_limited(lp2p_host *h, const char *protocol, bool allow);
+/* 1 if the host's best connection to peer is direct (not relayed), 0 if it only has a limited
+ * (relayed) one, ERR_NOTFOUND if it has none. */
+LP2P_API int lp2p_host_is_direct(lp2p_host *h, const lp2p_peer_id *peer);
 
 /* ---- peer IDs and identity ---------------------------------------------------------------- */
 /* lp2p_peer_id_parse - parse the text form of a peer ID.

@@ -47,6 +47,7 @@ typedef struct lp2p__conn {
     lp2p__waitq identify_wait;
     int refs;             /* host list + tasks using it; freed at 0 */
     int64_t opened_at;
+    bool limited;         /* relayed (circuit v2): only protocols allowed on limited connections */
     struct lp2p__conn *next;
 } lp2p__conn;
 
@@ -101,6 +102,17 @@ typedef struct lp2p__event_slot {
 } lp2p__event_slot;
 
 typedef struct lp2p__identify lp2p__identify; /* identify.c */
+typedef struct lp2p__relay lp2p__relay;       /* relay.c */
+typedef struct lp2p__dcutr lp2p__dcutr;       /* dcutr.c */
+
+#define LP2P__MAX_EXTRA_ADDRS 8 /* advertised addresses beyond the listeners (relay circuits) */
+
+/* A transport the swarm does not implement itself (relay.c: /p2p-circuit addresses). */
+typedef struct lp2p__transport {
+    bool (*can_dial)(const lp2p__ma *addr);
+    /* Dial peer through addr; on success *out is a new connection with a reference. */
+    int (*dial)(lp2p_host *h, const lp2p__ma *addr, const lp2p_peer_id *peer, lp2p__conn **out, int64_t deadline);
+} lp2p__transport;
 
 struct lp2p_host {
     lp2p__ctx ctx;
@@ -126,6 +138,15 @@ struct lp2p_host {
     lp2p__identify *identify;
     lp2p__buf info_text; /* lp2p_host_peer_info's strings */
     bool freeing;
+    /* NAT traversal hooks */
+    const lp2p__transport *circuit; /* relay.c's transport, or NULL */
+    lp2p__ma extra_addrs[LP2P__MAX_EXTRA_ADDRS]; /* advertised too (with /p2p/<relay>/p2p-circuit) */
+    int n_extra_addrs;
+    char **limited_ok; /* protocols allowed on limited connections */
+    int n_limited_ok;
+    lp2p__waitq conn_wait; /* woken whenever a connection is set up */
+    lp2p__relay *relay;
+    lp2p__dcutr *dcutr;
 };
 
 /* ---- swarm (swarm.c) ---- */
@@ -141,6 +162,18 @@ LP2P__PRIV void lp2p__conn_close(lp2p__conn *c);
 /* Free closed connections nothing references any more (never from a session's own task). */
 LP2P__PRIV void lp2p__swarm_reap(lp2p_host *h);
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n);
+/* Upgrade a raw pipe (TCP, relayed stream) into a connection: initiator = the Noise initiator,
+ * multistream dialer and yamux client (for TCP the dialer; DCUtR assigns it on simultaneous
+ * open). expected: the peer we want (NULL = any). limited: a relayed connection. raw is always
+ * consumed. The new connection is in the host's table (no reference for the caller unless
+ * out_ref: then *out_ref gets one). */
+LP2P__PRIV int lp2p__swarm_upgrade(lp2p_host *h, lp2p__pipe *raw, bool initiator, const lp2p_peer_id *expected,
+                                   const lp2p__ma *local, const lp2p__ma *remote, bool limited, lp2p__conn **out_ref,
+                                   int64_t deadline);
+/* Port of our first TCP listener of the address family of addr (for dials that reuse it), 0 if none. */
+LP2P__PRIV int lp2p__swarm_listen_port(lp2p_host *h, const lp2p__ma *addr);
+/* Does the address contain /p2p-circuit? */
+LP2P__PRIV bool lp2p__ma_is_circuit(const lp2p__ma *ma);
 
 /* ---- peerstore (swarm.c) ---- */
 LP2P__PRIV lp2p__peer *lp2p__peerstore_get(lp2p_host *h, const lp2p_peer_id *id, bool create);
@@ -157,8 +190,12 @@ LP2P__PRIV void lp2p__host_on_stream(lp2p__conn *c, lp2p__pipe *stream);
 LP2P__PRIV int lp2p__host_open_on(lp2p__conn *c, const char *protocol, int64_t deadline, lp2p_stream **out);
 /* The protocols we handle (for identify and "ls"); returns count, fills up to max. */
 LP2P__PRIV int lp2p__host_protocols(lp2p_host *h, const char **out, int max);
-/* Refresh h->addr_text after listeners change. */
+/* Refresh h->addr_text after listeners or extra addresses change (and push identify). */
 LP2P__PRIV void lp2p__host_addrs_changed(lp2p_host *h);
+/* The addresses we advertise (listeners, then extra_addrs), without /p2p/<us>. Returns the count. */
+LP2P__PRIV int lp2p__host_advertised_addrs(lp2p_host *h, lp2p__ma *out, int max);
+/* May protocol run on a limited (relayed) connection? */
+LP2P__PRIV bool lp2p__host_limited_ok(lp2p_host *h, const char *protocol);
 
 /* ---- built-in protocols ---- */
 LP2P__PRIV int lp2p__identify_init(lp2p_host *h);
@@ -166,5 +203,9 @@ LP2P__PRIV void lp2p__identify_free(lp2p_host *h);
 /* Push our identify to every connection (addresses or protocols changed). */
 LP2P__PRIV void lp2p__identify_push_all(lp2p_host *h);
 LP2P__PRIV int lp2p__ping_init(lp2p_host *h);
+LP2P__PRIV int lp2p__relay_init(lp2p_host *h);  /* stop handler, circuit transport */
+LP2P__PRIV void lp2p__relay_free(lp2p_host *h); /* after the scheduler is gone */
+LP2P__PRIV int lp2p__dcutr_init(lp2p_host *h);
+LP2P__PRIV void lp2p__dcutr_free(lp2p_host *h);
 
 #endif
