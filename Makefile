@@ -7,7 +7,7 @@ LIBS     = -lsodium -lbearssl -lprotobuf-nanopb -lpthread
 SRC      = $(wildcard src/*.h src/*.c src/proto/*.h src/proto/*.c) amalgamate LICENSE
 UNIT     = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
 HOST     = $(patsubst tests/host/%.c,build/host/%,$(wildcard tests/host/test_*.c))
-INTEROP  = build/interop/test_interop
+INTEROP  = build/interop/test_interop build/interop/test_relay
 ASAN     = $(patsubst build/%,build/asan/%,$(UNIT) $(HOST))
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 EXAMPLES = build/bin/echo build/bin/chat build/bin/game_loop build/bin/ping build/bin/demo
@@ -31,7 +31,7 @@ build/host/%: tests/host/%.c libp2p.h tests/test.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 
-$(INTEROP): tests/interop/test_interop.c libp2p.h tests/test.h
+build/interop/%: tests/interop/%.c libp2p.h tests/test.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 

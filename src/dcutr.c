@@ -27,19 +27,36 @@
 #define LP2P__DCUTR_STREAM_MS 60000 /* go: stream timeout 1 min */
 #define LP2P__DCUTR_IDENTIFY_MS 10000
 
+typedef struct lp2p__dc_punching lp2p__dc_punching;
 struct lp2p__dcutr {
     lp2p_host *h;
     lp2p__notifee notifee;
-    /* Test hook: extra wait before the server side (B) dials. Without NATs (loopback tests) B's
-     * early SYN would reach A's listener, and both sides would then wait as responders; with it
-     * A's SYN reaches B's listener first and the roles hold. 0 in real use (the spec's RTT/2). */
-    int test_server_delay_ms;
+    lp2p__dc_punching *punching; /* hole punches in progress where we are the client */
 };
 
 typedef struct lp2p__dc_addrs {
     lp2p__ma a[LP2P__DCUTR_MAX_ADDRS];
     int n;
 } lp2p__dc_addrs;
+
+/* While we punch as the client, a TCP connection from one of the peer's addresses that reaches
+ * our listener (its SYN arrived before ours left: no NAT, or a NAT that let it through) is the
+ * punched connection too, and must keep the client role: swarm.c asks lp2p__dc_punch_client. */
+struct lp2p__dc_punching {
+    lp2p_peer_id peer;
+    const lp2p__dc_addrs *addrs;
+    struct lp2p__dc_punching *next;
+};
+
+static bool lp2p__dc_punch_client(lp2p_host *h, const lp2p__ma *remote, lp2p_peer_id *peer) {
+    for (lp2p__dc_punching *p = h->dcutr ? h->dcutr->punching : NULL; p; p = p->next)
+        for (int i = 0; i < p->addrs->n; i++)
+            if (lp2p__ma_eq(&p->addrs->a[i], remote)) {
+                *peer = p->peer;
+                return true;
+            }
+    return false;
+}
 
 static void lp2p__dc_add(lp2p__dc_addrs *l, const lp2p__ma *ma) {
     lp2p__ma base;
@@ -156,8 +173,22 @@ static void lp2p__punch_dial_task(void *arg) {
  * with our role. A connection that arrives at our listener instead (no NAT in between: the
  * peer's SYN reached the listener before ours left) is upgraded by the swarm: wait a little for
  * it. Returns OK when a direct connection to peer exists. */
+static void lp2p__dc_register(lp2p_host *h, lp2p__dc_punching *reg, const lp2p_peer_id *peer,
+                              const lp2p__dc_addrs *addrs) {
+    reg->peer = *peer, reg->addrs = addrs;
+    reg->next = h->dcutr->punching, h->dcutr->punching = reg;
+}
+
+static void lp2p__dc_unregister(lp2p_host *h, lp2p__dc_punching *reg) {
+    for (lp2p__dc_punching **pp = &h->dcutr->punching; *pp; pp = &(*pp)->next)
+        if (*pp == reg) {
+            *pp = reg->next;
+            return;
+        }
+}
+
 static int lp2p__punch_run(lp2p_host *h, const lp2p_peer_id *peer, const lp2p__dc_addrs *addrs, bool is_client,
-                       lp2p__ma *direct) {
+                             lp2p__ma *direct) {
     lp2p__punch *pu = (lp2p__punch *)lp2p__zalloc(&h->ctx, sizeof *pu);
     int64_t deadline = lp2p_deadline_in(LP2P__DCUTR_DIAL_MS);
     int rc = LP2P_OK;
@@ -238,15 +269,17 @@ static int lp2p__dc_attempt(lp2p__conn *c, int attempt, lp2p__ma *direct) {
     if (rc == LP2P_OK) rc = lp2p__dc_recv(s, lp2p_pb_HolePunch_Type_CONNECT, theirs, deadline);
     int64_t rtt = lp2p_now() - t0;
     if (rc == LP2P_OK && theirs->n == 0) rc = LP2P_ERR_NOADDR;
+    bool is_client = attempt == LP2P__DCUTR_ATTEMPTS; /* go's last-attempt role flip */
+    lp2p__dc_punching reg;
+    if (rc == LP2P_OK && is_client) lp2p__dc_register(h, &reg, &c->peer, theirs);
     if (rc == LP2P_OK) rc = lp2p__dc_send(s, lp2p_pb_HolePunch_Type_SYNC, NULL, deadline);
     if (s) {
         if (rc == LP2P_OK) lp2p_stream_close(s);
         else lp2p_stream_reset(s);
     }
-    bool is_client = attempt == LP2P__DCUTR_ATTEMPTS; /* go's last-attempt role flip */
-    int64_t wait = rtt / 2 + (is_client ? 0 : h->dcutr->test_server_delay_ms);
-    if (rc == LP2P_OK) rc = lp2p__sleep_until(h->sched, lp2p_deadline_in(wait));
+    if (rc == LP2P_OK) rc = lp2p__sleep_until(h->sched, lp2p_deadline_in(rtt / 2));
     if (rc == LP2P_OK) rc = lp2p__punch_run(h, &c->peer, theirs, is_client, direct);
+    if (theirs && theirs->n && is_client) lp2p__dc_unregister(h, &reg);
     lp2p__free(&h->ctx, own, sizeof *own);
     lp2p__free(&h->ctx, theirs, sizeof *theirs);
     return rc;
@@ -304,6 +337,9 @@ static void lp2p__dc_serve(lp2p_stream *s, void *user) {
     int64_t deadline = lp2p_deadline_in(LP2P__DCUTR_STREAM_MS);
     int rc = own && theirs ? lp2p__dc_recv(s, lp2p_pb_HolePunch_Type_CONNECT, theirs, deadline) : LP2P_ERR_NOMEM;
     if (rc == LP2P_OK && theirs->n == 0) rc = LP2P_ERR_NOADDR;
+    lp2p__dc_punching reg; /* from now on their SYN may arrive at our listener: we are the client */
+    bool registered = rc == LP2P_OK;
+    if (registered) lp2p__dc_register(h, &reg, &s->peer, theirs);
     if (rc == LP2P_OK) {
         lp2p__dc_own_addrs(h, own);
         rc = lp2p__dc_send(s, lp2p_pb_HolePunch_Type_CONNECT, own, deadline);
@@ -322,6 +358,7 @@ static void lp2p__dc_serve(lp2p_stream *s, void *user) {
         else rc = lp2p__punch_run(h, &s->peer, theirs, true, &direct);
         if (rc != LP2P_ERR_CANCELED) lp2p__dc_result(h, &s->peer, rc, &direct, 1);
     }
+    if (registered) lp2p__dc_unregister(h, &reg);
     lp2p__free(&h->ctx, own, sizeof *own);
     lp2p__free(&h->ctx, theirs, sizeof *theirs);
 }
@@ -333,11 +370,13 @@ LP2P__PRIV int lp2p__dcutr_init(lp2p_host *h) {
     d->notifee.connected = lp2p__dc_connected;
     d->notifee.user = d;
     h->dcutr = d;
+    h->punch_client = lp2p__dc_punch_client;
     lp2p__swarm_add_notifee(h, &d->notifee);
     return lp2p_host_handle(h, LP2P__DCUTR_PROTO, lp2p__dc_serve, d);
 }
 
 LP2P__PRIV void lp2p__dcutr_free(lp2p_host *h) {
+    h->punch_client = NULL;
     lp2p__free(&h->ctx, h->dcutr, sizeof *h->dcutr);
     h->dcutr = NULL;
 }

@@ -145,6 +145,9 @@ struct lp2p_host {
     char **limited_ok; /* protocols allowed on limited connections */
     int n_limited_ok;
     lp2p__waitq conn_wait; /* woken whenever a connection is set up */
+    /* dcutr.c: an inbound TCP connection from remote is part of a hole punch in which we are
+     * the client (Noise initiator): returns true and the expected peer. NULL: none. */
+    bool (*punch_client)(lp2p_host *h, const lp2p__ma *remote, lp2p_peer_id *peer);
     lp2p__relay *relay;
     lp2p__dcutr *dcutr;
 };

@@ -294,7 +294,11 @@ static void lp2p__inbound_task(void *arg) {
     lp2p_host *h = in->h;
     lp2p__conn *c = NULL;
     char addr[LP2P__MA_STRLEN];
-    int rc = lp2p__upgrade(h, in->raw, false, NULL, &in->local, &in->remote, false, &c,
+    /* a hole-punched TCP connection may arrive at the listener instead of our dial (the SYNs did
+     * not cross): it keeps the role DCUtR gave us (connections/hole-punching.md) */
+    lp2p_peer_id punch_peer;
+    bool initiator = h->punch_client && h->punch_client(h, &in->remote, &punch_peer);
+    int rc = lp2p__upgrade(h, in->raw, initiator, initiator ? &punch_peer : NULL, &in->local, &in->remote, false, &c,
                            lp2p_deadline_in(h->cfg.handshake_timeout_ms));
     if (rc) {
         lp2p__ma_str(&in->remote, addr, sizeof addr);
