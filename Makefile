@@ -51,6 +51,11 @@ build/bin/%: examples/%.c libp2p.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS) -lm
 
+# our host in the interop peers' "nat" roles, for the NAT test bed (tests/netns/)
+build/bin/lp2p-nat-peer: tests/netns/nat_peer.c libp2p.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
+
 build/bin/lp2p-transport-interop: tests/transport-interop/main.c libp2p.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS) -lhiredis

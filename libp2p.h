@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-f1a2f56f10af08b5"
+#define LIBP2P_SOURCE_ID "src-b3977d32344ca6eb"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -10464,6 +10464,13 @@ static void lp2p__dc_initiator_task(void *arg) {
             }
             rc = lp2p__dc_attempt(c, attempt, &direct);
             if (rc == LP2P_OK || rc == LP2P_ERR_CANCELED || rc == LP2P_ERR_PROTO_NA) break;
+        }
+        lp2p__conn *d = lp2p__swarm_find_conn(h, &c->peer);
+        if (rc != LP2P_OK && rc != LP2P_ERR_CANCELED && d && !d->limited) { /* the peer came directly (rust
+                                                                                  dials our listen addresses,
+                                                                                  then drops the relayed link) */
+            direct = d->remote;
+            rc = LP2P_OK;
         }
         if (rc != LP2P_ERR_CANCELED) lp2p__dc_result(h, &c->peer, rc, &direct, attempt);
     }

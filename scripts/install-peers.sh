@@ -59,7 +59,7 @@ build_go() {
 build_rust() {
   need cargo "install Rust >= 1.88 (rustup) to build peer-rust"
   local d="$SRC/rust" out="$BIN/peer-rust"
-  if up_to_date "$out" "$d/main.rs" "$d/Cargo.toml" "$d/Cargo.lock"; then
+  if up_to_date "$out" "$d"/*.rs "$d/Cargo.toml" "$d/Cargo.lock"; then
     say "peer-rust is up to date ($out)"; return 0
   fi
   local t0; t0=$(now)

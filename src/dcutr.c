@@ -304,6 +304,13 @@ static void lp2p__dc_initiator_task(void *arg) {
             rc = lp2p__dc_attempt(c, attempt, &direct);
             if (rc == LP2P_OK || rc == LP2P_ERR_CANCELED || rc == LP2P_ERR_PROTO_NA) break;
         }
+        lp2p__conn *d = lp2p__swarm_find_conn(h, &c->peer);
+        if (rc != LP2P_OK && rc != LP2P_ERR_CANCELED && d && !d->limited) { /* the peer came directly (rust
+                                                                                  dials our listen addresses,
+                                                                                  then drops the relayed link) */
+            direct = d->remote;
+            rc = LP2P_OK;
+        }
         if (rc != LP2P_ERR_CANCELED) lp2p__dc_result(h, &c->peer, rc, &direct, attempt);
     }
     lp2p__conn_unref(c);

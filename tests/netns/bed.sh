@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# tests/netns/bed.sh - the NAT test bed: network namespaces with two private LANs, each behind its
+# own Linux NAT router (iptables MASQUERADE + conntrack, no port forwards, unsolicited inbound
+# dropped silently like a home router), and a "public" segment (a Linux bridge) with the relay.
+# Only documentation ranges are used, nothing is connected to the host's own network:
+#
+#     LAN1 192.0.2.0/24                public 198.51.100.0/24              LAN2 203.0.113.0/24
+#   A  192.0.2.10 ─┐                 ┌── R  198.51.100.10 (relay)      ┌─ B 203.0.113.10
+#   A2 192.0.2.11 ─┴─ r1 (NAT) ──────┼── 198.51.100.1 r1 wan           │
+#                   192.0.2.1        └── 198.51.100.2 r2 wan ─ r2 (NAT)┘  203.0.113.1
+#
+# Before any libp2p test the bed checks that (1) A reaches R, (2) nothing reaches A from the public
+# side (its router's address or its private address), and (3) a plain TCP simultaneous open between
+# A and B through both NATs works. Then it runs the hole-punch scenarios: A reserves on R, B dials A
+# through R, DCUtR makes a direct connection and an echo stream runs over it, N attempts per
+# pairing, printing the success rate and the time from B's dial to the direct connection.
+#
+# Usage (as root; CI runs as root):
+#   tests/netns/bed.sh [--attempts N] [--pairings "R:A:B ..."] [--timeout S]
+#   impls: ours (build/bin/lp2p-nat-peer), go, rust, js ($LP2P_CACHE/bin/peer-X nat ...)
+#   default pairings: see DEFAULT_PAIRINGS below. Prints RESULT <passed> <failed> (tests/run).
+# Everything it creates (namespaces, veths, bridges, processes) is removed on every exit path.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHE=${LP2P_CACHE:-$HOME/.cache/libp2p.h}
+ATTEMPTS=3
+TIMEOUT=30
+DEFAULT_PAIRINGS="ours:ours:ours ours:ours:go ours:go:ours ours:ours:rust ours:rust:ours go:ours:ours js:ours:ours go:go:ours"
+PAIRINGS=$DEFAULT_PAIRINGS
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --attempts) ATTEMPTS=$2; shift 2 ;;
+    --pairings) PAIRINGS=$2; shift 2 ;;
+    --timeout) TIMEOUT=$2; shift 2 ;;
+    *) echo "usage: $0 [--attempts N] [--pairings 'R:A:B ...'] [--timeout S]" >&2; exit 2 ;;
+  esac
+done
+
+PASS=0 FAIL=0
+check() { # check <description> <command...>
+  local what=$1; shift
+  if "$@"; then PASS=$((PASS + 1)); echo "  ok   $what"; else FAIL=$((FAIL + 1)); echo "  FAIL $what"; fi
+}
+finish() { echo "RESULT $PASS $FAIL"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "netns bed: SKIPPED (needs root for network namespaces)" >&2
+  finish; exit 0
+fi
+for tool in ip iptables python3; do
+  if ! command -v $tool >/dev/null; then
+    echo "netns bed: $tool missing (scripts/install-deps.sh installs iproute2 and iptables)" >&2
+    FAIL=1; finish; exit 1
+  fi
+done
+
+TAG="lp2p$$"
+NSS=(sw r1 r2 relay a a2 b)
+PIDS=()
+LOGDIR="$ROOT/build/netns/logs"
+mkdir -p "$LOGDIR"
+
+ns() { echo "$TAG-$1"; }
+nsx() { local n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
+
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  sleep 0.2
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  PIDS=()
+  for n in "${NSS[@]}"; do ip netns del "$(ns "$n")" 2>/dev/null; done
+}
+trap 'cleanup' EXIT
+trap 'cleanup; exit 130' INT TERM HUP
+
+# start <ns> <logname> <cmd...>: run in the background inside ns, stdout to $LOGDIR/<logname>.out
+start() {
+  local n=$1 name=$2; shift 2
+  ip netns exec "$(ns "$n")" "$@" > "$LOGDIR/$name.out" 2> "$LOGDIR/$name.err" < /dev/null &
+  LASTPID=$!
+  PIDS+=("$LASTPID")
+}
+stop() { # stop <pid>
+  kill -TERM "$1" 2>/dev/null
+  for _ in $(seq 1 20); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
+  kill -KILL "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+  local keep=() p
+  for p in "${PIDS[@]}"; do [ "$p" != "$1" ] && keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+# wait_line <file> <needle> <seconds>: print the first line containing needle
+wait_line() {
+  local end=$((SECONDS + $3)) line
+  while [ $SECONDS -le $end ]; do
+    line=$(grep -m1 -F -- "$2" "$1" 2>/dev/null) && { echo "$line"; return 0; }
+    sleep 0.05
+  done
+  return 1
+}
+json_first() { sed -n "s/.*\"$2\":\[\"\([^\"]*\)\".*/\1/p" <<< "$1"; }
+json_num() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<< "$1"; }
+
+# ---- topology ------------------------------------------------------------------------------
+veth() { # veth <ns1> <if1> <ns2> <if2>
+  ip link add "$2" netns "$(ns "$1")" type veth peer name "$4" netns "$(ns "$3")"
+}
+setup() {
+  local n
+  for n in "${NSS[@]}"; do ip netns add "$(ns "$n")" || return 1; nsx "$n" ip link set lo up; done
+  # the public segment: a bridge in "sw"
+  nsx sw ip link add br0 type bridge && nsx sw ip link set br0 up || return 1
+  for n in relay r1 r2; do
+    veth "$n" wan sw "p-$n" || return 1
+    nsx sw ip link set "p-$n" master br0 && nsx sw ip link set "p-$n" up
+    nsx "$n" ip link set wan up
+  done
+  nsx relay ip addr add 198.51.100.10/24 dev wan
+  nsx r1 ip addr add 198.51.100.1/24 dev wan
+  nsx r2 ip addr add 198.51.100.2/24 dev wan
+  # the LANs: a bridge "lan" in each router, hosts plugged into it
+  local r lanip
+  for r in r1 r2; do
+    lanip=192.0.2.1; [ $r = r2 ] && lanip=203.0.113.1
+    nsx $r ip link add lan type bridge && nsx $r ip link set lan up
+    nsx $r ip addr add $lanip/24 dev lan
+    nsx $r sysctl -qw net.ipv4.ip_forward=1
+    # NAT: masquerade out of wan; from wan only replies (conntrack) get in, the rest is dropped
+    # silently (no RST, as a home router), so an unsolicited SYN just times out
+    nsx $r iptables -t nat -A POSTROUTING -o wan -j MASQUERADE || return 1
+    nsx $r iptables -A FORWARD -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+    nsx $r iptables -A FORWARD -i wan -j DROP
+    nsx $r iptables -A INPUT -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+    nsx $r iptables -A INPUT -i wan -j DROP
+  done
+  local h ip r
+  for h in a a2 b; do
+    case $h in a) ip=192.0.2.10 r=r1 ;; a2) ip=192.0.2.11 r=r1 ;; b) ip=203.0.113.10 r=r2 ;; esac
+    veth $h eth0 $r "l-$h" || return 1
+    nsx $r ip link set "l-$h" master lan && nsx $r ip link set "l-$h" up
+    nsx $h ip link set eth0 up
+    nsx $h ip addr add $ip/24 dev eth0
+    nsx $h ip route add default via "${ip%.*}.1"
+  done
+  # let the bridges and addresses settle (DAD does not apply to v4; bridge ports forward at once
+  # with STP off) - a short ping from each host to its router confirms it
+  for h in a a2 b; do
+    r=r1; [ $h = b ] && r=r2
+    for _ in $(seq 1 50); do nsx $h ping -c1 -W1 -q "$( [ $h = b ] && echo 203.0.113.1 || echo 192.0.2.1 )" >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  return 0
+}
+
+TCPCHECK="python3 $ROOT/tests/netns/tcpcheck.py"
+prechecks() {
+  echo "-- bed: reachability and NAT behaviour"
+  start relay tcp-relay $TCPCHECK listen 198.51.100.10 5000 8; local lr=$LASTPID
+  start a tcp-a $TCPCHECK listen 192.0.2.10 5001 8; local la=$LASTPID
+  sleep 0.3
+  check "A (behind NAT 1) reaches R" nsx a $TCPCHECK connect 198.51.100.10 5000 3
+  check "B (behind NAT 2) reaches R" nsx b $TCPCHECK connect 198.51.100.10 5000 3
+  check "R cannot reach A through NAT 1's address (no port forward)" \
+    bash -c "! ip netns exec $(ns relay) $TCPCHECK connect 198.51.100.1 5001 2"
+  check "R cannot reach A's private address" bash -c "! ip netns exec $(ns relay) $TCPCHECK connect 192.0.2.10 5001 2"
+  check "B cannot reach A through NAT 1's address" bash -c "! ip netns exec $(ns b) $TCPCHECK connect 198.51.100.1 5001 2"
+  stop $lr; stop $la
+  start a simopen-a $TCPCHECK simopen 192.0.2.10 6001 198.51.100.2 6002 8; local sa=$LASTPID
+  start b simopen-b $TCPCHECK simopen 203.0.113.10 6002 198.51.100.1 6001 8; local sb=$LASTPID
+  wait $sa; local ra=$?; wait $sb; local rb=$?
+  check "plain TCP simultaneous open A <-> B through both NATs" [ $ra -eq 0 -a $rb -eq 0 ]
+}
+
+peer_cmd() { # peer_cmd <impl>: the command line prefix of that implementation's nat role
+  case $1 in
+    ours) echo "$ROOT/build/bin/lp2p-nat-peer" ;;
+    go|rust|js) echo "$CACHE/bin/peer-$1 nat" ;;
+    *) return 1 ;;
+  esac
+}
+have_impl() {
+  case $1 in
+    ours) [ -x "$ROOT/build/bin/lp2p-nat-peer" ] ;;
+    *) [ -x "$CACHE/bin/peer-$1" ] ;;
+  esac
+}
+
+# one pairing: relay R, listener A (LAN1), dialer B (LAN2)
+run_pairing() {
+  local ri=$1 ai=$2 bi=$3 tag="$1-relay_$2-A_$3-B" ok=0 times=() i
+  echo "-- hole punch: relay=$ri A=$ai (NAT 1) B=$bi (NAT 2), $ATTEMPTS attempts"
+  for x in $ri $ai $bi; do
+    if ! have_impl $x; then
+      echo "  SKIP $tag: $x peer not built"
+      if [ "${CI:-}" = true ]; then FAIL=$((FAIL + 1)); fi
+      return
+    fi
+  done
+  start relay "$tag-relay" $(peer_cmd $ri) relay --listen /ip4/198.51.100.10/tcp/4001 --timeout 600
+  local rpid=$LASTPID line raddr
+  line=$(wait_line "$LOGDIR/$tag-relay.out" '"ready"' 20) || { check "$tag: relay starts" false; stop $rpid; return; }
+  raddr=$(sed -n 's/.*"\(\/ip4\/198\.51\.100\.10\/tcp\/4001\/p2p\/[^"]*\)".*/\1/p' <<< "$line")
+  [ -n "$raddr" ] || { check "$tag: relay address" false; stop $rpid; return; }
+  for i in $(seq 1 "$ATTEMPTS"); do
+    local ap=$((4100 + i)) bp=$((4200 + i)) apid circuit ms
+    start a "$tag-A-$i" $(peer_cmd $ai) listen --relay "$raddr" --listen /ip4/192.0.2.10/tcp/$ap --timeout 120
+    apid=$LASTPID
+    if ! line=$(wait_line "$LOGDIR/$tag-A-$i.out" '"reserved"' 20); then
+      echo "  attempt $i: A did not reserve"; stop $apid; continue
+    fi
+    circuit=$(json_first "$line" addrs)
+    nsx b timeout $((TIMEOUT + 10)) $(peer_cmd $bi) dial "$circuit" direct 10000 --listen /ip4/203.0.113.10/tcp/$bp \
+      --timeout "$TIMEOUT" > "$LOGDIR/$tag-B-$i.out" 2> "$LOGDIR/$tag-B-$i.err" < /dev/null
+    local rc=$?
+    line=$(grep -m1 '"direct-ready"' "$LOGDIR/$tag-B-$i.out")
+    ms=$(json_num "$line" ms)
+    if [ $rc -eq 0 ] && grep -q '"echo","ok":true' "$LOGDIR/$tag-B-$i.out" && [ -n "$ms" ]; then
+      ok=$((ok + 1)); times+=("$ms"); echo "  attempt $i: direct after $ms ms, echo ok"
+    else
+      echo "  attempt $i: FAILED (exit $rc; logs $LOGDIR/$tag-*-$i.*)"
+    fi
+    stop $apid
+  done
+  stop $rpid
+  local stats
+  stats=$(printf '%s\n' "${times[@]:-}" | sort -n | awk 'NF{a[++n]=$1} END{if(!n){print "-";exit} printf "min %.0f / median %.0f / max %.0f ms", a[1], a[int((n+1)/2)], a[n]}')
+  echo "PAIRING relay=$ri A=$ai B=$bi: $ok/$ATTEMPTS direct ($stats)"
+  check "$tag: hole punch succeeded in $ok/$ATTEMPTS attempts" [ $ok -eq "$ATTEMPTS" ]
+}
+
+echo "-- bed: building namespaces $TAG-{${NSS[*]}}"
+if ! setup; then
+  echo "netns bed: setup failed" >&2
+  FAIL=$((FAIL + 1)); finish; exit 1
+fi
+prechecks
+for p in $PAIRINGS; do
+  IFS=: read -r ri ai bi <<< "$p"
+  run_pairing "$ri" "$ai" "$bi"
+done
+finish
+[ $FAIL -eq 0 ]
