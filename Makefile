@@ -15,9 +15,9 @@ FUZZ_SECONDS ?= 10
 # `make test`: unit, host and interop tests; the same unit and host tests under ASan+UBSan; the
 # compile test; the transport-interop harness; every fuzz target for FUZZ_SECONDS. Each prints
 # RESULT lines that tests/run sums into the final line.
-TEST_SCRIPTS = tests/compile/compile-test.sh tests/transport-interop/run.sh scripts/fuzz.sh
+TEST_SCRIPTS = tests/compile/compile-test.sh tests/transport-interop/run.sh tests/netns/bed.sh scripts/fuzz.sh
 .PHONY: all test unit clean demo check-amalgamation interop peers proto examples compile-test sanitize fuzz \
-        interop-transport
+        interop-transport netns-test
 all: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(EXAMPLES)
 
 libp2p.h: $(SRC)
@@ -44,7 +44,7 @@ peers:
 interop: $(INTEROP)
 	@tests/run $(INTEROP)
 
-test: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(EXAMPLES) build/bin/lp2p-transport-interop
+test: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(EXAMPLES) build/bin/lp2p-transport-interop build/bin/lp2p-nat-peer
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(TEST_SCRIPTS)
 
 build/bin/%: examples/%.c libp2p.h
@@ -85,6 +85,11 @@ sanitize: $(ASAN)
 # every tests/fuzz/fuzz_*.c for FUZZ_SECONDS each (clang -fsanitize=fuzzer,address)
 fuzz: libp2p.h
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
+# the NAT test bed (root): namespaces, two NAT routers, hole punching between ours/go/rust/js
+# peers; NETNS_ATTEMPTS=20 for the success-rate numbers (make test uses 3)
+netns-test: build/bin/lp2p-nat-peer
+	@tests/run tests/netns/bed.sh
 
 # the test-plans transport-interop application, ours <-> ours through a local redis-server
 interop-transport: build/bin/lp2p-transport-interop
