@@ -98,7 +98,7 @@ interop-transport: build/bin/lp2p-transport-interop
 # regenerate src/proto/*.pb.{c,h} from the .proto/.options files (nanopb 0.4.7; the generator
 # needs python3-protobuf, hence Debian's /usr/bin/python3)
 NANOPB_GEN ?= /usr/bin/python3 /usr/bin/nanopb_generator.py
-PROTOS = keys noise envelope peer_record identify circuit dcutr
+PROTOS = keys noise envelope peer_record identify circuit dcutr autonat
 proto:
 	cd src/proto && $(NANOPB_GEN) -T -q -I . $(PROTOS:=.proto)
 

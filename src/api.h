@@ -377,6 +377,40 @@ LP2P_API int lp2p_host_allow_limited(lp2p_host *h, const char *protocol, bool al
  * (relayed) one, ERR_NOTFOUND if it has none. */
 LP2P_API int lp2p_host_is_direct(lp2p_host *h, const lp2p_peer_id *peer);
 
+/* ---- NAT traversal: AutoNAT ----------------------------------------------------------------
+ * Is this host reachable from the internet? AutoNAT servers dial our addresses back and tell us.
+ * v2 (autonat/autonat-v2.md, /libp2p/autonat/2/dial-request and /dial-back) tests one address
+ * per request and proves the dial-back with a nonce; v1 (/libp2p/autonat/1.0.0) is served for
+ * older peers. The host probes by itself: when it meets a peer offering the v2 service and its
+ * status is unknown (or older than 10 min) it asks; a verdict changes after 2 agreeing answers
+ * (LP2P_EVENT_NAT_STATUS). When it turns PRIVATE it reserves a slot on a relay it is connected
+ * to (a peer speaking /libp2p/circuit/relay/0.2.0/hop), unless the app already holds one. */
+typedef enum lp2p_nat_status {
+    LP2P_NAT_UNKNOWN = 0, /* not tested yet / no verdict */
+    LP2P_NAT_PUBLIC = 1,  /* a server reached one of our addresses */
+    LP2P_NAT_PRIVATE = 2  /* servers could not dial our addresses back */
+} lp2p_nat_status;
+/* The host's current verdict. */
+LP2P_API lp2p_nat_status lp2p_host_nat_status(lp2p_host *h);
+/* Ask one AutoNAT v2 server (server: multiaddr with /p2p/<id> or a known peer ID) to dial one of
+ * our addresses (observed by peers, then our listen addresses; no relay circuits) back.
+ * Answers the server's dial-data request (30-100 kB) when it asks. Returns LP2P_NAT_PUBLIC when
+ * the dial-back arrived with our nonce, LP2P_NAT_PRIVATE when the server could not dial us, or
+ * an error: those of lp2p_host_connect, ERR_PROTO_NA (no AutoNAT v2), ERR_LIMIT (the server
+ * refused: rate limit, or no address it is willing to dial: E_REQUEST_REJECTED / E_DIAL_REFUSED),
+ * ERR_PROTOCOL (malformed answer, or OK without our nonce), ERR_NOADDR (nothing to test),
+ * ERR_TIMEOUT. The result also feeds lp2p_host_nat_status. Spec: autonat/autonat-v2.md. */
+LP2P_API int lp2p_autonat_probe(lp2p_host *h, const char *server, int64_t deadline);
+typedef struct lp2p_autonat_config {
+    bool allow_private_addrs; /* also dial private / documentation-range addresses (test beds, LANs) */
+    int max_concurrent;       /* [4] requests served at once; more are refused (E_REQUEST_REJECTED) */
+} lp2p_autonat_config;
+/* Serve AutoNAT v2 (dial-request) and v1: dial the requester back on one of its addresses
+ * (never over relayed connections; v1 only addresses with the requester's observed IP; v2 asks
+ * for 30-100 kB of dial data first when the IP differs, against amplification), from a fresh
+ * connection (not our listen port). cfg may be NULL. Errors: ERR_NOMEM. */
+LP2P_API int lp2p_autonat_service_start(lp2p_host *h, const lp2p_autonat_config *cfg);
+
 /* ---- peer IDs and identity ---------------------------------------------------------------- */
 /* lp2p_peer_id_parse - parse the text form of a peer ID.
  *

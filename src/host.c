@@ -144,7 +144,7 @@ LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
     for (size_t i = 0; i < LP2P__COUNT(limited_defaults) && !rc; i++)
         rc = lp2p_host_allow_limited(h, limited_defaults[i], true);
     if (rc || (rc = lp2p__identify_init(h)) || (!h->cfg.disable_ping_service && (rc = lp2p__ping_init(h))) ||
-        (rc = lp2p__relay_init(h)) || (rc = lp2p__dcutr_init(h))) {
+        (rc = lp2p__relay_init(h)) || (rc = lp2p__dcutr_init(h)) || (rc = lp2p__autonat_init(h))) {
         lp2p_host_free(h);
         return rc;
     }
@@ -186,6 +186,7 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
     lp2p__identify_free(h);
     lp2p__relay_free(h);
     lp2p__dcutr_free(h);
+    lp2p__autonat_free(h);
     for (int i = 0; i < h->n_limited_ok; i++) lp2p__strfree(&h->ctx, h->limited_ok[i]);
     lp2p__free(&h->ctx, h->limited_ok, sizeof(char *) * (size_t)h->n_limited_ok);
     while (h->handlers) {

@@ -104,6 +104,7 @@ typedef struct lp2p__event_slot {
 typedef struct lp2p__identify lp2p__identify; /* identify.c */
 typedef struct lp2p__relay lp2p__relay;       /* relay.c */
 typedef struct lp2p__dcutr lp2p__dcutr;       /* dcutr.c */
+typedef struct lp2p__autonat lp2p__autonat;   /* autonat.c */
 
 #define LP2P__MAX_EXTRA_ADDRS 8 /* advertised addresses beyond the listeners (relay circuits) */
 
@@ -150,6 +151,7 @@ struct lp2p_host {
     bool (*punch_client)(lp2p_host *h, const lp2p__ma *remote, lp2p_peer_id *peer);
     lp2p__relay *relay;
     lp2p__dcutr *dcutr;
+    lp2p__autonat *autonat;
 };
 
 /* ---- swarm (swarm.c) ---- */
@@ -210,5 +212,9 @@ LP2P__PRIV int lp2p__relay_init(lp2p_host *h);  /* stop handler, circuit transpo
 LP2P__PRIV void lp2p__relay_free(lp2p_host *h); /* after the scheduler is gone */
 LP2P__PRIV int lp2p__dcutr_init(lp2p_host *h);
 LP2P__PRIV void lp2p__dcutr_free(lp2p_host *h);
+LP2P__PRIV int lp2p__autonat_init(lp2p_host *h); /* client: dial-back handler, automatic probes */
+LP2P__PRIV void lp2p__autonat_free(lp2p_host *h);
+/* relay.c: do we hold (or try to hold) a reservation? (autonat.c reserves when private) */
+LP2P__PRIV bool lp2p__relay_has_reservation(lp2p_host *h);
 
 #endif

@@ -826,6 +826,12 @@ LP2P_API int lp2p_relay_release(lp2p_host *h, const lp2p_peer_id *relay) {
     return LP2P_ERR_NOTFOUND;
 }
 
+LP2P__PRIV bool lp2p__relay_has_reservation(lp2p_host *h) {
+    for (lp2p__rsvp_out *o = h->relay ? h->relay->outs : NULL; o; o = o->next)
+        if (!o->released) return true;
+    return false;
+}
+
 /* ---- swarm notifications ------------------------------------------------------------------------ */
 static void lp2p__relay_disconnected(void *user, lp2p__conn *c) {
     lp2p__relay *r = (lp2p__relay *)user;
