@@ -39,6 +39,7 @@ while [ $# -gt 0 ]; do
 done
 
 PASS=0 FAIL=0
+quiet() { "$@" > /dev/null; }
 check() { # check <description> <command...>
   local what=$1; shift
   if "$@"; then PASS=$((PASS + 1)); echo "  ok   $what"; else FAIL=$((FAIL + 1)); echo "  FAIL $what"; fi
@@ -230,12 +231,31 @@ run_pairing() {
   check "$tag: hole punch succeeded in $ok/$ATTEMPTS attempts" [ $ok -eq "$ATTEMPTS" ]
 }
 
+# AutoNAT: R (public) and A (behind NAT 1) both serve AutoNAT; A connects to R. A's probe makes
+# R dial A's NAT mapping (dropped): A learns "private" and reserves on R by itself; R's probe
+# makes A dial R: R learns "public".
+run_autonat() {
+  echo "-- autonat: A (NAT 1) and R (public) test each other"
+  start relay autonat-R "$ROOT/build/bin/lp2p-nat-peer" relay --autonat-server --listen /ip4/198.51.100.10/tcp/4002 --timeout 120
+  local rpid=$LASTPID line raddr
+  line=$(wait_line "$LOGDIR/autonat-R.out" '"ready"' 20) || { check "autonat: R starts" false; stop $rpid; return; }
+  raddr=$(json_first "$line" listenAddrs)
+  start a autonat-A "$ROOT/build/bin/lp2p-nat-peer" autonat --connect "$raddr" --autonat-server \
+    --listen /ip4/192.0.2.10/tcp/4301 --timeout 120
+  local apid=$LASTPID
+  check "autonat: A learns it is private" quiet wait_line "$LOGDIR/autonat-A.out" '"status":"private"' 40
+  check "autonat: A (private) reserves on R by itself" quiet wait_line "$LOGDIR/autonat-A.out" '"reserved"' 20
+  check "autonat: R learns it is public" quiet wait_line "$LOGDIR/autonat-R.out" '"status":"public"' 40
+  stop $apid; stop $rpid
+}
+
 echo "-- bed: building namespaces $TAG-{${NSS[*]}}"
 if ! setup; then
   echo "netns bed: setup failed" >&2
   FAIL=$((FAIL + 1)); finish; exit 1
 fi
 prechecks
+[ "${NETNS_SKIP_AUTONAT:-}" = 1 ] || run_autonat
 for p in $PAIRINGS; do
   IFS=: read -r ri ai bi <<< "$p"
   run_pairing "$ri" "$ai" "$bi"

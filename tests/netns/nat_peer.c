@@ -4,7 +4,10 @@
  *   lp2p-nat-peer relay [flags]                            relay service
  *   lp2p-nat-peer listen --relay <relay/p2p/ID> [flags]    reserve, serve /echo/1.0.0, DCUtR
  *   lp2p-nat-peer dial <circuit> <ping n|echo bytes|direct bytes|hold s> [flags]
+ *   lp2p-nat-peer autonat --connect <addr/p2p/ID> [flags]  connect, report AutoNAT verdicts
  * flags: --seed <64 hex> --listen <multiaddr> --timeout <seconds> --no-holepunch
+ *        --autonat-server (serve AutoNAT v2/v1, dialing private and documentation ranges too:
+ *        test beds only)
  * Stdout: one JSON object per line ("ready", "reserved", "connected", "direct", "dialed",
  * "direct-ready", "echo", "ping", "holepunch-failed", "error"). Exit 0 ok, 1 failure, 2 usage,
  * 3 timeout. */
@@ -58,6 +61,9 @@ static void print_events(lp2p_host *h) {
             printf("{\"event\":\"reserved\",\"relay\":\"%s\",\"addrs\":[\"%s\"]}\n", id, ev.addr ? ev.addr : "");
             break;
         case LP2P_EVENT_RELAY_LOST: printf("{\"event\":\"reservation-lost\",\"relay\":\"%s\"}\n", id); break;
+        case LP2P_EVENT_NAT_STATUS:
+            printf("{\"event\":\"nat\",\"status\":\"%s\"}\n", ev.err == LP2P_NAT_PUBLIC ? "public" : ev.err == LP2P_NAT_PRIVATE ? "private" : "unknown");
+            break;
         default: break;
         }
         fflush(stdout);
@@ -109,7 +115,8 @@ static int echo(lp2p_host *h, const char *addr, size_t len) {
 }
 
 int main(int argc, char **argv) {
-    const char *pos[8] = {0}, *listen = "/ip4/127.0.0.1/tcp/0", *relay = NULL, *seed = NULL;
+    const char *pos[8] = {0}, *listen = "/ip4/127.0.0.1/tcp/0", *relay = NULL, *seed = NULL, *connect = NULL;
+    bool autonat_server = false;
     double timeout = 60;
     int npos = 0;
     bool holepunch = true;
@@ -125,6 +132,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seed") && val) seed = val, i++;
         else if (!strcmp(a, "--timeout") && val) timeout = atof(val), i++;
         else if (!strcmp(a, "--no-holepunch")) holepunch = false;
+        else if (!strcmp(a, "--autonat-server")) autonat_server = true;
+        else if (!strcmp(a, "--connect") && val) connect = val, i++;
         else usage();
     }
     if (npos < 1) usage();
@@ -148,6 +157,10 @@ int main(int argc, char **argv) {
     lp2p_host_handle(h, ECHO, echo_handler, NULL);
     lp2p_host_allow_limited(h, ECHO, true); /* the contract: echo runs over relayed connections */
     if (!holepunch) lp2p_host_unhandle(h, "/libp2p/dcutr");
+    if (autonat_server) {
+        lp2p_autonat_config ac = {true, 0};
+        if ((rc = lp2p_autonat_service_start(h, &ac))) fail("autonat", rc);
+    }
 
     if (!strcmp(pos[0], "relay")) {
         if ((rc = lp2p_relay_service_start(h, NULL))) fail("relay", rc);
@@ -158,6 +171,11 @@ int main(int argc, char **argv) {
         if ((rc = lp2p_relay_reserve(h, relay, t_end))) fail("reserve", rc);
         print_events(h);
         ready(h);
+        serve_forever(h);
+    } else if (!strcmp(pos[0], "autonat")) {
+        if (!connect) usage();
+        ready(h);
+        if ((rc = lp2p_host_connect(h, connect, t_end))) fail("connect", rc);
         serve_forever(h);
     } else if (!strcmp(pos[0], "dial") && npos >= 3) {
         const char *target = pos[1], *action = pos[2];
