@@ -411,6 +411,26 @@ typedef struct lp2p_autonat_config {
  * connection (not our listen port). cfg may be NULL. Errors: ERR_NOMEM. */
 LP2P_API int lp2p_autonat_service_start(lp2p_host *h, const lp2p_autonat_config *cfg);
 
+/* ---- LAN discovery: mDNS -------------------------------------------------------------------
+ * discovery/mdns.md: peers on one LAN find each other by multicast DNS (224.0.0.251:5353):
+ * queries for PTR "_p2p._udp.local" are answered with a PTR to a random instance name plus TXT
+ * records "dnsaddr=<multiaddr>/p2p/<id>" (and SRV/A records, which go's zeroconf needs). Every
+ * address learned emits LP2P_EVENT_PEER_DISCOVERED and goes into the peerstore (so connecting by
+ * bare peer ID works). Off by default: it sends multicast on the LAN. */
+typedef struct lp2p_mdns_config {
+    int interval_ms;            /* [10000] between our queries (and at start) */
+    bool auto_connect;          /* connect to every discovered peer (lp2p_host_connect_async) */
+    const char *service;        /* [NULL: "_p2p._udp.local"]; a private network uses "_p2p-X._udp.local" */
+    const char *interface_addr; /* IPv4 address of the interface to use [NULL: the kernel's choice] */
+} lp2p_mdns_config;
+/* Start answering and querying. Binds UDP 0.0.0.0:5353 (SO_REUSEADDR/SO_REUSEPORT, so other
+ * mDNS responders keep working) and joins 224.0.0.251. cfg may be NULL. Calling it again
+ * restarts with the new settings. Errors: ERR_IO (socket, bind, multicast join), ERR_NOMEM,
+ * ERR_INVALID (bad service or interface address). */
+LP2P_API int lp2p_mdns_start(lp2p_host *h, const lp2p_mdns_config *cfg);
+/* Stop mDNS (no-op if not running). */
+LP2P_API void lp2p_mdns_stop(lp2p_host *h);
+
 /* ---- peer IDs and identity ---------------------------------------------------------------- */
 /* lp2p_peer_id_parse - parse the text form of a peer ID.
  *

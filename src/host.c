@@ -168,6 +168,7 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
     if (!h) return;
     h->freeing = true;
     if (h->sched) {
+        lp2p_mdns_stop(h); /* its tasks end (and free it) while the scheduler winds down */
         lp2p__swarm_close_all(h);
         lp2p__sched_free(h->sched);
     }

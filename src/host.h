@@ -105,6 +105,7 @@ typedef struct lp2p__identify lp2p__identify; /* identify.c */
 typedef struct lp2p__relay lp2p__relay;       /* relay.c */
 typedef struct lp2p__dcutr lp2p__dcutr;       /* dcutr.c */
 typedef struct lp2p__autonat lp2p__autonat;   /* autonat.c */
+typedef struct lp2p__mdns lp2p__mdns;         /* mdns.c */
 
 #define LP2P__MAX_EXTRA_ADDRS 8 /* advertised addresses beyond the listeners (relay circuits) */
 
@@ -152,6 +153,7 @@ struct lp2p_host {
     lp2p__relay *relay;
     lp2p__dcutr *dcutr;
     lp2p__autonat *autonat;
+    lp2p__mdns *mdns;
 };
 
 /* ---- swarm (swarm.c) ---- */
