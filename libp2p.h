@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-8f56968a909308dc"
+#define LIBP2P_SOURCE_ID "src-c5fc2738e2de322c"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -11660,6 +11660,7 @@ struct lp2p__mdns {
     uint32_t iface;          /* IPv4 for the A record (network order), 0 = unknown */
     lp2p_task reader, querier;
     int64_t last_answer;
+    struct { lp2p_peer_id peer; int64_t at; } seen[64]; /* peers reported lately (event throttle) */
 };
 
 /* ---- DNS encoding --------------------------------------------------------------------------- */
@@ -11841,12 +11842,19 @@ static void lp2p__mdns_txt(void *user, const char *txt, size_t len) {
     text[len - 8] = 0;
     if (lp2p__ma_parse(text, &ma, NULL) || !lp2p__ma_split_p2p(&ma, &base, &peer)) return;
     if (lp2p_peer_id_eq(&peer, &h->identity.id)) return;
-    /* an address we already knew (or just added) is not news */
-    lp2p__peer *p = lp2p__peerstore_get(h, &peer, false);
-    bool known = false;
-    for (int i = 0; p && i < p->n_addrs && !known; i++) known = lp2p__ma_eq(&p->addrs[i].ma, &base) && p->addrs[i].expires > lp2p_now() + (LP2P__MDNS_TTL / 2) * 1000;
     lp2p__peerstore_add_addr(h, &peer, &base, (int64_t)LP2P__MDNS_TTL * 1000);
-    if (known) return;
+    /* one event per peer per TTL/2 (peers answer every query; a peer has several addresses) */
+    int slot = 0;
+    int64_t now = lp2p_now();
+    for (int i = 0; i < (int)LP2P__COUNT(m->seen); i++) {
+        if (lp2p_peer_id_eq(&m->seen[i].peer, &peer)) {
+            if (now - m->seen[i].at < (LP2P__MDNS_TTL / 2) * 1000) return;
+            slot = i;
+            break;
+        }
+        if (m->seen[i].at < m->seen[slot].at) slot = i;
+    }
+    m->seen[slot].peer = peer, m->seen[slot].at = now;
     lp2p__host_emit(h, LP2P_EVENT_PEER_DISCOVERED, &peer, text, NULL, NULL, 0);
     if (m->cfg.auto_connect && !lp2p__swarm_find_conn(h, &peer)) lp2p_host_connect_async(h, text);
 }

@@ -249,6 +249,26 @@ run_autonat() {
   stop $apid; stop $rpid
 }
 
+# mDNS on LAN 1: A (ours) and A2 (ours, go or js) find each other by multicast and ping.
+mdns_cmd() { # mdns_cmd <impl> <ip> <port>
+  case $1 in
+    ours) echo "$ROOT/build/bin/lp2p-nat-peer mdns --interface $2 --listen /ip4/$2/tcp/$3 --timeout 60" ;;
+    *) echo "$(peer_cmd $1) mdns --listen /ip4/$2/tcp/$3 --timeout 60" ;;
+  esac
+}
+run_mdns() { # run_mdns <impl of A2>
+  local other=$1 tag="mdns-ours-$1" line aid bid
+  have_impl $other || { echo "  SKIP $tag: $other peer not built"; [ "${CI:-}" = true ] && FAIL=$((FAIL + 1)); return; }
+  echo "-- mdns: ours (192.0.2.10) and $other (192.0.2.11) on LAN 1"
+  start a "$tag-A" $(mdns_cmd ours 192.0.2.10 4501); local apid=$LASTPID
+  start a2 "$tag-A2" $(mdns_cmd $other 192.0.2.11 4502); local bpid=$LASTPID
+  aid=$(wait_line "$LOGDIR/$tag-A.out" '"ready"' 20 | sed -n 's/.*"peerId":"\([^"]*\)".*/\1/p')
+  bid=$(wait_line "$LOGDIR/$tag-A2.out" '"ready"' 20 | sed -n 's/.*"peerId":"\([^"]*\)".*/\1/p')
+  check "mdns: ours finds $other and pings it" quiet wait_line "$LOGDIR/$tag-A.out" "\"ping\",\"peerId\":\"$bid\"" 20
+  check "mdns: $other finds ours" quiet wait_line "$LOGDIR/$tag-A2.out" "\"discovered\",\"peerId\":\"$aid\"" 20
+  stop $apid; stop $bpid
+}
+
 echo "-- bed: building namespaces $TAG-{${NSS[*]}}"
 if ! setup; then
   echo "netns bed: setup failed" >&2
@@ -256,6 +276,7 @@ if ! setup; then
 fi
 prechecks
 [ "${NETNS_SKIP_AUTONAT:-}" = 1 ] || run_autonat
+for m in ${NETNS_MDNS-ours go js}; do run_mdns $m; done
 for p in $PAIRINGS; do
   IFS=: read -r ri ai bi <<< "$p"
   run_pairing "$ri" "$ai" "$bi"

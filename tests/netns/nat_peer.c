@@ -5,6 +5,7 @@
  *   lp2p-nat-peer listen --relay <relay/p2p/ID> [flags]    reserve, serve /echo/1.0.0, DCUtR
  *   lp2p-nat-peer dial <circuit> <ping n|echo bytes|direct bytes|hold s> [flags]
  *   lp2p-nat-peer autonat --connect <addr/p2p/ID> [flags]  connect, report AutoNAT verdicts
+ *   lp2p-nat-peer mdns [--interface <IPv4>] [flags]    mDNS: print discovered peers, ping each once
  * flags: --seed <64 hex> --listen <multiaddr> --timeout <seconds> --no-holepunch
  *        --autonat-server (serve AutoNAT v2/v1, dialing private and documentation ranges too:
  *        test beds only)
@@ -42,6 +43,9 @@ static void echo_handler(lp2p_stream *s, void *user) {
         if (lp2p_stream_write(s, buf, (size_t)n, lp2p_deadline_in(30000)) != LP2P_OK) break;
 }
 
+static lp2p_peer_id pending_ping[8]; /* discovered peers to ping once (mdns mode) */
+static int pending_ping_n;
+
 static void print_events(lp2p_host *h) {
     lp2p_event ev;
     char id[LP2P_PEER_ID_STRLEN];
@@ -61,6 +65,10 @@ static void print_events(lp2p_host *h) {
             printf("{\"event\":\"reserved\",\"relay\":\"%s\",\"addrs\":[\"%s\"]}\n", id, ev.addr ? ev.addr : "");
             break;
         case LP2P_EVENT_RELAY_LOST: printf("{\"event\":\"reservation-lost\",\"relay\":\"%s\"}\n", id); break;
+        case LP2P_EVENT_PEER_DISCOVERED:
+            printf("{\"event\":\"discovered\",\"peerId\":\"%s\",\"addrs\":[\"%s\"]}\n", id, ev.addr ? ev.addr : "");
+            if (pending_ping_n < 8) pending_ping[pending_ping_n++] = ev.peer;
+            break;
         case LP2P_EVENT_NAT_STATUS:
             printf("{\"event\":\"nat\",\"status\":\"%s\"}\n", ev.err == LP2P_NAT_PUBLIC ? "public" : ev.err == LP2P_NAT_PRIVATE ? "private" : "unknown");
             break;
@@ -117,6 +125,7 @@ static int echo(lp2p_host *h, const char *addr, size_t len) {
 int main(int argc, char **argv) {
     const char *pos[8] = {0}, *listen = "/ip4/127.0.0.1/tcp/0", *relay = NULL, *seed = NULL, *connect = NULL;
     bool autonat_server = false;
+    const char *iface = NULL;
     double timeout = 60;
     int npos = 0;
     bool holepunch = true;
@@ -134,6 +143,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--no-holepunch")) holepunch = false;
         else if (!strcmp(a, "--autonat-server")) autonat_server = true;
         else if (!strcmp(a, "--connect") && val) connect = val, i++;
+        else if (!strcmp(a, "--interface") && val) iface = val, i++;
         else usage();
     }
     if (npos < 1) usage();
@@ -172,6 +182,24 @@ int main(int argc, char **argv) {
         print_events(h);
         ready(h);
         serve_forever(h);
+    } else if (!strcmp(pos[0], "mdns")) {
+        lp2p_mdns_config mc = {1000, false, NULL, iface};
+        if ((rc = lp2p_mdns_start(h, &mc))) fail("mdns", rc);
+        ready(h);
+        for (;;) {
+            lp2p_host_poll(h, 50);
+            print_events(h);
+            while (pending_ping_n > 0) {
+                lp2p_peer_id p = pending_ping[--pending_ping_n];
+                char id[LP2P_PEER_ID_STRLEN];
+                lp2p_peer_id_str(&p, id, sizeof id);
+                int rtt = lp2p_ping(h, id, lp2p_deadline_in(5000));
+                if (rtt >= 0) printf("{\"event\":\"ping\",\"peerId\":\"%s\",\"rttMs\":%d}\n", id, rtt);
+                else printf("{\"event\":\"ping-failed\",\"peerId\":\"%s\",\"message\":\"%s\"}\n", id, lp2p_strerror(rtt));
+                fflush(stdout);
+            }
+            if (lp2p_now() > t_end) exit(3);
+        }
     } else if (!strcmp(pos[0], "autonat")) {
         if (!connect) usage();
         ready(h);

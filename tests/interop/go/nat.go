@@ -27,6 +27,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
@@ -48,6 +49,7 @@ func natUsage() {
 	fmt.Fprintln(os.Stderr, `usage: peer-go nat relay [flags]
        peer-go nat listen --relay <relay multiaddr/p2p/ID> [flags]
        peer-go nat dial <relay>/p2p-circuit/p2p/<ID> <action> [args] [flags]
+       peer-go nat mdns [flags]   (mDNS discovery: print discovered peers, ping each once)
 actions: ping <n> | echo <bytes> | direct <bytes> | hold <seconds>
 flags: --seed <64 hex> --listen <multiaddr> --timeout <seconds> --stdin-exit --no-holepunch`)
 	os.Exit(2)
@@ -329,6 +331,29 @@ func natDial(ctx context.Context, h host.Host, o natOptions) {
 	}
 }
 
+type mdnsNotifee struct{ h host.Host }
+
+func (n mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
+	if pi.ID == n.h.ID() {
+		return
+	}
+	emit("discovered", "peerId", pi.ID.String(), "addrs", addrStrings(pi.Addrs))
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := n.h.Connect(ctx, pi); err != nil {
+			emit("ping-failed", "peerId", pi.ID.String(), "message", err.Error())
+			return
+		}
+		r := <-ping.Ping(ctx, n.h, pi.ID)
+		if r.Error != nil {
+			emit("ping-failed", "peerId", pi.ID.String(), "message", r.Error.Error())
+			return
+		}
+		emit("ping", "peerId", pi.ID.String(), "rttMs", float64(r.RTT.Microseconds())/1000)
+	}()
+}
+
 func natMain(args []string) {
 	o := parseNatArgs(args)
 	if len(o.pos) < 1 {
@@ -357,6 +382,14 @@ func natMain(args []string) {
 	case "listen":
 		h, _ := newNatHost(o)
 		natListen(ctx, h, o)
+	case "mdns":
+		h, _ := newNatHost(o)
+		svc := mdns.NewMdnsService(h, mdns.ServiceName, mdnsNotifee{h})
+		if err := svc.Start(); err != nil {
+			fail("mdns: %v", err)
+		}
+		emitReady(h)
+		select {}
 	case "dial":
 		h, _ := newNatHost(o)
 		natDial(ctx, h, o)
