@@ -10,7 +10,7 @@ HOST     = $(patsubst tests/host/%.c,build/host/%,$(wildcard tests/host/test_*.c
 INTEROP  = build/interop/test_interop build/interop/test_relay
 ASAN     = $(patsubst build/%,build/asan/%,$(UNIT) $(HOST))
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-EXAMPLES = build/bin/echo build/bin/chat build/bin/game_loop build/bin/ping build/bin/demo
+EXAMPLES = build/bin/echo build/bin/chat build/bin/game_loop build/bin/ping build/bin/demo build/bin/nat_chat
 FUZZ_SECONDS ?= 10
 # `make test`: unit, host and interop tests; the same unit and host tests under ASan+UBSan; the
 # compile test; the transport-interop harness; every fuzz target for FUZZ_SECONDS. Each prints
