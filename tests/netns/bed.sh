@@ -44,7 +44,8 @@ check() { # check <description> <command...>
   local what=$1; shift
   if "$@"; then PASS=$((PASS + 1)); echo "  ok   $what"; else FAIL=$((FAIL + 1)); echo "  FAIL $what"; fi
 }
-finish() { echo "RESULT $PASS $FAIL"; }
+finish() { echo "RESULT $PASS $FAIL" >&3; }
+exec 3>&1 1>&2 # everything but the RESULT line goes to stderr, which tests/run shows
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "netns bed: SKIPPED (needs root for network namespaces)" >&2
@@ -61,7 +62,7 @@ TAG="lp2p$$"
 NSS=(sw r1 r2 relay a a2 b)
 PIDS=()
 LOGDIR="$ROOT/build/netns/logs"
-mkdir -p "$LOGDIR"
+rm -rf "$LOGDIR"; mkdir -p "$LOGDIR"
 
 ns() { echo "$TAG-$1"; }
 nsx() { local n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
@@ -80,6 +81,7 @@ trap 'cleanup; exit 130' INT TERM HUP
 # start <ns> <logname> <cmd...>: run in the background inside ns, stdout to $LOGDIR/<logname>.out
 start() {
   local n=$1 name=$2; shift 2
+  : > "$LOGDIR/$name.out"; : > "$LOGDIR/$name.err" # now, not in the background job: no stale lines
   ip netns exec "$(ns "$n")" "$@" > "$LOGDIR/$name.out" 2> "$LOGDIR/$name.err" < /dev/null &
   LASTPID=$!
   PIDS+=("$LASTPID")
