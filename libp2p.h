@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-c5fc2738e2de322c"
+#define LIBP2P_SOURCE_ID "src-5f7df671f41e4b89"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -9080,6 +9080,10 @@ LP2P_API int lp2p_stream_open(lp2p_host *h, const char *peer_or_addr, const char
             lp2p__conn_unref(c);
             c = d;
             break;
+        }
+        if (c->closed) { /* the relayed connection died before a direct one came */
+            lp2p__conn_unref(c);
+            return LP2P_ERR_CLOSED;
         }
         if (deadline >= 0 && lp2p_now() >= deadline) break;
         rc = lp2p__waitq_wait(h->sched, &h->conn_wait, lp2p__deadline_min(deadline, lp2p_deadline_in(1000)));

@@ -472,6 +472,10 @@ LP2P_API int lp2p_stream_open(lp2p_host *h, const char *peer_or_addr, const char
             c = d;
             break;
         }
+        if (c->closed) { /* the relayed connection died before a direct one came */
+            lp2p__conn_unref(c);
+            return LP2P_ERR_CLOSED;
+        }
         if (deadline >= 0 && lp2p_now() >= deadline) break;
         rc = lp2p__waitq_wait(h->sched, &h->conn_wait, lp2p__deadline_min(deadline, lp2p_deadline_in(1000)));
         if (rc && rc != LP2P_ERR_TIMEOUT) break;

@@ -38,7 +38,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-PASS=0 FAIL=0
+PASS=0 FAIL=0 PORT_SEQ=0
 quiet() { "$@" > /dev/null; }
 check() { # check <description> <command...>
   local what=$1; shift
@@ -207,7 +207,10 @@ run_pairing() {
   raddr=$(sed -n 's/.*"\(\/ip4\/198\.51\.100\.10\/tcp\/4001\/p2p\/[^"]*\)".*/\1/p' <<< "$line")
   [ -n "$raddr" ] || { check "$tag: relay address" false; stop $rpid; return; }
   for i in $(seq 1 "$ATTEMPTS"); do
-    local ap=$((4100 + i)) bp=$((4200 + i)) apid circuit ms
+    # fresh ports every attempt of every pairing: a 4-tuple of an earlier attempt may still sit in
+    # the routers' conntrack tables (TIME_WAIT/CLOSE) and would bend the next punch
+    PORT_SEQ=$((PORT_SEQ + 1))
+    local ap=$((10000 + PORT_SEQ)) bp=$((20000 + PORT_SEQ)) apid circuit ms
     start a "$tag-A-$i" $(peer_cmd $ai) listen --relay "$raddr" --listen /ip4/192.0.2.10/tcp/$ap --timeout 120
     apid=$LASTPID
     if ! line=$(wait_line "$LOGDIR/$tag-A-$i.out" '"reserved"' 20); then

@@ -122,7 +122,9 @@ function ready (node) {
 }
 
 async function relayMain (o) {
-  const node = await newNode(o, { services: { relay: circuitRelayServer() } })
+  // js keeps a reservation until its TTL even after the client left, and holds 15 by default:
+  // the NAT bed reserves hundreds of times, so raise the cap (limits per circuit stay stock)
+  const node = await newNode(o, { services: { relay: circuitRelayServer({ reservations: { maxReservations: 4096 } }) } })
   ready(node)
   await new Promise(() => {})
 }
