@@ -11,6 +11,9 @@
  *     over "noise-libp2p-static-key:" || static key, the peer ID check, early muxer negotiation;
  *  3. the secure pipe: frames of u16 BE length || ciphertext (<= 65535 bytes, 65519 plaintext),
  *     k1 initiator->responder, k2 responder->initiator, little-endian 64-bit nonces.
+ *     Memory: the receive buffer (one frame) is taken from the host's buffer cache only while a
+ *     frame is partly received or its plaintext is partly read, the sealed-frame batch only
+ *     during a write: an idle secure pipe holds neither.
  * Depends on: noise.h (pipe.h, crypto.h). */
 #include "noise.h"
 
@@ -22,6 +25,8 @@
 #define LP2P__NOISE_MAX_REMOTE_MUXERS 32 /* a longer remote list is ignored, like go (its cap: 100) */
 #define LP2P__NOISE_PAYLOAD_MAX 1024   /* our own handshake payload */
 #define LP2P__NOISE_WBATCH (4 * (LP2P__NOISE_MAX_PLAINTEXT)) /* plaintext bytes per raw write */
+#define LP2P__NOISE_WBUF (LP2P__NOISE_WBATCH + 4 * (2 + LP2P__NOISE_TAG)) /* its sealed frames */
+#define LP2P__NOISE_WSMALL 1024 /* sealed writes up to this go through the stack, not the cache */
 
 /* Test hook: when set, supplies the X25519 private keys lp2p__noise_handshake would draw from
  * the CSPRNG (which: 0 = static, 1 = ephemeral), for known-answer tests. NULL in production. */
@@ -203,15 +208,26 @@ typedef struct lp2p__noise_pipe {
     uint8_t hdr[2];
     size_t hdr_have, flen, fhave;
     size_t poff, plen; /* decrypted bytes not yet returned, in rbuf */
-    uint8_t *rbuf;     /* LP2P__NOISE_MAX_MSG bytes, allocated with the struct */
-    uint8_t *wbuf;     /* reusable sealed-frame batch */
-    size_t wcap;
+    uint8_t *rbuf;     /* LP2P__NOISE_MAX_MSG bytes while a frame is in it, else NULL */
 } lp2p__noise_pipe;
+
+static uint8_t *lp2p__noise_rbuf(lp2p__noise_pipe *np) {
+    if (!np->rbuf) np->rbuf = (uint8_t *)lp2p__cache_get(np->ctx, LP2P__NOISE_MAX_MSG);
+    return np->rbuf;
+}
+
+/* Give the receive buffer back once it holds nothing (no partial frame, no plaintext left). */
+static void lp2p__noise_rbuf_done(lp2p__noise_pipe *np) {
+    if (!np->rbuf || np->fhave || np->plen) return;
+    lp2p__cache_put(np->ctx, np->rbuf, LP2P__NOISE_MAX_MSG);
+    np->rbuf = NULL;
+}
 
 static ptrdiff_t lp2p__noise_copy_out(lp2p__noise_pipe *np, void *buf, size_t cap) {
     size_t n = LP2P__MIN(cap, np->plen);
     memcpy(buf, np->rbuf + np->poff, n);
     np->poff += n, np->plen -= n;
+    lp2p__noise_rbuf_done(np);
     return (ptrdiff_t)n;
 }
 
@@ -268,59 +284,62 @@ static ptrdiff_t lp2p__noise_read(lp2p__pipe *p, void *buf, size_t cap, int64_t 
             rc = lp2p__noise_read_body(np, (uint8_t *)buf, deadline);
             if (rc) {
                 /* keep what arrived so the next call resumes the frame */
+                if (np->fhave && !lp2p__noise_rbuf(np)) return np->err = LP2P_ERR_NOMEM;
                 if (np->fhave) memcpy(np->rbuf, buf, np->fhave);
                 return rc;
             }
             n = lp2p__noise_open_frame(np, (uint8_t *)buf);
             if (n != 0) return n; /* plaintext length, or the error */
         } else {
+            if (!lp2p__noise_rbuf(np)) return np->err = LP2P_ERR_NOMEM;
             rc = lp2p__noise_read_body(np, np->rbuf, deadline);
-            if (rc) return rc;
+            if (rc) {
+                lp2p__noise_rbuf_done(np); /* kept if part of the frame is in it */
+                return rc;
+            }
             n = lp2p__noise_open_frame(np, np->rbuf);
+            np->poff = 0, np->plen = n > 0 ? (size_t)n : 0;
+            if (n <= 0) lp2p__noise_rbuf_done(np);
             if (n < 0) return n;
-            np->poff = 0, np->plen = (size_t)n;
             if (n > 0) return lp2p__noise_copy_out(np, buf, cap);
         }
         /* an empty frame: nothing for the caller, read the next one */
     }
 }
 
-static int lp2p__noise_wbuf_reserve(lp2p__noise_pipe *np, size_t need) {
-    if (np->wcap >= need) return LP2P_OK;
-    size_t cap = LP2P__MAX(need, np->wcap * 2);
-    uint8_t *nb = (uint8_t *)lp2p__alloc(np->ctx, cap);
-    if (!nb) return LP2P_ERR_NOMEM;
-    lp2p__free(np->ctx, np->wbuf, np->wcap);
-    np->wbuf = nb, np->wcap = cap;
-    return LP2P_OK;
+/* Seal up to LP2P__NOISE_WBATCH plaintext bytes as frames straight from the caller's buffer
+ * into out (no intermediate copy), then hand them to raw in one write. */
+static int lp2p__noise_write_batch(lp2p__noise_pipe *np, const uint8_t *src, size_t batch, uint8_t *out,
+                                   int64_t deadline) {
+    size_t frames = (batch + LP2P__NOISE_MAX_PLAINTEXT - 1) / LP2P__NOISE_MAX_PLAINTEXT, off = 0;
+    /* nonce 2^64-1 is reserved (Noise §5.1): the last frame may use 2^64-2 */
+    if (frames > UINT64_MAX - np->n_send) return np->werr = LP2P_ERR_LIMIT;
+    for (size_t done = 0; done < batch;) {
+        size_t c = LP2P__MIN(batch - done, (size_t)LP2P__NOISE_MAX_PLAINTEXT);
+        lp2p__put_be16(out + off, (uint16_t)(c + LP2P__NOISE_TAG));
+        lp2p__aead_seal(np->k_send, np->n_send++, NULL, 0, src + done, c, out + off + 2);
+        off += 2 + c + LP2P__NOISE_TAG, done += c;
+    }
+    int rc = lp2p__pipe_write(np->raw, out, off, deadline);
+    return rc ? (np->werr = rc) : LP2P_OK; /* an unknown prefix went out: the stream is desynced */
 }
 
 static int lp2p__noise_write(lp2p__pipe *p, const void *buf, size_t len, int64_t deadline) {
     lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
     const uint8_t *src = (const uint8_t *)buf;
+    uint8_t small[LP2P__NOISE_WSMALL], *out = small;
+    int rc = LP2P_OK;
     if (np->err) return np->err;
     if (np->werr) return np->werr;
-    while (len > 0) {
-        /* seal up to LP2P__NOISE_WBATCH plaintext bytes as frames straight from the caller's
-         * buffer into wbuf (no intermediate copy), then hand them to raw in one write */
+    if (len + 2 + LP2P__NOISE_TAG > sizeof small && !(out = (uint8_t *)lp2p__cache_get(np->ctx, LP2P__NOISE_WBUF)))
+        return LP2P_ERR_NOMEM;
+    while (len > 0 && rc == LP2P_OK) {
         size_t batch = LP2P__MIN(len, (size_t)LP2P__NOISE_WBATCH);
-        size_t frames = (batch + LP2P__NOISE_MAX_PLAINTEXT - 1) / LP2P__NOISE_MAX_PLAINTEXT;
-        size_t off = 0;
-        int rc = lp2p__noise_wbuf_reserve(np, batch + frames * (2 + LP2P__NOISE_TAG));
-        if (rc) return rc;
-        /* nonce 2^64-1 is reserved (Noise §5.1): the last frame may use 2^64-2 */
-        if (frames > UINT64_MAX - np->n_send) return np->werr = LP2P_ERR_LIMIT;
-        for (size_t done = 0; done < batch;) {
-            size_t c = LP2P__MIN(batch - done, (size_t)LP2P__NOISE_MAX_PLAINTEXT);
-            lp2p__put_be16(np->wbuf + off, (uint16_t)(c + LP2P__NOISE_TAG));
-            lp2p__aead_seal(np->k_send, np->n_send++, NULL, 0, src + done, c, np->wbuf + off + 2);
-            off += 2 + c + LP2P__NOISE_TAG, done += c;
-        }
-        rc = lp2p__pipe_write(np->raw, np->wbuf, off, deadline);
-        if (rc) return np->werr = rc; /* an unknown prefix went out: the stream is desynced */
+        rc = lp2p__noise_write_batch(np, src, batch, out, deadline);
         src += batch, len -= batch;
     }
-    return LP2P_OK;
+    if (out != small) lp2p__cache_put(np->ctx, out, LP2P__NOISE_WBUF);
+    return rc;
 }
 
 static int lp2p__noise_close_write(lp2p__pipe *p) {
@@ -328,13 +347,11 @@ static int lp2p__noise_close_write(lp2p__pipe *p) {
     return np->raw->vt->close_write(np->raw);
 }
 
-static size_t lp2p__noise_pipe_size(void) { return sizeof(lp2p__noise_pipe) + LP2P__NOISE_MAX_MSG; }
-
 static void lp2p__noise_pipe_free(lp2p__noise_pipe *np) {
     lp2p__noise_wipe(np->k_send, 32);
     lp2p__noise_wipe(np->k_recv, 32);
-    lp2p__free(np->ctx, np->wbuf, np->wcap);
-    lp2p__free(np->ctx, np, lp2p__noise_pipe_size());
+    lp2p__cache_put(np->ctx, np->rbuf, LP2P__NOISE_MAX_MSG);
+    lp2p__free(np->ctx, np, sizeof *np);
 }
 
 static void lp2p__noise_reset(lp2p__pipe *p) {
@@ -354,13 +371,11 @@ static const lp2p__pipe_vt lp2p__noise_vt = {
 };
 
 static lp2p__noise_pipe *lp2p__noise_pipe_new(lp2p__ctx *ctx, lp2p__pipe *raw) {
-    lp2p__noise_pipe *np = (lp2p__noise_pipe *)lp2p__alloc(ctx, lp2p__noise_pipe_size());
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)lp2p__zalloc(ctx, sizeof *np);
     if (!np) return NULL;
-    memset(np, 0, sizeof *np);
     np->base.vt = &lp2p__noise_vt;
     np->ctx = ctx;
     np->raw = raw;
-    np->rbuf = (uint8_t *)(np + 1);
     return np;
 }
 
@@ -478,7 +493,7 @@ static size_t lp2p__noise_payload_build(const lp2p__identity *self, const uint8_
 typedef struct lp2p__noise_run {
     lp2p__ctx *ctx;
     lp2p__pipe *raw;
-    lp2p__noise_pipe *np; /* its rbuf receives handshake messages */
+    lp2p__noise_pipe *np; /* its rbuf receives handshake messages (held for the handshake) */
     lp2p__noise_hs hs;
     const lp2p__identity *self;
     const lp2p_peer_id *expected;
@@ -612,7 +627,7 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
     lp2p__noise_pipe *np = lp2p__noise_pipe_new(ctx, raw);
     lp2p__noise_run *r = (lp2p__noise_run *)lp2p__zalloc(ctx, sizeof *r);
     int rc = LP2P_ERR_NOMEM;
-    if (!tmp || !np || !r) goto done;
+    if (!tmp || !np || !r || !lp2p__noise_rbuf(np)) goto done;
     /* the static key is per session (spec: SHOULD NOT be persisted) */
     for (int which = 0; which < 2; which++) {
         if (lp2p__noise_key_hook) lp2p__noise_key_hook(initiator, which, keys[which]);
@@ -628,6 +643,8 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
         rc = LP2P_ERR_HANDSHAKE;
     }
     if (rc == LP2P_OK) {
+        lp2p__cache_put(ctx, np->rbuf, LP2P__NOISE_MAX_MSG); /* transport frames take it again */
+        np->rbuf = NULL;
         lp2p__noise_hs_split(&r->hs, keys[0], keys[1]);
         memcpy(np->k_send, keys[initiator ? 0 : 1], 32);
         memcpy(np->k_recv, keys[initiator ? 1 : 0], 32);

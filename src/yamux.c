@@ -7,8 +7,11 @@
  *   - frames for streams we already dropped are discarded, not answered (go, rust #110);
  *   - unexpected pongs are ignored (rust treats them as fatal: we never send unasked pongs).
  * Memory: a stream struct is reference counted (app handle, session table, writer's dirty
- * list, operations in progress); the session likewise (owner, its three tasks, every live
- * stream), so handles outliving the session fail cleanly instead of touching freed memory.
+ * list, operations in progress); the session likewise (owner, its tasks, every live stream),
+ * so handles outliving the session fail cleanly instead of touching freed memory. An idle
+ * session holds no big buffer and parks no writer: the writer task is started when there is
+ * something to send and ends (returning its batch buffer to the host's cache) when there is
+ * nothing left.
  * Depends on: yamux.h (pipe.h, runtime.h). */
 #include "yamux.h"
 
@@ -27,10 +30,9 @@
 #define LP2P__Y_SPEC_WINDOW (256u * 1024)   /* every stream starts with this (spec) */
 #define LP2P__Y_WBUF (4 * 65519)            /* writer batch: four full Noise frames */
 #define LP2P__Y_CTL 256                     /* queued session-level frames (pongs, refusals) */
-#define LP2P__Y_SMALL 2048                  /* payloads up to this are copied via scratch */
+#define LP2P__Y_SMALL 2048                  /* payloads up to this are copied via the stack */
 #define LP2P__Y_CHUNK_SMALL 16384           /* chunk size that small payloads are packed into */
 #define LP2P__Y_CHUNK_BIG (256u * 1024)     /* large payloads are read straight into chunks */
-#define LP2P__Y_SCRATCH 16384
 #define LP2P__Y_WRITE_TIMEOUT_MS 10000      /* go-yamux ConnectionWriteTimeout */
 #define LP2P__Y_CLOSE_FLUSH_MS 1000         /* final flush (FINs, GoAway) after close */
 
@@ -71,7 +73,7 @@ struct lp2p__yamux {
     int refs, pipe_users;
     bool dead, owner_gone, remote_goaway, inbound_logged;
     int dead_err, goaway_send; /* goaway_send: code to send at the final flush, -1 none */
-    lp2p_task reader, writer, keepalive;
+    lp2p_task reader, writer;
     /* stream table: open addressing, linear probing, backward-shift deletion */
     lp2p__ystream **slots;
     uint32_t cap, count;
@@ -79,15 +81,18 @@ struct lp2p__yamux {
     int n_inbound, n_unacked;
     uint64_t conn_window_used;
     lp2p__ystream *dirty_head, *dirty_tail, *ready_head, *ready_tail;
-    uint8_t ctl[LP2P__Y_CTL][LP2P__Y_HDR];
-    int ctl_head, ctl_n;
-    lp2p__waitq wq_writer, wq_ctl, wq_open, wq_ping;
+    uint8_t (*ctl)[LP2P__Y_HDR]; /* ring of ctl_cap frames (<= LP2P__Y_CTL), only while some are queued */
+    int ctl_head, ctl_n, ctl_cap;
+    lp2p__waitq wq_ctl, wq_open, wq_ping;
     bool ping_send, ping_outstanding;
     uint32_t ping_id;
     uint64_t ping_round;
     int64_t ping_sent_us, ping_last_us, rtt_us;
-    int64_t last_rx_ms;
-    uint8_t *wbuf, *scratch;
+    int64_t pong_due_ms; /* while a ping is queued or outstanding: its pong is late after this */
+    int64_t last_rx_ms;  /* when the last frame header arrived */
+    bool writer_on;     /* the writer task exists */
+    bool writer_broken; /* a write failed: no more writes */
+    uint8_t *wbuf;      /* the writer's batch (LP2P__Y_WBUF bytes), only while it runs */
 };
 
 LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway);
@@ -107,12 +112,6 @@ LP2P__PRIV int lp2p__ymx_violation(lp2p__yamux *y, const char *fmt, ...) {
 }
 
 /* ---- small helpers ---------------------------------------------------------------------- */
-LP2P__PRIV int64_t lp2p__ymx_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 LP2P__PRIV void lp2p__ymx_hdr(uint8_t *p, uint8_t type, uint16_t flags, uint32_t id, uint32_t len) {
     p[0] = 0, p[1] = type;
     lp2p__put_be16(p + 2, flags);
@@ -120,7 +119,16 @@ LP2P__PRIV void lp2p__ymx_hdr(uint8_t *p, uint8_t type, uint16_t flags, uint32_t
     lp2p__put_be32(p + 8, len);
 }
 
-LP2P__PRIV void lp2p__ymx_wake_writer(lp2p__yamux *y) { lp2p__waitq_wake_one(y->s, &y->wq_writer); }
+LP2P__PRIV void lp2p__ymx_writer_main(void *arg);
+LP2P__PRIV bool lp2p__ymx_spawn(lp2p__yamux *y, lp2p_task *t, void (*fn)(void *), bool pipe_user);
+
+/* There is something to send: start the writer unless it runs (it sends until nothing is
+ * left). No task means nothing can be sent: the session fails. */
+LP2P__PRIV void lp2p__ymx_wake_writer(lp2p__yamux *y) {
+    if (y->writer_on || y->writer_broken || !y->pipe) return;
+    y->writer_on = lp2p__ymx_spawn(y, &y->writer, lp2p__ymx_writer_main, true);
+    if (!y->writer_on && !y->dead) lp2p__ymx_fail(y, LP2P_ERR_LIMIT, -1);
+}
 
 LP2P__PRIV void lp2p__ymx_ref(lp2p__yamux *y) { y->refs++; }
 
@@ -129,8 +137,7 @@ LP2P__PRIV void lp2p__ymx_unref(lp2p__yamux *y) {
     LP2P_ASSERT(!y->pipe && y->count == 0);
     lp2p__ctx *ctx = y->ctx;
     lp2p__free(ctx, y->slots, (size_t)y->cap * sizeof *y->slots);
-    lp2p__free(ctx, y->wbuf, LP2P__Y_WBUF);
-    lp2p__free(ctx, y->scratch, LP2P__Y_SCRATCH);
+    lp2p__free(ctx, y->ctl, (size_t)y->ctl_cap * LP2P__Y_HDR);
     lp2p__free(ctx, y, sizeof *y);
 }
 
@@ -283,6 +290,25 @@ LP2P__PRIV void lp2p__ys_ready_remove(lp2p__ystream *st) {
     st->in_ready = false;
 }
 
+/* Room for one more queued frame: the ring doubles (from 8) up to LP2P__Y_CTL entries. */
+LP2P__PRIV int lp2p__ymx_ctl_grow(lp2p__yamux *y) {
+    if (y->ctl_n < y->ctl_cap) return LP2P_OK;
+    int cap = y->ctl_cap ? LP2P__MIN(y->ctl_cap * 2, LP2P__Y_CTL) : 8;
+    uint8_t(*ring)[LP2P__Y_HDR] = (uint8_t(*)[LP2P__Y_HDR])lp2p__alloc(y->ctx, (size_t)cap * LP2P__Y_HDR);
+    if (!ring) return LP2P_ERR_NOMEM;
+    for (int i = 0; i < y->ctl_n; i++) memcpy(ring[i], y->ctl[(y->ctl_head + i) % y->ctl_cap], LP2P__Y_HDR);
+    lp2p__free(y->ctx, y->ctl, (size_t)y->ctl_cap * LP2P__Y_HDR);
+    y->ctl = ring, y->ctl_cap = cap, y->ctl_head = 0;
+    return LP2P_OK;
+}
+
+/* The ring goes once it is empty (the writer ends with it). */
+LP2P__PRIV void lp2p__ymx_ctl_release(lp2p__yamux *y) {
+    if (y->ctl_n) return;
+    lp2p__free(y->ctx, y->ctl, (size_t)y->ctl_cap * LP2P__Y_HDR);
+    y->ctl = NULL, y->ctl_cap = 0, y->ctl_head = 0;
+}
+
 /* Queue a session-level frame. The reader waits for room (the writer drains the queue);
  * pongs are dropped instead when the queue is full, as go-yamux does. */
 LP2P__PRIV int lp2p__ymx_ctl_push(lp2p__yamux *y, uint8_t type, uint16_t flags, uint32_t id, uint32_t len, bool wait) {
@@ -292,10 +318,19 @@ LP2P__PRIV int lp2p__ymx_ctl_push(lp2p__yamux *y, uint8_t type, uint16_t flags, 
         if (rc < 0) return rc;
     }
     if (y->dead) return LP2P_ERR_CLOSED;
-    lp2p__ymx_hdr(y->ctl[(y->ctl_head + y->ctl_n) % LP2P__Y_CTL], type, flags, id, len);
+    if (lp2p__ymx_ctl_grow(y) != LP2P_OK) return wait ? LP2P_ERR_NOMEM : LP2P_ERR_LIMIT;
+    lp2p__ymx_hdr(y->ctl[(y->ctl_head + y->ctl_n) % y->ctl_cap], type, flags, id, len);
     y->ctl_n++;
     lp2p__ymx_wake_writer(y);
     return LP2P_OK;
+}
+
+/* The session is dead and no writer will send what is queued: forget it. */
+LP2P__PRIV void lp2p__ymx_drop_queued(lp2p__yamux *y) {
+    lp2p__ystream *st;
+    while ((st = lp2p__ymx_dirty_pop(y))) lp2p__ys_unref(st);
+    y->ctl_n = 0;
+    lp2p__ymx_ctl_release(y);
 }
 
 /* ---- session end ------------------------------------------------------------------------ */
@@ -329,10 +364,10 @@ LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway) {
     lp2p__waitq_wake_all(y->s, &y->wq_open);
     lp2p__waitq_wake_all(y->s, &y->wq_ping);
     lp2p__waitq_wake_all(y->s, &y->wq_ctl);
-    lp2p__waitq_wake_all(y->s, &y->wq_writer);
     lp2p_task self = lp2p__task_self();
     if (y->reader.id && self.id != y->reader.id) lp2p__task_cancel(y->s, y->reader);
-    if (y->keepalive.id && self.id != y->keepalive.id) lp2p__task_cancel(y->s, y->keepalive);
+    if (goaway >= 0) lp2p__ymx_wake_writer(y); /* the final flush */
+    if (!y->writer_on) lp2p__ymx_drop_queued(y);
     if (y->cfg.on_close) y->cfg.on_close(y->cfg.user, y, err);
     lp2p__ymx_unref(y);
 }
@@ -343,7 +378,7 @@ LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway) {
  * small for the path: double it (bounded by max_window and the session budget). */
 LP2P__PRIV uint32_t lp2p__ys_grant(lp2p__yamux *y, lp2p__ystream *st, bool tune) {
     if (st->recv_fin || st->rerr || !st->app_held) return 0;
-    int64_t now = lp2p__ymx_now_us();
+    int64_t now = lp2p__now_us();
     if (tune && y->rtt_us > 0 && now - st->last_wu_us < 4 * y->rtt_us && st->recv_max < y->cfg.max_window) {
         uint64_t grow = LP2P__MIN((uint64_t)st->recv_max * 2, (uint64_t)y->cfg.max_window) - st->recv_max;
         uint64_t left = y->cfg.max_conn_window > y->conn_window_used ? y->cfg.max_conn_window - y->conn_window_used : 0;
@@ -423,12 +458,12 @@ LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, bool final) {
         lp2p__ymx_hdr(b, LP2P__Y_PING, LP2P__Y_SYN, 0, y->ping_id);
         n += LP2P__Y_HDR;
         y->ping_send = false, y->ping_outstanding = true;
-        y->ping_sent_us = lp2p__ymx_now_us();
+        y->ping_sent_us = lp2p__now_us();
     }
     bool popped = y->ctl_n > 0;
     for (; y->ctl_n && n + LP2P__Y_HDR <= LP2P__Y_WBUF; y->ctl_n--) {
         memcpy(b + n, y->ctl[y->ctl_head], LP2P__Y_HDR);
-        y->ctl_head = (y->ctl_head + 1) % LP2P__Y_CTL;
+        y->ctl_head = (y->ctl_head + 1) % y->ctl_cap;
         n += LP2P__Y_HDR;
     }
     if (popped) lp2p__waitq_wake_all(y->s, &y->wq_ctl);
@@ -449,42 +484,51 @@ LP2P__PRIV bool lp2p__ymx_writer_has_work(lp2p__yamux *y) {
     return y->ping_send || y->ctl_n || y->dirty_head || y->ready_head;
 }
 
+/* Runs while there is something to send (see lp2p__ymx_wake_writer), then ends. After the
+ * session died it sends the final flush once (when asked for) and drops what is left. */
 LP2P__PRIV void lp2p__ymx_writer_main(void *arg) {
     lp2p__yamux *y = (lp2p__yamux *)arg;
-    bool broken = false;
-    while (!y->dead) {
-        if (!lp2p__ymx_writer_has_work(y)) {
-            int rc = lp2p__waitq_wait(y->s, &y->wq_writer, LP2P_FOREVER);
-            if (rc < 0) {
-                lp2p__ymx_fail(y, rc, -1);
-                broken = true;
-            }
-            continue;
-        }
+    y->wbuf = (uint8_t *)lp2p__cache_get(y->ctx, LP2P__Y_WBUF);
+    if (!y->wbuf) {
+        y->writer_broken = true;
+        lp2p__ymx_fail(y, LP2P_ERR_NOMEM, -1);
+    }
+    while (!y->dead && lp2p__ymx_writer_has_work(y)) {
         size_t n = lp2p__ymx_build(y, false);
         if (!n) continue;
         int rc = lp2p__pipe_write(y->pipe, y->wbuf, n, lp2p_deadline_in(LP2P__Y_WRITE_TIMEOUT_MS));
         if (rc < 0) {
             if (!y->dead) LP2P__DEBUG(y->ctx, "yamux: write failed: %s", lp2p_strerror(rc));
+            y->writer_broken = true;
             lp2p__ymx_fail(y, rc, -1);
-            broken = true;
         }
     }
-    if (!broken && y->goaway_send >= 0) {
+    if (y->dead && !y->writer_broken && y->goaway_send >= 0) {
         size_t n = lp2p__ymx_build(y, true);
+        y->goaway_send = -1; /* once */
         if (n) (void)lp2p__pipe_write(y->pipe, y->wbuf, n, lp2p_deadline_in(LP2P__Y_CLOSE_FLUSH_MS));
     }
-    lp2p__ystream *st;
-    while ((st = lp2p__ymx_dirty_pop(y))) lp2p__ys_unref(st);
-    y->ctl_n = 0;
+    if (y->dead) lp2p__ymx_drop_queued(y);
+    lp2p__ymx_ctl_release(y);
+    lp2p__cache_put(y->ctx, y->wbuf, LP2P__Y_WBUF);
+    y->wbuf = NULL;
+    y->writer_on = false;
     lp2p__ymx_task_exit(y, true);
 }
 
 /* ---- reader task: receiving data ---------------------------------------------------------- */
+/* Reads inside a frame: a peer that stops mid-frame for keepalive_ms + ping_timeout_ms is as
+ * dead as one that leaves a keepalive ping unanswered (its pong could only follow the frame). */
+LP2P__PRIV int64_t lp2p__ymx_body_deadline(lp2p__yamux *y) {
+    if (y->cfg.keepalive_ms <= 0) return LP2P_FOREVER;
+    return y->last_rx_ms + y->cfg.keepalive_ms + y->cfg.ping_timeout_ms;
+}
+
 LP2P__PRIV int lp2p__ymx_discard(lp2p__yamux *y, uint32_t len) {
+    uint8_t tmp[LP2P__Y_SMALL]; /* on the reader's stack: nothing per session stays allocated */
     while (len) {
-        uint32_t k = LP2P__MIN(len, (uint32_t)LP2P__Y_SCRATCH);
-        int rc = lp2p__pipe_read_full(y->pipe, y->scratch, k, LP2P_FOREVER);
+        uint32_t k = LP2P__MIN(len, (uint32_t)sizeof tmp);
+        int rc = lp2p__pipe_read_full(y->pipe, tmp, k, lp2p__ymx_body_deadline(y));
         if (rc < 0) return rc;
         len -= k;
     }
@@ -526,15 +570,16 @@ LP2P__PRIV int lp2p__ys_recv_payload(lp2p__yamux *y, lp2p__ystream *st, uint32_t
     int rc = LP2P_OK;
     while (len && rc == LP2P_OK) {
         if (len <= LP2P__Y_SMALL) {
-            rc = lp2p__pipe_read_full(y->pipe, y->scratch, len, LP2P_FOREVER);
-            if (rc == LP2P_OK && lp2p__ys_wants_data(st)) rc = lp2p__ys_append(st, y->scratch, len);
+            uint8_t tmp[LP2P__Y_SMALL]; /* not the stream's chunks: the app may free them meanwhile */
+            rc = lp2p__pipe_read_full(y->pipe, tmp, len, lp2p__ymx_body_deadline(y));
+            if (rc == LP2P_OK && lp2p__ys_wants_data(st)) rc = lp2p__ys_append(st, tmp, len);
             break;
         }
         uint32_t k = LP2P__MIN(len, LP2P__Y_CHUNK_BIG);
         lp2p__ychunk *c = (lp2p__ychunk *)lp2p__alloc(y->ctx, sizeof *c + k);
         if (!c) return LP2P_ERR_NOMEM;
         c->cap = k, c->rpos = 0, c->wpos = k;
-        rc = lp2p__pipe_read_full(y->pipe, c->data, k, LP2P_FOREVER);
+        rc = lp2p__pipe_read_full(y->pipe, c->data, k, lp2p__ymx_body_deadline(y));
         if (rc == LP2P_OK && lp2p__ys_wants_data(st)) {
             lp2p__ys_link(st, c);
             st->buffered += k;
@@ -595,7 +640,7 @@ LP2P__PRIV lp2p__ystream *lp2p__ys_new(lp2p__yamux *y, uint32_t id, bool outboun
     st->recv_max = y->cfg.init_window;
     st->recv_avail = LP2P__Y_SPEC_WINDOW; /* what the peer may send before our first update */
     st->send_window = LP2P__Y_SPEC_WINDOW;
-    st->last_wu_us = lp2p__ymx_now_us();
+    st->last_wu_us = lp2p__now_us();
     if (lp2p__ymap_put(y, st) < 0) {
         lp2p__free(y->ctx, st, sizeof *st);
         return NULL;
@@ -717,7 +762,7 @@ LP2P__PRIV void lp2p__ymx_on_ping(lp2p__yamux *y, uint16_t flags, uint32_t value
         return;
     }
     if (!(flags & LP2P__Y_ACK) || !y->ping_outstanding || value != y->ping_id) return;
-    int64_t rtt = LP2P__MAX(lp2p__ymx_now_us() - y->ping_sent_us, (int64_t)1);
+    int64_t rtt = LP2P__MAX(lp2p__now_us() - y->ping_sent_us, (int64_t)1);
     y->rtt_us = y->rtt_us ? (y->rtt_us + rtt) / 2 : rtt; /* smoothed like go-yamux */
     y->ping_last_us = rtt;
     y->ping_outstanding = false;
@@ -744,14 +789,53 @@ LP2P__PRIV int lp2p__ymx_on_frame(lp2p__yamux *y, const uint8_t *h) {
     }
 }
 
+/* ---- keepalive: the reader's wait for the next frame ends when a ping is due ---------------- *
+ * No task of its own: an idle session parks only its reader. */
+LP2P__PRIV void lp2p__ymx_ping_queue(lp2p__yamux *y) {
+    y->ping_id++;
+    y->ping_send = true, y->ping_outstanding = false;
+    y->pong_due_ms = lp2p_deadline_in(y->cfg.ping_timeout_ms);
+    lp2p__ymx_wake_writer(y);
+}
+
+/* When the reader must stop waiting for a frame header: a keepalive ping is due, or a pong. */
+LP2P__PRIV int64_t lp2p__ymx_keepalive_due(lp2p__yamux *y) {
+    if (y->cfg.keepalive_ms <= 0) return LP2P_FOREVER;
+    if (y->ping_send || y->ping_outstanding) return y->pong_due_ms;
+    return y->last_rx_ms + y->cfg.keepalive_ms;
+}
+
+/* That time came: ping if nothing was received for keepalive_ms; a ping without pong for
+ * ping_timeout_ms ends the session (ERR_TIMEOUT). */
+LP2P__PRIV int lp2p__ymx_keepalive(lp2p__yamux *y) {
+    int64_t now = lp2p_now();
+    if (y->ping_send || y->ping_outstanding) {
+        if (now < y->pong_due_ms) return LP2P_OK;
+        LP2P__WARN(y->ctx, LP2P_ERR_TIMEOUT, "yamux: no pong within ping_timeout_ms (%d ms): closing session",
+                   y->cfg.ping_timeout_ms);
+        return LP2P_ERR_TIMEOUT;
+    }
+    if (now >= y->last_rx_ms + y->cfg.keepalive_ms) lp2p__ymx_ping_queue(y);
+    return LP2P_OK;
+}
+
+/* One frame header, possibly over several reads (a keepalive deadline may cut a read short). */
 LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
     lp2p__yamux *y = (lp2p__yamux *)arg;
     uint8_t h[LP2P__Y_HDR];
+    size_t have = 0;
+    if (!y->dead) lp2p__ymx_ping_queue(y); /* at once: the RTT drives window tuning (go and js do the same) */
     while (!y->dead) {
-        int rc = lp2p__pipe_read_full(y->pipe, h, sizeof h, LP2P_FOREVER);
-        if (rc == LP2P_OK) {
+        ptrdiff_t r = lp2p__pipe_read(y->pipe, h + have, sizeof h - have, lp2p__ymx_keepalive_due(y));
+        int rc = r > 0 ? LP2P_OK : r == 0 ? LP2P_ERR_EOF : (int)r;
+        if (r > 0 && (have += (size_t)r) == sizeof h) {
+            have = 0;
             y->last_rx_ms = lp2p_now();
             rc = lp2p__ymx_on_frame(y, h);
+            if (rc == LP2P_ERR_TIMEOUT)
+                LP2P__WARN(y->ctx, rc, "yamux: peer stopped inside a frame for keepalive_ms + ping_timeout_ms: closing session");
+        } else if (r == LP2P_ERR_TIMEOUT) {
+            rc = lp2p__ymx_keepalive(y);
         }
         if (rc < 0) {
             int goaway = rc == LP2P_ERR_PROTOCOL ? 1 : rc == LP2P_ERR_NOMEM ? 2 : -1;
@@ -763,16 +847,12 @@ LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
     lp2p__ymx_task_exit(y, true);
 }
 
-/* ---- pings and keepalive -------------------------------------------------------------------- */
+/* ---- pings ---------------------------------------------------------------------------------- */
 /* Ping (joining an outstanding one); RTT in microseconds or an error. */
 LP2P__PRIV int64_t lp2p__ymx_ping_us(lp2p__yamux *y, int64_t deadline) {
     if (y->dead) return LP2P_ERR_CLOSED;
-    bool stale = y->ping_outstanding && lp2p__ymx_now_us() - y->ping_sent_us > (int64_t)y->cfg.ping_timeout_ms * 1000;
-    if ((!y->ping_outstanding && !y->ping_send) || stale) {
-        y->ping_id++;
-        y->ping_send = true, y->ping_outstanding = false;
-        lp2p__ymx_wake_writer(y);
-    }
+    bool stale = y->ping_outstanding && lp2p__now_us() - y->ping_sent_us > (int64_t)y->cfg.ping_timeout_ms * 1000;
+    if ((!y->ping_outstanding && !y->ping_send) || stale) lp2p__ymx_ping_queue(y);
     uint64_t round = y->ping_round;
     int64_t r = 0;
     lp2p__ymx_ref(y);
@@ -786,28 +866,6 @@ LP2P__PRIV int64_t lp2p__ymx_ping_us(lp2p__yamux *y, int64_t deadline) {
     if (r == 0) r = y->ping_last_us;
     lp2p__ymx_unref(y);
     return r;
-}
-
-LP2P__PRIV void lp2p__ymx_keepalive_main(void *arg) {
-    lp2p__yamux *y = (lp2p__yamux *)arg;
-    bool on = y->cfg.keepalive_ms > 0;
-    /* first ping at once: the RTT drives window tuning (go and js do the same) */
-    int64_t r = lp2p__ymx_ping_us(y, lp2p_deadline_in(y->cfg.ping_timeout_ms));
-    while (on && !y->dead && r != LP2P_ERR_CANCELED && r != LP2P_ERR_CLOSED) {
-        if (r == LP2P_ERR_TIMEOUT) {
-            LP2P__WARN(y->ctx, LP2P_ERR_TIMEOUT, "yamux: no pong within ping_timeout_ms (%d ms): closing session",
-                       y->cfg.ping_timeout_ms);
-            lp2p__ymx_fail(y, LP2P_ERR_TIMEOUT, -1);
-            break;
-        }
-        int64_t due = y->last_rx_ms + y->cfg.keepalive_ms;
-        if (lp2p_now() < due) {
-            if (lp2p__sleep_until(y->s, due) < 0) break;
-            continue;
-        }
-        r = lp2p__ymx_ping_us(y, lp2p_deadline_in(y->cfg.ping_timeout_ms));
-    }
-    lp2p__ymx_task_exit(y, false);
 }
 
 /* ---- stream pipe ---------------------------------------------------------------------------- */
@@ -967,15 +1025,11 @@ LP2P__PRIV int lp2p__yamux_new(lp2p__sched *s, lp2p__pipe *pipe, const lp2p__yam
     lp2p__ctx *ctx = lp2p__sched_ctx(s);
     lp2p__yamux *y = (lp2p__yamux *)lp2p__zalloc(ctx, sizeof *y);
     if (y) {
-        y->wbuf = (uint8_t *)lp2p__alloc(ctx, LP2P__Y_WBUF);
-        y->scratch = (uint8_t *)lp2p__alloc(ctx, LP2P__Y_SCRATCH);
         y->cap = 16;
         y->slots = (lp2p__ystream **)lp2p__zalloc(ctx, y->cap * sizeof *y->slots);
     }
-    if (!y || !y->wbuf || !y->scratch || !y->slots) {
+    if (!y || !y->slots) {
         if (y) {
-            lp2p__free(ctx, y->wbuf, LP2P__Y_WBUF);
-            lp2p__free(ctx, y->scratch, LP2P__Y_SCRATCH);
             lp2p__free(ctx, y->slots, 16 * sizeof *y->slots);
             lp2p__free(ctx, y, sizeof *y);
         }
@@ -989,9 +1043,7 @@ LP2P__PRIV int lp2p__yamux_new(lp2p__sched *s, lp2p__pipe *pipe, const lp2p__yam
     y->goaway_send = -1;
     y->next_id = y->cfg.is_client ? 1 : 2;
     y->last_rx_ms = lp2p_now();
-    bool ok = lp2p__ymx_spawn(y, &y->writer, lp2p__ymx_writer_main, true) &&
-              lp2p__ymx_spawn(y, &y->reader, lp2p__ymx_reader_main, true) &&
-              lp2p__ymx_spawn(y, &y->keepalive, lp2p__ymx_keepalive_main, false);
+    bool ok = lp2p__ymx_spawn(y, &y->reader, lp2p__ymx_reader_main, true);
     if (!ok) {
         y->cfg.on_close = NULL;
         lp2p__ymx_fail(y, LP2P_ERR_LIMIT, -1);

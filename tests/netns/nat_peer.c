@@ -194,7 +194,7 @@ int main(int argc, char **argv) {
                 char id[LP2P_PEER_ID_STRLEN];
                 lp2p_peer_id_str(&p, id, sizeof id);
                 int rtt = lp2p_ping(h, id, lp2p_deadline_in(5000));
-                if (rtt >= 0) printf("{\"event\":\"ping\",\"peerId\":\"%s\",\"rttMs\":%d}\n", id, rtt);
+                if (rtt >= 0) printf("{\"event\":\"ping\",\"peerId\":\"%s\",\"rttMs\":%.3f}\n", id, rtt / 1e3); /* lp2p_ping: µs */
                 else printf("{\"event\":\"ping-failed\",\"peerId\":\"%s\",\"message\":\"%s\"}\n", id, lp2p_strerror(rtt));
                 fflush(stdout);
             }
@@ -219,7 +219,7 @@ int main(int argc, char **argv) {
             for (long i = 0; i < arg; i++) {
                 int rtt = lp2p_ping(h, target, t_end);
                 if (rtt < 0) fail("ping", rtt);
-                printf("{\"event\":\"ping\",\"rttMs\":%d}\n", rtt);
+                printf("{\"event\":\"ping\",\"rttMs\":%.3f}\n", rtt / 1e3); /* lp2p_ping: µs */
             }
         } else if (!strcmp(action, "echo") || !strcmp(action, "direct")) {
             if (!strcmp(action, "direct")) {
