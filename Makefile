@@ -47,7 +47,7 @@ interop: $(INTEROP) build/bin/lp2p-perf
 	@tests/run $(INTEROP)
 
 test: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(EXAMPLES) $(CLI) build/bin/lp2p-transport-interop build/bin/lp2p-perf \
-      build/bin/lp2p-nat-peer
+      build/bin/lp2p-nat-peer build/bin/hole-punch-client
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(TEST_SCRIPTS)
 
 build/bin/%: examples/%.c libp2p.h
@@ -63,6 +63,11 @@ build/bin/lp2p-nat-peer: tests/netns/nat_peer.c libp2p.h
 $(CLI): $(wildcard cli/*.c cli/*.h) libp2p.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $(wildcard cli/*.c) $(LIBS)
+
+# the libp2p/test-plans hole-punch-interop client (tests/hole-punch/main.c), run on the NAT bed
+build/bin/hole-punch-client: tests/hole-punch/main.c libp2p.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS) -lhiredis
 
 build/bin/lp2p-transport-interop: tests/transport-interop/main.c libp2p.h
 	@mkdir -p $(dir $@)
@@ -105,7 +110,7 @@ fuzz: libp2p.h
 
 # the NAT test bed (root): namespaces, two NAT routers, hole punching between ours/go/rust/js
 # peers; NETNS_ATTEMPTS=20 for the success-rate numbers (make test uses 3)
-netns-test: build/bin/lp2p-nat-peer
+netns-test: build/bin/lp2p-nat-peer build/bin/hole-punch-client $(CLI)
 	@tests/run tests/netns/bed.sh
 
 # the test-plans transport-interop application through a local redis-server: ours <-> ours, and

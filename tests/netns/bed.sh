@@ -7,26 +7,34 @@
 #     LAN1 192.0.2.0/24                public 198.51.100.0/24              LAN2 203.0.113.0/24
 #   A  192.0.2.10 ─┐                 ┌── R  198.51.100.10 (relay)      ┌─ B 203.0.113.10
 #   A2 192.0.2.11 ─┴─ r1 (NAT) ──────┼── 198.51.100.1 r1 wan           │
-#                   192.0.2.1        └── 198.51.100.2 r2 wan ─ r2 (NAT)┘  203.0.113.1
+#                   192.0.2.1        ├── 198.51.100.2 r2 wan ─ r2 (NAT)┘  203.0.113.1
+#                                    └── 198.51.100.20 redis (the test-plans runner's "redis")
 #
 # Before any libp2p test the bed checks that (1) A reaches R, (2) nothing reaches A from the public
 # side (its router's address or its private address), and (3) a plain TCP simultaneous open between
 # A and B through both NATs works. Then it runs the hole-punch scenarios: A reserves on R, B dials A
 # through R, DCUtR makes a direct connection and an echo stream runs over it, N attempts per
-# pairing, printing the success rate and the time from B's dial to the direct connection.
+# pairing, printing the success rate and the time from B's dial to the direct connection. Also:
+# AutoNAT, mDNS, the test-plans hole-punch client (build/bin/hole-punch-client, with a Redis on the
+# public segment that A and B reach as "redis:6379"), and the lp2p command line (relay serve,
+# serve --relay, echo --direct, ping through the relay).
 #
 # Usage (as root; CI runs as root):
 #   tests/netns/bed.sh [--attempts N] [--pairings "R:A:B ..."] [--timeout S]   (N: $NETNS_ATTEMPTS or 3)
+#   time budget: $NETNS_BUDGET seconds (default 480); scenarios not started by then count as failed
 #   the closing note's numbers: tests/netns/bed.sh --attempts 20
 #   impls: ours (build/bin/lp2p-nat-peer), go, rust, js ($LP2P_CACHE/bin/peer-X nat ...)
 #   default pairings: see DEFAULT_PAIRINGS below. Prints RESULT <passed> <failed> (tests/run).
-# Everything it creates (namespaces, veths, bridges, processes) is removed on every exit path.
+# Everything it creates (namespaces, veths, bridges, /etc/netns/<ns> files, processes) is removed on
+# every exit path; namespaces left by a bed that was killed with SIGKILL are removed at the next start.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${LP2P_CACHE:-$HOME/.cache/libp2p.h}
 ATTEMPTS=${NETNS_ATTEMPTS:-3}
 TIMEOUT=30
+BUDGET=${NETNS_BUDGET:-480}
+HP_RELAYS=${NETNS_HP_RELAYS-ours go rust js} # relays of the hole-punch-client scenario
 # make test's pairings (R:A:B). Not here: rust as A (its DCUtR initiator failed 2 of 20 punches
 # with our and with js relays: see the closing note), rust on a go relay (go sends no relay
 # addresses on non-public networks and rust refuses such a reservation). All of them:
@@ -38,7 +46,8 @@ while [ $# -gt 0 ]; do
     --attempts) ATTEMPTS=$2; shift 2 ;;
     --pairings) PAIRINGS=$2; shift 2 ;;
     --timeout) TIMEOUT=$2; shift 2 ;;
-    *) echo "usage: $0 [--attempts N] [--pairings 'R:A:B ...'] [--timeout S]" >&2; exit 2 ;;
+    --budget) BUDGET=$2; shift 2 ;;
+    *) echo "usage: $0 [--attempts N] [--pairings 'R:A:B ...'] [--timeout S] [--budget S]" >&2; exit 2 ;;
   esac
 done
 
@@ -63,7 +72,7 @@ for tool in ip iptables python3; do
 done
 
 TAG="lp2p$$"
-NSS=(sw r1 r2 relay a a2 b)
+NSS=(sw r1 r2 relay a a2 b rd)
 PIDS=()
 LOGDIR="$ROOT/build/netns/logs"
 rm -rf "$LOGDIR"; mkdir -p "$LOGDIR"
@@ -77,10 +86,35 @@ cleanup() {
   sleep 0.2
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   PIDS=()
-  for n in "${NSS[@]}"; do ip netns del "$(ns "$n")" 2>/dev/null; done
+  for n in "${NSS[@]}"; do del_ns "$(ns "$n")"; done
+}
+# del_ns <name>: end what still runs inside the namespace (by PID: children our processes forked),
+# then remove it and its /etc/netns files
+del_ns() {
+  local p
+  for p in $(ip netns pids "$1" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+  ip netns del "$1" 2>/dev/null
+  rm -rf "/etc/netns/$1"
 }
 trap 'cleanup' EXIT
 trap 'cleanup; exit 130' INT TERM HUP
+
+# A bed killed with SIGKILL (or a crashed runner) cannot clean up: remove what beds whose shell is
+# gone left behind (their names carry the PID), with the processes still running in them.
+for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^lp2p[0-9]+-' ); do
+  p=${n#lp2p}; p=${p%%-*}
+  if ! kill -0 "$p" 2>/dev/null; then
+    echo "netns bed: removing stale namespace $n" >&2
+    del_ns "$n"
+  fi
+done
+
+# over_budget <what>: true (and a counted failure) when the bed has used up its time budget
+over_budget() {
+  [ $SECONDS -lt "$BUDGET" ] && return 1
+  FAIL=$((FAIL + 1)); echo "  FAIL $1: not run, the bed's time budget (${BUDGET} s) is used up"
+  return 0
+}
 
 # start <ns> <logname> <cmd...>: run in the background inside ns, stdout to $LOGDIR/<logname>.out
 start() {
@@ -98,6 +132,17 @@ stop() { # stop <pid>
   local keep=() p
   for p in "${PIDS[@]}"; do [ "$p" != "$1" ] && keep+=("$p"); done
   PIDS=("${keep[@]}")
+}
+# run_wait <ns> <logname> <cmd...>: run to completion (as start, but waited for; a signal to the
+# bed interrupts the wait at once, where a foreground child would delay the trap). Returns its status.
+run_wait() {
+  start "$@"
+  local p=$LASTPID rc
+  wait "$p"; rc=$?
+  local keep=() q
+  for q in "${PIDS[@]}"; do [ "$q" != "$p" ] && keep+=("$q"); done
+  PIDS=("${keep[@]}")
+  return $rc
 }
 # wait_line <file> <needle> <seconds>: print the first line containing needle
 wait_line() {
@@ -120,7 +165,7 @@ setup() {
   for n in "${NSS[@]}"; do ip netns add "$(ns "$n")" || return 1; nsx "$n" ip link set lo up; done
   # the public segment: a bridge in "sw"
   nsx sw ip link add br0 type bridge && nsx sw ip link set br0 up || return 1
-  for n in relay r1 r2; do
+  for n in relay r1 r2 rd; do
     veth "$n" wan sw "p-$n" || return 1
     nsx sw ip link set "p-$n" master br0 && nsx sw ip link set "p-$n" up
     nsx "$n" ip link set wan up
@@ -128,6 +173,12 @@ setup() {
   nsx relay ip addr add 198.51.100.10/24 dev wan
   nsx r1 ip addr add 198.51.100.1/24 dev wan
   nsx r2 ip addr add 198.51.100.2/24 dev wan
+  nsx rd ip addr add 198.51.100.20/24 dev wan
+  # "redis" names the Redis host for the hole-punch clients, as in the test-plans compose network
+  # (ip netns exec mounts /etc/netns/<ns>/hosts over /etc/hosts)
+  for n in a b; do
+    mkdir -p "/etc/netns/$(ns $n)" && printf '127.0.0.1 localhost\n198.51.100.20 redis\n' > "/etc/netns/$(ns $n)/hosts"
+  done
   # the LANs: a bridge "lan" in each router, hosts plugged into it
   local r lanip
   for r in r1 r2; do
@@ -206,13 +257,14 @@ run_pairing() {
     fi
   done
   local rpid="" line raddr
+  over_budget "$tag" && return
   for i in $(seq 1 "$ATTEMPTS"); do
     # a fresh relay every 10 attempts: relays keep per-IP reservation accounting for a while
     # (go reset our 17th RESERVE from one NAT address within a minute), which is not what we
     # measure here
     if [ $(( (i - 1) % 10 )) -eq 0 ]; then
       [ -n "$rpid" ] && stop $rpid
-      start relay "$tag-relay-$i" $(peer_cmd $ri) relay --listen /ip4/198.51.100.10/tcp/4001 --timeout 600
+      start relay "$tag-relay-$i" $(peer_cmd $ri) relay --listen /ip4/198.51.100.10/tcp/4001 --timeout 300
       rpid=$LASTPID
       line=$(wait_line "$LOGDIR/$tag-relay-$i.out" '"ready"' 20) || { check "$tag: relay starts" false; stop $rpid; return; }
       raddr=$(sed -n 's/.*"\(\/ip4\/198\.51\.100\.10\/tcp\/4001\/p2p\/[^"]*\)".*/\1/p' <<< "$line")
@@ -228,8 +280,8 @@ run_pairing() {
       echo "  attempt $i: A did not reserve"; stop $apid; continue
     fi
     circuit=$(json_first "$line" addrs)
-    nsx b timeout $((TIMEOUT + 10)) $(peer_cmd $bi) dial "$circuit" direct 10000 --listen /ip4/203.0.113.10/tcp/$bp \
-      --timeout "$TIMEOUT" > "$LOGDIR/$tag-B-$i.out" 2> "$LOGDIR/$tag-B-$i.err" < /dev/null
+    run_wait b "$tag-B-$i" timeout $((TIMEOUT + 10)) $(peer_cmd $bi) dial "$circuit" direct 10000 \
+      --listen /ip4/203.0.113.10/tcp/$bp --timeout "$TIMEOUT"
     local rc=$?
     line=$(grep -m1 '"direct-ready"' "$LOGDIR/$tag-B-$i.out")
     ms=$(json_num "$line" ms)
@@ -255,6 +307,7 @@ run_pairing() {
 # makes A dial R: R learns "public".
 run_autonat() {
   echo "-- autonat: A (NAT 1) and R (public) test each other"
+  over_budget autonat && return
   start relay autonat-R "$ROOT/build/bin/lp2p-nat-peer" relay --autonat-server --listen /ip4/198.51.100.10/tcp/4002 --timeout 120
   local rpid=$LASTPID line raddr
   line=$(wait_line "$LOGDIR/autonat-R.out" '"ready"' 20) || { check "autonat: R starts" false; stop $rpid; return; }
@@ -279,6 +332,7 @@ run_mdns() { # run_mdns <impl of A2>
   local other=$1 tag="mdns-ours-$1" line aid bid
   have_impl $other || { echo "  SKIP $tag: $other peer not built"; [ "${CI:-}" = true ] && FAIL=$((FAIL + 1)); return; }
   echo "-- mdns: ours (192.0.2.10) and $other (192.0.2.11) on LAN 1"
+  over_budget "$tag" && return
   start a "$tag-A" $(mdns_cmd ours 192.0.2.10 4501); local apid=$LASTPID
   start a2 "$tag-A2" $(mdns_cmd $other 192.0.2.11 4502); local bpid=$LASTPID
   aid=$(wait_line "$LOGDIR/$tag-A.out" '"ready"' 20 | sed -n 's/.*"peerId":"\([^"]*\)".*/\1/p')
@@ -286,6 +340,90 @@ run_mdns() { # run_mdns <impl of A2>
   check "mdns: ours finds $other and pings it" quiet wait_line "$LOGDIR/$tag-A.out" "\"ping\",\"peerId\":\"$bid\"" 20
   check "mdns: $other finds ours" quiet wait_line "$LOGDIR/$tag-A2.out" "\"discovered\",\"peerId\":\"$aid\"" 20
   stop $apid; stop $bpid
+}
+
+# The test-plans hole-punch contract (hole-punch-interop/README.md): a Redis on the public segment,
+# the relay's address RPUSHed twice under RELAY_TCP_ADDRESS (once per client, as the test-plans
+# relay does), build/bin/hole-punch-client MODE=listen in A and MODE=dial in B, both reaching Redis
+# as "redis:6379". The dialer must exit 0 printing {"rtt_to_holepunched_peer_millis":N} after a real
+# punch (its direct connection goes to NAT 1's public address); the listener must still run.
+REDIS_UP=""
+start_redis() {
+  [ -n "$REDIS_UP" ] && return 0
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null || return 1
+  start rd redis redis-server --bind 198.51.100.20 --port 6379 --save '' --appendonly no --protected-mode no
+  for _ in $(seq 1 50); do nsx rd redis-cli -h 198.51.100.20 ping 2>/dev/null | grep -q PONG && { REDIS_UP=1; return 0; }; sleep 0.1; done
+  return 1
+}
+rcli() { nsx rd redis-cli -h 198.51.100.20 "$@"; }
+run_hole_punch_client() { # run_hole_punch_client <relay impl>
+  local ri=$1 tag="hole-punch-client_$1-relay" ok=0 times=() i line raddr rpid
+  local HPC="$ROOT/build/bin/hole-punch-client"
+  echo "-- test-plans hole-punch client: relay=$ri, A and B = build/bin/hole-punch-client, $ATTEMPTS attempts"
+  over_budget "$tag" && return
+  if [ ! -x "$HPC" ] || ! have_impl $ri; then
+    echo "  SKIP $tag: hole-punch-client or the $ri peer not built"; [ "${CI:-}" = true ] && FAIL=$((FAIL + 1)); return
+  fi
+  if ! start_redis; then
+    echo "  SKIP $tag: no redis-server (scripts/install-deps.sh)"; [ "${CI:-}" = true ] && FAIL=$((FAIL + 1)); return
+  fi
+  HP_PORT=${HP_PORT:-4010}; HP_PORT=$((HP_PORT + 1))
+  start relay "$tag-relay" $(peer_cmd $ri) relay --listen /ip4/198.51.100.10/tcp/$HP_PORT --timeout 300
+  rpid=$LASTPID
+  line=$(wait_line "$LOGDIR/$tag-relay.out" '"ready"' 20) || { check "$tag: relay starts" false; stop $rpid; return; }
+  raddr=$(sed -n 's/.*"\(\/ip4\/198\.51\.100\.10\/tcp\/[0-9]*\/p2p\/[^"]*\)".*/\1/p' <<< "$line")
+  for i in $(seq 1 "$ATTEMPTS"); do
+    quiet rcli del RELAY_TCP_ADDRESS LISTEN_CLIENT_PEER_ID
+    quiet rcli rpush RELAY_TCP_ADDRESS "$raddr" "$raddr"
+    start a "$tag-A-$i" env MODE=listen TRANSPORT=tcp TEST_TIMEOUT_SECS=60 "$HPC"
+    local apid=$LASTPID
+    run_wait b "$tag-B-$i" timeout 70 env MODE=dial TRANSPORT=tcp TEST_TIMEOUT_SECS=$TIMEOUT "$HPC"
+    local rc=$? ms=""
+    ms=$(sed -n 's/.*direct connection after \([0-9]*\) ms.*/\1/p' "$LOGDIR/$tag-B-$i.err" | head -1)
+    if [ $rc -eq 0 ] && grep -Eqx '\{"rtt_to_holepunched_peer_millis":[0-9]+\}' "$LOGDIR/$tag-B-$i.out" \
+       && [ "$(wc -l < "$LOGDIR/$tag-B-$i.out")" -eq 1 ] \
+       && grep -q 'direct via /ip4/198\.51\.100\.1/tcp/' "$LOGDIR/$tag-B-$i.err" \
+       && kill -0 $apid 2>/dev/null && [ "$(rcli llen LISTEN_CLIENT_PEER_ID)" = 0 ] && [ -n "$ms" ]; then
+      ok=$((ok + 1)); times+=("$ms")
+      echo "  attempt $i: direct after $ms ms, $(cat "$LOGDIR/$tag-B-$i.out")"
+    else
+      echo "  attempt $i: FAILED (dialer exit $rc; logs $LOGDIR/$tag-*-$i.*)"
+    fi
+    stop $apid
+  done
+  stop $rpid
+  local stats need=$ATTEMPTS
+  stats=$(printf '%s\n' "${times[@]:-}" | sort -n | awk 'NF{a[++n]=$1} END{if(!n){print "-";exit} printf "min %.0f / median %.0f / max %.0f ms", a[1], a[int((n+1)/2)], a[n]}')
+  echo "PAIRING hole-punch-client relay=$ri A=ours B=ours: $ok/$ATTEMPTS direct ($stats)"
+  [ "$ATTEMPTS" -ge 3 ] && need=$((ATTEMPTS - 1))
+  check "$tag: dialer printed its RTT over a punched connection in $ok/$ATTEMPTS attempts" [ $ok -ge $need ]
+}
+
+# The lp2p command line behind the NATs: `lp2p relay serve` on R, `lp2p serve --relay` in A,
+# `lp2p echo --direct` and `lp2p ping` through the relay from B.
+run_cli() {
+  local L="$ROOT/build/bin/lp2p" line raddr circuit aid rpid apid out
+  echo "-- lp2p CLI: relay serve (R), serve --relay (A), echo --direct and ping from B"
+  over_budget "cli" && return
+  [ -x "$L" ] || { check "cli: build/bin/lp2p built" false; return; }
+  start relay cli-R "$L" relay serve --listen /ip4/198.51.100.10/tcp/4004 --timeout 120; rpid=$LASTPID
+  line=$(wait_line "$LOGDIR/cli-R.out" '"ready"' 20) || { check "cli: relay serve starts" false; stop $rpid; return; }
+  raddr=$(json_first "$line" listenAddrs)
+  start a cli-A "$L" serve --relay "$raddr" --listen /ip4/192.0.2.10/tcp/4601 --timeout 120; apid=$LASTPID
+  line=$(wait_line "$LOGDIR/cli-A.out" '"ready"' 20)
+  aid=$(sed -n 's/.*"peerId":"\([^"]*\)".*/\1/p' <<< "$line")
+  circuit=$(grep -o '"/ip4/198\.51\.100\.10/[^"]*/p2p-circuit/p2p/[^"]*"' <<< "$line" | tr -d '"')
+  check "cli: serve --relay (behind NAT 1) lists its circuit address" test "$circuit" = "$raddr/p2p-circuit/p2p/$aid"
+  run_wait b cli-B-echo "$L" echo "$circuit" hello-through-nat --direct --listen /ip4/203.0.113.10/tcp/4602 --timeout 30
+  check "cli: echo --direct from B (NAT 2) runs over the punched connection" \
+    grep -q '"event":"echo","text":"hello-through-nat","relayed":false' "$LOGDIR/cli-B-echo.out"
+  check "cli: ... B's direct connection goes to NAT 1's address" \
+    grep -q '"event":"direct","peerId":"'"$aid"'","addr":"/ip4/198.51.100.1/tcp/' "$LOGDIR/cli-B-echo.out"
+  check "cli: ... serve prints the direct event (to NAT 2's address)" \
+    quiet wait_line "$LOGDIR/cli-A.out" '","addr":"/ip4/198.51.100.2/tcp/4602"}' 10
+  run_wait b cli-B-ping "$L" ping "$circuit" --count 1 --timeout 30
+  check "cli: ping through the relay from B" grep -q '"event":"ping","seq":1,.*"relayed":true' "$LOGDIR/cli-B-ping.out"
+  stop $apid; stop $rpid
 }
 
 echo "-- bed: building namespaces $TAG-{${NSS[*]}}"
@@ -296,6 +434,8 @@ fi
 prechecks
 [ "${NETNS_SKIP_AUTONAT:-}" = 1 ] || run_autonat
 for m in ${NETNS_MDNS-ours go js}; do run_mdns $m; done
+[ "${NETNS_SKIP_CLI:-}" = 1 ] || run_cli
+for r in $HP_RELAYS; do run_hole_punch_client $r; done
 for p in $PAIRINGS; do
   IFS=: read -r ri ai bi <<< "$p"
   run_pairing "$ri" "$ai" "$bi"
