@@ -1,6 +1,6 @@
 /*==================== begin src/doc.h ====================*/
 /* libp2p.h - v0.1.0 - libp2p in one C header: TCP, multistream-select, Noise, yamux, identify, ping,
-   perf, Kademlia DHT
+   perf, Kademlia DHT, circuit relay v2, DCUtR hole punching, AutoNAT, mDNS
    https://libp2p.io - tested against go-libp2p, rust-libp2p and js-libp2p.  MIT license (end of file).
 
    QUICK START
@@ -72,7 +72,9 @@
    SPECS FOLLOWED (github.com/libp2p/specs)
      connections/README.md, multistream-select, noise/README.md, yamux/README.md,
      identify/README.md, ping/ping.md, perf/perf.md, peer-ids/peer-ids.md, RFC/0002, RFC/0003,
-     addressing, kad-dht/README.md (+ ipfs/specs src/routing/kad-dht.md).
+     addressing, kad-dht/README.md (+ ipfs/specs src/routing/kad-dht.md), relay/circuit-v2.md,
+     relay/DCUtR.md, connections/hole-punching.md, autonat/autonat-v2.md (v1 served),
+     discovery/mdns.md.
 */
 /* The implementation needs POSIX/GNU declarations (clock_gettime, epoll, mmap, getaddrinfo)
  * even under -std=c11: include libp2p.h first in the implementation file, or build with
@@ -82,7 +84,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-74e9b92053378630"
+#define LIBP2P_SOURCE_ID "src-2ef52c4495af4419"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -216,7 +218,8 @@ typedef struct lp2p_config {
     int max_stream_buffer;                /* 0 -> 16 MiB: receive window ceiling per stream, bytes */
     int stream_window;                    /* 0 -> 256 KiB initial yamux receive window, bytes */
     int idle_timeout_ms;                  /* 0 -> never close idle connections; > 0: close one that had no
-                                             stream for this long, ms (checked every second) */
+                                             stream for this long, ms (checked every second); never
+                                             one carrying a relay reservation (either side) */
     int keepalive_ms;                     /* 0 -> 15000 ms ping on idle connections; < 0 disables */
     int handshake_timeout_ms;             /* 0 -> 10000 ms for inbound upgrades */
     int stack_size;                       /* 0 -> 64 KiB per task (lazily committed) + guard page */
@@ -2766,6 +2769,7 @@ typedef struct lp2p__conn {
     int refs;             /* host list + tasks using it; freed at 0 */
     int64_t opened_at;
     bool limited;         /* relayed (circuit v2): only protocols allowed on limited connections */
+    bool held;            /* a relay reservation rides on it (relay.c, either side): not closed as idle */
     int64_t idle_since;   /* no streams since (lp2p_now ms), 0 = busy; for idle_timeout_ms */
     int ephemeral_idle_ms; /* > 0: opened for one-off requests (DHT lookups): closed after this
                               long without streams, whatever idle_timeout_ms says; an app's
@@ -9626,14 +9630,15 @@ LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; 
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
 /* idle_timeout_ms (or a connection's own ephemeral_idle_ms): close connections that had no
- * stream for that long (checked every second). */
+ * stream for that long (checked every second). A connection carrying a relay reservation has no
+ * streams between refreshes but is what keeps the reservation alive: it stays. */
 static void lp2p__close_idle(lp2p_host *h) {
     int64_t now = lp2p_now();
     for (lp2p__conn *c = h->conns, *next; c; c = next) {
         next = c->next;
         if (c->closed || !c->mux) continue;
         int limit = c->ephemeral_idle_ms > 0 ? c->ephemeral_idle_ms : h->cfg.idle_timeout_ms;
-        if (limit <= 0 || lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
+        if (limit <= 0 || c->held || lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
         else if (!c->idle_since) c->idle_since = now;
         else if (now - c->idle_since >= limit) lp2p__conn_close(c);
     }
@@ -13154,6 +13159,7 @@ static void lp2p__rsvp_drop(lp2p__relay *r, lp2p__rsvp_in *x) {
     for (lp2p__rsvp_in **pp = &r->rsvps; *pp; pp = &(*pp)->next)
         if (*pp == x) {
             *pp = x->next;
+            if (x->conn) x->conn->held = false; /* idle_timeout_ms may close it again */
             r->n_rsvps--;
             lp2p__free(&r->h->ctx, x, sizeof *x);
             return;
@@ -13208,7 +13214,9 @@ static void lp2p__hop_reserve(lp2p__relay *r, lp2p_stream *s) {
         x->next = r->rsvps, r->rsvps = x, r->n_rsvps++;
     }
     uint64_t expire = (uint64_t)time(NULL) + (uint64_t)r->cfg.reservation_ttl_s;
+    if (x->conn && x->conn != s->conn) x->conn->held = false;
     x->conn = s->conn; /* a refresh moves it to the current connection */
+    x->conn->held = true; /* the reservation lasts while this connection does: not idle */
     x->expires = lp2p_deadline_in((int64_t)r->cfg.reservation_ttl_s * 1000);
     lp2p__ma_list addrs; /* our direct addresses, with /p2p/<us> (as go and js send them) */
     lp2p__ma all[LP2P_MAX_LISTEN_ADDRS + LP2P__MAX_EXTRA_ADDRS];
@@ -13539,8 +13547,10 @@ static int lp2p__rsvp_do(lp2p__rsvp_out *o, int64_t deadline) {
     }
     err = lp2p__host_open_on(rc, LP2P__HOP_PROTO, deadline, &s);
     lp2p__ma remote = rc->remote;
-    lp2p__conn_unref(rc);
-    if (err) return err;
+    if (err) {
+        lp2p__conn_unref(rc);
+        return err;
+    }
     lp2p_pb_HopMessage *m = (lp2p_pb_HopMessage *)lp2p__alloc(&h->ctx, sizeof *m);
     lp2p__ma_list *addrs = (lp2p__ma_list *)lp2p__alloc(&h->ctx, sizeof *addrs);
     if (!m || !addrs) err = LP2P_ERR_NOMEM;
@@ -13591,6 +13601,8 @@ static int lp2p__rsvp_do(lp2p__rsvp_out *o, int64_t deadline) {
                     (long long)wait);
     }
     if (err) LP2P__INFO(&h->ctx, "relay %s: reservation failed: %s", rid, lp2p_strerror(err));
+    else rc->held = true, rc->ephemeral_idle_ms = 0; /* the relay drops the reservation with the connection */
+    lp2p__conn_unref(rc);
     lp2p__free(&h->ctx, m, sizeof *m);
     lp2p__free(&h->ctx, addrs, sizeof *addrs);
     if (err) lp2p_stream_reset(s);
@@ -13698,6 +13710,8 @@ LP2P_API int lp2p_relay_release(lp2p_host *h, const lp2p_peer_id *relay) {
         if (lp2p_peer_id_eq(&o->relay, relay) && !o->released) {
             o->released = true;
             o->active = false;
+            lp2p__conn *c = lp2p__swarm_find_conn(h, relay);
+            if (c) c->held = false;
             lp2p__relay_update_addrs(r);
             lp2p__waitq_wake_all(h->sched, &o->wake);
             return LP2P_OK;

@@ -129,7 +129,8 @@ typedef struct lp2p_config {
     int max_stream_buffer;                /* 0 -> 16 MiB: receive window ceiling per stream, bytes */
     int stream_window;                    /* 0 -> 256 KiB initial yamux receive window, bytes */
     int idle_timeout_ms;                  /* 0 -> never close idle connections; > 0: close one that had no
-                                             stream for this long, ms (checked every second) */
+                                             stream for this long, ms (checked every second); never
+                                             one carrying a relay reservation (either side) */
     int keepalive_ms;                     /* 0 -> 15000 ms ping on idle connections; < 0 disables */
     int handshake_timeout_ms;             /* 0 -> 10000 ms for inbound upgrades */
     int stack_size;                       /* 0 -> 64 KiB per task (lazily committed) + guard page */

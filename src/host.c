@@ -118,14 +118,15 @@ LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; 
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
 /* idle_timeout_ms (or a connection's own ephemeral_idle_ms): close connections that had no
- * stream for that long (checked every second). */
+ * stream for that long (checked every second). A connection carrying a relay reservation has no
+ * streams between refreshes but is what keeps the reservation alive: it stays. */
 static void lp2p__close_idle(lp2p_host *h) {
     int64_t now = lp2p_now();
     for (lp2p__conn *c = h->conns, *next; c; c = next) {
         next = c->next;
         if (c->closed || !c->mux) continue;
         int limit = c->ephemeral_idle_ms > 0 ? c->ephemeral_idle_ms : h->cfg.idle_timeout_ms;
-        if (limit <= 0 || lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
+        if (limit <= 0 || c->held || lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
         else if (!c->idle_since) c->idle_since = now;
         else if (now - c->idle_since >= limit) lp2p__conn_close(c);
     }

@@ -48,6 +48,7 @@ typedef struct lp2p__conn {
     int refs;             /* host list + tasks using it; freed at 0 */
     int64_t opened_at;
     bool limited;         /* relayed (circuit v2): only protocols allowed on limited connections */
+    bool held;            /* a relay reservation rides on it (relay.c, either side): not closed as idle */
     int64_t idle_since;   /* no streams since (lp2p_now ms), 0 = busy; for idle_timeout_ms */
     int ephemeral_idle_ms; /* > 0: opened for one-off requests (DHT lookups): closed after this
                               long without streams, whatever idle_timeout_ms says; an app's

@@ -275,6 +275,7 @@ static void lp2p__rsvp_drop(lp2p__relay *r, lp2p__rsvp_in *x) {
     for (lp2p__rsvp_in **pp = &r->rsvps; *pp; pp = &(*pp)->next)
         if (*pp == x) {
             *pp = x->next;
+            if (x->conn) x->conn->held = false; /* idle_timeout_ms may close it again */
             r->n_rsvps--;
             lp2p__free(&r->h->ctx, x, sizeof *x);
             return;
@@ -329,7 +330,9 @@ static void lp2p__hop_reserve(lp2p__relay *r, lp2p_stream *s) {
         x->next = r->rsvps, r->rsvps = x, r->n_rsvps++;
     }
     uint64_t expire = (uint64_t)time(NULL) + (uint64_t)r->cfg.reservation_ttl_s;
+    if (x->conn && x->conn != s->conn) x->conn->held = false;
     x->conn = s->conn; /* a refresh moves it to the current connection */
+    x->conn->held = true; /* the reservation lasts while this connection does: not idle */
     x->expires = lp2p_deadline_in((int64_t)r->cfg.reservation_ttl_s * 1000);
     lp2p__ma_list addrs; /* our direct addresses, with /p2p/<us> (as go and js send them) */
     lp2p__ma all[LP2P_MAX_LISTEN_ADDRS + LP2P__MAX_EXTRA_ADDRS];
@@ -660,8 +663,10 @@ static int lp2p__rsvp_do(lp2p__rsvp_out *o, int64_t deadline) {
     }
     err = lp2p__host_open_on(rc, LP2P__HOP_PROTO, deadline, &s);
     lp2p__ma remote = rc->remote;
-    lp2p__conn_unref(rc);
-    if (err) return err;
+    if (err) {
+        lp2p__conn_unref(rc);
+        return err;
+    }
     lp2p_pb_HopMessage *m = (lp2p_pb_HopMessage *)lp2p__alloc(&h->ctx, sizeof *m);
     lp2p__ma_list *addrs = (lp2p__ma_list *)lp2p__alloc(&h->ctx, sizeof *addrs);
     if (!m || !addrs) err = LP2P_ERR_NOMEM;
@@ -712,6 +717,8 @@ static int lp2p__rsvp_do(lp2p__rsvp_out *o, int64_t deadline) {
                     (long long)wait);
     }
     if (err) LP2P__INFO(&h->ctx, "relay %s: reservation failed: %s", rid, lp2p_strerror(err));
+    else rc->held = true, rc->ephemeral_idle_ms = 0; /* the relay drops the reservation with the connection */
+    lp2p__conn_unref(rc);
     lp2p__free(&h->ctx, m, sizeof *m);
     lp2p__free(&h->ctx, addrs, sizeof *addrs);
     if (err) lp2p_stream_reset(s);
@@ -819,6 +826,8 @@ LP2P_API int lp2p_relay_release(lp2p_host *h, const lp2p_peer_id *relay) {
         if (lp2p_peer_id_eq(&o->relay, relay) && !o->released) {
             o->released = true;
             o->active = false;
+            lp2p__conn *c = lp2p__swarm_find_conn(h, relay);
+            if (c) c->held = false;
             lp2p__relay_update_addrs(r);
             lp2p__waitq_wake_all(h->sched, &o->wake);
             return LP2P_OK;

@@ -383,11 +383,43 @@ static void test_dcutr_loopback(void) {
     lp2p_host_free(b), lp2p_host_free(a), lp2p_host_free(r);
 }
 
+/* idle_timeout_ms closes connections without streams; the one a reservation rides on has none
+ * between refreshes and must stay (on both sides), until the reservation is released. */
+static lp2p_host *new_idle_host(int idle_ms) {
+    lp2p_config cfg;
+    lp2p_host *h = NULL;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.log_level = getenv("LP2P_TEST_LOG") ? LP2P_LOG_DEBUG : LP2P_LOG_ERROR;
+    cfg.idle_timeout_ms = idle_ms;
+    CHECK_EQ(lp2p_host_new(&cfg, &h), LP2P_OK);
+    return h;
+}
+
+static void test_idle_timeout(void) {
+    TEST("relay: idle_timeout_ms keeps the reservation's connection (both sides), closes it once released");
+    lp2p_host *r = new_idle_host(1000), *a = new_idle_host(1000), *b = new_idle_host(1000);
+    if (!r || !a || !b) return;
+    CHECK_EQ(lp2p_relay_service_start(r, NULL), LP2P_OK);
+    lp2p_peer_id rid = lp2p_host_id(r);
+    CHECK_EQ(lp2p_relay_reserve(a, lp2p_host_addr(r, 0), lp2p_deadline_in(10000)), LP2P_OK);
+    CHECK_EQ(lp2p_host_connect(b, lp2p_host_addr(r, 0), lp2p_deadline_in(10000)), LP2P_OK); /* no reservation */
+    drain_events(a);
+    lp2p_sleep(a, lp2p_deadline_in(3500)); /* the idle check runs every second */
+    CHECK_EQ(lp2p_host_is_connected(b, &rid), 0); /* the timeout is in force... */
+    CHECK_EQ(lp2p_host_is_connected(a, &rid), 1); /* ...but not for the reservation's connection */
+    CHECK_EQ(wait_event(a, LP2P_EVENT_RELAY_LOST, NULL, NULL, 0, 10), 0);
+    CHECK_EQ(count_circuit_addrs(a), 1);
+    CHECK_EQ(lp2p_relay_release(a, &rid), LP2P_OK);
+    lp2p_sleep(a, lp2p_deadline_in(3500));
+    CHECK_EQ(lp2p_host_is_connected(a, &rid), 0);
+    lp2p_host_free(b), lp2p_host_free(a), lp2p_host_free(r);
+}
+
 int main(int argc, char **argv) {
     static const struct { const char *name; void (*fn)(void); } tests[] = {
         {"reserve", test_reserve_and_connect}, {"refusals", test_refusals}, {"bad", test_bad_input},
         {"voucher", test_forged_voucher},      {"limits", test_limits},     {"refresh", test_refresh_and_loss},
-        {"dcutr", test_dcutr_loopback},
+        {"dcutr", test_dcutr_loopback},        {"idle", test_idle_timeout},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         bool run = argc < 2;

@@ -259,6 +259,7 @@ run_pairing() {
   local rpid="" line raddr
   over_budget "$tag" && return
   for i in $(seq 1 "$ATTEMPTS"); do
+    [ $SECONDS -ge "$BUDGET" ] && { echo "  time budget used up: no attempt $i"; break; }
     # a fresh relay every 10 attempts: relays keep per-IP reservation accounting for a while
     # (go reset our 17th RESERVE from one NAT address within a minute), which is not what we
     # measure here
@@ -373,6 +374,7 @@ run_hole_punch_client() { # run_hole_punch_client <relay impl>
   line=$(wait_line "$LOGDIR/$tag-relay.out" '"ready"' 20) || { check "$tag: relay starts" false; stop $rpid; return; }
   raddr=$(sed -n 's/.*"\(\/ip4\/198\.51\.100\.10\/tcp\/[0-9]*\/p2p\/[^"]*\)".*/\1/p' <<< "$line")
   for i in $(seq 1 "$ATTEMPTS"); do
+    [ $SECONDS -ge "$BUDGET" ] && { echo "  time budget used up: no attempt $i"; break; }
     quiet rcli del RELAY_TCP_ADDRESS LISTEN_CLIENT_PEER_ID
     quiet rcli rpush RELAY_TCP_ADDRESS "$raddr" "$raddr"
     start a "$tag-A-$i" env MODE=listen TRANSPORT=tcp TEST_TIMEOUT_SECS=60 "$HPC"
