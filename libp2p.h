@@ -84,7 +84,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-2ef52c4495af4419"
+#define LIBP2P_SOURCE_ID "src-c808a70542af9c28"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -557,7 +557,8 @@ LP2P_API int lp2p_host_is_direct(lp2p_host *h, const lp2p_peer_id *peer);
  * older peers. The host probes by itself: when it meets a peer offering the v2 service and its
  * status is unknown (or older than 10 min) it asks; a verdict changes after 2 agreeing answers
  * (LP2P_EVENT_NAT_STATUS). When it turns PRIVATE it reserves a slot on a relay it is connected
- * to (a peer speaking /libp2p/circuit/relay/0.2.0/hop), unless the app already holds one. */
+ * to (a peer speaking /libp2p/circuit/relay/0.2.0/hop), unless the app already holds one, and a
+ * DHT started in LP2P_KAD_AUTO mode turns client (back to server when PUBLIC again). */
 typedef enum lp2p_nat_status {
     LP2P_NAT_UNKNOWN = 0, /* not tested yet / no verdict */
     LP2P_NAT_PUBLIC = 1,  /* a server reached one of our addresses */
@@ -667,7 +668,9 @@ typedef struct lp2p_kad lp2p_kad;
 typedef enum lp2p_kad_mode {
     LP2P_KAD_AUTO = 0, /* in a config: CLIENT on the public Amino DHT (protocol /ipfs/kad/1.0.0,
                           whose servers must be publicly reachable over QUIC and TCP), SERVER on
-                          every other protocol (app DHTs, /ipfs/lan/kad/1.0.0) */
+                          every other protocol (app DHTs, /ipfs/lan/kad/1.0.0) except while
+                          AutoNAT says the host is PRIVATE: then CLIENT. The mode follows each
+                          new AutoNAT verdict (lp2p_host_nat_status) */
     LP2P_KAD_CLIENT,   /* query others; neither advertise nor accept the protocol (spec: MUST) */
     LP2P_KAD_SERVER    /* also answer queries, store records, and join others' routing tables */
 } lp2p_kad_mode;
@@ -2802,6 +2805,8 @@ typedef struct lp2p__notifee {
     /* identify with the peer finished (pull) or it pushed an update; the peerstore has its
      * protocols and addresses. Runs in the identify task; must not block. May be NULL. */
     void (*identified)(void *user, lp2p__conn *c);
+    /* AutoNAT changed its verdict (autonat.c; an lp2p_nat_status). Must not block. May be NULL. */
+    void (*nat_changed)(void *user, int status);
     void *user;
     struct lp2p__notifee *next;
 } lp2p__notifee;
@@ -11565,6 +11570,7 @@ struct lp2p_kad {
     char *boot[LP2P_KAD_MAX_BOOTSTRAP];
     int n_boot;
     lp2p_kad_mode mode;
+    bool auto_mode; /* the app asked for AUTO: follow AutoNAT (lp2p__kad_nat_changed) */
     lp2p__kad_rt rt;
     lp2p__kad_store st;
     lp2p__notifee notifee;
@@ -11799,6 +11805,14 @@ static void lp2p__kad_identified(void *user, lp2p__conn *c) {
     if (kad->closing) return;
     if (lp2p__kad_peer_is_server(kad, &c->peer, &known)) lp2p__kad_consider(kad, &c->peer);
     else if (known) lp2p__rt_remove(&kad->rt, &c->peer); /* it went client mode (spec: servers only) */
+}
+
+/* AutoNAT's verdict changed: a DHT in AUTO mode follows it (runs in the AutoNAT task, must not
+ * block; set_mode only (un)handles the protocol, identify push runs in its own tasks). */
+static void lp2p__kad_nat_changed(void *user, int status) {
+    lp2p_kad *kad = (lp2p_kad *)user;
+    (void)status;
+    if (kad->auto_mode && !kad->closing) lp2p_kad_set_mode(kad, LP2P_KAD_AUTO);
 }
 
 /* ---- the server ------------------------------------------------------------------------------------ */
@@ -12478,6 +12492,7 @@ LP2P_API int lp2p_kad_new(lp2p_host *h, const lp2p_kad_config *cfg, lp2p_kad **o
     kad->service.free = lp2p__kad_release, kad->service.self = kad;
     lp2p__host_add_service(h, &kad->service);
     kad->notifee.identified = lp2p__kad_identified, kad->notifee.user = kad;
+    kad->notifee.nat_changed = lp2p__kad_nat_changed;
     lp2p__swarm_add_notifee(h, &kad->notifee);
     int rc = lp2p_kad_set_mode(kad, cfg->mode);
     if (rc == LP2P_OK && !lp2p__kad_spawn(kad, lp2p__kad_background, kad).id) rc = LP2P_ERR_NOMEM;
@@ -12512,7 +12527,13 @@ LP2P_API lp2p_kad_mode lp2p_kad_get_mode(const lp2p_kad *kad) { return kad->mode
 
 LP2P_API int lp2p_kad_set_mode(lp2p_kad *kad, lp2p_kad_mode mode) {
     if (!kad || mode < LP2P_KAD_AUTO || mode > LP2P_KAD_SERVER) return LP2P_ERR_INVALID;
-    if (mode == LP2P_KAD_AUTO) mode = strcmp(kad->protocol, LP2P__KAD_PROTO) == 0 ? LP2P_KAD_CLIENT : LP2P_KAD_SERVER;
+    kad->auto_mode = mode == LP2P_KAD_AUTO;
+    /* AUTO: a host AutoNAT found unreachable must not be a server (peers would put an address
+     * nobody can dial in their tables: kad-dht/README.md "Client and server mode") */
+    if (mode == LP2P_KAD_AUTO)
+        mode = strcmp(kad->protocol, LP2P__KAD_PROTO) == 0 || lp2p_host_nat_status(kad->h) == LP2P_NAT_PRIVATE
+                   ? LP2P_KAD_CLIENT
+                   : LP2P_KAD_SERVER;
     if (mode == kad->mode) return LP2P_OK;
     if (mode == LP2P_KAD_SERVER) {
         int rc = lp2p_host_handle(kad->h, kad->protocol, lp2p__kad_serve, kad);
@@ -14354,6 +14375,8 @@ static void lp2p__an_result(lp2p__autonat *an, lp2p_nat_status r) {
     an->status = r;
     LP2P__INFO(&h->ctx, "autonat: reachability is now %s", r == LP2P_NAT_PUBLIC ? "public" : "private");
     if (!h->freeing) lp2p__host_emit(h, LP2P_EVENT_NAT_STATUS, &h->identity.id, NULL, NULL, NULL, (int)r);
+    for (lp2p__notifee *n = h->notifees; n && !h->freeing; n = n->next)
+        if (n->nat_changed) n->nat_changed(n->user, (int)r); /* e.g. a DHT in AUTO mode */
     if (r == LP2P_NAT_PRIVATE && !an->reserving && !lp2p__relay_has_reservation(h)) {
         an->reserving = true;
         if (!lp2p__spawn(h->sched, lp2p__an_reserve_task, an).id) an->reserving = false;

@@ -468,7 +468,8 @@ LP2P_API int lp2p_host_is_direct(lp2p_host *h, const lp2p_peer_id *peer);
  * older peers. The host probes by itself: when it meets a peer offering the v2 service and its
  * status is unknown (or older than 10 min) it asks; a verdict changes after 2 agreeing answers
  * (LP2P_EVENT_NAT_STATUS). When it turns PRIVATE it reserves a slot on a relay it is connected
- * to (a peer speaking /libp2p/circuit/relay/0.2.0/hop), unless the app already holds one. */
+ * to (a peer speaking /libp2p/circuit/relay/0.2.0/hop), unless the app already holds one, and a
+ * DHT started in LP2P_KAD_AUTO mode turns client (back to server when PUBLIC again). */
 typedef enum lp2p_nat_status {
     LP2P_NAT_UNKNOWN = 0, /* not tested yet / no verdict */
     LP2P_NAT_PUBLIC = 1,  /* a server reached one of our addresses */
@@ -578,7 +579,9 @@ typedef struct lp2p_kad lp2p_kad;
 typedef enum lp2p_kad_mode {
     LP2P_KAD_AUTO = 0, /* in a config: CLIENT on the public Amino DHT (protocol /ipfs/kad/1.0.0,
                           whose servers must be publicly reachable over QUIC and TCP), SERVER on
-                          every other protocol (app DHTs, /ipfs/lan/kad/1.0.0) */
+                          every other protocol (app DHTs, /ipfs/lan/kad/1.0.0) except while
+                          AutoNAT says the host is PRIVATE: then CLIENT. The mode follows each
+                          new AutoNAT verdict (lp2p_host_nat_status) */
     LP2P_KAD_CLIENT,   /* query others; neither advertise nor accept the protocol (spec: MUST) */
     LP2P_KAD_SERVER    /* also answer queries, store records, and join others' routing tables */
 } lp2p_kad_mode;

@@ -190,6 +190,8 @@ static void lp2p__an_result(lp2p__autonat *an, lp2p_nat_status r) {
     an->status = r;
     LP2P__INFO(&h->ctx, "autonat: reachability is now %s", r == LP2P_NAT_PUBLIC ? "public" : "private");
     if (!h->freeing) lp2p__host_emit(h, LP2P_EVENT_NAT_STATUS, &h->identity.id, NULL, NULL, NULL, (int)r);
+    for (lp2p__notifee *n = h->notifees; n && !h->freeing; n = n->next)
+        if (n->nat_changed) n->nat_changed(n->user, (int)r); /* e.g. a DHT in AUTO mode */
     if (r == LP2P_NAT_PRIVATE && !an->reserving && !lp2p__relay_has_reservation(h)) {
         an->reserving = true;
         if (!lp2p__spawn(h->sched, lp2p__an_reserve_task, an).id) an->reserving = false;

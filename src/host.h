@@ -81,6 +81,8 @@ typedef struct lp2p__notifee {
     /* identify with the peer finished (pull) or it pushed an update; the peerstore has its
      * protocols and addresses. Runs in the identify task; must not block. May be NULL. */
     void (*identified)(void *user, lp2p__conn *c);
+    /* AutoNAT changed its verdict (autonat.c; an lp2p_nat_status). Must not block. May be NULL. */
+    void (*nat_changed)(void *user, int status);
     void *user;
     struct lp2p__notifee *next;
 } lp2p__notifee;

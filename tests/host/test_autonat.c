@@ -178,10 +178,18 @@ static void test_v1_and_bad_input(void) {
 }
 
 static void test_private_reserves(void) {
-    TEST("autonat: private -> the host reserves on a relay it is connected to");
+    TEST("autonat: private -> the host reserves on a relay it is connected to; an AUTO DHT turns client");
     lp2p_host *r = new_server(true), *c = new_host(NULL, true);
     if (!r || !c) return;
     CHECK_EQ(lp2p_relay_service_start(r, NULL), LP2P_OK);
+    lp2p_kad_config kc;
+    memset(&kc, 0, sizeof kc);
+    kc.protocol = "/test-app/kad/1.0.0"; /* an app DHT: AUTO means server while reachable */
+    lp2p_kad *dht = NULL, *fixed = NULL;
+    CHECK_EQ(lp2p_kad_new(c, &kc, &dht), LP2P_OK);
+    kc.protocol = "/test-fixed/kad/1.0.0", kc.mode = LP2P_KAD_SERVER; /* an explicit mode stays */
+    CHECK_EQ(lp2p_kad_new(c, &kc, &fixed), LP2P_OK);
+    CHECK_EQ(lp2p_kad_get_mode(dht), LP2P_KAD_SERVER); /* status unknown yet */
     /* connecting is enough: identify shows r serves AutoNAT v2, c probes, is private, reserves */
     CHECK_EQ(lp2p_host_connect(c, lp2p_host_addr(r, 0), lp2p_deadline_in(5000)), LP2P_OK);
     lp2p_event ev;
@@ -190,6 +198,9 @@ static void test_private_reserves(void) {
     int circuit = 0;
     for (int i = 0; i < lp2p_host_addr_count(c); i++) circuit |= strstr(lp2p_host_addr(c, i), "/p2p-circuit/") != NULL;
     CHECK(circuit);
+    CHECK_EQ(lp2p_kad_get_mode(dht), LP2P_KAD_CLIENT);
+    CHECK_EQ(lp2p_kad_get_mode(fixed), LP2P_KAD_SERVER);
+    lp2p_kad_free(fixed), lp2p_kad_free(dht);
     lp2p_host_free(c), lp2p_host_free(r);
 }
 
