@@ -84,7 +84,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-c808a70542af9c28"
+#define LIBP2P_SOURCE_ID "src-4cfdb76fa93150dc"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -14217,6 +14217,7 @@ LP2P__PRIV void lp2p__dcutr_free(lp2p_host *h) {
 #define LP2P__AN_DATA_MAX 100000
 #define LP2P__AN_CHUNK 4096
 #define LP2P__AN_REFRESH_MS (10 * 60 * 1000)
+#define LP2P__AN_AUTO_TRIES 3          /* automatic probes of one peer that end without a verdict */
 
 typedef struct lp2p__an_probe {
     uint64_t nonce;
@@ -14550,14 +14551,22 @@ static void lp2p__an_auto_task(void *arg) {
     lp2p__peer *p = rc == LP2P_OK && !c->closed ? lp2p__peerstore_get(h, &c->peer, false) : NULL;
     bool serves = false;
     for (int i = 0; p && i < p->n_protocols && !serves; i++) serves = strcmp(p->protocols[i], LP2P__AN2_DIAL) == 0;
-    bool stale = an->status == LP2P_NAT_UNKNOWN || lp2p_now() - an->status_at > LP2P__AN_REFRESH_MS;
-    if (serves && stale && !an->probing) {
+    /* A probe that dies with its connection gets another try on the peer's next one: the
+     * connection it ran on may have been a short-lived one (e.g. the fresh connection our own
+     * AutoNAT service opened to dial that peer back, which it closes at once). */
+    for (int attempt = 1; serves && !an->probing && !h->freeing && attempt <= LP2P__AN_AUTO_TRIES; attempt++) {
+        bool stale = an->status == LP2P_NAT_UNKNOWN || lp2p_now() - an->status_at > LP2P__AN_REFRESH_MS;
+        if (!stale) break;
         char id[LP2P_PEER_ID_STRLEN];
         lp2p_peer_id_str(&c->peer, id, sizeof id);
         an->probing = true;
         rc = lp2p_autonat_probe(h, id, lp2p_deadline_in(LP2P__AN_STREAM_MS + LP2P__AN_DIAL_MS));
         an->probing = false;
-        LP2P__DEBUG(&h->ctx, "autonat: automatic probe via %s: %d", id, rc);
+        LP2P__DEBUG(&h->ctx, "autonat: automatic probe %d via %s: %d", attempt, id, rc);
+        if (rc >= 0 || rc == LP2P_ERR_LIMIT || rc == LP2P_ERR_PROTO_NA || rc == LP2P_ERR_NOADDR ||
+            rc == LP2P_ERR_PROTOCOL || rc == LP2P_ERR_CANCELED || !lp2p_host_is_connected(h, &c->peer))
+            break; /* a verdict, a refusal, or nobody left to ask */
+        if (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) != LP2P_OK) break;
     }
     lp2p__conn_unref(c);
 }
