@@ -368,13 +368,17 @@ run_hole_punch_client() { # run_hole_punch_client <relay impl>
   if ! start_redis; then
     echo "  SKIP $tag: no redis-server (scripts/install-deps.sh)"; [ "${CI:-}" = true ] && FAIL=$((FAIL + 1)); return
   fi
-  HP_PORT=${HP_PORT:-4010}; HP_PORT=$((HP_PORT + 1))
-  start relay "$tag-relay" $(peer_cmd $ri) relay --listen /ip4/198.51.100.10/tcp/$HP_PORT --timeout 300
-  rpid=$LASTPID
-  line=$(wait_line "$LOGDIR/$tag-relay.out" '"ready"' 20) || { check "$tag: relay starts" false; stop $rpid; return; }
-  raddr=$(sed -n 's/.*"\(\/ip4\/198\.51\.100\.10\/tcp\/[0-9]*\/p2p\/[^"]*\)".*/\1/p' <<< "$line")
+  rpid=""
   for i in $(seq 1 "$ATTEMPTS"); do
     [ $SECONDS -ge "$BUDGET" ] && { echo "  time budget used up: no attempt $i"; break; }
+    if [ $(( (i - 1) % 10 )) -eq 0 ]; then # a fresh relay every 10 attempts, as in run_pairing
+      [ -n "$rpid" ] && stop $rpid
+      HP_PORT=${HP_PORT:-4010}; HP_PORT=$((HP_PORT + 1))
+      start relay "$tag-relay-$i" $(peer_cmd $ri) relay --listen /ip4/198.51.100.10/tcp/$HP_PORT --timeout 300
+      rpid=$LASTPID
+      line=$(wait_line "$LOGDIR/$tag-relay-$i.out" '"ready"' 20) || { check "$tag: relay starts" false; stop $rpid; return; }
+      raddr=$(sed -n 's/.*"\(\/ip4\/198\.51\.100\.10\/tcp\/[0-9]*\/p2p\/[^"]*\)".*/\1/p' <<< "$line")
+    fi
     quiet rcli del RELAY_TCP_ADDRESS LISTEN_CLIENT_PEER_ID
     quiet rcli rpush RELAY_TCP_ADDRESS "$raddr" "$raddr"
     start a "$tag-A-$i" env MODE=listen TRANSPORT=tcp TEST_TIMEOUT_SECS=60 "$HPC"
