@@ -24,9 +24,11 @@ typedef struct cli_opts {
     const char *kad_protocol;
     const char *kad_mode;  /* "client", "server" or NULL (the subcommand's default) */
     int count;             /* --count (ping, pubsub pub) */
-    int interval_ms;       /* --interval-ms (pubsub pub) */
+    int interval_ms;       /* --interval-ms or --interval (ping, pubsub pub): pause between sends, ms */
     int min_peers;         /* --min-peers (pubsub pub) */
     bool hex;              /* --hex (pubsub sub): message data as hex */
+    const char *relay;     /* --relay (serve): reserve on this relay */
+    bool direct;           /* --direct (echo): wait for a direct connection */
     bool verbose;
     const char *pos[16];   /* positional arguments after the subcommand */
     int n_pos;
@@ -47,5 +49,12 @@ void cli_usage(void);
 
 int cli_dht(const cli_opts *o);    /* dht.c */
 int cli_pubsub(const cli_opts *o); /* pubsub.c */
+int cli_relay(const cli_opts *o);  /* nat.c: relay serve */
+int cli_serve(const cli_opts *o);  /* nat.c */
+int cli_echo(const cli_opts *o);   /* nat.c */
+/* nat.c: print the host's pending events as JSON lines (connected, direct, reserved, ...). */
+void cli_print_events(lp2p_host *h);
+/* nat.c: the peer ID at the end of "<multiaddr>/p2p/<id>", or a bare peer ID. */
+bool cli_target_peer(const char *peer_or_addr, lp2p_peer_id *out);
 
 #endif

@@ -1,6 +1,6 @@
 /* lp2p.c - build/bin/lp2p, the libp2p.h command-line tool: option parsing, the subcommand
  * table, and the small subcommands id, ping and identify. Usage: lp2p --help.
- * Build: cc -std=c11 -I. -o build/bin/lp2p cli/lp2p.c cli/dht.c cli/pubsub.c -lsodium -lbearssl -lprotobuf-nanopb -lpthread */
+ * Build: cc -std=c11 -I. -o build/bin/lp2p cli/lp2p.c cli/dht.c cli/pubsub.c cli/nat.c -lsodium -lbearssl -lprotobuf-nanopb -lpthread */
 #define LIBP2P_IMPLEMENTATION
 #include "cli/cli.h"
 
@@ -17,8 +17,15 @@ int64_t cli_deadline(void) { return deadline_all; }
 void cli_usage(void) {
     fputs("usage: lp2p <command> [args] [options]\n"
           "  id                          print a fresh (or --seed) identity\n"
-          "  ping <multiaddr/p2p/ID>     RTTs as JSON lines (--count N, default 5)\n"
+          "  ping <multiaddr/p2p/ID>     RTTs as JSON lines (--count N, default 5; --interval ms);\n"
+          "                              also <relay>/p2p/<R>/p2p-circuit/p2p/<ID> (with --listen the\n"
+          "                              host can be hole punched: {\"event\":\"direct\",...})\n"
           "  identify <multiaddr/p2p/ID> the remote's identify as JSON\n"
+          "  serve [--relay <addr/p2p/R>] answer ping, identify and /echo/1.0.0; with --relay, reserve\n"
+          "                              there (the ready line lists the /p2p-circuit addresses)\n"
+          "  relay serve                 run a circuit relay v2 service\n"
+          "  echo <addr/p2p/ID> <text>   one /echo/1.0.0 round trip (--direct: wait for a direct\n"
+          "                              connection, DCUtR, instead of using a relayed one)\n"
           "  dht serve                   run a DHT server (prints the ready line first)\n"
           "  dht put <key> <value>       store a value record (key \"/ns/...\", or hex:<hex>)\n"
           "  dht get <key>               {\"event\":\"value\",...}\n"
@@ -34,6 +41,7 @@ void cli_usage(void) {
           "options: --listen <multiaddr> (repeatable; default /ip4/127.0.0.1/tcp/0)\n"
           "         --bootstrap <multiaddr/p2p/ID> (repeatable)   --seed <64 hex>\n"
           "         --timeout <seconds> (hard exit, default 60)    --kad-protocol <id>\n"
+          "         --relay <multiaddr/p2p/ID> (serve)   --direct (echo)   --interval <ms> (ping)\n"
           "         --kad-mode client|server   --namespace <prefix> (repeatable: accept value\n"
           "         records under /<prefix>/ with a permissive validator)   --count N   -v\n"
           "         --interval-ms M   --min-peers K   --hex\n",
@@ -126,14 +134,28 @@ static int cmd_id(const cli_opts *o) {
     return 0;
 }
 
+/* Ping n times. A /p2p-circuit address goes through the relay; "relayed" says whether the best
+ * connection to the peer was the relayed one when the ping started, or a direct one (made by
+ * DCUtR, which needs --listen so the peer can punch through to us). */
 static int cmd_ping(const cli_opts *o) {
     if (o->n_pos < 1) cli_usage();
-    lp2p_host *h = cli_host(o, false);
+    lp2p_peer_id peer;
+    bool known = cli_target_peer(o->pos[0], &peer);
+    lp2p_host *h = cli_host(o, o->n_listen > 0);
     int n = o->count > 0 ? o->count : 5;
     for (int i = 0; i < n; i++) {
+        if (i && o->interval_ms > 0) {
+            int64_t until = lp2p_deadline_in(o->interval_ms);
+            while (lp2p_now() < until) lp2p_host_poll(h, (int)(until - lp2p_now()));
+        }
+        int rc = lp2p_host_connect(h, o->pos[0], cli_deadline()); /* at once when connected */
+        if (rc) cli_fail("ping %s: %s", o->pos[0], lp2p_strerror(rc));
+        bool direct = !known || lp2p_host_is_direct(h, &peer) == 1; /* ping takes the best connection */
         int rtt_us = lp2p_ping(h, o->pos[0], cli_deadline());
+        cli_print_events(h);
         if (rtt_us < 0) cli_fail("ping %s: %s", o->pos[0], lp2p_strerror(rtt_us));
-        printf("{\"event\":\"ping\",\"seq\":%d,\"rttMs\":%.3f}\n", i + 1, rtt_us / 1000.0);
+        printf("{\"event\":\"ping\",\"seq\":%d,\"rttMs\":%.3f,\"relayed\":%s}\n", i + 1, rtt_us / 1000.0,
+               direct ? "false" : "true");
         fflush(stdout);
     }
     lp2p_host_free(h);
@@ -181,6 +203,9 @@ static const struct {
     {"identify", cmd_identify},
     {"dht", cli_dht},
     {"pubsub", cli_pubsub},
+    {"serve", cli_serve},
+    {"relay", cli_relay},
+    {"echo", cli_echo},
 };
 
 static int unhex(const char *s, uint8_t *out, size_t n) {
@@ -204,6 +229,10 @@ static void parse(int argc, char **argv, cli_opts *o) {
             else o->hex = true;
             continue;
         }
+        if (strcmp(a, "--direct") == 0) { /* the one option without a value */
+            o->direct = true;
+            continue;
+        }
         if (strncmp(a, "--", 2) != 0) {
             if (o->n_pos < 16) o->pos[o->n_pos++] = a;
             continue;
@@ -224,8 +253,9 @@ static void parse(int argc, char **argv, cli_opts *o) {
         } else if (strcmp(name, "kad-protocol") == 0) o->kad_protocol = v;
         else if (strcmp(name, "kad-mode") == 0) o->kad_mode = v;
         else if (strcmp(name, "count") == 0) o->count = atoi(v);
-        else if (strcmp(name, "interval-ms") == 0) o->interval_ms = atoi(v);
+        else if (strcmp(name, "interval-ms") == 0 || strcmp(name, "interval") == 0) o->interval_ms = atoi(v);
         else if (strcmp(name, "min-peers") == 0) o->min_peers = atoi(v);
+        else if (strcmp(name, "relay") == 0) o->relay = v;
         else {
             fprintf(stderr, "lp2p: unknown option --%s\n", name);
             cli_usage();

@@ -129,7 +129,8 @@ typedef struct lp2p_config {
     int max_stream_buffer;                /* 0 -> 16 MiB: receive window ceiling per stream, bytes */
     int stream_window;                    /* 0 -> 256 KiB initial yamux receive window, bytes */
     int idle_timeout_ms;                  /* 0 -> never close idle connections; > 0: close one that had no
-                                             stream for this long, ms (checked every second) */
+                                             stream for this long, ms (checked every second); never
+                                             one carrying a relay reservation (either side) */
     int keepalive_ms;                     /* 0 -> 15000 ms ping on idle connections; < 0 disables */
     int handshake_timeout_ms;             /* 0 -> 10000 ms for inbound upgrades */
     int stack_size;                       /* 0 -> 64 KiB per task (lazily committed) + guard page */
@@ -183,7 +184,14 @@ typedef enum lp2p_event_type {
     LP2P_EVENT_PEER_DISCONNECTED,
     LP2P_EVENT_DIAL_FAILED,
     LP2P_EVENT_PEER_IDENTIFIED,
-    LP2P_EVENT_STREAM
+    LP2P_EVENT_STREAM,
+    /* NAT traversal (relay.c, dcutr.c, autonat.c, mdns.c) */
+    LP2P_EVENT_RELAY_RESERVED,   /* peer = the relay; addr = our /p2p-circuit address through it */
+    LP2P_EVENT_RELAY_LOST,       /* peer = the relay; err = why (the host keeps retrying) */
+    LP2P_EVENT_HOLE_PUNCH,       /* peer; err 0: direct connection made (addr = its remote address),
+                                    else DCUtR gave up after its attempts (err = the last error) */
+    LP2P_EVENT_NAT_STATUS,       /* AutoNAT changed its verdict: err = the new lp2p_nat_status */
+    LP2P_EVENT_PEER_DISCOVERED   /* mDNS: peer and one of its addresses (addr, with /p2p/) */
 } lp2p_event_type;
 
 typedef struct lp2p_event {
@@ -396,6 +404,118 @@ LP2P_API int lp2p_sleep(lp2p_host *h, int64_t deadline);
 /* Let the other ready tasks run (CPU-bound tasks should call it now and then). */
 LP2P_API int lp2p_yield(lp2p_host *h);
 
+/* ---- NAT traversal: circuit relay v2 and hole punching -------------------------------------
+ * A host behind a NAT cannot be dialed. It reserves a slot on a relay (a public host running the
+ * relay service) and advertises "<relay addr>/p2p/<relay>/p2p-circuit/p2p/<us>"; peers dial
+ * that address and reach it through the relay. Such a relayed connection is *limited*: the
+ * relay cuts it after a time and byte budget (go: 2 min, 128 KiB per direction), and only
+ * protocols marked with lp2p_host_allow_limited run over it (ping, identify and DCUtR by
+ * default). The host that received the relayed connection then starts DCUtR hole punching
+ * (automatic): both sides learn each other's public address through the relay and dial each
+ * other at the same moment from their listen ports, so both NATs open. On success new streams
+ * use the direct connection. Specs: relay/circuit-v2.md, relay/DCUtR.md,
+ * connections/hole-punching.md. */
+
+/* Reserve a slot on a relay and keep it: relay_addr is the relay's multiaddr with /p2p/<id>
+ * (or a bare peer ID the host knows). Connects, sends RESERVE on
+ * /libp2p/circuit/relay/0.2.0/hop, checks the relay's signed voucher, and on success adds our
+ * /p2p-circuit addresses to lp2p_host_addr (and identify); emits LP2P_EVENT_RELAY_RESERVED.
+ * The host refreshes the reservation before it expires and, if the relay connection drops,
+ * reconnects and reserves again (LP2P_EVENT_RELAY_LOST, then RESERVED again) until
+ * lp2p_relay_release. deadline: absolute ms for the first reservation.
+ * Errors: those of lp2p_host_connect; ERR_PROTO_NA (not a relay), ERR_LIMIT (the relay refused:
+ * RESERVATION_REFUSED / RESOURCE_LIMIT_EXCEEDED / PERMISSION_DENIED), ERR_PROTOCOL (malformed
+ * answer or a voucher not signed by the relay for us), ERR_INVALID (relay reached only through
+ * a relayed connection), ERR_NOMEM. Spec: relay/circuit-v2.md "Reservation". */
+LP2P_API int lp2p_relay_reserve(lp2p_host *h, const char *relay_addr, int64_t deadline);
+/* Stop refreshing the reservation on relay and drop its /p2p-circuit addresses (the relay
+ * connection stays). ERR_NOTFOUND if we hold none there. */
+LP2P_API int lp2p_relay_release(lp2p_host *h, const lp2p_peer_id *relay);
+
+/* Relay service settings; zero fields mean the defaults in brackets (go-libp2p's). */
+typedef struct lp2p_relay_config {
+    int max_reservations;     /* [128] reservations held at once, all peers */
+    int max_circuits;         /* [16] relayed connections at once, all peers */
+    int max_circuits_per_peer; /* [4] relayed connections at once with one peer as either end */
+    int reservation_ttl_s;    /* [3600] seconds a reservation lasts unless refreshed */
+    int limit_duration_s;     /* [120] seconds a relayed connection lasts; < 0: no limit */
+    int64_t limit_data;       /* [131072] bytes per direction a relayed connection carries; < 0: no limit */
+} lp2p_relay_config;
+/* Serve /libp2p/circuit/relay/0.2.0/hop: accept reservations (at most one per peer, a refresh
+ * replaces it; vouchers signed with our key, domain "libp2p-relay-rsvp", payload type 03 02;
+ * the reservation lasts while the peer stays connected) and relay CONNECTs to peers holding one,
+ * enforcing the duration and data limits (both streams are reset when either is reached).
+ * Never over relayed connections. cfg may be NULL. Calling it again applies new settings.
+ * Errors: ERR_NOMEM. Spec: relay/circuit-v2.md "Relay". */
+LP2P_API int lp2p_relay_service_start(lp2p_host *h, const lp2p_relay_config *cfg);
+/* Stop serving hop (reservations are dropped; circuits already relayed run to their limits). */
+LP2P_API void lp2p_relay_service_stop(lp2p_host *h);
+
+/* Let protocol run over limited (relayed) connections (allow = true) or not. Applies to inbound
+ * streams (others are refused) and to lp2p_stream_open: opening a protocol that is not allowed
+ * while the only connection to the peer is limited waits, until deadline, for a direct
+ * connection (DCUtR) as go-libp2p does, then fails with ERR_LIMIT. Defaults: ping, identify,
+ * identify push, DCUtR. Errors: ERR_INVALID, ERR_NOMEM. */
+LP2P_API int lp2p_host_allow_limited(lp2p_host *h, const char *protocol, bool allow);
+/* 1 if the host's best connection to peer is direct (not relayed), 0 if it only has a limited
+ * (relayed) one, ERR_NOTFOUND if it has none. */
+LP2P_API int lp2p_host_is_direct(lp2p_host *h, const lp2p_peer_id *peer);
+
+/* ---- NAT traversal: AutoNAT ----------------------------------------------------------------
+ * Is this host reachable from the internet? AutoNAT servers dial our addresses back and tell us.
+ * v2 (autonat/autonat-v2.md, /libp2p/autonat/2/dial-request and /dial-back) tests one address
+ * per request and proves the dial-back with a nonce; v1 (/libp2p/autonat/1.0.0) is served for
+ * older peers. The host probes by itself: when it meets a peer offering the v2 service and its
+ * status is unknown (or older than 10 min) it asks; a verdict changes after 2 agreeing answers
+ * (LP2P_EVENT_NAT_STATUS). When it turns PRIVATE it reserves a slot on a relay it is connected
+ * to (a peer speaking /libp2p/circuit/relay/0.2.0/hop), unless the app already holds one, and a
+ * DHT started in LP2P_KAD_AUTO mode turns client (back to server when PUBLIC again). */
+typedef enum lp2p_nat_status {
+    LP2P_NAT_UNKNOWN = 0, /* not tested yet / no verdict */
+    LP2P_NAT_PUBLIC = 1,  /* a server reached one of our addresses */
+    LP2P_NAT_PRIVATE = 2  /* servers could not dial our addresses back */
+} lp2p_nat_status;
+/* The host's current verdict. */
+LP2P_API lp2p_nat_status lp2p_host_nat_status(lp2p_host *h);
+/* Ask one AutoNAT v2 server (server: multiaddr with /p2p/<id> or a known peer ID) to dial one of
+ * our addresses (observed by peers, then our listen addresses; no relay circuits) back.
+ * Answers the server's dial-data request (30-100 kB) when it asks. Returns LP2P_NAT_PUBLIC when
+ * the dial-back arrived with our nonce, LP2P_NAT_PRIVATE when the server could not dial us, or
+ * an error: those of lp2p_host_connect, ERR_PROTO_NA (no AutoNAT v2), ERR_LIMIT (the server
+ * refused: rate limit, or no address it is willing to dial: E_REQUEST_REJECTED / E_DIAL_REFUSED),
+ * ERR_PROTOCOL (malformed answer, or OK without our nonce), ERR_NOADDR (nothing to test),
+ * ERR_TIMEOUT. The result also feeds lp2p_host_nat_status. Spec: autonat/autonat-v2.md. */
+LP2P_API int lp2p_autonat_probe(lp2p_host *h, const char *server, int64_t deadline);
+typedef struct lp2p_autonat_config {
+    bool allow_private_addrs; /* also dial private / documentation-range addresses (test beds, LANs) */
+    int max_concurrent;       /* [4] requests served at once; more are refused (E_REQUEST_REJECTED) */
+} lp2p_autonat_config;
+/* Serve AutoNAT v2 (dial-request) and v1: dial the requester back on one of its addresses
+ * (never over relayed connections; v1 only addresses with the requester's observed IP; v2 asks
+ * for 30-100 kB of dial data first when the IP differs, against amplification), from a fresh
+ * connection (not our listen port). cfg may be NULL. Errors: ERR_NOMEM. */
+LP2P_API int lp2p_autonat_service_start(lp2p_host *h, const lp2p_autonat_config *cfg);
+
+/* ---- LAN discovery: mDNS -------------------------------------------------------------------
+ * discovery/mdns.md: peers on one LAN find each other by multicast DNS (224.0.0.251:5353):
+ * queries for PTR "_p2p._udp.local" are answered with a PTR to a random instance name plus TXT
+ * records "dnsaddr=<multiaddr>/p2p/<id>" (and SRV/A records, which go's zeroconf needs). Every
+ * address learned emits LP2P_EVENT_PEER_DISCOVERED and goes into the peerstore (so connecting by
+ * bare peer ID works). Off by default: it sends multicast on the LAN. */
+typedef struct lp2p_mdns_config {
+    int interval_ms;            /* [10000] between our queries (and at start) */
+    bool auto_connect;          /* connect to every discovered peer (lp2p_host_connect_async) */
+    const char *service;        /* [NULL: "_p2p._udp.local"]; a private network uses "_p2p-X._udp.local" */
+    const char *interface_addr; /* IPv4 address of the interface to use [NULL: the kernel's choice] */
+} lp2p_mdns_config;
+/* Start answering and querying. Binds UDP 0.0.0.0:5353 (SO_REUSEADDR/SO_REUSEPORT, so other
+ * mDNS responders keep working) and joins 224.0.0.251. cfg may be NULL. Calling it again
+ * restarts with the new settings. Errors: ERR_IO (socket, bind, multicast join), ERR_NOMEM,
+ * ERR_INVALID (bad service or interface address). */
+LP2P_API int lp2p_mdns_start(lp2p_host *h, const lp2p_mdns_config *cfg);
+/* Stop mDNS (no-op if not running). */
+LP2P_API void lp2p_mdns_stop(lp2p_host *h);
+
 /* ---- peer IDs and identity ---------------------------------------------------------------- */
 /* lp2p_peer_id_parse - parse the text form of a peer ID.
  *
@@ -459,7 +579,9 @@ typedef struct lp2p_kad lp2p_kad;
 typedef enum lp2p_kad_mode {
     LP2P_KAD_AUTO = 0, /* in a config: CLIENT on the public Amino DHT (protocol /ipfs/kad/1.0.0,
                           whose servers must be publicly reachable over QUIC and TCP), SERVER on
-                          every other protocol (app DHTs, /ipfs/lan/kad/1.0.0) */
+                          every other protocol (app DHTs, /ipfs/lan/kad/1.0.0) except while
+                          AutoNAT says the host is PRIVATE: then CLIENT. The mode follows each
+                          new AutoNAT verdict (lp2p_host_nat_status) */
     LP2P_KAD_CLIENT,   /* query others; neither advertise nor accept the protocol (spec: MUST) */
     LP2P_KAD_SERVER    /* also answer queries, store records, and join others' routing tables */
 } lp2p_kad_mode;

@@ -1,5 +1,5 @@
 /* libp2p.h - v0.1.0 - libp2p in one C header: TCP, multistream-select, Noise, yamux, identify, ping,
-   perf, Kademlia DHT, gossipsub/floodsub
+   perf, Kademlia DHT, gossipsub/floodsub, circuit relay v2, DCUtR hole punching, AutoNAT, mDNS
    https://libp2p.io - tested against go-libp2p, rust-libp2p and js-libp2p.  MIT license (end of file).
 
    QUICK START
@@ -72,7 +72,9 @@
      connections/README.md, multistream-select, noise/README.md, yamux/README.md,
      identify/README.md, ping/ping.md, perf/perf.md, peer-ids/peer-ids.md, RFC/0002, RFC/0003,
      addressing, kad-dht/README.md (+ ipfs/specs src/routing/kad-dht.md), pubsub/README.md,
-     pubsub/gossipsub/gossipsub-v1.0.md, -v1.1.md, -v1.2.md.
+     pubsub/gossipsub/gossipsub-v1.0.md, -v1.1.md, -v1.2.md, relay/circuit-v2.md,
+     relay/DCUtR.md, connections/hole-punching.md, autonat/autonat-v2.md (v1 served),
+     discovery/mdns.md.
 */
 /* The implementation needs POSIX/GNU declarations (clock_gettime, epoll, mmap, getaddrinfo)
  * even under -std=c11: include libp2p.h first in the implementation file, or build with

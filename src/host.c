@@ -76,18 +76,23 @@ LP2P__PRIV void lp2p__host_addrs_changed(lp2p_host *h) {
     for (int i = 0; i < h->n_addr_text; i++) lp2p__strfree(&h->ctx, h->addr_text[i]);
     lp2p__free(&h->ctx, h->addr_text, sizeof(char *) * (size_t)h->n_addr_text);
     h->addr_text = NULL, h->n_addr_text = 0;
-    int n = 0;
-    for (lp2p__listener *l = h->listeners; l; l = l->next) n++;
-    if (!n) return;
-    h->addr_text = (char **)lp2p__zalloc(&h->ctx, sizeof(char *) * (size_t)n);
-    if (!h->addr_text) return;
-    for (lp2p__listener *l = h->listeners; l; l = l->next) {
-        lp2p__ma full = l->addr;
+    lp2p__ma addrs[LP2P_MAX_LISTEN_ADDRS + LP2P__MAX_EXTRA_ADDRS];
+    int n = lp2p__host_advertised_addrs(h, addrs, (int)LP2P__COUNT(addrs));
+    if (n) h->addr_text = (char **)lp2p__zalloc(&h->ctx, sizeof(char *) * (size_t)n);
+    for (int i = 0; i < n && h->addr_text; i++) {
+        lp2p__ma full = addrs[i];
         char text[LP2P__MA_STRLEN];
         if (lp2p__ma_append_p2p(&full, &h->identity.id) || lp2p__ma_str(&full, text, sizeof text) < 0) continue;
         h->addr_text[h->n_addr_text++] = lp2p__strdup(&h->ctx, text);
     }
-    if (h->identify) lp2p__identify_push_all(h);
+    if (h->identify && !h->freeing) lp2p__identify_push_all(h);
+}
+
+LP2P__PRIV int lp2p__host_advertised_addrs(lp2p_host *h, lp2p__ma *out, int max) {
+    int n = 0;
+    for (lp2p__listener *l = h->listeners; l && n < max; l = l->next) out[n++] = l->addr;
+    for (int i = 0; i < h->n_extra_addrs && n < max; i++) out[n++] = h->extra_addrs[i];
+    return n;
 }
 
 LP2P_API int lp2p_host_addr_count(const lp2p_host *h) { return h->n_addr_text; }
@@ -113,14 +118,15 @@ LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; 
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
 /* idle_timeout_ms (or a connection's own ephemeral_idle_ms): close connections that had no
- * stream for that long (checked every second). */
+ * stream for that long (checked every second). A connection carrying a relay reservation has no
+ * streams between refreshes but is what keeps the reservation alive: it stays. */
 static void lp2p__close_idle(lp2p_host *h) {
     int64_t now = lp2p_now();
     for (lp2p__conn *c = h->conns, *next; c; c = next) {
         next = c->next;
         if (c->closed || !c->mux) continue;
         int limit = c->ephemeral_idle_ms > 0 ? c->ephemeral_idle_ms : h->cfg.idle_timeout_ms;
-        if (limit <= 0 || lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
+        if (limit <= 0 || c->held || lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
         else if (!c->idle_since) c->idle_since = now;
         else if (now - c->idle_since >= limit) lp2p__conn_close(c);
     }
@@ -172,7 +178,12 @@ LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
         lp2p_host_free(h);
         return rc;
     }
-    if ((rc = lp2p__identify_init(h)) || (!h->cfg.disable_ping_service && (rc = lp2p__ping_init(h)))) {
+    static const char *const limited_defaults[] = {"/ipfs/ping/1.0.0", "/ipfs/id/1.0.0", "/ipfs/id/push/1.0.0",
+                                                   "/libp2p/dcutr"};
+    for (size_t i = 0; i < LP2P__COUNT(limited_defaults) && !rc; i++)
+        rc = lp2p_host_allow_limited(h, limited_defaults[i], true);
+    if (rc || (rc = lp2p__identify_init(h)) || (!h->cfg.disable_ping_service && (rc = lp2p__ping_init(h))) ||
+        (rc = lp2p__relay_init(h)) || (rc = lp2p__dcutr_init(h)) || (rc = lp2p__autonat_init(h))) {
         lp2p_host_free(h);
         return rc;
     }
@@ -196,6 +207,7 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
     if (!h) return;
     h->freeing = true;
     if (h->sched) {
+        lp2p_mdns_stop(h); /* its tasks end (and free it) while the scheduler winds down */
         lp2p__swarm_close_all(h);
         lp2p__sched_free(h->sched);
     }
@@ -218,6 +230,11 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
     }
     lp2p__identify_free(h);
     lp2p__perf_free(h);
+    lp2p__relay_free(h);
+    lp2p__dcutr_free(h);
+    lp2p__autonat_free(h);
+    for (int i = 0; i < h->n_limited_ok; i++) lp2p__strfree(&h->ctx, h->limited_ok[i]);
+    lp2p__free(&h->ctx, h->limited_ok, sizeof(char *) * (size_t)h->n_limited_ok);
     while (h->handlers) {
         lp2p__handler *x = h->handlers;
         h->handlers = x->next;
@@ -346,6 +363,12 @@ static void lp2p__inbound_stream_task(void *arg) {
     int rc = lp2p__mss_handle(in.pipe, lp2p__router_match, lp2p__router_list, h, proto, sizeof proto,
                               lp2p_deadline_in(h->cfg.handshake_timeout_ms));
     lp2p__handler *x = rc < 0 ? NULL : lp2p__find_handler(h, proto);
+    if (x && in.conn->limited && !lp2p__host_limited_ok(h, proto)) {
+        lp2p_peer_id_str(&in.conn->peer, id, sizeof id);
+        LP2P__INFO(&h->ctx, "stream %s from %s refused: limited (relayed) connection (lp2p_host_allow_limited)", proto,
+                   id);
+        x = NULL;
+    }
     if (!x) { /* negotiation failed, or the handler went away meanwhile */
         if (rc < 0 && rc != LP2P_ERR_EOF && rc != LP2P_ERR_RESET && rc != LP2P_ERR_CANCELED) {
             lp2p_peer_id_str(&in.conn->peer, id, sizeof id);
@@ -466,6 +489,8 @@ LP2P__PRIV int lp2p__host_open_on_any(lp2p__conn *c, const char *const *protocol
     for (int i = 0; i < n; i++)
         if (!protocols[i] || strlen(protocols[i]) >= LP2P__PROTO_MAX) return LP2P_ERR_INVALID;
     if (n <= 0) return LP2P_ERR_INVALID;
+    for (int i = 0; c->limited && i < n; i++) /* a limited (relayed) connection: every protocol must be allowed */
+        if (!lp2p__host_limited_ok(c->h, protocols[i])) return LP2P_ERR_LIMIT;
     int rc = lp2p__yamux_open(c->mux, &p, deadline);
     if (rc) return rc;
     int idx = lp2p__mss_select(p, protocols, n, deadline);
@@ -493,9 +518,71 @@ LP2P_API int lp2p_stream_open(lp2p_host *h, const char *peer_or_addr, const char
     if (!out || !protocol) return LP2P_ERR_INVALID;
     int rc = lp2p__swarm_connect(h, peer_or_addr, &c, deadline);
     if (rc) return rc;
+    /* only a limited (relayed) connection and a protocol not allowed on it: wait for a direct
+     * one (hole punching), as go-libp2p's NewStream does */
+    while (c->limited && !lp2p__host_limited_ok(h, protocol)) {
+        lp2p__conn *d = lp2p__swarm_find_conn(h, &c->peer);
+        if (d && !d->limited) {
+            d->refs++;
+            lp2p__conn_unref(c);
+            c = d;
+            break;
+        }
+        if (c->closed) { /* the relayed connection died before a direct one came */
+            lp2p__conn_unref(c);
+            return LP2P_ERR_CLOSED;
+        }
+        if (deadline >= 0 && lp2p_now() >= deadline) break;
+        rc = lp2p__waitq_wait(h->sched, &h->conn_wait, lp2p__deadline_min(deadline, lp2p_deadline_in(1000)));
+        if (rc && rc != LP2P_ERR_TIMEOUT) break;
+    }
+    if (c->limited && !lp2p__host_limited_ok(h, protocol)) {
+        LP2P__INFO(&h->ctx, "stream %s: only a limited (relayed) connection (lp2p_host_allow_limited)", protocol);
+        lp2p__conn_unref(c);
+        return rc && rc != LP2P_ERR_TIMEOUT ? rc : LP2P_ERR_LIMIT;
+    }
     rc = lp2p__host_open_on(c, protocol, deadline, out);
     lp2p__conn_unref(c);
     return rc;
+}
+
+/* ---- limited (relayed) connections ----------------------------------------------------------- */
+LP2P__PRIV bool lp2p__host_limited_ok(lp2p_host *h, const char *protocol) {
+    for (int i = 0; i < h->n_limited_ok; i++)
+        if (strcmp(h->limited_ok[i], protocol) == 0) return true;
+    return false;
+}
+
+LP2P_API int lp2p_host_allow_limited(lp2p_host *h, const char *protocol, bool allow) {
+    if (!h || !protocol || !protocol[0] || strlen(protocol) >= LP2P__PROTO_MAX) return LP2P_ERR_INVALID;
+    for (int i = 0; i < h->n_limited_ok; i++)
+        if (strcmp(h->limited_ok[i], protocol) == 0) {
+            if (!allow) { /* move the last one here; shrink the array (sizes must match on free) */
+                int n = h->n_limited_ok - 1;
+                char **v = n ? (char **)lp2p__alloc(&h->ctx, sizeof(char *) * (size_t)n) : NULL;
+                if (n && !v) return LP2P_ERR_NOMEM;
+                lp2p__strfree(&h->ctx, h->limited_ok[i]);
+                h->limited_ok[i] = h->limited_ok[n];
+                if (v) memcpy(v, h->limited_ok, sizeof(char *) * (size_t)n);
+                lp2p__free(&h->ctx, h->limited_ok, sizeof(char *) * (size_t)(n + 1));
+                h->limited_ok = v, h->n_limited_ok = n;
+            }
+            return LP2P_OK;
+        }
+    if (!allow) return LP2P_OK;
+    char **v = (char **)lp2p__realloc(&h->ctx, h->limited_ok, sizeof(char *) * (size_t)h->n_limited_ok,
+                                      sizeof(char *) * (size_t)(h->n_limited_ok + 1));
+    if (!v) return LP2P_ERR_NOMEM;
+    h->limited_ok = v;
+    if (!(v[h->n_limited_ok] = lp2p__strdup(&h->ctx, protocol))) return LP2P_ERR_NOMEM;
+    h->n_limited_ok++;
+    return LP2P_OK;
+}
+
+LP2P_API int lp2p_host_is_direct(lp2p_host *h, const lp2p_peer_id *peer) {
+    lp2p__conn *c = lp2p__swarm_find_conn(h, peer);
+    if (!c) return LP2P_ERR_NOTFOUND;
+    return c->limited ? 0 : 1;
 }
 
 LP2P_API ptrdiff_t lp2p_stream_read(lp2p_stream *s, void *buf, size_t cap, int64_t deadline) {

@@ -50,6 +50,8 @@ typedef struct lp2p__conn {
     lp2p__waitq identify_wait;
     int refs;             /* host list + tasks using it; freed at 0 */
     int64_t opened_at;
+    bool limited;         /* relayed (circuit v2): only protocols allowed on limited connections */
+    bool held;            /* a relay reservation rides on it (relay.c, either side): not closed as idle */
     int64_t idle_since;   /* no streams since (lp2p_now ms), 0 = busy; for idle_timeout_ms */
     int ephemeral_idle_ms; /* > 0: opened for one-off requests (DHT lookups): closed after this
                               long without streams, whatever idle_timeout_ms says; an app's
@@ -82,6 +84,8 @@ typedef struct lp2p__notifee {
     /* identify with the peer finished (pull) or it pushed an update; the peerstore has its
      * protocols and addresses. Runs in the identify task; must not block. May be NULL. */
     void (*identified)(void *user, lp2p__conn *c);
+    /* AutoNAT changed its verdict (autonat.c; an lp2p_nat_status). Must not block. May be NULL. */
+    void (*nat_changed)(void *user, int status);
     void *user;
     struct lp2p__notifee *next;
 } lp2p__notifee;
@@ -112,6 +116,19 @@ typedef struct lp2p__event_slot {
 
 typedef struct lp2p__identify lp2p__identify; /* identify.c */
 typedef struct lp2p__perf lp2p__perf;         /* perf.c */
+typedef struct lp2p__relay lp2p__relay;       /* relay.c */
+typedef struct lp2p__dcutr lp2p__dcutr;       /* dcutr.c */
+typedef struct lp2p__autonat lp2p__autonat;   /* autonat.c */
+typedef struct lp2p__mdns lp2p__mdns;         /* mdns.c */
+
+#define LP2P__MAX_EXTRA_ADDRS 8 /* advertised addresses beyond the listeners (relay circuits) */
+
+/* A transport the swarm does not implement itself (relay.c: /p2p-circuit addresses). */
+typedef struct lp2p__transport {
+    bool (*can_dial)(const lp2p__ma *addr);
+    /* Dial peer through addr; on success *out is a new connection with a reference. */
+    int (*dial)(lp2p_host *h, const lp2p__ma *addr, const lp2p_peer_id *peer, lp2p__conn **out, int64_t deadline);
+} lp2p__transport;
 
 /* A protocol object hanging off the host (e.g. a DHT) that lp2p_host_free frees if the app did
  * not: free runs after every task of the host has ended. */
@@ -149,6 +166,20 @@ struct lp2p_host {
     lp2p__perf *perf;         /* NULL until perf is served or run */
     lp2p__buf info_text; /* lp2p_host_peer_info's strings */
     bool freeing;
+    /* NAT traversal hooks */
+    const lp2p__transport *circuit; /* relay.c's transport, or NULL */
+    lp2p__ma extra_addrs[LP2P__MAX_EXTRA_ADDRS]; /* advertised too (with /p2p/<relay>/p2p-circuit) */
+    int n_extra_addrs;
+    char **limited_ok; /* protocols allowed on limited connections */
+    int n_limited_ok;
+    lp2p__waitq conn_wait; /* woken whenever a connection is set up */
+    /* dcutr.c: an inbound TCP connection from remote is part of a hole punch in which we are
+     * the client (Noise initiator): returns true and the expected peer. NULL: none. */
+    bool (*punch_client)(lp2p_host *h, const lp2p__ma *remote, lp2p_peer_id *peer);
+    lp2p__relay *relay;
+    lp2p__dcutr *dcutr;
+    lp2p__autonat *autonat;
+    lp2p__mdns *mdns;
 };
 
 /* ---- swarm (swarm.c) ---- */
@@ -164,6 +195,18 @@ LP2P__PRIV void lp2p__conn_close(lp2p__conn *c);
 /* Free closed connections nothing references any more (never from a session's own task). */
 LP2P__PRIV void lp2p__swarm_reap(lp2p_host *h);
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n);
+/* Upgrade a raw pipe (TCP, relayed stream) into a connection: initiator = the Noise initiator,
+ * multistream dialer and yamux client (for TCP the dialer; DCUtR assigns it on simultaneous
+ * open). expected: the peer we want (NULL = any). limited: a relayed connection. raw is always
+ * consumed. The new connection is in the host's table (no reference for the caller unless
+ * out_ref: then *out_ref gets one). */
+LP2P__PRIV int lp2p__swarm_upgrade(lp2p_host *h, lp2p__pipe *raw, bool initiator, const lp2p_peer_id *expected,
+                                   const lp2p__ma *local, const lp2p__ma *remote, bool limited, lp2p__conn **out_ref,
+                                   int64_t deadline);
+/* Port of our first TCP listener of the address family of addr (for dials that reuse it), 0 if none. */
+LP2P__PRIV int lp2p__swarm_listen_port(lp2p_host *h, const lp2p__ma *addr);
+/* Does the address contain /p2p-circuit? */
+LP2P__PRIV bool lp2p__ma_is_circuit(const lp2p__ma *ma);
 LP2P__PRIV void lp2p__swarm_remove_notifee(lp2p_host *h, lp2p__notifee *n);
 
 /* ---- peerstore (swarm.c) ---- */
@@ -191,8 +234,12 @@ LP2P__PRIV int lp2p__host_protocols(lp2p_host *h, const char **out, int max);
 /* Register / unregister a service (see lp2p__service). */
 LP2P__PRIV void lp2p__host_add_service(lp2p_host *h, lp2p__service *s);
 LP2P__PRIV void lp2p__host_remove_service(lp2p_host *h, lp2p__service *s);
-/* Refresh h->addr_text after listeners change. */
+/* Refresh h->addr_text after listeners or extra addresses change (and push identify). */
 LP2P__PRIV void lp2p__host_addrs_changed(lp2p_host *h);
+/* The addresses we advertise (listeners, then extra_addrs), without /p2p/<us>. Returns the count. */
+LP2P__PRIV int lp2p__host_advertised_addrs(lp2p_host *h, lp2p__ma *out, int max);
+/* May protocol run on a limited (relayed) connection? */
+LP2P__PRIV bool lp2p__host_limited_ok(lp2p_host *h, const char *protocol);
 
 /* ---- built-in protocols ---- */
 LP2P__PRIV int lp2p__identify_init(lp2p_host *h);
@@ -201,5 +248,13 @@ LP2P__PRIV void lp2p__identify_free(lp2p_host *h);
 LP2P__PRIV void lp2p__identify_push_all(lp2p_host *h);
 LP2P__PRIV int lp2p__ping_init(lp2p_host *h);
 LP2P__PRIV void lp2p__perf_free(lp2p_host *h); /* after the scheduler is gone */
+LP2P__PRIV int lp2p__relay_init(lp2p_host *h);  /* stop handler, circuit transport */
+LP2P__PRIV void lp2p__relay_free(lp2p_host *h); /* after the scheduler is gone */
+LP2P__PRIV int lp2p__dcutr_init(lp2p_host *h);
+LP2P__PRIV void lp2p__dcutr_free(lp2p_host *h);
+LP2P__PRIV int lp2p__autonat_init(lp2p_host *h); /* client: dial-back handler, automatic probes */
+LP2P__PRIV void lp2p__autonat_free(lp2p_host *h);
+/* relay.c: do we hold (or try to hold) a reservation? (autonat.c reserves when private) */
+LP2P__PRIV bool lp2p__relay_has_reservation(lp2p_host *h);
 
 #endif

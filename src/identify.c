@@ -243,10 +243,13 @@ static bool lp2p__id_encode_field(pb_ostream_t *st, const pb_field_t *f, void *c
     case 5: return lp2p__enc_bytes(st, f, LP2P__ID_PROTOCOL_VERSION, strlen(LP2P__ID_PROTOCOL_VERSION));
     case 6: return lp2p__enc_bytes(st, f, h->agent_version, strlen(h->agent_version));
     case 1: return lp2p__enc_bytes(st, f, h->identity.pubkey_pb, sizeof h->identity.pubkey_pb);
-    case 2:
-        for (lp2p__listener *l = h->listeners; l; l = l->next)
-            if (!lp2p__enc_bytes(st, f, l->addr.b, l->addr.len)) return false;
+    case 2: { /* listeners and relay circuits (lp2p__host_advertised_addrs) */
+        lp2p__ma addrs[LP2P_MAX_LISTEN_ADDRS + LP2P__MAX_EXTRA_ADDRS];
+        int n = lp2p__host_advertised_addrs(h, addrs, (int)LP2P__COUNT(addrs));
+        for (int i = 0; i < n; i++)
+            if (!lp2p__enc_bytes(st, f, addrs[i].b, addrs[i].len)) return false;
         return true;
+    }
     case 4: return !o->c || !o->c->remote.len || lp2p__enc_bytes(st, f, o->c->remote.b, o->c->remote.len);
     case 3:
         for (lp2p__handler *x = h->handlers; x; x = x->next)
@@ -264,10 +267,12 @@ static bool lp2p__rec_encode_addr(pb_ostream_t *st, const pb_field_t *f, void *c
 
 static bool lp2p__rec_encode_addrs(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
     lp2p_host *h = (lp2p_host *)*arg;
-    for (lp2p__listener *l = h->listeners; l; l = l->next) {
+    lp2p__ma addrs[LP2P_MAX_LISTEN_ADDRS + LP2P__MAX_EXTRA_ADDRS];
+    int n = lp2p__host_advertised_addrs(h, addrs, (int)LP2P__COUNT(addrs));
+    for (int i = 0; i < n; i++) {
         lp2p_pb_PeerRecord_AddressInfo ai;
         ai.multiaddr.funcs.encode = lp2p__rec_encode_addr;
-        ai.multiaddr.arg = &l->addr;
+        ai.multiaddr.arg = &addrs[i];
         if (!pb_encode_tag_for_field(st, f) || !pb_encode_submessage(st, lp2p_pb_PeerRecord_AddressInfo_fields, &ai))
             return false;
     }

@@ -42,6 +42,7 @@ struct lp2p_kad {
     char *boot[LP2P_KAD_MAX_BOOTSTRAP];
     int n_boot;
     lp2p_kad_mode mode;
+    bool auto_mode; /* the app asked for AUTO: follow AutoNAT (lp2p__kad_nat_changed) */
     lp2p__kad_rt rt;
     lp2p__kad_store st;
     lp2p__notifee notifee;
@@ -276,6 +277,14 @@ static void lp2p__kad_identified(void *user, lp2p__conn *c) {
     if (kad->closing) return;
     if (lp2p__kad_peer_is_server(kad, &c->peer, &known)) lp2p__kad_consider(kad, &c->peer);
     else if (known) lp2p__rt_remove(&kad->rt, &c->peer); /* it went client mode (spec: servers only) */
+}
+
+/* AutoNAT's verdict changed: a DHT in AUTO mode follows it (runs in the AutoNAT task, must not
+ * block; set_mode only (un)handles the protocol, identify push runs in its own tasks). */
+static void lp2p__kad_nat_changed(void *user, int status) {
+    lp2p_kad *kad = (lp2p_kad *)user;
+    (void)status;
+    if (kad->auto_mode && !kad->closing) lp2p_kad_set_mode(kad, LP2P_KAD_AUTO);
 }
 
 /* ---- the server ------------------------------------------------------------------------------------ */
@@ -955,6 +964,7 @@ LP2P_API int lp2p_kad_new(lp2p_host *h, const lp2p_kad_config *cfg, lp2p_kad **o
     kad->service.free = lp2p__kad_release, kad->service.self = kad;
     lp2p__host_add_service(h, &kad->service);
     kad->notifee.identified = lp2p__kad_identified, kad->notifee.user = kad;
+    kad->notifee.nat_changed = lp2p__kad_nat_changed;
     lp2p__swarm_add_notifee(h, &kad->notifee);
     int rc = lp2p_kad_set_mode(kad, cfg->mode);
     if (rc == LP2P_OK && !lp2p__kad_spawn(kad, lp2p__kad_background, kad).id) rc = LP2P_ERR_NOMEM;
@@ -989,7 +999,13 @@ LP2P_API lp2p_kad_mode lp2p_kad_get_mode(const lp2p_kad *kad) { return kad->mode
 
 LP2P_API int lp2p_kad_set_mode(lp2p_kad *kad, lp2p_kad_mode mode) {
     if (!kad || mode < LP2P_KAD_AUTO || mode > LP2P_KAD_SERVER) return LP2P_ERR_INVALID;
-    if (mode == LP2P_KAD_AUTO) mode = strcmp(kad->protocol, LP2P__KAD_PROTO) == 0 ? LP2P_KAD_CLIENT : LP2P_KAD_SERVER;
+    kad->auto_mode = mode == LP2P_KAD_AUTO;
+    /* AUTO: a host AutoNAT found unreachable must not be a server (peers would put an address
+     * nobody can dial in their tables: kad-dht/README.md "Client and server mode") */
+    if (mode == LP2P_KAD_AUTO)
+        mode = strcmp(kad->protocol, LP2P__KAD_PROTO) == 0 || lp2p_host_nat_status(kad->h) == LP2P_NAT_PRIVATE
+                   ? LP2P_KAD_CLIENT
+                   : LP2P_KAD_SERVER;
     if (mode == kad->mode) return LP2P_OK;
     if (mode == LP2P_KAD_SERVER) {
         int rc = lp2p_host_handle(kad->h, kad->protocol, lp2p__kad_serve, kad);

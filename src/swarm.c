@@ -127,10 +127,42 @@ LP2P__PRIV void lp2p__swarm_reap(lp2p_host *h) {
 }
 
 
+/* The best live connection: a direct one before a limited (relayed) one. */
 LP2P__PRIV lp2p__conn *lp2p__swarm_find_conn(lp2p_host *h, const lp2p_peer_id *peer) {
+    lp2p__conn *limited = NULL;
     for (lp2p__conn *c = h->conns; c; c = c->next)
-        if (!c->closed && lp2p_peer_id_eq(&c->peer, peer)) return c;
-    return NULL;
+        if (!c->closed && lp2p_peer_id_eq(&c->peer, peer)) {
+            if (!c->limited) return c;
+            if (!limited) limited = c;
+        }
+    return limited;
+}
+
+LP2P__PRIV bool lp2p__ma_is_circuit(const lp2p__ma *ma) {
+    size_t off = 0, vn;
+    uint32_t code;
+    const uint8_t *v;
+    while (lp2p__ma_next(ma, &off, &code, &v, &vn))
+        if (code == LP2P__MA_P2P_CIRCUIT) return true;
+    return false;
+}
+
+static bool lp2p__ma_is_127(const lp2p__ma *ma) {
+    static const uint8_t one16[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return (ma->len >= 5 && ma->b[0] == LP2P__MA_IP4 && ma->b[1] == 127) ||
+           (ma->len >= 17 && ma->b[0] == LP2P__MA_IP6 && memcmp(ma->b + 1, one16, 16) == 0);
+}
+
+LP2P__PRIV int lp2p__swarm_listen_port(lp2p_host *h, const lp2p__ma *addr) {
+    for (lp2p__listener *l = h->listeners; l; l = l->next) {
+        size_t off = 0, vn;
+        uint32_t code = 0, code2 = 0;
+        const uint8_t *v, *pv;
+        if (!l->tcp || !addr->len || l->addr.b[0] != addr->b[0]) continue; /* same family (ip4/ip6 code) */
+        lp2p__ma_next(&l->addr, &off, &code, &v, &vn);
+        if (lp2p__ma_next(&l->addr, &off, &code2, &pv, &vn) && code2 == LP2P__MA_TCP) return lp2p__be16(pv);
+    }
+    return 0;
 }
 
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n) {
@@ -189,13 +221,13 @@ static void lp2p__conn_on_stream(void *user, lp2p__yamux *y, lp2p__pipe *stream)
 
 /* Wrap an upgraded secure pipe into a connection and announce it. Takes ownership of secure. */
 static int lp2p__conn_setup(lp2p_host *h, lp2p__pipe *secure, const lp2p__noise_result *nr, bool outbound,
-                            const lp2p__ma *local, const lp2p__ma *remote, lp2p__conn **out) {
+                            const lp2p__ma *local, const lp2p__ma *remote, bool limited, lp2p__conn **out) {
     lp2p__conn *c = (lp2p__conn *)lp2p__zalloc(&h->ctx, sizeof *c);
     if (!c) {
         secure->vt->reset(secure);
         return LP2P_ERR_NOMEM;
     }
-    c->h = h, c->peer = nr->remote_id, c->outbound = outbound, c->opened_at = lp2p_now();
+    c->h = h, c->peer = nr->remote_id, c->outbound = outbound, c->opened_at = lp2p_now(), c->limited = limited;
     if (local) c->local = *local;
     if (remote) c->remote = *remote;
     c->refs = 1; /* the host list's; callers that keep c take their own */
@@ -222,12 +254,13 @@ static int lp2p__conn_setup(lp2p_host *h, lp2p__pipe *secure, const lp2p__noise_
         p->pubkey = (uint8_t *)lp2p__alloc(&h->ctx, nr->remote_pubkey_len);
         if (p->pubkey) memcpy(p->pubkey, nr->remote_pubkey, nr->remote_pubkey_len), p->pubkey_len = nr->remote_pubkey_len;
     }
-    if (outbound && remote) lp2p__peerstore_add_addr(h, &c->peer, remote, 60 * 60 * 1000);
+    if (outbound && remote && !limited) lp2p__peerstore_add_addr(h, &c->peer, remote, 60 * 60 * 1000);
     char addr[LP2P__MA_STRLEN];
     if (remote) lp2p__ma_str(remote, addr, sizeof addr);
     lp2p__host_emit(h, LP2P_EVENT_PEER_CONNECTED, &c->peer, remote ? addr : NULL, NULL, NULL, 0);
     for (lp2p__notifee *n = h->notifees; n; n = n->next)
         if (n->connected) n->connected(n->user, c);
+    lp2p__waitq_wake_all(h->sched, &h->conn_wait);
     *out = c;
     return LP2P_OK;
 }
@@ -254,7 +287,8 @@ static int lp2p__list_yamux(void *user, const char **protos, int max) {
 
 /* Secure + multiplex raw. raw is always consumed (owned by the connection or freed). */
 static int lp2p__upgrade(lp2p_host *h, lp2p__pipe *raw, bool outbound, const lp2p_peer_id *expected,
-                         const lp2p__ma *local, const lp2p__ma *remote, lp2p__conn **out, int64_t deadline) {
+                         const lp2p__ma *local, const lp2p__ma *remote, bool limited, lp2p__conn **out,
+                         int64_t deadline) {
     char proto[LP2P__MSS_MAX + 1];
     lp2p__pipe *p = raw, *secure = NULL;
     lp2p__noise_result *nr = (lp2p__noise_result *)lp2p__alloc(&h->ctx, sizeof *nr);
@@ -277,12 +311,21 @@ static int lp2p__upgrade(lp2p_host *h, lp2p__pipe *raw, bool outbound, const lp2
         rc = LP2P_ERR_HANDSHAKE;
         goto fail;
     }
-    rc = lp2p__conn_setup(h, secure, nr, outbound, local, remote, out);
+    rc = lp2p__conn_setup(h, secure, nr, outbound, local, remote, limited, out);
     lp2p__free(&h->ctx, nr, sizeof *nr);
     return rc;
 fail:
     p->vt->reset(p);
     lp2p__free(&h->ctx, nr, sizeof *nr);
+    return rc;
+}
+
+LP2P__PRIV int lp2p__swarm_upgrade(lp2p_host *h, lp2p__pipe *raw, bool initiator, const lp2p_peer_id *expected,
+                                   const lp2p__ma *local, const lp2p__ma *remote, bool limited, lp2p__conn **out_ref,
+                                   int64_t deadline) {
+    lp2p__conn *c = NULL;
+    int rc = lp2p__upgrade(h, raw, initiator, expected, local, remote, limited, &c, deadline);
+    if (rc == LP2P_OK && out_ref) c->refs++, *out_ref = c;
     return rc;
 }
 
@@ -298,7 +341,11 @@ static void lp2p__inbound_task(void *arg) {
     lp2p_host *h = in->h;
     lp2p__conn *c = NULL;
     char addr[LP2P__MA_STRLEN];
-    int rc = lp2p__upgrade(h, in->raw, false, NULL, &in->local, &in->remote, &c,
+    /* a hole-punched TCP connection may arrive at the listener instead of our dial (the SYNs did
+     * not cross): it keeps the role DCUtR gave us (connections/hole-punching.md) */
+    lp2p_peer_id punch_peer;
+    bool initiator = h->punch_client && h->punch_client(h, &in->remote, &punch_peer);
+    int rc = lp2p__upgrade(h, in->raw, initiator, initiator ? &punch_peer : NULL, &in->local, &in->remote, false, &c,
                            lp2p_deadline_in(h->cfg.handshake_timeout_ms));
     if (rc) {
         lp2p__ma_str(&in->remote, addr, sizeof addr);
@@ -399,12 +446,15 @@ static int lp2p__dial_targets(lp2p_host *h, const char *peer_or_addr, lp2p_peer_
     }
     lp2p__peer *p = lp2p__peerstore_get(h, peer, false);
     int64_t now = lp2p_now();
-    for (int i = 0; p && i < p->n_addrs && n < max; i++) {
-        if (p->addrs[i].expires >= 0 && p->addrs[i].expires < now) continue;
-        if (!lp2p__ma_is_tcp(&p->addrs[i].ma)) continue;
-        if (n > 0 && lp2p__ma_eq(&p->addrs[i].ma, &addrs[0])) continue;
-        addrs[n++] = p->addrs[i].ma;
-    }
+    /* direct TCP addresses first, then relay circuits (when relay.c registered its transport) */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; p && i < p->n_addrs && n < max; i++) {
+            const lp2p__ma *a = &p->addrs[i].ma;
+            if (p->addrs[i].expires >= 0 && p->addrs[i].expires < now) continue;
+            if (pass == 0 ? !lp2p__ma_is_tcp(a) : !(h->circuit && h->circuit->can_dial(a))) continue;
+            if (n > 0 && lp2p__ma_eq(a, &addrs[0])) continue;
+            addrs[n++] = *a;
+        }
     *n_out = n;
     return LP2P_OK;
 }
@@ -416,9 +466,26 @@ static int lp2p__dial_addrs(lp2p_host *h, const lp2p_peer_id *peer, const lp2p__
     for (int i = 0; i < n; i++) {
         lp2p__pipe *raw = NULL;
         lp2p__ma local, remote;
-        if (!lp2p__ma_is_tcp(&addrs[i])) continue;
-        rc = lp2p__tcp_dial(h->sched, &addrs[i], 0, &raw, &local, &remote, deadline);
-        if (rc == LP2P_OK) rc = lp2p__upgrade(h, raw, true, peer, &local, &addrs[i], out, deadline);
+        if (h->circuit && h->circuit->can_dial(&addrs[i])) {
+            rc = h->circuit->dial(h, &addrs[i], peer, out, deadline);
+            if (rc == LP2P_OK) {
+                (*out)->refs--; /* the caller takes its own reference */
+                return LP2P_OK;
+            }
+        } else {
+            if (!lp2p__ma_is_tcp(&addrs[i])) continue;
+            /* dial from our listen port (as go's reuseport transport) so peers observe the port
+             * a NAT maps for it (hole punching); loopback listeners keep ephemeral ports, and a
+             * failed reuse dial (port busy, 4-tuple in TIME_WAIT) is retried without */
+            int port = lp2p__swarm_listen_port(h, &addrs[i]);
+            bool reuse = port > 0 && !lp2p__ma_is_127(&addrs[i]);
+            for (lp2p__listener *l = h->listeners; reuse && l; l = l->next)
+                if (l->addr.b[0] == addrs[i].b[0] && lp2p__ma_is_127(&l->addr)) reuse = false;
+            rc = lp2p__tcp_dial(h->sched, &addrs[i], reuse ? port : 0, &raw, &local, &remote, deadline);
+            if (reuse && rc != LP2P_OK && rc != LP2P_ERR_TIMEOUT && rc != LP2P_ERR_CANCELED)
+                rc = lp2p__tcp_dial(h->sched, &addrs[i], 0, &raw, &local, &remote, deadline);
+            if (rc == LP2P_OK) rc = lp2p__upgrade(h, raw, true, peer, &local, &addrs[i], false, out, deadline);
+        }
         if (rc == LP2P_OK) return LP2P_OK;
         lp2p__ma_str(&addrs[i], text, sizeof text);
         LP2P__INFO(&h->ctx, "dial %s failed: %s", text, lp2p_strerror(rc));

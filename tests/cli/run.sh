@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # tests/cli/run.sh - build/bin/lp2p end to end on 127.0.0.1: id, ping, identify (and a wrong
-# /p2p/ ID), and a DHT of three `lp2p dht serve` nodes used by one-shot put/get, provide/
+# /p2p/ ID), a DHT of three `lp2p dht serve` nodes used by one-shot put/get, provide/
 # find-providers, find-peer and closest commands; pubsub sub/pub among our processes (a line
 # pub -> sub -> sub, so the middle one forwards) and with a go-libp2p-pubsub peer (peer-go from
 # scripts/install-peers.sh, in ${LP2P_CACHE:-~/.cache/libp2p.h}/bin; skipped if missing, a
-# failure under CI=true). Prints "RESULT <passed> <failed>".
+# failure under CI=true); and NAT traversal: `lp2p relay serve`, `lp2p serve --relay`, ping and
+# echo through the relay, DCUtR to a direct connection (on loopback; the NAT test bed
+# tests/netns/bed.sh runs the same commands behind real NATs). Prints "RESULT <passed> <failed>".
 cd "$(dirname "$0")/../.." || exit 1
 LP2P=build/bin/lp2p
 pass=0; fail=0; pids=()
@@ -158,5 +160,41 @@ elif [ "$CI" = true ]; then
 else
   echo "SKIPPED the go pubsub checks: run scripts/install-peers.sh go" >&2
 fi
+# NAT traversal: our relay, a node reserving on it, ping and echo through the relay, DCUtR
+ready_addr() { # ready_addr <name>: wait for the ready line, print its first listen address
+  for _ in $(seq 100); do grep -q '"ready"' "$tmp/$1.out" 2>/dev/null && break; sleep 0.1; done
+  grep -o '"listenAddrs":\["[^"]*' "$tmp/$1.out" | sed 's/.*\["//'
+}
+$LP2P relay serve --timeout 60 >"$tmp/relay.out" 2>"$tmp/relay.err" &
+pids+=($!)
+ra=$(ready_addr relay)
+check "relay serve prints a ready line" test -n "$ra"
+$LP2P serve --relay "$ra" --timeout 60 >"$tmp/node.out" 2>"$tmp/node.err" &
+pids+=($!)
+ready_addr node >/dev/null
+nid=$(sed -n 's/.*"event":"ready","peerId":"\([^"]*\)".*/\1/p' "$tmp/node.out")
+circuit=$(grep '"event":"ready"' "$tmp/node.out" | grep -o '"/ip4/[^"]*/p2p-circuit/p2p/[^"]*"' | tr -d '"' | head -1)
+check "serve --relay: the ready line lists <relay>/p2p-circuit/p2p/<own ID>" test "$circuit" = "$ra/p2p-circuit/p2p/$nid"
+out=$($LP2P ping "$circuit" --count 2 --timeout 10)
+check "ping <circuit> answers through the relay" test "$(grep -c '"event":"ping"' <<<"$out")" -eq 2
+check "... the first ping over the relayed connection" grep -q '"seq":1,.*"relayed":true' <<<"$out"
+check "serve reports the relayed connection" grep -q '"event":"connected","peerId":"[^"]*","relayed":true' "$tmp/node.out"
+out=$($LP2P echo "$circuit" hello-relay --timeout 10)
+check "echo through the relay" grep -q '"event":"echo","text":"hello-relay","relayed":true' <<<"$out"
+eseed=0303030303030303030303030303030303030303030303030303030303030303
+eid=$($LP2P id --seed $eseed | sed 's/.*"peerId":"\([^"]*\)".*/\1/')
+out=$($LP2P echo "$circuit" hello-direct --direct --seed $eseed --listen /ip4/127.0.0.1/tcp/0 --timeout 10)
+check "echo --direct: DCUtR upgrades, the echo runs on the direct connection" \
+  grep -q '"event":"echo","text":"hello-direct","relayed":false' <<<"$out"
+check "... the dialer prints a direct event" grep -q '"event":"direct","peerId":"'"$nid"'"' <<<"$out"
+for _ in $(seq 50); do grep -q '"event":"direct","peerId":"'"$eid"'"' "$tmp/node.out" && break; sleep 0.1; done
+check "... and so does the serving node" grep -q '"event":"direct","peerId":"'"$eid"'"' "$tmp/node.out"
+nobody=$($LP2P id | sed 's/.*"peerId":"\([^"]*\)".*/\1/')
+$LP2P ping "$ra/p2p-circuit/p2p/$nobody" --count 1 --timeout 10 >"$tmp/nores.out" 2>/dev/null
+check "ping through the relay to a peer without a reservation fails" test $? -eq 1
+check "... with an error line" grep -q '"event":"error"' "$tmp/nores.out"
+$LP2P serve --relay "$a1" --timeout 10 >"$tmp/norelay.out" 2>/dev/null
+check "serve --relay <a node that is no relay> fails" test $? -eq 1
+check "... and says why" grep -q '"event":"error","message":"reserve on' "$tmp/norelay.out"
 echo "RESULT $pass $fail"
 [ $fail -eq 0 ]

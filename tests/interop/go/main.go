@@ -615,6 +615,10 @@ func main() {
 	if len(os.Args) < 2 {
 		usage()
 	}
+	if os.Args[1] == "nat" { // relay / DCUtR roles: nat.go
+		natMain(os.Args[2:])
+		return
+	}
 	o := parseArgs(os.Args[1:])
 	if len(o.pos) < 1 {
 		usage()

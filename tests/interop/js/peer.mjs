@@ -15,6 +15,8 @@ if (typeof Promise.withResolvers !== 'function') {
   }
 }
 
+if (process.argv[2] === 'nat') await (await import('./nat.mjs')).natMain(process.argv.slice(3)) // NAT roles
+
 const { createLibp2p } = await import('libp2p')
 const { tcp } = await import('@libp2p/tcp')
 const { noise } = await import('@chainsafe/libp2p-noise')

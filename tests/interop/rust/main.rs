@@ -603,8 +603,14 @@ fn identify_json(peer: &PeerId, info: &identify::Info) -> Value {
     })
 }
 
+mod nat; // relay / DCUtR roles: "peer-rust nat ..."
+
 #[tokio::main]
 async fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("nat") {
+        return nat::nat_main(argv[1..].to_vec()).await;
+    }
     let o = parse_args();
     let mode = o.pos.first().cloned().unwrap_or_else(|| usage());
     if mode == "pubsub" {
