@@ -87,6 +87,11 @@ static int tcp_pair(int *rx) {
     close(l);
     setsockopt(tx, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(*rx, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (getenv("CEIL_BUF")) {
+        int b = atoi(getenv("CEIL_BUF"));
+        setsockopt(tx, SOL_SOCKET, SO_SNDBUF, &b, sizeof b);
+        setsockopt(*rx, SOL_SOCKET, SO_RCVBUF, &b, sizeof b);
+    }
     return tx;
 }
 
