@@ -22,6 +22,7 @@
 #define LP2P__NOISE_MAX_REMOTE_MUXERS 32 /* a longer remote list is ignored, like go (its cap: 100) */
 #define LP2P__NOISE_PAYLOAD_MAX 1024   /* our own handshake payload */
 #define LP2P__NOISE_WBATCH (4 * (LP2P__NOISE_MAX_PLAINTEXT)) /* plaintext bytes per raw write */
+#define LP2P__NOISE_RBUF_BIG (4 * (LP2P__NOISE_MAX_MSG + 2)) /* read-ahead once full frames arrive */
 
 /* Test hook: when set, supplies the X25519 private keys lp2p__noise_handshake would draw from
  * the CSPRNG (which: 0 = static, 1 = ephemeral), for known-answer tests. NULL in production. */
@@ -199,12 +200,14 @@ typedef struct lp2p__noise_pipe {
     uint64_t n_send, n_recv;
     int err;  /* sticky, both directions: decrypt failure, truncated frame */
     int werr; /* sticky, writes only: a raw write failed mid-frame */
-    /* read state: a frame header, then its body, possibly across calls (timeouts) */
-    uint8_t hdr[2];
-    size_t hdr_have, flen, fhave;
-    size_t poff, plen; /* decrypted bytes not yet returned, in rbuf */
-    uint8_t *rbuf;     /* LP2P__NOISE_MAX_MSG bytes, allocated with the struct */
-    uint8_t *wbuf;     /* reusable sealed-frame batch */
+    /* receive buffer: raw bytes read ahead at [rpos, rend), frames decrypted in place; the
+     * plaintext not yet returned is at [poff, poff + plen), always before rpos. It grows on
+     * demand: a connection that only ever sees small frames keeps a small buffer, one that
+     * sees full frames reads up to LP2P__NOISE_RBUF_BIG bytes (several frames) per syscall. */
+    uint8_t *rbuf;
+    size_t rcap, rpos, rend;
+    size_t poff, plen;
+    uint8_t *wbuf; /* reusable sealed-frame batch */
     size_t wcap;
 } lp2p__noise_pipe;
 
@@ -212,16 +215,35 @@ static ptrdiff_t lp2p__noise_copy_out(lp2p__noise_pipe *np, void *buf, size_t ca
     size_t n = LP2P__MIN(cap, np->plen);
     memcpy(buf, np->rbuf + np->poff, n);
     np->poff += n, np->plen -= n;
+    if (!np->plen && np->rpos == np->rend) np->rpos = np->rend = 0; /* drained: start over at the front */
     return (ptrdiff_t)n;
 }
 
-/* Decrypt the complete frame in f (flen bytes) in place; resets the frame state. Returns the
- * plaintext length or ERR_PROTOCOL (sticky). */
-static ptrdiff_t lp2p__noise_open_frame(lp2p__noise_pipe *np, uint8_t *f) {
-    size_t flen = np->flen;
-    np->hdr_have = 0, np->flen = 0, np->fhave = 0;
-    if (np->n_recv == UINT64_MAX ||
-        lp2p__aead_open(np->k_recv, np->n_recv, NULL, 0, f, flen, f) != LP2P_OK) {
+/* Room for `want` raw bytes from rpos on: move the unread bytes to the front (no plaintext is
+ * pending when this runs) and grow the buffer if it is still too small. */
+static int lp2p__noise_rbuf_room(lp2p__noise_pipe *np, size_t want) {
+    size_t avail = np->rend - np->rpos;
+    if (np->rcap - np->rpos >= want) return LP2P_OK;
+    if (np->rcap >= want) {
+        memmove(np->rbuf, np->rbuf + np->rpos, avail);
+        np->rpos = 0, np->rend = avail;
+        return LP2P_OK;
+    }
+    size_t cap = want <= 4096 ? 4096 : want <= LP2P__NOISE_RBUF_BIG ? LP2P__NOISE_RBUF_BIG : want;
+    uint8_t *nb = (uint8_t *)lp2p__alloc(np->ctx, cap);
+    if (!nb) return LP2P_ERR_NOMEM;
+    if (avail) memcpy(nb, np->rbuf + np->rpos, avail);
+    lp2p__free(np->ctx, np->rbuf, np->rcap);
+    np->rbuf = nb, np->rcap = cap, np->rpos = 0, np->rend = avail;
+    return LP2P_OK;
+}
+
+/* Decrypt the complete frame at rpos (2-byte header, then flen bytes) into out (which may be
+ * the frame itself). Returns the plaintext length or ERR_PROTOCOL (sticky). */
+static ptrdiff_t lp2p__noise_open_frame(lp2p__noise_pipe *np, size_t flen, uint8_t *out) {
+    uint8_t *f = np->rbuf + np->rpos + 2;
+    np->rpos += 2 + flen;
+    if (np->n_recv == UINT64_MAX || lp2p__aead_open(np->k_recv, np->n_recv, NULL, 0, f, flen, out) != LP2P_OK) {
         LP2P__WARN(np->ctx, LP2P_ERR_PROTOCOL, "noise: transport frame failed to decrypt (nonce %llu)",
                    (unsigned long long)np->n_recv);
         return np->err = LP2P_ERR_PROTOCOL;
@@ -230,28 +252,16 @@ static ptrdiff_t lp2p__noise_open_frame(lp2p__noise_pipe *np, uint8_t *f) {
     return (ptrdiff_t)(flen - LP2P__NOISE_TAG);
 }
 
-/* Read the 2-byte frame header. 1 = ready, 0 = clean EOF, < 0 error. */
-static int lp2p__noise_read_hdr(lp2p__noise_pipe *np, int64_t deadline) {
-    while (np->hdr_have < 2) {
-        ptrdiff_t r = lp2p__pipe_read(np->raw, np->hdr + np->hdr_have, 2 - np->hdr_have, deadline);
-        if (r < 0) return (int)r; /* timeout/cancel: state kept, the next call resumes */
-        if (r == 0) return np->hdr_have == 0 ? 0 : (np->err = LP2P_ERR_EOF);
-        np->hdr_have += (size_t)r;
-    }
-    np->flen = lp2p__be16(np->hdr);
-    if (np->flen < LP2P__NOISE_TAG) return np->err = LP2P_ERR_PROTOCOL;
+/* Read ahead: as many raw bytes as fit (at least one more), so one syscall brings several
+ * frames. 1 = got bytes, 0 = clean EOF between frames, < 0 error (timeout/cancel: resumable). */
+static int lp2p__noise_fill(lp2p__noise_pipe *np, size_t want, int64_t deadline) {
+    int rc = lp2p__noise_rbuf_room(np, want);
+    if (rc) return rc;
+    ptrdiff_t r = lp2p__pipe_read(np->raw, np->rbuf + np->rend, np->rcap - np->rend, deadline);
+    if (r < 0) return (int)r;
+    if (r == 0) return np->rend == np->rpos ? 0 : (np->err = LP2P_ERR_EOF);
+    np->rend += (size_t)r;
     return 1;
-}
-
-/* Read frame body bytes into dst until it holds flen bytes (fhave counts them). */
-static int lp2p__noise_read_body(lp2p__noise_pipe *np, uint8_t *dst, int64_t deadline) {
-    while (np->fhave < np->flen) {
-        ptrdiff_t r = lp2p__pipe_read(np->raw, dst + np->fhave, np->flen - np->fhave, deadline);
-        if (r < 0) return (int)r;
-        if (r == 0) return np->err = LP2P_ERR_EOF;
-        np->fhave += (size_t)r;
-    }
-    return LP2P_OK;
 }
 
 static ptrdiff_t lp2p__noise_read(lp2p__pipe *p, void *buf, size_t cap, int64_t deadline) {
@@ -260,28 +270,28 @@ static ptrdiff_t lp2p__noise_read(lp2p__pipe *p, void *buf, size_t cap, int64_t 
     if (cap == 0) return LP2P_ERR_INVALID;
     if (np->plen) return lp2p__noise_copy_out(np, buf, cap);
     for (;;) {
-        int rc = lp2p__noise_read_hdr(np, deadline);
-        if (rc <= 0) return rc;
-        ptrdiff_t n;
-        if (np->fhave == 0 && cap >= np->flen) {
-            /* the whole ciphertext fits the caller's buffer: read and decrypt it there */
-            rc = lp2p__noise_read_body(np, (uint8_t *)buf, deadline);
-            if (rc) {
-                /* keep what arrived so the next call resumes the frame */
-                if (np->fhave) memcpy(np->rbuf, buf, np->fhave);
-                return rc;
+        size_t avail = np->rend - np->rpos, want = 2;
+        if (avail >= 2) {
+            size_t flen = lp2p__be16(np->rbuf + np->rpos);
+            if (flen < LP2P__NOISE_TAG) return np->err = LP2P_ERR_PROTOCOL;
+            want = 2 + flen;
+            if (avail >= want) {
+                ptrdiff_t n;
+                if (cap >= flen - LP2P__NOISE_TAG) { /* decrypt straight into the caller's buffer */
+                    n = lp2p__noise_open_frame(np, flen, (uint8_t *)buf);
+                    if (np->rpos == np->rend) np->rpos = np->rend = 0;
+                    if (n != 0) return n;
+                    continue; /* an empty frame: nothing for the caller, read the next one */
+                }
+                np->poff = np->rpos + 2;
+                n = lp2p__noise_open_frame(np, flen, np->rbuf + np->poff);
+                if (n < 0) return n;
+                np->plen = (size_t)n;
+                return lp2p__noise_copy_out(np, buf, cap);
             }
-            n = lp2p__noise_open_frame(np, (uint8_t *)buf);
-            if (n != 0) return n; /* plaintext length, or the error */
-        } else {
-            rc = lp2p__noise_read_body(np, np->rbuf, deadline);
-            if (rc) return rc;
-            n = lp2p__noise_open_frame(np, np->rbuf);
-            if (n < 0) return n;
-            np->poff = 0, np->plen = (size_t)n;
-            if (n > 0) return lp2p__noise_copy_out(np, buf, cap);
         }
-        /* an empty frame: nothing for the caller, read the next one */
+        int rc = lp2p__noise_fill(np, want, deadline);
+        if (rc <= 0) return rc;
     }
 }
 
@@ -328,13 +338,12 @@ static int lp2p__noise_close_write(lp2p__pipe *p) {
     return np->raw->vt->close_write(np->raw);
 }
 
-static size_t lp2p__noise_pipe_size(void) { return sizeof(lp2p__noise_pipe) + LP2P__NOISE_MAX_MSG; }
-
 static void lp2p__noise_pipe_free(lp2p__noise_pipe *np) {
     lp2p__noise_wipe(np->k_send, 32);
     lp2p__noise_wipe(np->k_recv, 32);
     lp2p__free(np->ctx, np->wbuf, np->wcap);
-    lp2p__free(np->ctx, np, lp2p__noise_pipe_size());
+    lp2p__free(np->ctx, np->rbuf, np->rcap);
+    lp2p__free(np->ctx, np, sizeof *np);
 }
 
 static void lp2p__noise_reset(lp2p__pipe *p) {
@@ -354,13 +363,11 @@ static const lp2p__pipe_vt lp2p__noise_vt = {
 };
 
 static lp2p__noise_pipe *lp2p__noise_pipe_new(lp2p__ctx *ctx, lp2p__pipe *raw) {
-    lp2p__noise_pipe *np = (lp2p__noise_pipe *)lp2p__alloc(ctx, lp2p__noise_pipe_size());
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)lp2p__zalloc(ctx, sizeof *np);
     if (!np) return NULL;
-    memset(np, 0, sizeof *np);
     np->base.vt = &lp2p__noise_vt;
     np->ctx = ctx;
     np->raw = raw;
-    np->rbuf = (uint8_t *)(np + 1);
     return np;
 }
 
@@ -505,6 +512,7 @@ static ptrdiff_t lp2p__noise_recv(lp2p__noise_run *r, uint8_t **payload) {
     int rc = lp2p__pipe_read_full(r->raw, hdr, 2, r->deadline);
     if (rc) return rc;
     size_t len = lp2p__be16(hdr), off = 0;
+    if ((rc = lp2p__noise_rbuf_room(r->np, len)) != 0) return rc; /* nothing is buffered yet */
     rc = lp2p__pipe_read_full(r->raw, r->np->rbuf, len, r->deadline);
     if (rc) return rc;
     ptrdiff_t n = lp2p__noise_hs_read(&r->hs, r->np->rbuf, len, &off);
