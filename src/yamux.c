@@ -28,8 +28,10 @@
 #define LP2P__Y_WBUF (4 * 65519)            /* writer batch: four full Noise frames */
 #define LP2P__Y_CTL 256                     /* queued session-level frames (pongs, refusals) */
 #define LP2P__Y_SMALL 2048                  /* payloads up to this are copied via scratch */
-#define LP2P__Y_CHUNK_SMALL 16384           /* chunk size that small payloads are packed into */
-#define LP2P__Y_CHUNK_BIG (256u * 1024)     /* large payloads are read straight into chunks */
+#define LP2P__Y_CHUNK_SMALL 4096            /* chunk size that small payloads are packed into */
+#define LP2P__Y_CHUNK_STD 65536u           /* large payloads go into chunks of this size... */
+#define LP2P__Y_CHUNK_MIN_STD 32768u       /* ...when at least this much (smaller: exact size) */
+#define LP2P__Y_SPARES 2                   /* drained standard chunks kept for reuse, per session */
 #define LP2P__Y_SCRATCH 16384
 #define LP2P__Y_WRITE_TIMEOUT_MS 10000      /* go-yamux ConnectionWriteTimeout */
 #define LP2P__Y_CLOSE_FLUSH_MS 1000         /* final flush (FINs, GoAway) after close */
@@ -60,6 +62,10 @@ struct lp2p__ystream {
     uint64_t send_window;
     const uint8_t *wptr; /* the parked writer's remaining bytes */
     size_t wlen;
+    /* the parked reader's buffer (its stream had nothing buffered): the reader task copies
+     * payload it can get without waiting straight into it; dst_len bytes delivered so far */
+    uint8_t *dst;
+    size_t dst_cap, dst_len;
     lp2p__ystream *dirty_next, *ready_next;
 };
 
@@ -88,6 +94,8 @@ struct lp2p__yamux {
     int64_t ping_sent_us, ping_last_us, rtt_us;
     int64_t last_rx_ms;
     uint8_t *wbuf, *scratch;
+    lp2p__ychunk *spare[LP2P__Y_SPARES]; /* no malloc/free per frame on a busy stream */
+    int n_spare;
 };
 
 LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway);
@@ -128,6 +136,7 @@ LP2P__PRIV void lp2p__ymx_unref(lp2p__yamux *y) {
     if (--y->refs > 0) return;
     LP2P_ASSERT(!y->pipe && y->count == 0);
     lp2p__ctx *ctx = y->ctx;
+    while (y->n_spare) lp2p__free(ctx, y->spare[--y->n_spare], sizeof(lp2p__ychunk) + LP2P__Y_CHUNK_STD);
     lp2p__free(ctx, y->slots, (size_t)y->cap * sizeof *y->slots);
     lp2p__free(ctx, y->wbuf, LP2P__Y_WBUF);
     lp2p__free(ctx, y->scratch, LP2P__Y_SCRATCH);
@@ -146,12 +155,21 @@ LP2P__PRIV void lp2p__ymx_task_exit(lp2p__yamux *y, bool pipe_user) {
 }
 
 /* ---- stream memory ---------------------------------------------------------------------- */
+LP2P__PRIV lp2p__ychunk *lp2p__ymx_chunk_new(lp2p__yamux *y, uint32_t cap) {
+    if (cap == LP2P__Y_CHUNK_STD && y->n_spare) return y->spare[--y->n_spare];
+    return (lp2p__ychunk *)lp2p__alloc(y->ctx, sizeof(lp2p__ychunk) + cap);
+}
+
+LP2P__PRIV void lp2p__ymx_chunk_free(lp2p__yamux *y, lp2p__ychunk *c) {
+    if (c->cap == LP2P__Y_CHUNK_STD && y->n_spare < LP2P__Y_SPARES) y->spare[y->n_spare++] = c;
+    else lp2p__free(y->ctx, c, sizeof *c + c->cap);
+}
+
 LP2P__PRIV void lp2p__ys_free_chunks(lp2p__ystream *st) {
-    lp2p__ctx *ctx = st->y->ctx;
     while (st->head) {
         lp2p__ychunk *c = st->head;
         st->head = c->next;
-        lp2p__free(ctx, c, sizeof *c + c->cap);
+        lp2p__ymx_chunk_free(st->y, c);
     }
     st->tail = NULL;
     st->buffered = 0;
@@ -510,7 +528,7 @@ LP2P__PRIV int lp2p__ys_append(lp2p__ystream *st, const uint8_t *p, size_t n) {
     }
     if (!n) return LP2P_OK;
     uint32_t cap = (uint32_t)LP2P__MAX(n, (size_t)LP2P__Y_CHUNK_SMALL);
-    lp2p__ychunk *c = (lp2p__ychunk *)lp2p__alloc(st->y->ctx, sizeof *c + cap);
+    lp2p__ychunk *c = lp2p__ymx_chunk_new(st->y, cap);
     if (!c) return LP2P_ERR_NOMEM;
     c->cap = cap, c->rpos = 0, c->wpos = (uint32_t)n;
     memcpy(c->data, p, n);
@@ -519,10 +537,28 @@ LP2P__PRIV int lp2p__ys_append(lp2p__ystream *st, const uint8_t *p, size_t n) {
     return LP2P_OK;
 }
 
-/* Read a data payload for st (counted against its window already) into its buffer. Large
- * payloads are read straight into chunks of their own size: one copy pipe -> chunk. */
+/* A reader is parked on st with nothing buffered: copy what the pipe already holds (never
+ * waiting, so the reader's buffer is only touched while it is parked) straight into its
+ * buffer. Returns the bytes of the payload still to read, or an error. */
+LP2P__PRIV ptrdiff_t lp2p__ys_deliver_direct(lp2p__yamux *y, lp2p__ystream *st, uint32_t len) {
+    while (len && st->dst && !st->buffered && st->dst_len < st->dst_cap) {
+        size_t want = LP2P__MIN((size_t)len, st->dst_cap - st->dst_len);
+        ptrdiff_t r = lp2p__pipe_read(y->pipe, st->dst + st->dst_len, want, LP2P_NOWAIT);
+        if (r == LP2P_ERR_TIMEOUT) break; /* the rest is not here yet */
+        if (r <= 0) return r == 0 ? LP2P_ERR_EOF : r;
+        st->dst_len += (size_t)r, len -= (uint32_t)r;
+    }
+    return len;
+}
+
+/* Read a data payload for st (counted against its window already): into a parked reader's
+ * buffer as far as possible, the rest into the stream's chunks (large payloads are read
+ * straight into them: one copy pipe -> chunk). */
 LP2P__PRIV int lp2p__ys_recv_payload(lp2p__yamux *y, lp2p__ystream *st, uint32_t len) {
     if (!lp2p__ys_wants_data(st)) return lp2p__ymx_discard(y, len);
+    ptrdiff_t left = lp2p__ys_deliver_direct(y, st, len);
+    if (left < 0) return (int)left;
+    len = (uint32_t)left;
     int rc = LP2P_OK;
     while (len && rc == LP2P_OK) {
         if (len <= LP2P__Y_SMALL) {
@@ -530,15 +566,15 @@ LP2P__PRIV int lp2p__ys_recv_payload(lp2p__yamux *y, lp2p__ystream *st, uint32_t
             if (rc == LP2P_OK && lp2p__ys_wants_data(st)) rc = lp2p__ys_append(st, y->scratch, len);
             break;
         }
-        uint32_t k = LP2P__MIN(len, LP2P__Y_CHUNK_BIG);
-        lp2p__ychunk *c = (lp2p__ychunk *)lp2p__alloc(y->ctx, sizeof *c + k);
+        uint32_t k = LP2P__MIN(len, LP2P__Y_CHUNK_STD);
+        lp2p__ychunk *c = lp2p__ymx_chunk_new(y, k >= LP2P__Y_CHUNK_MIN_STD ? LP2P__Y_CHUNK_STD : k);
         if (!c) return LP2P_ERR_NOMEM;
-        c->cap = k, c->rpos = 0, c->wpos = k;
+        c->cap = k >= LP2P__Y_CHUNK_MIN_STD ? LP2P__Y_CHUNK_STD : k, c->rpos = 0, c->wpos = k;
         rc = lp2p__pipe_read_full(y->pipe, c->data, k, LP2P_FOREVER);
         if (rc == LP2P_OK && lp2p__ys_wants_data(st)) {
             lp2p__ys_link(st, c);
             st->buffered += k;
-        } else lp2p__free(y->ctx, c, sizeof *c + k);
+        } else lp2p__ymx_chunk_free(y, c);
         len -= k;
     }
     lp2p__waitq_wake_all(y->s, &st->rq);
@@ -821,7 +857,7 @@ LP2P__PRIV size_t lp2p__ys_copy_out(lp2p__ystream *st, uint8_t *out, size_t cap)
         if (c->rpos == c->wpos) {
             st->head = c->next;
             if (!st->head) st->tail = NULL;
-            lp2p__free(st->y->ctx, c, sizeof *c + c->cap);
+            lp2p__ymx_chunk_free(st->y, c);
         }
     }
     st->buffered -= n;
@@ -844,7 +880,15 @@ LP2P__PRIV ptrdiff_t lp2p__ys_read(lp2p__pipe *p, void *buf, size_t cap, int64_t
         }
         if (st->rerr) { r = st->rerr; break; }
         if (st->recv_fin) { r = 0; break; }
+        st->dst = (uint8_t *)buf, st->dst_cap = cap, st->dst_len = 0;
         int rc = lp2p__waitq_wait(st->y->s, &st->rq, deadline);
+        size_t got = st->dst_len; /* delivered while we were parked: ours even after a timeout */
+        st->dst = NULL, st->dst_cap = st->dst_len = 0;
+        if (got) {
+            r = (ptrdiff_t)got;
+            lp2p__ys_after_read(st);
+            break;
+        }
         if (rc < 0) { r = rc; break; }
     }
     st->reading = false;
