@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-9c1ed8e0402134e1"
+#define LIBP2P_SOURCE_ID "src-470daea098dd6643"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -6224,6 +6224,7 @@ struct lp2p__yamux {
     uint8_t *wbuf, *scratch;
     lp2p__ychunk *spare[LP2P__Y_SPARES]; /* no malloc/free per frame on a busy stream */
     int n_spare;
+    bool handed; /* the reader delivered straight to a parked app reader: let it run next */
 };
 
 LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway);
@@ -6675,6 +6676,7 @@ LP2P__PRIV ptrdiff_t lp2p__ys_deliver_direct(lp2p__yamux *y, lp2p__ystream *st, 
         if (r == LP2P_ERR_TIMEOUT) break; /* the rest is not here yet */
         if (r <= 0) return r == 0 ? LP2P_ERR_EOF : r;
         st->dst_len += (size_t)r, len -= (uint32_t)r;
+        y->handed = true;
     }
     return len;
 }
@@ -6912,6 +6914,12 @@ LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
     lp2p__yamux *y = (lp2p__yamux *)arg;
     uint8_t h[LP2P__Y_HDR];
     while (!y->dead) {
+        if (y->handed) { /* let that reader take the data and park again with an empty buffer, so
+                          * the next frame goes straight to it too instead of into chunks */
+            y->handed = false;
+            lp2p__yield(y->s);
+            continue;
+        }
         int rc = lp2p__pipe_read_full(y->pipe, h, sizeof h, LP2P_FOREVER);
         if (rc == LP2P_OK) {
             y->last_rx_ms = lp2p_now();
