@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-470daea098dd6643"
+#define LIBP2P_SOURCE_ID "src-bb0b71af359fff01"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -610,6 +610,12 @@ LP2P__PRIV int lp2p__x25519(uint8_t shared[32], const uint8_t sk[32], const uint
  * bytes (out may equal in). */
 LP2P__PRIV void lp2p__aead_seal(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len,
                                 const uint8_t *in, size_t len, uint8_t *out);
+/* The same sealing (no associated data) of the concatenation of n segments seg[i] (len[i]
+ * bytes each, any sizes) into out (the total + 16 bytes), without joining them first: what
+ * a muxer header followed by application bytes costs is one copy of the first 64 bytes.
+ * out must not overlap the segments. */
+LP2P__PRIV void lp2p__aead_seal_gather(const uint8_t key[32], uint64_t n, const uint8_t *const *seg, const size_t *len,
+                                       int nseg, uint8_t *out);
 /* in has len bytes incl. the 16-byte tag; out gets len - 16. ERR_HANDSHAKE... no: returns
  * LP2P_ERR_PROTOCOL if authentication fails, LP2P_OK otherwise. */
 LP2P__PRIV int lp2p__aead_open(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len,
@@ -894,6 +900,10 @@ LP2P__PRIV void lp2p__mutex_unlock(lp2p__sched *s, lp2p__mutex *m);
 // (amalgamated) #include "runtime.h"
 
 typedef struct lp2p__pipe lp2p__pipe;
+typedef struct lp2p__iov {
+    const void *p;
+    size_t n;
+} lp2p__iov;
 typedef struct lp2p__pipe_vt {
     /* Read up to cap bytes: > 0 bytes read, 0 at EOF, < 0 an LP2P_ERR_* (TIMEOUT, CANCELED,
      * RESET, CLOSED, IO, PROTOCOL...). */
@@ -906,6 +916,12 @@ typedef struct lp2p__pipe_vt {
     void (*reset)(lp2p__pipe *p);
     /* Close gracefully (FIN if not sent yet), never blocks, and release the pipe. */
     void (*close)(lp2p__pipe *p);
+    /* Optional (NULL = absent; callers then join the buffers and use write): write the
+     * concatenation of n buffers, as write would. It reads every buffer before it first
+     * waits, so their owners may reuse them as soon as the calling task could run again.
+     * The Noise pipe has it: a muxer passes its frame headers and the application's bytes
+     * and they are sealed where they lie. */
+    int (*writev)(lp2p__pipe *p, const lp2p__iov *iov, int n, int64_t deadline);
 } lp2p__pipe_vt;
 
 struct lp2p__pipe {
@@ -2159,6 +2175,49 @@ LP2P__PRIV void lp2p__aead_seal(const uint8_t key[32], uint64_t n, const uint8_t
     uint8_t nonce[12];
     lp2p__aead_nonce(nonce, n);
     crypto_aead_chacha20poly1305_ietf_encrypt(out, NULL, in, len, ad, ad_len, NULL, nonce, key);
+}
+
+/* RFC 8439 §2.8 by hand: block 0 of the keystream keys Poly1305, the plaintext is XORed with
+ * blocks 1.. and the MAC covers ciphertext || pad16 || le64(0) || le64(length). Whole 64-byte
+ * blocks of a segment that start on a block boundary are encrypted straight from the
+ * segment; other bytes are staged in out and encrypted there, a run of staged blocks at a
+ * time, so the keystream never has to start inside a block. */
+LP2P__PRIV void lp2p__aead_seal_gather(const uint8_t key[32], uint64_t n, const uint8_t *const *seg, const size_t *len,
+                                       int nseg, uint8_t *out) {
+    uint8_t nonce[12], block0[64], pad[16] = {0}, lens[16] = {0};
+    crypto_onetimeauth_poly1305_state st;
+    size_t pos = 0, staged = 0; /* [staged, pos) are plaintext bytes copied into out */
+    lp2p__aead_nonce(nonce, n);
+    crypto_stream_chacha20_ietf(block0, sizeof block0, nonce, key);
+    for (int i = 0; i < nseg; i++) {
+        const uint8_t *p = seg[i];
+        size_t k = len[i];
+        while (k) {
+            if (pos % 64 == 0 && k >= 64) {
+                if (pos > staged)
+                    crypto_stream_chacha20_ietf_xor_ic(out + staged, out + staged, pos - staged, nonce,
+                                                       (uint32_t)(1 + staged / 64), key);
+                size_t d = k / 64 * 64;
+                crypto_stream_chacha20_ietf_xor_ic(out + pos, p, d, nonce, (uint32_t)(1 + pos / 64), key);
+                pos += d, p += d, k -= d;
+                staged = pos;
+            } else {
+                size_t take = LP2P__MIN(k, 64 - pos % 64);
+                memcpy(out + pos, p, take);
+                pos += take, p += take, k -= take;
+            }
+        }
+    }
+    if (pos > staged)
+        crypto_stream_chacha20_ietf_xor_ic(out + staged, out + staged, pos - staged, nonce, (uint32_t)(1 + staged / 64), key);
+    crypto_onetimeauth_poly1305_init(&st, block0);
+    crypto_onetimeauth_poly1305_update(&st, out, pos);
+    crypto_onetimeauth_poly1305_update(&st, pad, (16 - pos % 16) % 16);
+    for (int i = 0; i < 8; i++) lens[8 + i] = (uint8_t)((uint64_t)pos >> (8 * i));
+    crypto_onetimeauth_poly1305_update(&st, lens, sizeof lens);
+    crypto_onetimeauth_poly1305_final(&st, out + pos);
+    sodium_memzero(block0, sizeof block0);
+    sodium_memzero(&st, sizeof st);
 }
 
 LP2P__PRIV int lp2p__aead_open(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len, const uint8_t *in,
@@ -4601,7 +4660,7 @@ static void lp2p__tcp_reset(lp2p__pipe *p) { lp2p__tcp_release((lp2p__tcp_pipe *
 static void lp2p__tcp_close(lp2p__pipe *p) { lp2p__tcp_release((lp2p__tcp_pipe *)p, false); }
 
 static const lp2p__pipe_vt lp2p__tcp_vt = {lp2p__tcp_read, lp2p__tcp_write, lp2p__tcp_close_write, lp2p__tcp_reset,
-                                           lp2p__tcp_close};
+                                           lp2p__tcp_close, NULL};
 
 LP2P__PRIV int lp2p__tcp_pipe_fd(lp2p__pipe *p) {
     return p && p->vt == &lp2p__tcp_vt ? ((lp2p__tcp_pipe *)p)->fd : -1;
@@ -5108,7 +5167,7 @@ static void lp2p__mem_reset(lp2p__pipe *p) { lp2p__mem_release((lp2p__mempipe *)
 static void lp2p__mem_close(lp2p__pipe *p) { lp2p__mem_release((lp2p__mempipe *)p, false); }
 
 static const lp2p__pipe_vt lp2p__mem_vt = {lp2p__mem_read, lp2p__mem_write, lp2p__mem_close_write, lp2p__mem_reset,
-                                           lp2p__mem_close};
+                                           lp2p__mem_close, NULL};
 
 LP2P__PRIV int lp2p__mempipe_pair(lp2p__sched *s, lp2p__pipe **a, lp2p__pipe **b) {
     lp2p__ctx *ctx = lp2p__sched_ctx(s);
@@ -5373,7 +5432,8 @@ static void lp2p__mss_lazy_close(lp2p__pipe *p) {
 }
 
 static const lp2p__pipe_vt lp2p__mss_lazy_vt = {
-    lp2p__mss_lazy_read, lp2p__mss_lazy_write, lp2p__mss_lazy_close_write, lp2p__mss_lazy_reset, lp2p__mss_lazy_close,
+    lp2p__mss_lazy_read,  lp2p__mss_lazy_write, lp2p__mss_lazy_close_write,
+    lp2p__mss_lazy_reset, lp2p__mss_lazy_close, NULL,
 };
 
 LP2P__PRIV int lp2p__mss_lazy(lp2p__ctx *ctx, lp2p__pipe *p, const char *protocol, lp2p__pipe **out) {
@@ -5496,6 +5556,7 @@ PB_BIND(lp2p_pb_Identify, lp2p_pb_Identify, AUTO)
 #define LP2P__NOISE_MAX_REMOTE_MUXERS 32 /* a longer remote list is ignored, like go (its cap: 100) */
 #define LP2P__NOISE_PAYLOAD_MAX 1024   /* our own handshake payload */
 #define LP2P__NOISE_WBATCH (4 * (LP2P__NOISE_MAX_PLAINTEXT)) /* plaintext bytes per raw write */
+#define LP2P__NOISE_IOV_MAX 64 /* buffers one writev takes */
 #define LP2P__NOISE_RBUF_BIG (4 * (LP2P__NOISE_MAX_MSG + 2)) /* read-ahead once full frames arrive */
 
 /* Test hook: when set, supplies the X25519 private keys lp2p__noise_handshake would draw from
@@ -5807,6 +5868,44 @@ static int lp2p__noise_write(lp2p__pipe *p, const void *buf, size_t len, int64_t
     return LP2P_OK;
 }
 
+/* Seal the concatenation of the iov buffers as frames of <= 65519 bytes, each sealed from
+ * the buffers where they lie (lp2p__aead_seal_gather), all into wbuf before the one raw write:
+ * the pipe contract lets the owners reuse the buffers once we may wait. At most
+ * LP2P__NOISE_IOV_MAX buffers. */
+static int lp2p__noise_writev(lp2p__pipe *p, const lp2p__iov *iov, int n, int64_t deadline) {
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
+    const uint8_t *seg[LP2P__NOISE_IOV_MAX];
+    size_t len[LP2P__NOISE_IOV_MAX], total = 0, off = 0;
+    if (np->err) return np->err;
+    if (np->werr) return np->werr;
+    if (n < 0 || n > LP2P__NOISE_IOV_MAX) return LP2P_ERR_INVALID;
+    for (int i = 0; i < n; i++) total += iov[i].n;
+    if (!total) return LP2P_OK;
+    size_t frames = (total + LP2P__NOISE_MAX_PLAINTEXT - 1) / LP2P__NOISE_MAX_PLAINTEXT;
+    int rc = lp2p__noise_wbuf_reserve(np, total + frames * (2 + LP2P__NOISE_TAG));
+    if (rc) return rc;
+    if (frames > UINT64_MAX - np->n_send) return np->werr = LP2P_ERR_LIMIT;
+    int i = 0;
+    size_t used = 0; /* bytes of iov[i] already sealed */
+    while (i < n) {
+        int k = 0;
+        size_t c = 0;
+        while (i < n && c < LP2P__NOISE_MAX_PLAINTEXT) {
+            size_t take = LP2P__MIN(iov[i].n - used, (size_t)LP2P__NOISE_MAX_PLAINTEXT - c);
+            if (take) seg[k] = (const uint8_t *)iov[i].p + used, len[k++] = take, c += take;
+            used += take;
+            if (used == iov[i].n) i++, used = 0;
+        }
+        if (!c) break;
+        lp2p__put_be16(np->wbuf + off, (uint16_t)(c + LP2P__NOISE_TAG));
+        lp2p__aead_seal_gather(np->k_send, np->n_send++, seg, len, k, np->wbuf + off + 2);
+        off += 2 + c + LP2P__NOISE_TAG;
+    }
+    rc = lp2p__pipe_write(np->raw, np->wbuf, off, deadline);
+    if (rc) return np->werr = rc; /* an unknown prefix went out: the stream is desynced */
+    return LP2P_OK;
+}
+
 static int lp2p__noise_close_write(lp2p__pipe *p) {
     lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
     return np->raw->vt->close_write(np->raw);
@@ -5833,7 +5932,8 @@ static void lp2p__noise_close(lp2p__pipe *p) {
 }
 
 static const lp2p__pipe_vt lp2p__noise_vt = {
-    lp2p__noise_read, lp2p__noise_write, lp2p__noise_close_write, lp2p__noise_reset, lp2p__noise_close,
+    lp2p__noise_read,  lp2p__noise_write, lp2p__noise_close_write,
+    lp2p__noise_reset, lp2p__noise_close, lp2p__noise_writev,
 };
 
 static lp2p__noise_pipe *lp2p__noise_pipe_new(lp2p__ctx *ctx, lp2p__pipe *raw) {
@@ -6161,6 +6261,8 @@ done:
 #define LP2P__Y_CHUNK_MIN_STD 32768u       /* ...when at least this much (smaller: exact size) */
 #define LP2P__Y_SPARES 2                   /* drained standard chunks kept for reuse, per session */
 #define LP2P__Y_SCRATCH 16384
+#define LP2P__Y_IOV 32                      /* buffers in one batch handed to writev */
+#define LP2P__Y_ZC_MIN 2048                 /* payloads from this size are sealed where they lie */
 #define LP2P__Y_WRITE_TIMEOUT_MS 10000      /* go-yamux ConnectionWriteTimeout */
 #define LP2P__Y_CLOSE_FLUSH_MS 1000         /* final flush (FINs, GoAway) after close */
 
@@ -6222,6 +6324,10 @@ struct lp2p__yamux {
     int64_t ping_sent_us, ping_last_us, rtt_us;
     int64_t last_rx_ms;
     uint8_t *wbuf, *scratch;
+    /* the batch as a buffer list (pipes with writev): wbuf runs and writers' own buffers */
+    lp2p__iov iov[LP2P__Y_IOV];
+    int niov;
+    size_t mark, ext_bytes; /* wbuf bytes already in iov; bytes of the batch outside wbuf */
     lp2p__ychunk *spare[LP2P__Y_SPARES]; /* no malloc/free per frame on a busy stream */
     int n_spare;
     bool handed; /* the reader delivered straight to a parked app reader: let it run next */
@@ -6540,11 +6646,23 @@ LP2P__PRIV size_t lp2p__ys_build_ctl(lp2p__yamux *y, lp2p__ystream *st, uint8_t 
     return LP2P__Y_HDR;
 }
 
-/* Data frames round-robin over ready streams, each <= one Noise frame with its header. */
+/* Put a writer's own buffer into the batch after wbuf[0, n) (pipes with writev only). */
+LP2P__PRIV void lp2p__ymx_batch_ext(lp2p__yamux *y, size_t n, const void *p, size_t k) {
+    if (n > y->mark) y->iov[y->niov++] = (lp2p__iov){y->wbuf + y->mark, n - y->mark};
+    y->iov[y->niov++] = (lp2p__iov){p, k};
+    y->mark = n;
+    y->ext_bytes += k;
+}
+
+/* Data frames round-robin over ready streams, each <= one Noise frame with its header. When
+ * the pipe takes buffer lists, payloads of LP2P__Y_ZC_MIN bytes or more are not copied: the
+ * batch points into the writer's buffer, which the pipe reads before it can wait (pipe.h),
+ * that is before the woken writer can run again. */
 LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, uint8_t *b, size_t n) {
-    while (y->ready_head && LP2P__Y_WBUF - n > LP2P__Y_HDR) {
+    bool zc = y->pipe && y->pipe->vt->writev;
+    while (y->ready_head && LP2P__Y_WBUF - (n + y->ext_bytes) > LP2P__Y_HDR) {
         lp2p__ystream *st = y->ready_head;
-        size_t room = LP2P__Y_WBUF - n - LP2P__Y_HDR;
+        size_t room = LP2P__Y_WBUF - (n + y->ext_bytes) - LP2P__Y_HDR;
         size_t k = LP2P__MIN(LP2P__MIN(st->wlen, (size_t)st->send_window), LP2P__MIN(room, (size_t)LP2P__YAMUX_MAX_PAYLOAD));
         if (k == room && room < 4096 && k < st->wlen) break; /* no tiny tail fragments: next batch */
         y->ready_head = st->ready_next;
@@ -6552,8 +6670,13 @@ LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, uint8_t *b, size_t n) {
         st->in_ready = false;
         if (!k || st->werr) continue;
         lp2p__ymx_hdr(b + n, LP2P__Y_DATA, lp2p__ys_take_open_flags(st), st->id, (uint32_t)k);
-        memcpy(b + n + LP2P__Y_HDR, st->wptr, k);
-        n += LP2P__Y_HDR + k;
+        if (zc && k >= LP2P__Y_ZC_MIN && y->niov + 2 <= LP2P__Y_IOV) {
+            n += LP2P__Y_HDR;
+            lp2p__ymx_batch_ext(y, n, st->wptr, k);
+        } else {
+            memcpy(b + n + LP2P__Y_HDR, st->wptr, k);
+            n += LP2P__Y_HDR + k;
+        }
         st->wptr += k, st->wlen -= k, st->send_window -= k;
         if (!st->wlen) lp2p__waitq_wake_all(y->s, &st->wq);
         else if (st->send_window) lp2p__ys_ready_push(st);
@@ -6566,6 +6689,7 @@ LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, uint8_t *b, size_t n) {
 LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, bool final) {
     uint8_t *b = y->wbuf;
     size_t n = 0;
+    y->niov = 0, y->mark = 0, y->ext_bytes = 0;
     if (y->ping_send && !final) {
         lp2p__ymx_hdr(b, LP2P__Y_PING, LP2P__Y_SYN, 0, y->ping_id);
         n += LP2P__Y_HDR;
@@ -6592,6 +6716,13 @@ LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, bool final) {
     return n;
 }
 
+/* Send a built batch: wbuf[0, n) alone, or the buffer list. */
+LP2P__PRIV int lp2p__ymx_flush(lp2p__yamux *y, size_t n, int64_t deadline) {
+    if (!y->niov) return lp2p__pipe_write(y->pipe, y->wbuf, n, deadline);
+    if (n > y->mark) y->iov[y->niov++] = (lp2p__iov){y->wbuf + y->mark, n - y->mark};
+    return y->pipe->vt->writev(y->pipe, y->iov, y->niov, deadline);
+}
+
 LP2P__PRIV bool lp2p__ymx_writer_has_work(lp2p__yamux *y) {
     return y->ping_send || y->ctl_n || y->dirty_head || y->ready_head;
 }
@@ -6610,7 +6741,7 @@ LP2P__PRIV void lp2p__ymx_writer_main(void *arg) {
         }
         size_t n = lp2p__ymx_build(y, false);
         if (!n) continue;
-        int rc = lp2p__pipe_write(y->pipe, y->wbuf, n, lp2p_deadline_in(LP2P__Y_WRITE_TIMEOUT_MS));
+        int rc = lp2p__ymx_flush(y, n, lp2p_deadline_in(LP2P__Y_WRITE_TIMEOUT_MS));
         if (rc < 0) {
             if (!y->dead) LP2P__DEBUG(y->ctx, "yamux: write failed: %s", lp2p_strerror(rc));
             lp2p__ymx_fail(y, rc, -1);
@@ -7118,7 +7249,7 @@ LP2P__PRIV void lp2p__ys_close(lp2p__pipe *p) {
 }
 
 LP2P__PRIV const lp2p__pipe_vt *lp2p__ystream_vtable(void) {
-    static const lp2p__pipe_vt vt = {lp2p__ys_read, lp2p__ys_write, lp2p__ys_close_write, lp2p__ys_reset, lp2p__ys_close};
+    static const lp2p__pipe_vt vt = {lp2p__ys_read, lp2p__ys_write, lp2p__ys_close_write, lp2p__ys_reset, lp2p__ys_close, NULL};
     return &vt;
 }
 

@@ -22,6 +22,7 @@
 #define LP2P__NOISE_MAX_REMOTE_MUXERS 32 /* a longer remote list is ignored, like go (its cap: 100) */
 #define LP2P__NOISE_PAYLOAD_MAX 1024   /* our own handshake payload */
 #define LP2P__NOISE_WBATCH (4 * (LP2P__NOISE_MAX_PLAINTEXT)) /* plaintext bytes per raw write */
+#define LP2P__NOISE_IOV_MAX 64 /* buffers one writev takes */
 #define LP2P__NOISE_RBUF_BIG (4 * (LP2P__NOISE_MAX_MSG + 2)) /* read-ahead once full frames arrive */
 
 /* Test hook: when set, supplies the X25519 private keys lp2p__noise_handshake would draw from
@@ -333,6 +334,44 @@ static int lp2p__noise_write(lp2p__pipe *p, const void *buf, size_t len, int64_t
     return LP2P_OK;
 }
 
+/* Seal the concatenation of the iov buffers as frames of <= 65519 bytes, each sealed from
+ * the buffers where they lie (lp2p__aead_seal_gather), all into wbuf before the one raw write:
+ * the pipe contract lets the owners reuse the buffers once we may wait. At most
+ * LP2P__NOISE_IOV_MAX buffers. */
+static int lp2p__noise_writev(lp2p__pipe *p, const lp2p__iov *iov, int n, int64_t deadline) {
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
+    const uint8_t *seg[LP2P__NOISE_IOV_MAX];
+    size_t len[LP2P__NOISE_IOV_MAX], total = 0, off = 0;
+    if (np->err) return np->err;
+    if (np->werr) return np->werr;
+    if (n < 0 || n > LP2P__NOISE_IOV_MAX) return LP2P_ERR_INVALID;
+    for (int i = 0; i < n; i++) total += iov[i].n;
+    if (!total) return LP2P_OK;
+    size_t frames = (total + LP2P__NOISE_MAX_PLAINTEXT - 1) / LP2P__NOISE_MAX_PLAINTEXT;
+    int rc = lp2p__noise_wbuf_reserve(np, total + frames * (2 + LP2P__NOISE_TAG));
+    if (rc) return rc;
+    if (frames > UINT64_MAX - np->n_send) return np->werr = LP2P_ERR_LIMIT;
+    int i = 0;
+    size_t used = 0; /* bytes of iov[i] already sealed */
+    while (i < n) {
+        int k = 0;
+        size_t c = 0;
+        while (i < n && c < LP2P__NOISE_MAX_PLAINTEXT) {
+            size_t take = LP2P__MIN(iov[i].n - used, (size_t)LP2P__NOISE_MAX_PLAINTEXT - c);
+            if (take) seg[k] = (const uint8_t *)iov[i].p + used, len[k++] = take, c += take;
+            used += take;
+            if (used == iov[i].n) i++, used = 0;
+        }
+        if (!c) break;
+        lp2p__put_be16(np->wbuf + off, (uint16_t)(c + LP2P__NOISE_TAG));
+        lp2p__aead_seal_gather(np->k_send, np->n_send++, seg, len, k, np->wbuf + off + 2);
+        off += 2 + c + LP2P__NOISE_TAG;
+    }
+    rc = lp2p__pipe_write(np->raw, np->wbuf, off, deadline);
+    if (rc) return np->werr = rc; /* an unknown prefix went out: the stream is desynced */
+    return LP2P_OK;
+}
+
 static int lp2p__noise_close_write(lp2p__pipe *p) {
     lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
     return np->raw->vt->close_write(np->raw);
@@ -359,7 +398,8 @@ static void lp2p__noise_close(lp2p__pipe *p) {
 }
 
 static const lp2p__pipe_vt lp2p__noise_vt = {
-    lp2p__noise_read, lp2p__noise_write, lp2p__noise_close_write, lp2p__noise_reset, lp2p__noise_close,
+    lp2p__noise_read,  lp2p__noise_write, lp2p__noise_close_write,
+    lp2p__noise_reset, lp2p__noise_close, lp2p__noise_writev,
 };
 
 static lp2p__noise_pipe *lp2p__noise_pipe_new(lp2p__ctx *ctx, lp2p__pipe *raw) {

@@ -213,7 +213,7 @@ static void lp2p__tcp_reset(lp2p__pipe *p) { lp2p__tcp_release((lp2p__tcp_pipe *
 static void lp2p__tcp_close(lp2p__pipe *p) { lp2p__tcp_release((lp2p__tcp_pipe *)p, false); }
 
 static const lp2p__pipe_vt lp2p__tcp_vt = {lp2p__tcp_read, lp2p__tcp_write, lp2p__tcp_close_write, lp2p__tcp_reset,
-                                           lp2p__tcp_close};
+                                           lp2p__tcp_close, NULL};
 
 LP2P__PRIV int lp2p__tcp_pipe_fd(lp2p__pipe *p) {
     return p && p->vt == &lp2p__tcp_vt ? ((lp2p__tcp_pipe *)p)->fd : -1;
@@ -720,7 +720,7 @@ static void lp2p__mem_reset(lp2p__pipe *p) { lp2p__mem_release((lp2p__mempipe *)
 static void lp2p__mem_close(lp2p__pipe *p) { lp2p__mem_release((lp2p__mempipe *)p, false); }
 
 static const lp2p__pipe_vt lp2p__mem_vt = {lp2p__mem_read, lp2p__mem_write, lp2p__mem_close_write, lp2p__mem_reset,
-                                           lp2p__mem_close};
+                                           lp2p__mem_close, NULL};
 
 LP2P__PRIV int lp2p__mempipe_pair(lp2p__sched *s, lp2p__pipe **a, lp2p__pipe **b) {
     lp2p__ctx *ctx = lp2p__sched_ctx(s);

@@ -33,6 +33,8 @@
 #define LP2P__Y_CHUNK_MIN_STD 32768u       /* ...when at least this much (smaller: exact size) */
 #define LP2P__Y_SPARES 2                   /* drained standard chunks kept for reuse, per session */
 #define LP2P__Y_SCRATCH 16384
+#define LP2P__Y_IOV 32                      /* buffers in one batch handed to writev */
+#define LP2P__Y_ZC_MIN 2048                 /* payloads from this size are sealed where they lie */
 #define LP2P__Y_WRITE_TIMEOUT_MS 10000      /* go-yamux ConnectionWriteTimeout */
 #define LP2P__Y_CLOSE_FLUSH_MS 1000         /* final flush (FINs, GoAway) after close */
 
@@ -94,6 +96,10 @@ struct lp2p__yamux {
     int64_t ping_sent_us, ping_last_us, rtt_us;
     int64_t last_rx_ms;
     uint8_t *wbuf, *scratch;
+    /* the batch as a buffer list (pipes with writev): wbuf runs and writers' own buffers */
+    lp2p__iov iov[LP2P__Y_IOV];
+    int niov;
+    size_t mark, ext_bytes; /* wbuf bytes already in iov; bytes of the batch outside wbuf */
     lp2p__ychunk *spare[LP2P__Y_SPARES]; /* no malloc/free per frame on a busy stream */
     int n_spare;
     bool handed; /* the reader delivered straight to a parked app reader: let it run next */
@@ -412,11 +418,23 @@ LP2P__PRIV size_t lp2p__ys_build_ctl(lp2p__yamux *y, lp2p__ystream *st, uint8_t 
     return LP2P__Y_HDR;
 }
 
-/* Data frames round-robin over ready streams, each <= one Noise frame with its header. */
+/* Put a writer's own buffer into the batch after wbuf[0, n) (pipes with writev only). */
+LP2P__PRIV void lp2p__ymx_batch_ext(lp2p__yamux *y, size_t n, const void *p, size_t k) {
+    if (n > y->mark) y->iov[y->niov++] = (lp2p__iov){y->wbuf + y->mark, n - y->mark};
+    y->iov[y->niov++] = (lp2p__iov){p, k};
+    y->mark = n;
+    y->ext_bytes += k;
+}
+
+/* Data frames round-robin over ready streams, each <= one Noise frame with its header. When
+ * the pipe takes buffer lists, payloads of LP2P__Y_ZC_MIN bytes or more are not copied: the
+ * batch points into the writer's buffer, which the pipe reads before it can wait (pipe.h),
+ * that is before the woken writer can run again. */
 LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, uint8_t *b, size_t n) {
-    while (y->ready_head && LP2P__Y_WBUF - n > LP2P__Y_HDR) {
+    bool zc = y->pipe && y->pipe->vt->writev;
+    while (y->ready_head && LP2P__Y_WBUF - (n + y->ext_bytes) > LP2P__Y_HDR) {
         lp2p__ystream *st = y->ready_head;
-        size_t room = LP2P__Y_WBUF - n - LP2P__Y_HDR;
+        size_t room = LP2P__Y_WBUF - (n + y->ext_bytes) - LP2P__Y_HDR;
         size_t k = LP2P__MIN(LP2P__MIN(st->wlen, (size_t)st->send_window), LP2P__MIN(room, (size_t)LP2P__YAMUX_MAX_PAYLOAD));
         if (k == room && room < 4096 && k < st->wlen) break; /* no tiny tail fragments: next batch */
         y->ready_head = st->ready_next;
@@ -424,8 +442,13 @@ LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, uint8_t *b, size_t n) {
         st->in_ready = false;
         if (!k || st->werr) continue;
         lp2p__ymx_hdr(b + n, LP2P__Y_DATA, lp2p__ys_take_open_flags(st), st->id, (uint32_t)k);
-        memcpy(b + n + LP2P__Y_HDR, st->wptr, k);
-        n += LP2P__Y_HDR + k;
+        if (zc && k >= LP2P__Y_ZC_MIN && y->niov + 2 <= LP2P__Y_IOV) {
+            n += LP2P__Y_HDR;
+            lp2p__ymx_batch_ext(y, n, st->wptr, k);
+        } else {
+            memcpy(b + n + LP2P__Y_HDR, st->wptr, k);
+            n += LP2P__Y_HDR + k;
+        }
         st->wptr += k, st->wlen -= k, st->send_window -= k;
         if (!st->wlen) lp2p__waitq_wake_all(y->s, &st->wq);
         else if (st->send_window) lp2p__ys_ready_push(st);
@@ -438,6 +461,7 @@ LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, uint8_t *b, size_t n) {
 LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, bool final) {
     uint8_t *b = y->wbuf;
     size_t n = 0;
+    y->niov = 0, y->mark = 0, y->ext_bytes = 0;
     if (y->ping_send && !final) {
         lp2p__ymx_hdr(b, LP2P__Y_PING, LP2P__Y_SYN, 0, y->ping_id);
         n += LP2P__Y_HDR;
@@ -464,6 +488,13 @@ LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, bool final) {
     return n;
 }
 
+/* Send a built batch: wbuf[0, n) alone, or the buffer list. */
+LP2P__PRIV int lp2p__ymx_flush(lp2p__yamux *y, size_t n, int64_t deadline) {
+    if (!y->niov) return lp2p__pipe_write(y->pipe, y->wbuf, n, deadline);
+    if (n > y->mark) y->iov[y->niov++] = (lp2p__iov){y->wbuf + y->mark, n - y->mark};
+    return y->pipe->vt->writev(y->pipe, y->iov, y->niov, deadline);
+}
+
 LP2P__PRIV bool lp2p__ymx_writer_has_work(lp2p__yamux *y) {
     return y->ping_send || y->ctl_n || y->dirty_head || y->ready_head;
 }
@@ -482,7 +513,7 @@ LP2P__PRIV void lp2p__ymx_writer_main(void *arg) {
         }
         size_t n = lp2p__ymx_build(y, false);
         if (!n) continue;
-        int rc = lp2p__pipe_write(y->pipe, y->wbuf, n, lp2p_deadline_in(LP2P__Y_WRITE_TIMEOUT_MS));
+        int rc = lp2p__ymx_flush(y, n, lp2p_deadline_in(LP2P__Y_WRITE_TIMEOUT_MS));
         if (rc < 0) {
             if (!y->dead) LP2P__DEBUG(y->ctx, "yamux: write failed: %s", lp2p_strerror(rc));
             lp2p__ymx_fail(y, rc, -1);
@@ -990,7 +1021,7 @@ LP2P__PRIV void lp2p__ys_close(lp2p__pipe *p) {
 }
 
 LP2P__PRIV const lp2p__pipe_vt *lp2p__ystream_vtable(void) {
-    static const lp2p__pipe_vt vt = {lp2p__ys_read, lp2p__ys_write, lp2p__ys_close_write, lp2p__ys_reset, lp2p__ys_close};
+    static const lp2p__pipe_vt vt = {lp2p__ys_read, lp2p__ys_write, lp2p__ys_close_write, lp2p__ys_reset, lp2p__ys_close, NULL};
     return &vt;
 }
 
