@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-bb0b71af359fff01"
+#define LIBP2P_SOURCE_ID "src-340d61f7e5a8a13c"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -616,6 +616,13 @@ LP2P__PRIV void lp2p__aead_seal(const uint8_t key[32], uint64_t n, const uint8_t
  * out must not overlap the segments. */
 LP2P__PRIV void lp2p__aead_seal_gather(const uint8_t key[32], uint64_t n, const uint8_t *const *seg, const size_t *len,
                                        int nseg, uint8_t *out);
+/* Opening in two steps, so a frame can be decrypted piecewise straight into its readers'
+ * buffers: lp2p__aead_verify checks the tag at ct + len over the ciphertext ct (len bytes, no
+ * associated data) without decrypting (LP2P_OK or ERR_PROTOCOL, constant time); then
+ * lp2p__aead_xor_at decrypts any range [off, off + len) of that ciphertext (in) into out. */
+LP2P__PRIV int lp2p__aead_verify(const uint8_t key[32], uint64_t n, const uint8_t *ct, size_t len);
+LP2P__PRIV void lp2p__aead_xor_at(const uint8_t key[32], uint64_t n, size_t off, const uint8_t *in, size_t len,
+                                  uint8_t *out);
 /* in has len bytes incl. the 16-byte tag; out gets len - 16. ERR_HANDSHAKE... no: returns
  * LP2P_ERR_PROTOCOL if authentication fails, LP2P_OK otherwise. */
 LP2P__PRIV int lp2p__aead_open(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len,
@@ -2177,6 +2184,20 @@ LP2P__PRIV void lp2p__aead_seal(const uint8_t key[32], uint64_t n, const uint8_t
     crypto_aead_chacha20poly1305_ietf_encrypt(out, NULL, in, len, ad, ad_len, NULL, nonce, key);
 }
 
+/* The AEAD's tag (RFC 8439 §2.8, no associated data): Poly1305 keyed with keystream block 0
+ * over ct || pad16 || le64(0) || le64(len). */
+static void lp2p__aead_mac(const uint8_t block0[64], const uint8_t *ct, size_t len, uint8_t tag[16]) {
+    crypto_onetimeauth_poly1305_state st;
+    uint8_t pad[16] = {0}, lens[16] = {0};
+    crypto_onetimeauth_poly1305_init(&st, block0);
+    crypto_onetimeauth_poly1305_update(&st, ct, len);
+    crypto_onetimeauth_poly1305_update(&st, pad, (16 - len % 16) % 16);
+    for (int i = 0; i < 8; i++) lens[8 + i] = (uint8_t)((uint64_t)len >> (8 * i));
+    crypto_onetimeauth_poly1305_update(&st, lens, sizeof lens);
+    crypto_onetimeauth_poly1305_final(&st, tag);
+    sodium_memzero(&st, sizeof st);
+}
+
 /* RFC 8439 §2.8 by hand: block 0 of the keystream keys Poly1305, the plaintext is XORed with
  * blocks 1.. and the MAC covers ciphertext || pad16 || le64(0) || le64(length). Whole 64-byte
  * blocks of a segment that start on a block boundary are encrypted straight from the
@@ -2184,8 +2205,7 @@ LP2P__PRIV void lp2p__aead_seal(const uint8_t key[32], uint64_t n, const uint8_t
  * time, so the keystream never has to start inside a block. */
 LP2P__PRIV void lp2p__aead_seal_gather(const uint8_t key[32], uint64_t n, const uint8_t *const *seg, const size_t *len,
                                        int nseg, uint8_t *out) {
-    uint8_t nonce[12], block0[64], pad[16] = {0}, lens[16] = {0};
-    crypto_onetimeauth_poly1305_state st;
+    uint8_t nonce[12], block0[64];
     size_t pos = 0, staged = 0; /* [staged, pos) are plaintext bytes copied into out */
     lp2p__aead_nonce(nonce, n);
     crypto_stream_chacha20_ietf(block0, sizeof block0, nonce, key);
@@ -2210,14 +2230,32 @@ LP2P__PRIV void lp2p__aead_seal_gather(const uint8_t key[32], uint64_t n, const 
     }
     if (pos > staged)
         crypto_stream_chacha20_ietf_xor_ic(out + staged, out + staged, pos - staged, nonce, (uint32_t)(1 + staged / 64), key);
-    crypto_onetimeauth_poly1305_init(&st, block0);
-    crypto_onetimeauth_poly1305_update(&st, out, pos);
-    crypto_onetimeauth_poly1305_update(&st, pad, (16 - pos % 16) % 16);
-    for (int i = 0; i < 8; i++) lens[8 + i] = (uint8_t)((uint64_t)pos >> (8 * i));
-    crypto_onetimeauth_poly1305_update(&st, lens, sizeof lens);
-    crypto_onetimeauth_poly1305_final(&st, out + pos);
+    lp2p__aead_mac(block0, out, pos, out + pos);
     sodium_memzero(block0, sizeof block0);
-    sodium_memzero(&st, sizeof st);
+}
+
+LP2P__PRIV int lp2p__aead_verify(const uint8_t key[32], uint64_t n, const uint8_t *ct, size_t len) {
+    uint8_t nonce[12], block0[64], tag[16];
+    lp2p__aead_nonce(nonce, n);
+    crypto_stream_chacha20_ietf(block0, sizeof block0, nonce, key);
+    lp2p__aead_mac(block0, ct, len, tag);
+    sodium_memzero(block0, sizeof block0);
+    return crypto_verify_16(tag, ct + len) == 0 ? LP2P_OK : LP2P_ERR_PROTOCOL;
+}
+
+LP2P__PRIV void lp2p__aead_xor_at(const uint8_t key[32], uint64_t n, size_t off, const uint8_t *in, size_t len,
+                                  uint8_t *out) {
+    uint8_t nonce[12];
+    lp2p__aead_nonce(nonce, n);
+    if (off % 64 && len) { /* the keystream can only start on a block: take this block's by hand */
+        uint8_t ks[64] = {0};
+        size_t k = LP2P__MIN(len, 64 - off % 64);
+        crypto_stream_chacha20_ietf_xor_ic(ks, ks, sizeof ks, nonce, (uint32_t)(1 + off / 64), key);
+        for (size_t i = 0; i < k; i++) out[i] = in[i] ^ ks[off % 64 + i];
+        sodium_memzero(ks, sizeof ks);
+        off += k, in += k, out += k, len -= k;
+    }
+    if (len) crypto_stream_chacha20_ietf_xor_ic(out, in, len, nonce, (uint32_t)(1 + off / 64), key);
 }
 
 LP2P__PRIV int lp2p__aead_open(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len, const uint8_t *in,
@@ -5735,21 +5773,24 @@ typedef struct lp2p__noise_pipe {
     uint64_t n_send, n_recv;
     int err;  /* sticky, both directions: decrypt failure, truncated frame */
     int werr; /* sticky, writes only: a raw write failed mid-frame */
-    /* receive buffer: raw bytes read ahead at [rpos, rend), frames decrypted in place; the
-     * plaintext not yet returned is at [poff, poff + plen), always before rpos. It grows on
+    /* receive buffer: raw bytes read ahead at [rpos, rend). A complete frame's tag is checked
+     * first, then its ciphertext stays where it is and every read decrypts the range it takes
+     * straight into the caller's buffer: [poff, poff + plen) is the part not yet returned,
+     * pdone bytes into the frame with nonce pnonce, always before rpos. The buffer grows on
      * demand: a connection that only ever sees small frames keeps a small buffer, one that
      * sees full frames reads up to LP2P__NOISE_RBUF_BIG bytes (several frames) per syscall. */
     uint8_t *rbuf;
     size_t rcap, rpos, rend;
-    size_t poff, plen;
+    size_t poff, plen, pdone;
+    uint64_t pnonce;
     uint8_t *wbuf; /* reusable sealed-frame batch */
     size_t wcap;
 } lp2p__noise_pipe;
 
 static ptrdiff_t lp2p__noise_copy_out(lp2p__noise_pipe *np, void *buf, size_t cap) {
     size_t n = LP2P__MIN(cap, np->plen);
-    memcpy(buf, np->rbuf + np->poff, n);
-    np->poff += n, np->plen -= n;
+    lp2p__aead_xor_at(np->k_recv, np->pnonce, np->pdone, np->rbuf + np->poff, n, (uint8_t *)buf);
+    np->poff += n, np->plen -= n, np->pdone += n;
     if (!np->plen && np->rpos == np->rend) np->rpos = np->rend = 0; /* drained: start over at the front */
     return (ptrdiff_t)n;
 }
@@ -5773,18 +5814,20 @@ static int lp2p__noise_rbuf_room(lp2p__noise_pipe *np, size_t want) {
     return LP2P_OK;
 }
 
-/* Decrypt the complete frame at rpos (2-byte header, then flen bytes) into out (which may be
- * the frame itself). Returns the plaintext length or ERR_PROTOCOL (sticky). */
-static ptrdiff_t lp2p__noise_open_frame(lp2p__noise_pipe *np, size_t flen, uint8_t *out) {
+/* Check the tag of the complete frame at rpos (2-byte header, then flen bytes) and make its
+ * ciphertext the pending plaintext (decrypted as it is read). Returns the plaintext length or
+ * ERR_PROTOCOL (sticky). */
+static ptrdiff_t lp2p__noise_open_frame(lp2p__noise_pipe *np, size_t flen) {
     uint8_t *f = np->rbuf + np->rpos + 2;
     np->rpos += 2 + flen;
-    if (np->n_recv == UINT64_MAX || lp2p__aead_open(np->k_recv, np->n_recv, NULL, 0, f, flen, out) != LP2P_OK) {
+    if (np->n_recv == UINT64_MAX || lp2p__aead_verify(np->k_recv, np->n_recv, f, flen - LP2P__NOISE_TAG) != LP2P_OK) {
         LP2P__WARN(np->ctx, LP2P_ERR_PROTOCOL, "noise: transport frame failed to decrypt (nonce %llu)",
                    (unsigned long long)np->n_recv);
         return np->err = LP2P_ERR_PROTOCOL;
     }
-    np->n_recv++;
-    return (ptrdiff_t)(flen - LP2P__NOISE_TAG);
+    np->pnonce = np->n_recv++;
+    np->poff = (size_t)(f - np->rbuf), np->plen = flen - LP2P__NOISE_TAG, np->pdone = 0;
+    return (ptrdiff_t)np->plen;
 }
 
 /* Read ahead: as many raw bytes as fit (at least one more), so one syscall brings several
@@ -5811,18 +5854,11 @@ static ptrdiff_t lp2p__noise_read(lp2p__pipe *p, void *buf, size_t cap, int64_t 
             if (flen < LP2P__NOISE_TAG) return np->err = LP2P_ERR_PROTOCOL;
             want = 2 + flen;
             if (avail >= want) {
-                ptrdiff_t n;
-                if (cap >= flen - LP2P__NOISE_TAG) { /* decrypt straight into the caller's buffer */
-                    n = lp2p__noise_open_frame(np, flen, (uint8_t *)buf);
-                    if (np->rpos == np->rend) np->rpos = np->rend = 0;
-                    if (n != 0) return n;
-                    continue; /* an empty frame: nothing for the caller, read the next one */
-                }
-                np->poff = np->rpos + 2;
-                n = lp2p__noise_open_frame(np, flen, np->rbuf + np->poff);
+                ptrdiff_t n = lp2p__noise_open_frame(np, flen);
                 if (n < 0) return n;
-                np->plen = (size_t)n;
-                return lp2p__noise_copy_out(np, buf, cap);
+                if (n > 0) return lp2p__noise_copy_out(np, buf, cap);
+                if (np->rpos == np->rend) np->rpos = np->rend = 0;
+                continue; /* an empty frame: nothing for the caller, read the next one */
             }
         }
         int rc = lp2p__noise_fill(np, want, deadline);

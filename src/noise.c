@@ -201,21 +201,24 @@ typedef struct lp2p__noise_pipe {
     uint64_t n_send, n_recv;
     int err;  /* sticky, both directions: decrypt failure, truncated frame */
     int werr; /* sticky, writes only: a raw write failed mid-frame */
-    /* receive buffer: raw bytes read ahead at [rpos, rend), frames decrypted in place; the
-     * plaintext not yet returned is at [poff, poff + plen), always before rpos. It grows on
+    /* receive buffer: raw bytes read ahead at [rpos, rend). A complete frame's tag is checked
+     * first, then its ciphertext stays where it is and every read decrypts the range it takes
+     * straight into the caller's buffer: [poff, poff + plen) is the part not yet returned,
+     * pdone bytes into the frame with nonce pnonce, always before rpos. The buffer grows on
      * demand: a connection that only ever sees small frames keeps a small buffer, one that
      * sees full frames reads up to LP2P__NOISE_RBUF_BIG bytes (several frames) per syscall. */
     uint8_t *rbuf;
     size_t rcap, rpos, rend;
-    size_t poff, plen;
+    size_t poff, plen, pdone;
+    uint64_t pnonce;
     uint8_t *wbuf; /* reusable sealed-frame batch */
     size_t wcap;
 } lp2p__noise_pipe;
 
 static ptrdiff_t lp2p__noise_copy_out(lp2p__noise_pipe *np, void *buf, size_t cap) {
     size_t n = LP2P__MIN(cap, np->plen);
-    memcpy(buf, np->rbuf + np->poff, n);
-    np->poff += n, np->plen -= n;
+    lp2p__aead_xor_at(np->k_recv, np->pnonce, np->pdone, np->rbuf + np->poff, n, (uint8_t *)buf);
+    np->poff += n, np->plen -= n, np->pdone += n;
     if (!np->plen && np->rpos == np->rend) np->rpos = np->rend = 0; /* drained: start over at the front */
     return (ptrdiff_t)n;
 }
@@ -239,18 +242,20 @@ static int lp2p__noise_rbuf_room(lp2p__noise_pipe *np, size_t want) {
     return LP2P_OK;
 }
 
-/* Decrypt the complete frame at rpos (2-byte header, then flen bytes) into out (which may be
- * the frame itself). Returns the plaintext length or ERR_PROTOCOL (sticky). */
-static ptrdiff_t lp2p__noise_open_frame(lp2p__noise_pipe *np, size_t flen, uint8_t *out) {
+/* Check the tag of the complete frame at rpos (2-byte header, then flen bytes) and make its
+ * ciphertext the pending plaintext (decrypted as it is read). Returns the plaintext length or
+ * ERR_PROTOCOL (sticky). */
+static ptrdiff_t lp2p__noise_open_frame(lp2p__noise_pipe *np, size_t flen) {
     uint8_t *f = np->rbuf + np->rpos + 2;
     np->rpos += 2 + flen;
-    if (np->n_recv == UINT64_MAX || lp2p__aead_open(np->k_recv, np->n_recv, NULL, 0, f, flen, out) != LP2P_OK) {
+    if (np->n_recv == UINT64_MAX || lp2p__aead_verify(np->k_recv, np->n_recv, f, flen - LP2P__NOISE_TAG) != LP2P_OK) {
         LP2P__WARN(np->ctx, LP2P_ERR_PROTOCOL, "noise: transport frame failed to decrypt (nonce %llu)",
                    (unsigned long long)np->n_recv);
         return np->err = LP2P_ERR_PROTOCOL;
     }
-    np->n_recv++;
-    return (ptrdiff_t)(flen - LP2P__NOISE_TAG);
+    np->pnonce = np->n_recv++;
+    np->poff = (size_t)(f - np->rbuf), np->plen = flen - LP2P__NOISE_TAG, np->pdone = 0;
+    return (ptrdiff_t)np->plen;
 }
 
 /* Read ahead: as many raw bytes as fit (at least one more), so one syscall brings several
@@ -277,18 +282,11 @@ static ptrdiff_t lp2p__noise_read(lp2p__pipe *p, void *buf, size_t cap, int64_t 
             if (flen < LP2P__NOISE_TAG) return np->err = LP2P_ERR_PROTOCOL;
             want = 2 + flen;
             if (avail >= want) {
-                ptrdiff_t n;
-                if (cap >= flen - LP2P__NOISE_TAG) { /* decrypt straight into the caller's buffer */
-                    n = lp2p__noise_open_frame(np, flen, (uint8_t *)buf);
-                    if (np->rpos == np->rend) np->rpos = np->rend = 0;
-                    if (n != 0) return n;
-                    continue; /* an empty frame: nothing for the caller, read the next one */
-                }
-                np->poff = np->rpos + 2;
-                n = lp2p__noise_open_frame(np, flen, np->rbuf + np->poff);
+                ptrdiff_t n = lp2p__noise_open_frame(np, flen);
                 if (n < 0) return n;
-                np->plen = (size_t)n;
-                return lp2p__noise_copy_out(np, buf, cap);
+                if (n > 0) return lp2p__noise_copy_out(np, buf, cap);
+                if (np->rpos == np->rend) np->rpos = np->rend = 0;
+                continue; /* an empty frame: nothing for the caller, read the next one */
             }
         }
         int rc = lp2p__noise_fill(np, want, deadline);
