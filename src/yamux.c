@@ -26,13 +26,14 @@
 #define LP2P__Y_RST 8
 #define LP2P__Y_SPEC_WINDOW (256u * 1024)   /* every stream starts with this (spec) */
 #define LP2P__Y_WBUF (4 * 65519)            /* writer batch: four full Noise frames */
-#define LP2P__Y_CTL 256                     /* queued session-level frames (pongs, refusals) */
+#define LP2P__Y_WBUF_ZC 16384               /* its copied part when payloads go by writev */
+#define LP2P__Y_CTL 32                      /* queued session-level frames (pongs, refusals) */
 #define LP2P__Y_SMALL 2048                  /* payloads up to this are copied via scratch */
 #define LP2P__Y_CHUNK_SMALL 4096            /* chunk size that small payloads are packed into */
 #define LP2P__Y_CHUNK_STD 65536u           /* large payloads go into chunks of this size... */
 #define LP2P__Y_CHUNK_MIN_STD 32768u       /* ...when at least this much (smaller: exact size) */
 #define LP2P__Y_SPARES 2                   /* drained standard chunks kept for reuse, per session */
-#define LP2P__Y_SCRATCH 16384
+#define LP2P__Y_SCRATCH LP2P__Y_SMALL       /* small payloads and discarded bytes pass here */
 #define LP2P__Y_IOV 32                      /* buffers in one batch handed to writev */
 #define LP2P__Y_ZC_MIN 2048                 /* payloads from this size are sealed where they lie */
 #define LP2P__Y_WRITE_TIMEOUT_MS 10000      /* go-yamux ConnectionWriteTimeout */
@@ -79,7 +80,9 @@ struct lp2p__yamux {
     int refs, pipe_users;
     bool dead, owner_gone, remote_goaway, inbound_logged;
     int dead_err, goaway_send; /* goaway_send: code to send at the final flush, -1 none */
-    lp2p_task reader, writer, keepalive;
+    lp2p_task reader, writer;
+    bool writing;      /* the writer task is alive (it runs only while there is work) */
+    bool flushed;      /* the final flush after the session ended is done */
     /* stream table: open addressing, linear probing, backward-shift deletion */
     lp2p__ystream **slots;
     uint32_t cap, count;
@@ -94,12 +97,9 @@ struct lp2p__yamux {
     uint32_t ping_id;
     uint64_t ping_round;
     int64_t ping_sent_us, ping_last_us, rtt_us;
-    int64_t last_rx_ms;
-    uint8_t *wbuf, *scratch;
-    /* the batch as a buffer list (pipes with writev): wbuf runs and writers' own buffers */
-    lp2p__iov iov[LP2P__Y_IOV];
-    int niov;
-    size_t mark, ext_bytes; /* wbuf bytes already in iov; bytes of the batch outside wbuf */
+    int64_t ping_due_ms; /* a queued or outstanding ping without pong by then ends the session */
+    int64_t last_rx_ms, frame_deadline;
+    uint8_t *scratch; /* LP2P__Y_SCRATCH bytes, allocated at the first small payload */
     lp2p__ychunk *spare[LP2P__Y_SPARES]; /* no malloc/free per frame on a busy stream */
     int n_spare;
     bool handed; /* the reader delivered straight to a parked app reader: let it run next */
@@ -135,7 +135,24 @@ LP2P__PRIV void lp2p__ymx_hdr(uint8_t *p, uint8_t type, uint16_t flags, uint32_t
     lp2p__put_be32(p + 8, len);
 }
 
-LP2P__PRIV void lp2p__ymx_wake_writer(lp2p__yamux *y) { lp2p__waitq_wake_one(y->s, &y->wq_writer); }
+LP2P__PRIV void lp2p__ymx_writer_main(void *arg);
+LP2P__PRIV bool lp2p__ymx_spawn(lp2p__yamux *y, lp2p_task *t, void (*fn)(void *), bool pipe_user);
+LP2P__PRIV void lp2p__ymx_drop_queues(lp2p__yamux *y);
+
+/* There is something to send: the writer task runs only while there is, so an idle session
+ * holds no writer stack and no batch buffer. Start it if it is not running. */
+LP2P__PRIV void lp2p__ymx_wake_writer(lp2p__yamux *y) {
+    if (y->writing || y->flushed || !y->pipe) return; /* a running writer re-checks its queues */
+    if (y->dead && y->goaway_send < 0) return;
+    if (lp2p__ymx_spawn(y, &y->writer, lp2p__ymx_writer_main, true)) {
+        y->writing = true;
+        return;
+    }
+    LP2P__WARN(y->ctx, LP2P_ERR_LIMIT, "yamux: cannot start the writer task: closing session");
+    if (!y->dead) lp2p__ymx_fail(y, LP2P_ERR_LIMIT, -1);
+    y->flushed = true;
+    lp2p__ymx_drop_queues(y);
+}
 
 LP2P__PRIV void lp2p__ymx_ref(lp2p__yamux *y) { y->refs++; }
 
@@ -145,7 +162,6 @@ LP2P__PRIV void lp2p__ymx_unref(lp2p__yamux *y) {
     lp2p__ctx *ctx = y->ctx;
     while (y->n_spare) lp2p__free(ctx, y->spare[--y->n_spare], sizeof(lp2p__ychunk) + LP2P__Y_CHUNK_STD);
     lp2p__free(ctx, y->slots, (size_t)y->cap * sizeof *y->slots);
-    lp2p__free(ctx, y->wbuf, LP2P__Y_WBUF);
     lp2p__free(ctx, y->scratch, LP2P__Y_SCRATCH);
     lp2p__free(ctx, y, sizeof *y);
 }
@@ -354,10 +370,11 @@ LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway) {
     lp2p__waitq_wake_all(y->s, &y->wq_open);
     lp2p__waitq_wake_all(y->s, &y->wq_ping);
     lp2p__waitq_wake_all(y->s, &y->wq_ctl);
-    lp2p__waitq_wake_all(y->s, &y->wq_writer);
+    if (y->writing) lp2p__waitq_wake_all(y->s, &y->wq_writer);
+    else if (goaway >= 0 && y->pipe) lp2p__ymx_wake_writer(y); /* the final flush */
+    else lp2p__ymx_drop_queues(y);
     lp2p_task self = lp2p__task_self();
     if (y->reader.id && self.id != y->reader.id) lp2p__task_cancel(y->s, y->reader);
-    if (y->keepalive.id && self.id != y->keepalive.id) lp2p__task_cancel(y->s, y->keepalive);
     if (y->cfg.on_close) y->cfg.on_close(y->cfg.user, y, err);
     lp2p__ymx_unref(y);
 }
@@ -418,33 +435,49 @@ LP2P__PRIV size_t lp2p__ys_build_ctl(lp2p__yamux *y, lp2p__ystream *st, uint8_t 
     return LP2P__Y_HDR;
 }
 
-/* Put a writer's own buffer into the batch after wbuf[0, n) (pipes with writev only). */
-LP2P__PRIV void lp2p__ymx_batch_ext(lp2p__yamux *y, size_t n, const void *p, size_t k) {
-    if (n > y->mark) y->iov[y->niov++] = (lp2p__iov){y->wbuf + y->mark, n - y->mark};
-    y->iov[y->niov++] = (lp2p__iov){p, k};
-    y->mark = n;
-    y->ext_bytes += k;
+/* One batch of the writer task (on its stack): frames built into b (cap bytes), and for pipes
+ * with writev the batch as a buffer list of b's runs and app writers' own buffers. */
+typedef struct lp2p__ybatch {
+    uint8_t *b;
+    size_t cap;
+    lp2p__iov iov[LP2P__Y_IOV];
+    int niov;
+    size_t mark, ext; /* b bytes already in iov; batch bytes outside b */
+} lp2p__ybatch;
+
+/* Put a writer's own buffer into the batch after b[0, n) (pipes with writev only). */
+LP2P__PRIV void lp2p__ymx_batch_ext(lp2p__ybatch *bt, size_t n, const void *p, size_t k) {
+    if (n > bt->mark) bt->iov[bt->niov++] = (lp2p__iov){bt->b + bt->mark, n - bt->mark};
+    bt->iov[bt->niov++] = (lp2p__iov){p, k};
+    bt->mark = n;
+    bt->ext += k;
 }
 
 /* Data frames round-robin over ready streams, each <= one Noise frame with its header. When
  * the pipe takes buffer lists, payloads of LP2P__Y_ZC_MIN bytes or more are not copied: the
  * batch points into the writer's buffer, which the pipe reads before it can wait (pipe.h),
  * that is before the woken writer can run again. */
-LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, uint8_t *b, size_t n) {
+LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, lp2p__ybatch *bt, size_t n) {
     bool zc = y->pipe && y->pipe->vt->writev;
-    while (y->ready_head && LP2P__Y_WBUF - (n + y->ext_bytes) > LP2P__Y_HDR) {
+    uint8_t *b = bt->b;
+    while (y->ready_head && LP2P__Y_WBUF - (n + bt->ext) > LP2P__Y_HDR && bt->cap - n > LP2P__Y_HDR) {
         lp2p__ystream *st = y->ready_head;
-        size_t room = LP2P__Y_WBUF - (n + y->ext_bytes) - LP2P__Y_HDR;
+        size_t room = LP2P__Y_WBUF - (n + bt->ext) - LP2P__Y_HDR;
         size_t k = LP2P__MIN(LP2P__MIN(st->wlen, (size_t)st->send_window), LP2P__MIN(room, (size_t)LP2P__YAMUX_MAX_PAYLOAD));
+        bool ext = zc && k >= LP2P__Y_ZC_MIN && bt->niov + 3 <= LP2P__Y_IOV;
+        if (!ext && k > bt->cap - n - LP2P__Y_HDR) { /* copied bytes must fit b */
+            if (bt->cap - n - LP2P__Y_HDR < 4096 && k < st->wlen) break;
+            k = bt->cap - n - LP2P__Y_HDR;
+        }
         if (k == room && room < 4096 && k < st->wlen) break; /* no tiny tail fragments: next batch */
         y->ready_head = st->ready_next;
         if (!y->ready_head) y->ready_tail = NULL;
         st->in_ready = false;
         if (!k || st->werr) continue;
         lp2p__ymx_hdr(b + n, LP2P__Y_DATA, lp2p__ys_take_open_flags(st), st->id, (uint32_t)k);
-        if (zc && k >= LP2P__Y_ZC_MIN && y->niov + 2 <= LP2P__Y_IOV) {
+        if (ext) {
             n += LP2P__Y_HDR;
-            lp2p__ymx_batch_ext(y, n, st->wptr, k);
+            lp2p__ymx_batch_ext(bt, n, st->wptr, k);
         } else {
             memcpy(b + n + LP2P__Y_HDR, st->wptr, k);
             n += LP2P__Y_HDR + k;
@@ -458,10 +491,10 @@ LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, uint8_t *b, size_t n) {
 
 /* One batch: our ping, pongs and refusals, stream control frames, then data (or, at the
  * final flush, GoAway instead of data). */
-LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, bool final) {
-    uint8_t *b = y->wbuf;
+LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, lp2p__ybatch *bt, bool final) {
+    uint8_t *b = bt->b;
     size_t n = 0;
-    y->niov = 0, y->mark = 0, y->ext_bytes = 0;
+    bt->niov = 0, bt->mark = 0, bt->ext = 0;
     if (y->ping_send && !final) {
         lp2p__ymx_hdr(b, LP2P__Y_PING, LP2P__Y_SYN, 0, y->ping_id);
         n += LP2P__Y_HDR;
@@ -469,72 +502,89 @@ LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, bool final) {
         y->ping_sent_us = lp2p__ymx_now_us();
     }
     bool popped = y->ctl_n > 0;
-    for (; y->ctl_n && n + LP2P__Y_HDR <= LP2P__Y_WBUF; y->ctl_n--) {
+    for (; y->ctl_n && n + LP2P__Y_HDR <= bt->cap; y->ctl_n--) {
         memcpy(b + n, y->ctl[y->ctl_head], LP2P__Y_HDR);
         y->ctl_head = (y->ctl_head + 1) % LP2P__Y_CTL;
         n += LP2P__Y_HDR;
     }
     if (popped) lp2p__waitq_wake_all(y->s, &y->wq_ctl);
-    while (y->dirty_head && n + 2 * LP2P__Y_HDR <= LP2P__Y_WBUF) {
+    while (y->dirty_head && n + 2 * LP2P__Y_HDR <= bt->cap) {
         lp2p__ystream *st = lp2p__ymx_dirty_pop(y);
         n += lp2p__ys_build_ctl(y, st, b + n);
         lp2p__ys_unref(st);
     }
-    if (!final) return lp2p__ymx_build_data(y, b, n);
-    if (y->goaway_send >= 0 && n + LP2P__Y_HDR <= LP2P__Y_WBUF) {
+    if (!final) return lp2p__ymx_build_data(y, bt, n);
+    if (y->goaway_send >= 0 && n + LP2P__Y_HDR <= bt->cap) {
         lp2p__ymx_hdr(b + n, LP2P__Y_GOAWAY, 0, 0, (uint32_t)y->goaway_send);
         n += LP2P__Y_HDR;
     }
     return n;
 }
 
-/* Send a built batch: wbuf[0, n) alone, or the buffer list. */
-LP2P__PRIV int lp2p__ymx_flush(lp2p__yamux *y, size_t n, int64_t deadline) {
-    if (!y->niov) return lp2p__pipe_write(y->pipe, y->wbuf, n, deadline);
-    if (n > y->mark) y->iov[y->niov++] = (lp2p__iov){y->wbuf + y->mark, n - y->mark};
-    return y->pipe->vt->writev(y->pipe, y->iov, y->niov, deadline);
+/* Send a built batch: b[0, n) alone, or the buffer list. */
+LP2P__PRIV int lp2p__ymx_flush(lp2p__yamux *y, lp2p__ybatch *bt, size_t n, int64_t deadline) {
+    if (!bt->niov) return lp2p__pipe_write(y->pipe, bt->b, n, deadline);
+    if (n > bt->mark) bt->iov[bt->niov++] = (lp2p__iov){bt->b + bt->mark, n - bt->mark};
+    return y->pipe->vt->writev(y->pipe, bt->iov, bt->niov, deadline);
+}
+
+/* Release what the writer owes nobody any more (session over, no writer to flush it). */
+LP2P__PRIV void lp2p__ymx_drop_queues(lp2p__yamux *y) {
+    lp2p__ystream *st;
+    while ((st = lp2p__ymx_dirty_pop(y))) lp2p__ys_unref(st);
+    y->ctl_n = 0;
 }
 
 LP2P__PRIV bool lp2p__ymx_writer_has_work(lp2p__yamux *y) {
     return y->ping_send || y->ctl_n || y->dirty_head || y->ready_head;
 }
 
+/* Runs while there is work (see lp2p__ymx_wake_writer); after the session ended it makes
+ * the final flush (FINs, GoAway) once and releases the queues. */
 LP2P__PRIV void lp2p__ymx_writer_main(void *arg) {
     lp2p__yamux *y = (lp2p__yamux *)arg;
     bool broken = false;
-    while (!y->dead) {
-        if (!lp2p__ymx_writer_has_work(y)) {
-            int rc = lp2p__waitq_wait(y->s, &y->wq_writer, LP2P_FOREVER);
-            if (rc < 0) {
-                lp2p__ymx_fail(y, rc, -1);
-                broken = true;
-            }
-            continue;
-        }
-        size_t n = lp2p__ymx_build(y, false);
-        if (!n) continue;
-        int rc = lp2p__ymx_flush(y, n, lp2p_deadline_in(LP2P__Y_WRITE_TIMEOUT_MS));
+    lp2p__ybatch bt;
+    bt.cap = y->pipe && y->pipe->vt->writev ? LP2P__Y_WBUF_ZC : LP2P__Y_WBUF;
+    bt.b = (uint8_t *)lp2p__alloc(y->ctx, bt.cap);
+    if (!bt.b) {
+        lp2p__ymx_fail(y, LP2P_ERR_NOMEM, -1);
+        broken = true;
+    }
+    while (!y->dead && lp2p__ymx_writer_has_work(y)) {
+        size_t n = lp2p__ymx_build(y, &bt, false);
+        if (!n && !bt.niov) continue;
+        int rc = lp2p__ymx_flush(y, &bt, n, lp2p_deadline_in(LP2P__Y_WRITE_TIMEOUT_MS));
         if (rc < 0) {
             if (!y->dead) LP2P__DEBUG(y->ctx, "yamux: write failed: %s", lp2p_strerror(rc));
             lp2p__ymx_fail(y, rc, -1);
             broken = true;
         }
     }
-    if (!broken && y->goaway_send >= 0) {
-        size_t n = lp2p__ymx_build(y, true);
-        if (n) (void)lp2p__pipe_write(y->pipe, y->wbuf, n, lp2p_deadline_in(LP2P__Y_CLOSE_FLUSH_MS));
+    if (y->dead && !y->flushed) {
+        y->flushed = true;
+        if (!broken && y->goaway_send >= 0 && y->pipe) {
+            size_t n = lp2p__ymx_build(y, &bt, true);
+            if (n) (void)lp2p__pipe_write(y->pipe, bt.b, n, lp2p_deadline_in(LP2P__Y_CLOSE_FLUSH_MS));
+        }
+        lp2p__ymx_drop_queues(y);
     }
-    lp2p__ystream *st;
-    while ((st = lp2p__ymx_dirty_pop(y))) lp2p__ys_unref(st);
-    y->ctl_n = 0;
+    lp2p__free(y->ctx, bt.b, bt.cap);
+    y->writing = false;
     lp2p__ymx_task_exit(y, true);
 }
 
 /* ---- reader task: receiving data ---------------------------------------------------------- */
+LP2P__PRIV uint8_t *lp2p__ymx_scratch(lp2p__yamux *y) {
+    if (!y->scratch) y->scratch = (uint8_t *)lp2p__alloc(y->ctx, LP2P__Y_SCRATCH);
+    return y->scratch;
+}
+
 LP2P__PRIV int lp2p__ymx_discard(lp2p__yamux *y, uint32_t len) {
+    if (len && !lp2p__ymx_scratch(y)) return LP2P_ERR_NOMEM;
     while (len) {
         uint32_t k = LP2P__MIN(len, (uint32_t)LP2P__Y_SCRATCH);
-        int rc = lp2p__pipe_read_full(y->pipe, y->scratch, k, LP2P_FOREVER);
+        int rc = lp2p__pipe_read_full(y->pipe, y->scratch, k, y->frame_deadline);
         if (rc < 0) return rc;
         len -= k;
     }
@@ -595,7 +645,8 @@ LP2P__PRIV int lp2p__ys_recv_payload(lp2p__yamux *y, lp2p__ystream *st, uint32_t
     int rc = LP2P_OK;
     while (len && rc == LP2P_OK) {
         if (len <= LP2P__Y_SMALL) {
-            rc = lp2p__pipe_read_full(y->pipe, y->scratch, len, LP2P_FOREVER);
+            if (!lp2p__ymx_scratch(y)) return LP2P_ERR_NOMEM;
+            rc = lp2p__pipe_read_full(y->pipe, y->scratch, len, y->frame_deadline);
             if (rc == LP2P_OK && lp2p__ys_wants_data(st)) rc = lp2p__ys_append(st, y->scratch, len);
             break;
         }
@@ -603,7 +654,7 @@ LP2P__PRIV int lp2p__ys_recv_payload(lp2p__yamux *y, lp2p__ystream *st, uint32_t
         lp2p__ychunk *c = lp2p__ymx_chunk_new(y, k >= LP2P__Y_CHUNK_MIN_STD ? LP2P__Y_CHUNK_STD : k);
         if (!c) return LP2P_ERR_NOMEM;
         c->cap = k >= LP2P__Y_CHUNK_MIN_STD ? LP2P__Y_CHUNK_STD : k, c->rpos = 0, c->wpos = k;
-        rc = lp2p__pipe_read_full(y->pipe, c->data, k, LP2P_FOREVER);
+        rc = lp2p__pipe_read_full(y->pipe, c->data, k, y->frame_deadline);
         if (rc == LP2P_OK && lp2p__ys_wants_data(st)) {
             lp2p__ys_link(st, c);
             st->buffered += k;
@@ -813,9 +864,44 @@ LP2P__PRIV int lp2p__ymx_on_frame(lp2p__yamux *y, const uint8_t *h) {
     }
 }
 
+/* ---- pings and keepalive (run by the reader task) -------------------------------------------- */
+LP2P__PRIV void lp2p__ymx_queue_ping(lp2p__yamux *y) {
+    y->ping_id++;
+    y->ping_send = true, y->ping_outstanding = false;
+    y->ping_due_ms = lp2p_now() + y->cfg.ping_timeout_ms;
+    lp2p__ymx_wake_writer(y);
+}
+
+/* When the reader must look up from the pipe: the pong deadline of a ping in flight, else the
+ * next keepalive ping (nothing received for keepalive_ms). Keepalive off: never. */
+LP2P__PRIV int64_t lp2p__ymx_rx_deadline(lp2p__yamux *y) {
+    if (y->cfg.keepalive_ms <= 0) return LP2P_FOREVER;
+    if (y->ping_send || y->ping_outstanding) return y->ping_due_ms;
+    return y->last_rx_ms + y->cfg.keepalive_ms;
+}
+
+/* The reader's wait ran out: a ping got no pong in time (ERR_TIMEOUT ends the session), or it
+ * is time for a keepalive ping. */
+LP2P__PRIV int lp2p__ymx_keepalive_tick(lp2p__yamux *y) {
+    int64_t now = lp2p_now();
+    if (y->ping_send || y->ping_outstanding) {
+        if (now < y->ping_due_ms) return LP2P_OK;
+        LP2P__WARN(y->ctx, LP2P_ERR_TIMEOUT, "yamux: no pong within ping_timeout_ms (%d ms): closing session",
+                   y->cfg.ping_timeout_ms);
+        return LP2P_ERR_TIMEOUT;
+    }
+    if (now >= y->last_rx_ms + y->cfg.keepalive_ms) lp2p__ymx_queue_ping(y);
+    return LP2P_OK;
+}
+
+/* The reader: frames in, dispatched; between frames it also keeps the session alive, so an
+ * idle session is this one parked task. Bytes of a frame must keep coming: a frame not
+ * complete within keepalive_ms + ping_timeout_ms of its header ends the session (the same
+ * bound as a keepalive ping that cannot be answered). */
 LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
     lp2p__yamux *y = (lp2p__yamux *)arg;
     uint8_t h[LP2P__Y_HDR];
+    size_t have = 0;
     while (!y->dead) {
         if (y->handed) { /* let that reader take the data and park again with an empty buffer, so
                           * the next frame goes straight to it too instead of into chunks */
@@ -823,9 +909,15 @@ LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
             lp2p__yield(y->s);
             continue;
         }
-        int rc = lp2p__pipe_read_full(y->pipe, h, sizeof h, LP2P_FOREVER);
-        if (rc == LP2P_OK) {
+        int rc = LP2P_OK;
+        ptrdiff_t r = lp2p__pipe_read(y->pipe, h + have, sizeof h - have, lp2p__ymx_rx_deadline(y));
+        if (r == LP2P_ERR_TIMEOUT) rc = lp2p__ymx_keepalive_tick(y);
+        else if (r <= 0) rc = r == 0 ? LP2P_ERR_EOF : (int)r;
+        else if ((have += (size_t)r) == sizeof h) {
+            have = 0;
             y->last_rx_ms = lp2p_now();
+            y->frame_deadline = y->cfg.keepalive_ms > 0 ? y->last_rx_ms + y->cfg.keepalive_ms + y->cfg.ping_timeout_ms
+                                                        : LP2P_FOREVER;
             rc = lp2p__ymx_on_frame(y, h);
         }
         if (rc < 0) {
@@ -838,16 +930,11 @@ LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
     lp2p__ymx_task_exit(y, true);
 }
 
-/* ---- pings and keepalive -------------------------------------------------------------------- */
 /* Ping (joining an outstanding one); RTT in microseconds or an error. */
 LP2P__PRIV int64_t lp2p__ymx_ping_us(lp2p__yamux *y, int64_t deadline) {
     if (y->dead) return LP2P_ERR_CLOSED;
     bool stale = y->ping_outstanding && lp2p__ymx_now_us() - y->ping_sent_us > (int64_t)y->cfg.ping_timeout_ms * 1000;
-    if ((!y->ping_outstanding && !y->ping_send) || stale) {
-        y->ping_id++;
-        y->ping_send = true, y->ping_outstanding = false;
-        lp2p__ymx_wake_writer(y);
-    }
+    if ((!y->ping_outstanding && !y->ping_send) || stale) lp2p__ymx_queue_ping(y);
     uint64_t round = y->ping_round;
     int64_t r = 0;
     lp2p__ymx_ref(y);
@@ -861,28 +948,6 @@ LP2P__PRIV int64_t lp2p__ymx_ping_us(lp2p__yamux *y, int64_t deadline) {
     if (r == 0) r = y->ping_last_us;
     lp2p__ymx_unref(y);
     return r;
-}
-
-LP2P__PRIV void lp2p__ymx_keepalive_main(void *arg) {
-    lp2p__yamux *y = (lp2p__yamux *)arg;
-    bool on = y->cfg.keepalive_ms > 0;
-    /* first ping at once: the RTT drives window tuning (go and js do the same) */
-    int64_t r = lp2p__ymx_ping_us(y, lp2p_deadline_in(y->cfg.ping_timeout_ms));
-    while (on && !y->dead && r != LP2P_ERR_CANCELED && r != LP2P_ERR_CLOSED) {
-        if (r == LP2P_ERR_TIMEOUT) {
-            LP2P__WARN(y->ctx, LP2P_ERR_TIMEOUT, "yamux: no pong within ping_timeout_ms (%d ms): closing session",
-                       y->cfg.ping_timeout_ms);
-            lp2p__ymx_fail(y, LP2P_ERR_TIMEOUT, -1);
-            break;
-        }
-        int64_t due = y->last_rx_ms + y->cfg.keepalive_ms;
-        if (lp2p_now() < due) {
-            if (lp2p__sleep_until(y->s, due) < 0) break;
-            continue;
-        }
-        r = lp2p__ymx_ping_us(y, lp2p_deadline_in(y->cfg.ping_timeout_ms));
-    }
-    lp2p__ymx_task_exit(y, false);
 }
 
 /* ---- stream pipe ---------------------------------------------------------------------------- */
@@ -1050,16 +1115,11 @@ LP2P__PRIV int lp2p__yamux_new(lp2p__sched *s, lp2p__pipe *pipe, const lp2p__yam
     lp2p__ctx *ctx = lp2p__sched_ctx(s);
     lp2p__yamux *y = (lp2p__yamux *)lp2p__zalloc(ctx, sizeof *y);
     if (y) {
-        y->wbuf = (uint8_t *)lp2p__alloc(ctx, LP2P__Y_WBUF);
-        y->scratch = (uint8_t *)lp2p__alloc(ctx, LP2P__Y_SCRATCH);
         y->cap = 16;
         y->slots = (lp2p__ystream **)lp2p__zalloc(ctx, y->cap * sizeof *y->slots);
     }
-    if (!y || !y->wbuf || !y->scratch || !y->slots) {
+    if (!y || !y->slots) {
         if (y) {
-            lp2p__free(ctx, y->wbuf, LP2P__Y_WBUF);
-            lp2p__free(ctx, y->scratch, LP2P__Y_SCRATCH);
-            lp2p__free(ctx, y->slots, 16 * sizeof *y->slots);
             lp2p__free(ctx, y, sizeof *y);
         }
         pipe->vt->close(pipe);
@@ -1072,9 +1132,9 @@ LP2P__PRIV int lp2p__yamux_new(lp2p__sched *s, lp2p__pipe *pipe, const lp2p__yam
     y->goaway_send = -1;
     y->next_id = y->cfg.is_client ? 1 : 2;
     y->last_rx_ms = lp2p_now();
-    bool ok = lp2p__ymx_spawn(y, &y->writer, lp2p__ymx_writer_main, true) &&
-              lp2p__ymx_spawn(y, &y->reader, lp2p__ymx_reader_main, true) &&
-              lp2p__ymx_spawn(y, &y->keepalive, lp2p__ymx_keepalive_main, false);
+    y->frame_deadline = LP2P_FOREVER;
+    bool ok = lp2p__ymx_spawn(y, &y->reader, lp2p__ymx_reader_main, true);
+    if (ok) lp2p__ymx_queue_ping(y); /* first ping at once: its RTT drives window tuning (go, js) */
     if (!ok) {
         y->cfg.on_close = NULL;
         lp2p__ymx_fail(y, LP2P_ERR_LIMIT, -1);
