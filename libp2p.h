@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-34f283997c17a283"
+#define LIBP2P_SOURCE_ID "src-bf751d9b7e44092a"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -3492,6 +3492,7 @@ enum { LP2P__T_FREE, LP2P__T_READY, LP2P__T_RUNNING, LP2P__T_PARKED, LP2P__T_DEA
 #define LP2P__GEN_MASK ((1u << (32 - LP2P__IDX_BITS)) - 1)
 #define LP2P__NONE UINT32_MAX
 #define LP2P__STACK_POOL 64     /* stacks kept mapped for reuse */
+#define LP2P__TRIM_MS 1000      /* period of the stack-trim sweep (lp2p__trim_sweep) */
 #define LP2P__FREE_ROUNDS 4096  /* sched_free gives up on tasks still running after this */
 #define LP2P__RD 1
 #define LP2P__WR 2
@@ -3519,7 +3520,8 @@ struct lp2p__task {
     int heap_idx;
     int timeout_rc; /* what a timer expiry returns: ERR_TIMEOUT, or OK for sleep */
     uint32_t idx, gen, epoch, free_next;
-    uint8_t state, canceled;
+    uint32_t trim_epoch; /* epoch seen by the last stack-trim sweep */
+    uint8_t state, canceled, trimmed;
 };
 
 typedef struct lp2p__fdent {
@@ -3545,7 +3547,8 @@ struct lp2p__sched {
     lp2p__task **slots;
     uint32_t nslots, capslots, free_head, free_tail;
     void *pool[LP2P__STACK_POOL];
-    int npool;
+    int npool, pool_trimmed; /* pool[0, pool_trimmed) were trimmed since they came back */
+    int64_t next_trim;       /* lp2p_now() of the next stack-trim sweep */
     lp2p__task *rq_head, *rq_tail;
     lp2p__task **heap; /* min-heap on deadline; capacity >= capslots, so pushes never fail */
     int nheap;
@@ -3578,7 +3581,10 @@ static void lp2p__waiter_fire(lp2p__waiter *w, int rc);
 
 /* ==== 4. stacks and task records ============================================================ */
 static void *lp2p__stack_get(lp2p__sched *s) {
-    if (s->npool) return s->pool[--s->npool];
+    if (s->npool) {
+        if (s->pool_trimmed == s->npool) s->pool_trimmed--;
+        return s->pool[--s->npool];
+    }
     size_t total = s->stack_size + s->page;
     void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (p == MAP_FAILED) return NULL;
@@ -3593,6 +3599,35 @@ static void lp2p__stack_put(lp2p__sched *s, void *p) {
     if (!p) return;
     if (s->npool < LP2P__STACK_POOL && !s->freeing) s->pool[s->npool++] = p;
     else munmap(p, s->stack_size + s->page);
+}
+
+/* Give the kernel back the pages of a stack below keep_from (page-rounded down). */
+static void lp2p__stack_trim(lp2p__sched *s, void *stack, uintptr_t keep_from) {
+    uintptr_t lo = (uintptr_t)stack + s->page, hi = keep_from & ~(uintptr_t)(s->page - 1);
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* Every LP2P__TRIM_MS: a long-lived task parked on I/O (a connection's reader) keeps only the
+ * stack pages it uses now, not every page some deep call once touched - pooled stacks come
+ * back dirty from earlier tasks. A task still parked (not resumed) since the previous sweep
+ * loses the pages below its stack pointer, once per park; pooled stacks keep their top page.
+ * One madvise per stack trimmed; tasks that run often are never touched. */
+static void lp2p__trim_sweep(lp2p__sched *s) {
+#if !LP2P__CORO_UC
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        lp2p__task *t = s->slots[i];
+        if (!t || t->state != LP2P__T_PARKED || !t->stack) continue;
+        if (t->trim_epoch != t->epoch) { /* resumed since the last sweep */
+            t->trim_epoch = t->epoch, t->trimmed = 0;
+            continue;
+        }
+        if (t->trimmed) continue;
+        lp2p__stack_trim(s, t->stack, (uintptr_t)t->ctx.sp - 256);
+        t->trimmed = 1;
+    }
+#endif
+    for (; s->pool_trimmed < s->npool; s->pool_trimmed++)
+        lp2p__stack_trim(s, s->pool[s->pool_trimmed], (uintptr_t)s->pool[s->pool_trimmed] + s->stack_size);
 }
 
 static lp2p_task lp2p__handle(const lp2p__task *t) {
@@ -4057,6 +4092,11 @@ LP2P__PRIV int lp2p__sched_poll(lp2p__sched *s, int timeout_ms) {
     int rc = lp2p__io_poll(s, to);
     lp2p__fire_timers(s);
     n += lp2p__run_ready(s);
+    int64_t now = lp2p_now();
+    if (now >= s->next_trim) {
+        s->next_trim = now + LP2P__TRIM_MS;
+        lp2p__trim_sweep(s);
+    }
     lp2p__tls_depth--;
     return rc < 0 ? rc : n;
 }
