@@ -80,7 +80,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-bf751d9b7e44092a"
+#define LIBP2P_SOURCE_ID "src-34c9c4bdad6e62ab"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -959,7 +959,8 @@ LP2P__PRIV int lp2p__pipe_write_msg(lp2p__ctx *ctx, lp2p__pipe *p, const void *b
  * TCP sockets are non-blocking, registered once with the scheduler's poller, TCP_NODELAY,
  * SO_REUSEADDR + SO_REUSEPORT on listeners (and on dials that reuse a listen port, for hole
  * punching later). A TCP pipe keeps a small read buffer so byte-at-a-time readers (multistream)
- * cost no syscall per byte; large reads into an empty buffer go straight to the socket.
+ * cost no syscall per byte; reads of 64 bytes or more into an empty buffer go straight to the
+ * socket, and the buffer is freed then (the byte-wise phase of a connection is its start).
  * /dns, /dns4, /dns6 names are resolved by getaddrinfo on a short-lived worker thread that
  * reports back through lp2p__sched_post, so the loop never stalls.
  * Pipe errors: ERR_RESET when the peer reset or vanished (ECONNRESET, EPIPE, ETIMEDOUT on an
@@ -4553,6 +4554,7 @@ LP2P__PRIV int lp2p__pipe_write_msg(lp2p__ctx *ctx, lp2p__pipe *p, const void *b
 #include <unistd.h>
 
 #define LP2P__TCP_RBUF 4096     /* per-pipe read-ahead for small reads */
+#define LP2P__TCP_DIRECT 64     /* reads of at least this many bytes go straight to the socket */
 #define LP2P__TCP_BACKLOG 1024
 #define LP2P__DNS_MAX 16        /* addresses kept from one getaddrinfo answer */
 #define LP2P__DIAL_MAX 8        /* resolved addresses one dial tries */
@@ -4673,7 +4675,11 @@ static ptrdiff_t lp2p__tcp_read(lp2p__pipe *p, void *buf, size_t cap, int64_t de
     }
     for (;;) {
         ssize_t n;
-        if (cap >= LP2P__TCP_RBUF) { /* big reads go straight to the caller's buffer */
+        if (cap >= LP2P__TCP_DIRECT) { /* big reads go straight to the caller's buffer */
+            if (t->rbuf) { /* the byte-wise phase (multistream) is over: give the buffer back */
+                lp2p__free(t->ctx, t->rbuf, LP2P__TCP_RBUF);
+                t->rbuf = NULL;
+            }
             n = recv(t->fd, buf, cap, 0);
             if (n >= 0) return (ptrdiff_t)n;
         } else {
@@ -5635,6 +5641,9 @@ PB_BIND(lp2p_pb_Identify, lp2p_pb_Identify, AUTO)
 #define LP2P__NOISE_PAYLOAD_MAX 1024   /* our own handshake payload */
 #define LP2P__NOISE_WBATCH (4 * (LP2P__NOISE_MAX_PLAINTEXT)) /* plaintext bytes per raw write */
 #define LP2P__NOISE_IOV_MAX 64 /* buffers one writev takes */
+#define LP2P__NOISE_RINL 512    /* inline receive buffer */
+#define LP2P__NOISE_WINL 256    /* inline send buffer */
+#define LP2P__NOISE_SMALL 4096  /* heap buffers up to this size are given back when empty */
 #define LP2P__NOISE_RBUF_BIG (4 * (LP2P__NOISE_MAX_MSG + 2)) /* read-ahead once full frames arrive */
 
 /* Test hook: when set, supplies the X25519 private keys lp2p__noise_handshake would draw from
@@ -5823,8 +5832,11 @@ typedef struct lp2p__noise_pipe {
     size_t rcap, rpos, rend;
     size_t poff, plen, pdone;
     uint64_t pnonce;
-    uint8_t *wbuf; /* reusable sealed-frame batch */
+    uint8_t *wbuf; /* sealed-frame batch: winl, or a heap buffer while writes are big */
     size_t wcap;
+    /* Small frames (pings, window updates, identify) live in these, so a quiet connection
+     * holds no heap buffer: a small heap buffer goes back whenever it is empty. */
+    uint8_t rinl[LP2P__NOISE_RINL], winl[LP2P__NOISE_WINL];
 } lp2p__noise_pipe;
 
 static ptrdiff_t lp2p__noise_copy_out(lp2p__noise_pipe *np, void *buf, size_t cap) {
@@ -5845,11 +5857,11 @@ static int lp2p__noise_rbuf_room(lp2p__noise_pipe *np, size_t want) {
         np->rpos = 0, np->rend = avail;
         return LP2P_OK;
     }
-    size_t cap = want <= 4096 ? 4096 : want <= LP2P__NOISE_RBUF_BIG ? LP2P__NOISE_RBUF_BIG : want;
+    size_t cap = want <= LP2P__NOISE_SMALL ? LP2P__NOISE_SMALL : want <= LP2P__NOISE_RBUF_BIG ? LP2P__NOISE_RBUF_BIG : want;
     uint8_t *nb = (uint8_t *)lp2p__alloc(np->ctx, cap);
     if (!nb) return LP2P_ERR_NOMEM;
     if (avail) memcpy(nb, np->rbuf + np->rpos, avail);
-    lp2p__free(np->ctx, np->rbuf, np->rcap);
+    if (np->rbuf != np->rinl) lp2p__free(np->ctx, np->rbuf, np->rcap);
     np->rbuf = nb, np->rcap = cap, np->rpos = 0, np->rend = avail;
     return LP2P_OK;
 }
@@ -5873,6 +5885,10 @@ static ptrdiff_t lp2p__noise_open_frame(lp2p__noise_pipe *np, size_t flen) {
 /* Read ahead: as many raw bytes as fit (at least one more), so one syscall brings several
  * frames. 1 = got bytes, 0 = clean EOF between frames, < 0 error (timeout/cancel: resumable). */
 static int lp2p__noise_fill(lp2p__noise_pipe *np, size_t want, int64_t deadline) {
+    if (np->rpos == np->rend && np->rbuf != np->rinl && np->rcap <= LP2P__NOISE_SMALL) {
+        lp2p__free(np->ctx, np->rbuf, np->rcap); /* empty and small: wait in the inline buffer */
+        np->rbuf = np->rinl, np->rcap = sizeof np->rinl, np->rpos = np->rend = 0;
+    }
     int rc = lp2p__noise_rbuf_room(np, want);
     if (rc) return rc;
     ptrdiff_t r = lp2p__pipe_read(np->raw, np->rbuf + np->rend, np->rcap - np->rend, deadline);
@@ -5911,9 +5927,17 @@ static int lp2p__noise_wbuf_reserve(lp2p__noise_pipe *np, size_t need) {
     size_t cap = LP2P__MAX(need, np->wcap * 2);
     uint8_t *nb = (uint8_t *)lp2p__alloc(np->ctx, cap);
     if (!nb) return LP2P_ERR_NOMEM;
-    lp2p__free(np->ctx, np->wbuf, np->wcap);
+    if (np->wbuf != np->winl) lp2p__free(np->ctx, np->wbuf, np->wcap);
     np->wbuf = nb, np->wcap = cap;
     return LP2P_OK;
+}
+
+/* After a raw write: a small heap batch buffer goes back (big ones stay for the next burst). */
+static void lp2p__noise_wbuf_done(lp2p__noise_pipe *np) {
+    if (np->wbuf != np->winl && np->wcap <= LP2P__NOISE_SMALL) {
+        lp2p__free(np->ctx, np->wbuf, np->wcap);
+        np->wbuf = np->winl, np->wcap = sizeof np->winl;
+    }
 }
 
 static int lp2p__noise_write(lp2p__pipe *p, const void *buf, size_t len, int64_t deadline) {
@@ -5938,6 +5962,7 @@ static int lp2p__noise_write(lp2p__pipe *p, const void *buf, size_t len, int64_t
             off += 2 + c + LP2P__NOISE_TAG, done += c;
         }
         rc = lp2p__pipe_write(np->raw, np->wbuf, off, deadline);
+        lp2p__noise_wbuf_done(np);
         if (rc) return np->werr = rc; /* an unknown prefix went out: the stream is desynced */
         src += batch, len -= batch;
     }
@@ -5978,6 +6003,7 @@ static int lp2p__noise_writev(lp2p__pipe *p, const lp2p__iov *iov, int n, int64_
         off += 2 + c + LP2P__NOISE_TAG;
     }
     rc = lp2p__pipe_write(np->raw, np->wbuf, off, deadline);
+    lp2p__noise_wbuf_done(np);
     if (rc) return np->werr = rc; /* an unknown prefix went out: the stream is desynced */
     return LP2P_OK;
 }
@@ -5990,8 +6016,8 @@ static int lp2p__noise_close_write(lp2p__pipe *p) {
 static void lp2p__noise_pipe_free(lp2p__noise_pipe *np) {
     lp2p__noise_wipe(np->k_send, 32);
     lp2p__noise_wipe(np->k_recv, 32);
-    lp2p__free(np->ctx, np->wbuf, np->wcap);
-    lp2p__free(np->ctx, np->rbuf, np->rcap);
+    if (np->wbuf != np->winl) lp2p__free(np->ctx, np->wbuf, np->wcap);
+    if (np->rbuf != np->rinl) lp2p__free(np->ctx, np->rbuf, np->rcap);
     lp2p__free(np->ctx, np, sizeof *np);
 }
 
@@ -6018,6 +6044,8 @@ static lp2p__noise_pipe *lp2p__noise_pipe_new(lp2p__ctx *ctx, lp2p__pipe *raw) {
     np->base.vt = &lp2p__noise_vt;
     np->ctx = ctx;
     np->raw = raw;
+    np->rbuf = np->rinl, np->rcap = sizeof np->rinl;
+    np->wbuf = np->winl, np->wcap = sizeof np->winl;
     return np;
 }
 

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #define LP2P__TCP_RBUF 4096     /* per-pipe read-ahead for small reads */
+#define LP2P__TCP_DIRECT 64     /* reads of at least this many bytes go straight to the socket */
 #define LP2P__TCP_BACKLOG 1024
 #define LP2P__DNS_MAX 16        /* addresses kept from one getaddrinfo answer */
 #define LP2P__DIAL_MAX 8        /* resolved addresses one dial tries */
@@ -148,7 +149,11 @@ static ptrdiff_t lp2p__tcp_read(lp2p__pipe *p, void *buf, size_t cap, int64_t de
     }
     for (;;) {
         ssize_t n;
-        if (cap >= LP2P__TCP_RBUF) { /* big reads go straight to the caller's buffer */
+        if (cap >= LP2P__TCP_DIRECT) { /* big reads go straight to the caller's buffer */
+            if (t->rbuf) { /* the byte-wise phase (multistream) is over: give the buffer back */
+                lp2p__free(t->ctx, t->rbuf, LP2P__TCP_RBUF);
+                t->rbuf = NULL;
+            }
             n = recv(t->fd, buf, cap, 0);
             if (n >= 0) return (ptrdiff_t)n;
         } else {
