@@ -22,6 +22,7 @@
  *   streams <n> <hold-seconds>       open n /echo/1.0.0 streams on one connection, echo 1 byte
  *                                    on each (so the remote handler runs), then hold them idle
  *                                                               -> {"event":"streams",...}
+ * BENCH_ALLOC_STATS=1 counts live allocations by size class; SIGUSR1 prints them (stderr).
  * The perf client and server use only the public host API. handshakes and conns call the
  * swarm's dial function directly (lp2p__dial_addrs: one host, many connections to one peer;
  * the public API keeps one connection per peer). */
@@ -30,6 +31,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,6 +280,38 @@ static void act_streams(int n, double hold) {
     lp2p_sleep(host, lp2p_deadline_in((int64_t)(hold * 1000)));
 }
 
+/* ---- allocation census (BENCH_ALLOC_STATS=1: SIGUSR1 prints live blocks by size to stderr) -- */
+static long live_n[64], live_b[64]; /* by power-of-two size class */
+static int size_class(size_t n) { int c = 0; while (c < 63 && ((size_t)1 << c) < n) c++; return c; }
+static void *census_alloc(size_t n, void *u) {
+    (void)u;
+    int c = size_class(n);
+    live_n[c]++, live_b[c] += (long)n;
+    return malloc(n);
+}
+static void census_free(void *p, size_t n, void *u) {
+    (void)u;
+    int c = size_class(n);
+    live_n[c]--, live_b[c] -= (long)n;
+    free(p);
+}
+static volatile sig_atomic_t census_due;
+static void census_signal(int sig) { (void)sig; census_due = 1; }
+static void census_task(void *arg) {
+    (void)arg;
+    while (lp2p_sleep(host, lp2p_deadline_in(100)) == LP2P_OK) {
+        if (!census_due) continue;
+        census_due = 0;
+        long tn = 0, tb = 0;
+        for (int c = 0; c < 64; c++)
+            if (live_n[c]) {
+                fprintf(stderr, "census: <= %8zu bytes: %7ld blocks %10ld bytes\n", (size_t)1 << c, live_n[c], live_b[c]);
+                tn += live_n[c], tb += live_b[c];
+            }
+        fprintf(stderr, "census: total %ld blocks %ld bytes\n", tn, tb);
+    }
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 static void usage(void) {
     fprintf(stderr, "usage: lp2p-bench listen [--seed hex] [--timeout s] [--stdin-exit]\n"
@@ -319,11 +353,17 @@ int main(int argc, char **argv) {
     cfg.max_pending_dials = 1024;
     cfg.no_listen = !listen;
     cfg.log_level = LP2P_LOG_ERROR;
+    bool census = getenv("BENCH_ALLOC_STATS") != NULL;
+    if (census) {
+        cfg.allocator.alloc = census_alloc, cfg.allocator.free = census_free;
+        signal(SIGUSR1, census_signal);
+    }
     int rc = lp2p_host_new(&cfg, &host);
     if (rc) fail("host", rc);
     lp2p_host_handle(host, PERF, serve_perf, NULL);
     lp2p_host_handle(host, ECHO, serve_echo, NULL);
     lp2p_go(host, drain_events, NULL);
+    if (census) lp2p_go(host, census_task, NULL);
     char id[LP2P_PEER_ID_STRLEN];
     lp2p_peer_id self = lp2p_host_id(host);
     lp2p_peer_id_str(&self, id, sizeof id);
