@@ -7,8 +7,8 @@ LIBS     = -lsodium -lbearssl -lprotobuf-nanopb -lpthread
 SRC      = $(wildcard src/*.h src/*.c src/proto/*.h src/proto/*.c) amalgamate LICENSE
 UNIT     = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
 HOST     = $(patsubst tests/host/%.c,build/host/%,$(wildcard tests/host/test_*.c))
-INTEROP  = build/interop/test_interop
-ASAN     = $(patsubst build/%,build/asan/%,$(UNIT) $(HOST))
+INTEROP  = build/interop/test_interop build/interop/test_perf
+ASAN     = $(patsubst build/%,build/asan/%,$(UNIT) $(HOST) $(INTEROP))
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 EXAMPLES = build/bin/echo build/bin/chat build/bin/game_loop build/bin/ping build/bin/demo
 FUZZ_SECONDS ?= 10
@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 10
 TEST_SCRIPTS = tests/compile/compile-test.sh tests/transport-interop/run.sh scripts/fuzz.sh
 .PHONY: all test unit clean demo check-amalgamation interop peers proto examples compile-test sanitize fuzz \
         interop-transport bench bench-bin
-all: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(EXAMPLES)
+all: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(EXAMPLES) build/bin/lp2p-perf
 
 libp2p.h: $(SRC)
 	./amalgamate
@@ -31,7 +31,7 @@ build/host/%: tests/host/%.c libp2p.h tests/test.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 
-$(INTEROP): tests/interop/test_interop.c libp2p.h tests/test.h
+build/interop/%: tests/interop/%.c libp2p.h tests/test.h $(wildcard tests/interop/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 
@@ -41,10 +41,10 @@ unit: $(UNIT)
 peers:
 	bash scripts/install-peers.sh all
 
-interop: $(INTEROP)
+interop: $(INTEROP) build/bin/lp2p-perf
 	@tests/run $(INTEROP)
 
-test: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(EXAMPLES) build/bin/lp2p-transport-interop
+test: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(EXAMPLES) build/bin/lp2p-transport-interop build/bin/lp2p-perf
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(TEST_SCRIPTS)
 
 build/bin/%: examples/%.c libp2p.h
@@ -54,6 +54,11 @@ build/bin/%: examples/%.c libp2p.h
 build/bin/lp2p-transport-interop: tests/transport-interop/main.c libp2p.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS) -lhiredis
+
+# the libp2p/test-plans perf application (tests/perf/main.c): --run-server, or a client
+build/bin/lp2p-perf: tests/perf/main.c libp2p.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 
 examples: $(EXAMPLES)
 
@@ -65,12 +70,16 @@ demo:
 compile-test: libp2p.h
 	@tests/run tests/compile/compile-test.sh
 
-# the unit and host tests again with ASan + UBSan
+# the unit, host and interop tests again with ASan + UBSan
 build/asan/unit/%: tests/unit/%.c libp2p.h tests/test.h $(wildcard tests/unit/*.h) tests/unit/test_runtime.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O1 -g $(SANITIZE) $(WARN) -I. -o $@ $< $(LIBS)
 
 build/asan/host/%: tests/host/%.c libp2p.h tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -g $(SANITIZE) $(WARN) -I. -o $@ $< $(LIBS)
+
+build/asan/interop/%: tests/interop/%.c libp2p.h tests/test.h $(wildcard tests/interop/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O1 -g $(SANITIZE) $(WARN) -I. -o $@ $< $(LIBS)
 
@@ -81,7 +90,8 @@ sanitize: $(ASAN)
 fuzz: libp2p.h
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
-# the test-plans transport-interop application, ours <-> ours through a local redis-server
+# the test-plans transport-interop application through a local redis-server: ours <-> ours, and
+# ours <-> go/js peers (both roles) when scripts/install-peers.sh has built them
 interop-transport: build/bin/lp2p-transport-interop
 	@tests/run tests/transport-interop/run.sh
 
@@ -121,3 +131,8 @@ check-amalgamation:
 
 clean:
 	rm -rf build
+
+# bench programs (measure; never part of make test)
+build/bench/%: bench/%.c libp2p.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g $(WARN) -I. -o $@ $< $(LIBS)

@@ -5,8 +5,8 @@
  *   lp2p-bench listen [--seed <64 hex>] [--timeout s] [--stdin-exit]
  *   lp2p-bench dial <multiaddr/p2p/id> <action> [args] [--timeout s]
  * JSON lines on stdout ("event" first), logs on stderr.
- * Served protocols: /perf/1.0.0 (libp2p/specs perf/perf.md: read the u64 BE count, drain the
- * upload to EOF, send count bytes, close) and /echo/1.0.0 (echo until EOF).
+ * Served protocols: /perf/1.0.0 (the library's lp2p_perf_serve, src/perf.c) and /echo/1.0.0
+ * (echo until EOF).
  * Dial actions (all measured times in ms, floats):
  *   perf <up> <down>                 one perf stream            -> {"event":"perf",...}
  *   perfn <streams> <up> <down>      N concurrent perf streams (up/down bytes each) on one
@@ -22,8 +22,14 @@
  *   streams <n> <hold-seconds>       open n /echo/1.0.0 streams on one connection, echo 1 byte
  *                                    on each (so the remote handler runs), then hold them idle
  *                                                               -> {"event":"streams",...}
+ *   lp2p-bench rss [n]              self-contained: our listener (a plain host) in a child process,
+ *                                    n dialing hosts (each its own identity) in this one; the
+ *                                    listener's RSS growth per idle connection after 1 s and 4 s
+ *                                                               -> {"listener":"libp2p.h",...}
  * BENCH_ALLOC_STATS=1 counts live allocations by size class; SIGUSR1 prints them (stderr).
- * The perf client and server use only the public host API. handshakes and conns call the
+ * This is the one benchmark program of libp2p.h (bench/run drives it; `rss` is the quick check
+ * of idle-connection memory). The perf client and server are the library's lp2p_perf and
+ * lp2p_perf_serve. handshakes and conns call the
  * swarm's dial function directly (lp2p__dial_addrs: one host, many connections to one peer;
  * the public API keeps one connection per peer). */
 #define LIBP2P_IMPLEMENTATION
@@ -35,14 +41,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define PERF "/perf/1.0.0"
 #define ECHO "/echo/1.0.0"
-#define IO_CHUNK (256 * 1024)
 
-static uint8_t zeros[IO_CHUNK];
 static lp2p_host *host;
 static const char *target;
 static double timeout_s = 120;
@@ -63,26 +68,6 @@ static void fail(const char *what, int rc) {
 static int64_t dl(void) { return lp2p_deadline_in((int64_t)(timeout_s * 1000)); }
 
 /* ---- servers ----------------------------------------------------------------------------- */
-static void serve_perf(lp2p_stream *s, void *user) {
-    (void)user;
-    uint8_t hdr[8];
-    static uint8_t sink[IO_CHUNK]; /* handlers run one at a time on the loop: sharing is fine */
-    if (lp2p_stream_read_full(s, hdr, 8, dl()) != LP2P_OK) goto reset;
-    uint64_t n = 0;
-    for (int i = 0; i < 8; i++) n = n << 8 | hdr[i];
-    ptrdiff_t r;
-    while ((r = lp2p_stream_read(s, sink, sizeof sink, dl())) > 0) {}
-    if (r < 0) goto reset;
-    while (n) {
-        size_t k = n < IO_CHUNK ? (size_t)n : IO_CHUNK;
-        if (lp2p_stream_write(s, zeros, k, dl()) != LP2P_OK) goto reset;
-        n -= k;
-    }
-    return; /* closed on return */
-reset:
-    lp2p_stream_reset(s);
-}
-
 static void serve_echo(lp2p_stream *s, void *user) {
     (void)user;
     uint8_t buf[4096]; /* the README example's size: the idle-stream figure includes it */
@@ -120,25 +105,11 @@ typedef struct perf_job {
 } perf_job;
 
 static int perf_once(perf_job *j) {
-    lp2p_stream *s;
-    static uint8_t shared_sink[IO_CHUNK];
-    int rc = lp2p_stream_open(host, target, PERF, dl(), &s);
-    if (rc) return rc;
-    uint8_t hdr[8];
-    for (int i = 0; i < 8; i++) hdr[i] = (uint8_t)(j->down >> (56 - 8 * i));
-    rc = lp2p_stream_write(s, hdr, 8, dl());
-    for (uint64_t left = j->up; !rc && left;) {
-        size_t k = left < IO_CHUNK ? (size_t)left : IO_CHUNK;
-        rc = lp2p_stream_write(s, zeros, k, dl());
-        left -= k;
-    }
-    if (!rc) rc = lp2p_stream_close_write(s);
-    ptrdiff_t r = 0;
-    while (!rc && (r = lp2p_stream_read(s, shared_sink, sizeof shared_sink, dl())) > 0) j->got += (uint64_t)r;
-    if (!rc && r < 0) rc = (int)r;
-    if (!rc && j->got != j->down) rc = LP2P_ERR_EOF;
-    if (rc) lp2p_stream_reset(s);
-    else lp2p_stream_close(s);
+    lp2p_perf_options opt = {0};
+    lp2p_perf_result res;
+    opt.timeout_ms = (int)(timeout_s * 1000);
+    int rc = lp2p_perf(host, target, j->up, j->down, &opt, &res, dl());
+    if (rc == LP2P_OK) j->got = res.download_bytes;
     return rc;
 }
 
@@ -317,8 +288,94 @@ static void usage(void) {
     fprintf(stderr, "usage: lp2p-bench listen [--seed hex] [--timeout s] [--stdin-exit]\n"
                     "       lp2p-bench dial <multiaddr/p2p/id> perf <up> <down> | perfn <streams> <up> <down> |\n"
                     "                  rtt <iters> | handshakes <seconds> <parallel> | conns <n> <hold-s> |\n"
-                    "                  streams <n> <hold-s>   [--timeout s]\n");
+                    "                  streams <n> <hold-s>   [--timeout s]\n"
+                    "       lp2p-bench rss [connections]\n");
     exit(2);
+}
+
+/* ---- rss: the quick, self-contained idle-connection memory check ------------------------------ */
+static long rss_kib(pid_t pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
+    if (f) fclose(f);
+    return kib;
+}
+
+static void poll_all(lp2p_host **hs, int n, int rounds) {
+    for (int r = 0; r < rounds; r++) {
+        for (int i = 0; i < n; i++)
+            if (hs[i]) lp2p_host_poll(hs[i], 0);
+        usleep(50 * 1000);
+    }
+}
+
+static lp2p_host *client_host(void) {
+    lp2p_config cfg = {0};
+    cfg.no_listen = true;
+    lp2p_host *h = NULL;
+    return lp2p_host_new(&cfg, &h) == LP2P_OK ? h : NULL;
+}
+
+/* Our listener (a plain host) in a child; `conns` dialing hosts in this process. The figure is
+ * the listener's RSS growth divided by the connections, after 1 s and after 4 s idle (the host
+ * gives back stack pages of tasks parked for a whole second: lp2p__sched_trim). */
+static int act_rss(int conns) {
+    struct rlimit rl = {65536, 65536};
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0) { /* up to the hard limit */
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    int fds[2];
+    if (conns < 1 || pipe(fds) != 0) return 1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        lp2p_config cfg = {0};
+        cfg.max_connections = conns + 16;
+        lp2p_host *h = NULL;
+        if (lp2p_host_new(&cfg, &h) != LP2P_OK) _exit(1);
+        dprintf(fds[1], "%s\n", lp2p_host_addr(h, 0));
+        close(fds[1]);
+        alarm(600);
+        lp2p_host_run(h); /* until killed */
+        _exit(0);
+    }
+    close(fds[1]);
+    char addr[256] = "";
+    FILE *f = fdopen(fds[0], "r");
+    if (!f || !fgets(addr, sizeof addr, f)) {
+        kill(pid, SIGKILL), waitpid(pid, NULL, 0);
+        return 1;
+    }
+    fclose(f);
+    addr[strcspn(addr, "\n")] = 0;
+    lp2p_host **hs = calloc((size_t)conns + 1, sizeof *hs);
+    /* warm up: one connection, so the baseline includes the first connection's one-time costs */
+    hs[conns] = client_host();
+    if (hs[conns]) lp2p_host_connect(hs[conns], addr, lp2p_deadline_in(30000));
+    usleep(300 * 1000);
+    long base = rss_kib(pid);
+    int ok = 0;
+    for (int i = 0; i < conns; i++) {
+        hs[i] = client_host();
+        if (hs[i] && lp2p_host_connect(hs[i], addr, lp2p_deadline_in(30000)) == LP2P_OK) ok++;
+    }
+    poll_all(hs, conns + 1, 20); /* identify finishes everywhere, the listener settles */
+    long early = rss_kib(pid);
+    poll_all(hs, conns + 1, 60);
+    long after = rss_kib(pid);
+    printf("{\"listener\":\"libp2p.h\",\"connections\":%d,\"rss_base_kib\":%ld,\"rss_kib\":%ld,"
+           "\"per_conn_kib\":%.2f,\"per_conn_kib_at_1s\":%.2f}\n",
+           ok, base, after, ok ? (double)(after - base) / ok : 0.0, ok ? (double)(early - base) / ok : 0.0);
+    kill(pid, SIGTERM), waitpid(pid, NULL, 0);
+    for (int i = 0; i <= conns; i++)
+        if (hs[i]) lp2p_host_free(hs[i]);
+    free(hs);
+    return ok == conns ? 0 : 1;
 }
 
 static int hexval(char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; }
@@ -345,6 +402,7 @@ int main(int argc, char **argv) {
         else if (npos < 8) pos[npos++] = argv[i];
     }
     if (npos < 1) usage();
+    if (!strcmp(pos[0], "rss")) return act_rss(npos > 1 ? atoi(pos[1]) : 1000);
     bool listen = !strcmp(pos[0], "listen");
     if (!listen && (strcmp(pos[0], "dial") || npos < 3)) usage();
     /* room for the connection-count and stream-count benchmarks */
@@ -360,7 +418,10 @@ int main(int argc, char **argv) {
     }
     int rc = lp2p_host_new(&cfg, &host);
     if (rc) fail("host", rc);
-    lp2p_host_handle(host, PERF, serve_perf, NULL);
+    lp2p_perf_server_config perf = {0};
+    perf.max_streams = 1024; /* perfn: 100 at once, and the handshake benchmark's leftovers */
+    perf.timeout_ms = (int)(timeout_s * 1000);
+    if ((rc = lp2p_perf_serve(host, &perf))) fail("perf_serve", rc);
     lp2p_host_handle(host, ECHO, serve_echo, NULL);
     lp2p_go(host, drain_events, NULL);
     if (census) lp2p_go(host, census_task, NULL);

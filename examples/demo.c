@@ -82,7 +82,7 @@ static int run(lp2p_host *a, lp2p_host *b) {
         t = now_ms();
         rc = lp2p_ping(a, b_addr, lp2p_deadline_in(5000));
         if (rc < 0) return fail("ping", rc);
-        printf("ping: %d ms round trip (%.2f ms for the whole call, new stream included)\n", rc, now_ms() - t);
+        printf("ping: %.3f ms round trip (%.2f ms for the whole call, new stream included)\n", rc / 1e3, now_ms() - t);
     }
 
     lp2p_stream *s;

@@ -5,7 +5,7 @@
  *   ./ping /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... [count]     (count: default 10)
  *
  * Like `ipfs ping` it sends one 32-byte ping per second on a single stream and times each
- * echo with a microsecond clock (lp2p_ping() opens a stream per call and reports whole ms).
+ * echo with a microsecond clock (lp2p_ping() opens a new stream per call).
  * The Noise handshake checks that the peer really is the /p2p/ ID given: a wrong ID fails
  * with LP2P_ERR_HANDSHAKE. Spec: libp2p/specs ping/ping.md. */
 #define LIBP2P_IMPLEMENTATION

@@ -92,7 +92,7 @@ build_js() {
     (cd "$js" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed in $js"
     cp -f "$d/package-lock.json" "$js/.installed-lock"
   fi
-  # ESM ignores NODE_PATH, so the script lives next to its node_modules.
+  # ESM ignores NODE_PATH, so the scripts (peer.mjs and its modules) live next to node_modules.
   cp -f "$d"/*.mjs "$js/"
   {
     echo '#!/bin/sh'

@@ -194,7 +194,8 @@ typedef struct lp2p_event {
     int err;              /* DIAL_FAILED / PEER_DISCONNECTED: the reason */
 } lp2p_event;
 /* Take the next event. Strings (addr, protocol) stay valid until the next call. Never blocks.
- * Returns false when the queue is empty. */
+ * Returns false when the queue is empty. When the queue is full (event_queue_size) the oldest
+ * event is dropped; once the app reads events, each drop logs a WARN. */
 LP2P_API bool lp2p_host_next_event(lp2p_host *h, lp2p_event *ev);
 
 /* ---- protocols: handlers are task entry points --------------------------------------- */
@@ -230,10 +231,91 @@ LP2P_API int lp2p_host_add_addr(lp2p_host *h, const char *addr_with_p2p, int64_t
 /* 1 if the host has a live connection to peer, else 0. */
 LP2P_API int lp2p_host_is_connected(lp2p_host *h, const lp2p_peer_id *peer);
 /* Ping a peer (peer_or_addr as in lp2p_host_connect; connects first if needed): one 32-byte
- * round trip on a new /ipfs/ping/1.0.0 stream. Returns the round-trip time in milliseconds
- * (>= 0, stream negotiation excluded) or an error: those of lp2p_stream_open, ERR_PROTOCOL
+ * round trip on a new /ipfs/ping/1.0.0 stream. Returns the round-trip time in MICROseconds
+ * (>= 0, stream negotiation excluded; loopback and LAN round trips are well under 1 ms) or an error: those of lp2p_stream_open, ERR_PROTOCOL
  * (the echo did not match), ERR_TIMEOUT. Spec: ping/ping.md. */
 LP2P_API int lp2p_ping(lp2p_host *h, const char *peer_or_addr, int64_t deadline);
+
+/* ---- perf: the throughput benchmark protocol ------------------------------------------------ */
+/* Spec: libp2p/specs perf/perf.md. The client opens a /perf/1.0.0 stream, sends the number of
+ * bytes it wants back as a big-endian u64, uploads any number of bytes and closes its write
+ * side; the server reads the u64, reads the upload until EOF, then sends the requested number of
+ * bytes and closes. The bytes themselves carry no meaning (we send zeros). perf.md "Security
+ * Considerations": a server does work on a client's request, so it is off by default; enable it
+ * only on hosts that are not publicly reachable, or pass an allow callback. */
+#define LP2P_PERF_PROTOCOL "/perf/1.0.0"
+
+typedef struct lp2p_perf_server_config {
+    int max_streams;             /* 0 -> 16 perf streams served at once; more are reset (logged) */
+    uint64_t max_download_bytes; /* 0 -> no cap; else a request for more bytes than this is reset */
+    uint64_t max_upload_bytes;   /* 0 -> no cap; else a stream uploading more than this is reset */
+    int timeout_ms;              /* 0 -> 30000: longest wait for the client (the u64, each read, each
+                                    write against its flow-control window); then the stream is reset */
+    /* NULL -> everyone may use the service; else called for each perf stream, false resets it
+       (perf.md: authenticate clients by peer ID). Runs in the stream's task; must not block. */
+    bool (*allow)(void *user, const lp2p_peer_id *peer);
+    void *allow_user;
+} lp2p_perf_server_config;
+
+/* Serve /perf/1.0.0 on host h with the limits in cfg (NULL or zeroed: the defaults above; the
+ * config is copied). Calling it again replaces the limits for later streams; stop serving with
+ * lp2p_host_unhandle(h, LP2P_PERF_PROTOCOL). Peers learn the protocol by identify push.
+ * Each stream runs as its own task: read the 8-byte count (big-endian u64, any value up to
+ * UINT64_MAX is valid per perf.md), read and discard the upload until EOF (into one 256 KiB
+ * buffer per host), send that many zero bytes (1 MiB writes from a static zero buffer), close
+ * (perf.md "Protocol", server steps 1-4). A stream that breaks a
+ * limit, stalls longer than timeout_ms, or ends before its 8-byte count is reset and logged
+ * (limits at WARN with the limit's name, the rest at INFO).
+ * Errors: ERR_INVALID (h NULL, a negative field), ERR_NOMEM. */
+LP2P_API int lp2p_perf_serve(lp2p_host *h, const lp2p_perf_server_config *cfg);
+
+/* Progress of a running lp2p_perf, for per-second output like the test-plans perf contract. */
+typedef struct lp2p_perf_report {
+    int64_t interval_us;           /* microseconds this report covers (since the previous one or the call) */
+    uint64_t upload_bytes;         /* bytes uploaded during the interval */
+    uint64_t download_bytes;       /* bytes downloaded during the interval */
+    uint64_t total_upload_bytes;   /* uploaded since the call */
+    uint64_t total_download_bytes; /* downloaded since the call */
+    bool done;                     /* the last report of a successful run: the interval deltas of all
+                                      reports add up to the totals */
+} lp2p_perf_report;
+
+typedef struct lp2p_perf_options {
+    /* NULL -> no reports. Else called every report_interval_ms (checked after each read and
+       write, so a report may come later when the peer stalls) and once at the end with done
+       set. Runs inside lp2p_perf; must not block or call into the host. */
+    void (*progress)(void *user, const lp2p_perf_report *r);
+    void *user;
+    int report_interval_ms; /* 0 -> 1000 */
+    int timeout_ms;         /* 0 -> 30000: longest wait on any one step: connecting, opening the
+                               stream, each read, each write (against the flow-control window) */
+} lp2p_perf_options;
+
+typedef struct lp2p_perf_result {
+    uint64_t upload_bytes;   /* bytes uploaded (the 8-byte count not included) */
+    uint64_t download_bytes; /* bytes downloaded: always the number requested */
+    int64_t connect_us;      /* connecting to the peer (near 0 if already connected), microseconds */
+    int64_t stream_us;       /* opening the stream and negotiating /perf/1.0.0 */
+    int64_t upload_us;       /* sending the count and the upload, until our write side was closed */
+    int64_t download_us;     /* from then until the server's end of stream */
+    int64_t total_us;        /* the whole call: connect + stream + upload + download */
+} lp2p_perf_result;
+
+/* Run one perf measurement against a peer (peer_or_addr as in lp2p_host_connect; connects first
+ * if needed): ask for download_bytes, upload upload_bytes zero bytes (written in large chunks
+ * straight from a static zero buffer), close our write side, then read and count the server's
+ * bytes until its end of stream (into one reused buffer per host). Both sizes are bytes; 0 is
+ * valid for either. opt may be NULL (defaults, no progress reports). deadline: absolute ms for
+ * the whole run (LP2P_FOREVER: bounded only by opt->timeout_ms per step). Runs from main() or
+ * inside a task like every blocking call; the transfer itself allocates nothing.
+ * On success writes *out (if non-NULL) and returns LP2P_OK. Errors: those of lp2p_host_connect
+ * and lp2p_stream_open (ERR_PROTO_NA: the peer does not serve perf), ERR_TIMEOUT (deadline, or
+ * one read/write waited opt->timeout_ms), ERR_CANCELED, ERR_RESET (the server reset the stream,
+ * e.g. one of its limits), ERR_CLOSED (the connection died), ERR_PROTOCOL (the server sent more
+ * or fewer bytes than requested; the stream is reset), ERR_INVALID (h or peer_or_addr NULL, a
+ * negative option). Spec: perf/perf.md "Protocol" (client), "Single connection throughput". */
+LP2P_API int lp2p_perf(lp2p_host *h, const char *peer_or_addr, uint64_t upload_bytes, uint64_t download_bytes,
+                       const lp2p_perf_options *opt, lp2p_perf_result *out, int64_t deadline);
 
 /* ---- what peers told us (identify) ------------------------------------------------------- */
 #define LP2P_MAX_INFO_ADDRS 16

@@ -29,6 +29,12 @@ LP2P_API int64_t lp2p_now(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1;
 }
 
+LP2P__PRIV int64_t lp2p__now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 LP2P_API int64_t lp2p_deadline_in(int64_t ms) { return ms < 0 ? LP2P_FOREVER : lp2p_now() + ms; }
 
 LP2P__PRIV int lp2p__deadline_ms(int64_t deadline) {
@@ -87,6 +93,55 @@ LP2P__PRIV void *lp2p__realloc(lp2p__ctx *ctx, void *p, size_t old_n, size_t new
         lp2p__free(ctx, p, old_n);
     }
     return q;
+}
+
+/* ---- buffer cache ---- */
+LP2P__PRIV void *lp2p__cache_get(lp2p__ctx *ctx, size_t n) {
+    lp2p__cache *c = ctx->cache;
+    for (int i = c ? c->n - 1 : -1; i >= 0; i--) { /* the most recently returned first: warm */
+        if (c->slot[i].n != n) continue;
+        void *p = c->slot[i].p;
+        c->bytes -= n;
+        c->slot[i] = c->slot[--c->n];
+        return p;
+    }
+    return lp2p__alloc(ctx, n);
+}
+
+LP2P__PRIV void lp2p__cache_put(lp2p__ctx *ctx, void *p, size_t n) {
+    lp2p__cache *c = ctx->cache;
+    if (!p) return;
+    if (!c || c->n == LP2P__CACHE_SLOTS || c->bytes + n > LP2P__CACHE_BYTES) {
+        lp2p__free(ctx, p, n);
+        return;
+    }
+    c->slot[c->n].p = p, c->slot[c->n].n = n, c->slot[c->n].round = c->round;
+    c->n++;
+    c->bytes += n;
+}
+
+LP2P__PRIV void lp2p__cache_trim(lp2p__ctx *ctx) {
+    lp2p__cache *c = ctx->cache;
+    if (!c) return;
+    c->round++;
+    for (int i = 0; i < c->n;) {
+        if (c->round - c->slot[i].round < 2) { /* put back during the last interval: keep */
+            i++;
+            continue;
+        }
+        c->bytes -= c->slot[i].n;
+        lp2p__free(ctx, c->slot[i].p, c->slot[i].n);
+        c->slot[i] = c->slot[--c->n];
+    }
+}
+
+LP2P__PRIV void lp2p__cache_drain(lp2p__ctx *ctx) {
+    lp2p__cache *c = ctx->cache;
+    while (c && c->n) {
+        c->n--;
+        lp2p__free(ctx, c->slot[c->n].p, c->slot[c->n].n);
+    }
+    if (c) c->bytes = 0;
 }
 
 LP2P__PRIV char *lp2p__strdup(lp2p__ctx *ctx, const char *s) {

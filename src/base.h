@@ -40,12 +40,30 @@
 #define LP2P__MAX(a, b) ((a) > (b) ? (a) : (b))
 #define LP2P__COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+/* ---- buffer cache: big buffers that connections hold only while data is in flight -------- *
+ * (yamux write batches, Noise frames). Freed ones are kept for reuse, so a busy connection does
+ * not call the allocator per batch; the owner trims the cache periodically so an idle host
+ * keeps none. Bounded: LP2P__CACHE_SLOTS buffers and LP2P__CACHE_BYTES in all. */
+#define LP2P__CACHE_SLOTS 16
+#define LP2P__CACHE_BYTES (4u << 20)
+typedef struct lp2p__cache {
+    struct {
+        void *p;
+        size_t n;
+        uint32_t round; /* trim round when it was put back */
+    } slot[LP2P__CACHE_SLOTS];
+    int n;
+    size_t bytes;
+    uint32_t round;
+} lp2p__cache;
+
 /* ---- context: allocator + logger shared by every layer of one host ------------------- */
 typedef struct lp2p__ctx {
     lp2p_allocator alloc; /* always both set (defaults resolved) */
     lp2p_logger logger;   /* func may be NULL: silent */
     lp2p_log_level level; /* messages above this level are dropped */
     int in_logger;        /* re-entrancy guard: blocking calls inside the logger fail */
+    lp2p__cache *cache;   /* NULL: lp2p__cache_get/put are plain alloc/free */
 } lp2p__ctx;
 
 /* Fill ctx from a (possibly zero) allocator/logger/level. */
@@ -58,6 +76,14 @@ LP2P__PRIV void *lp2p__zalloc(lp2p__ctx *ctx, size_t n);
 LP2P__PRIV void lp2p__free(lp2p__ctx *ctx, void *p, size_t n);
 /* Resize: returns the new pointer or NULL (old block untouched on failure). */
 LP2P__PRIV void *lp2p__realloc(lp2p__ctx *ctx, void *p, size_t old_n, size_t new_n);
+/* A buffer of exactly n bytes (contents undefined) from ctx->cache, else allocated; give it
+ * back with lp2p__cache_put(ctx, p, n). NULL on failure. */
+LP2P__PRIV void *lp2p__cache_get(lp2p__ctx *ctx, size_t n);
+LP2P__PRIV void lp2p__cache_put(lp2p__ctx *ctx, void *p, size_t n);
+/* Free cached buffers not reused since the previous call (call it about once a second). */
+LP2P__PRIV void lp2p__cache_trim(lp2p__ctx *ctx);
+/* Free every cached buffer (before the cache or the allocator goes away). */
+LP2P__PRIV void lp2p__cache_drain(lp2p__ctx *ctx);
 /* Duplicate a NUL-terminated string; free with lp2p__strfree. */
 LP2P__PRIV char *lp2p__strdup(lp2p__ctx *ctx, const char *s);
 LP2P__PRIV void lp2p__strfree(lp2p__ctx *ctx, char *s);
@@ -117,7 +143,9 @@ LP2P__PRIV ptrdiff_t lp2p__hex_enc(const uint8_t *in, size_t n, char *out, size_
 LP2P__PRIV ptrdiff_t lp2p__hex_dec(const char *in, size_t n, uint8_t *out, size_t cap);
 
 /* ---- clock ------------------------------------------------------------------------------- */
-/* lp2p_now() is public. Deadline helpers: */
+/* lp2p_now() is public (ms). A monotonic clock in microseconds, for RTTs: */
+LP2P__PRIV int64_t lp2p__now_us(void);
+/* Deadline helpers: */
 /* ms left until deadline for a poll-style timeout: -1 forever, 0 expired/NOWAIT, else >= 1 */
 LP2P__PRIV int lp2p__deadline_ms(int64_t deadline);
 /* the earlier of two deadlines (LP2P_FOREVER is the latest) */

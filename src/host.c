@@ -38,7 +38,10 @@ LP2P__PRIV void lp2p__host_emit(lp2p_host *h, lp2p_event_type type, const lp2p_p
     int cap = h->cfg.event_queue_size;
     if (h->ev_count == cap) { /* full: drop the oldest (a stream event's stream is reset) */
         lp2p__event_slot *old = &h->events[h->ev_head];
-        LP2P__WARN(&h->ctx, LP2P_ERR_LIMIT, "event_queue_size=%d reached: dropping the oldest event", cap);
+        /* an app that never reads events (lp2p_host_run with handlers) loses nothing it wanted;
+         * warn only when it does read them, or when an inbound stream is dropped */
+        if (h->ev_read || old->ev.stream)
+            LP2P__WARN(&h->ctx, LP2P_ERR_LIMIT, "event_queue_size=%d reached: dropping the oldest event", cap);
         if (old->ev.stream) lp2p_stream_reset(old->ev.stream);
         lp2p__event_slot_clear(h, old);
         h->ev_head = (h->ev_head + 1) % cap;
@@ -56,6 +59,7 @@ LP2P__PRIV void lp2p__host_emit(lp2p_host *h, lp2p_event_type type, const lp2p_p
 }
 
 LP2P_API bool lp2p_host_next_event(lp2p_host *h, lp2p_event *ev) {
+    h->ev_read = true;
     lp2p__event_slot_clear(h, &h->ev_out);
     if (h->ev_count == 0) return false;
     h->ev_out = h->events[h->ev_head];
@@ -97,7 +101,11 @@ LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
 static void lp2p__housekeeping_task(void *arg) {
     lp2p_host *h = (lp2p_host *)arg;
-    while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) lp2p__swarm_reap(h);
+    while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) {
+        lp2p__swarm_reap(h);
+        lp2p__sched_trim(h->sched); /* idle connections keep only the stack pages they use */
+        lp2p__cache_trim(&h->ctx);  /* and buffers nobody reused for a second go back */
+    }
 }
 
 LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
@@ -111,6 +119,7 @@ LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
     lp2p_host *h = (lp2p_host *)lp2p__zalloc(&ctx, sizeof *h);
     if (!h) return LP2P_ERR_NOMEM;
     h->ctx = ctx;
+    h->ctx.cache = &h->cache;
     h->cfg = *cfg;
     lp2p__config_resolve(&h->cfg);
     memset(h->cfg.listen_addrs, 0, sizeof h->cfg.listen_addrs); /* not kept: caller's strings */
@@ -174,6 +183,7 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
         lp2p__free(&h->ctx, d, sizeof *d);
     }
     lp2p__identify_free(h);
+    lp2p__perf_free(h);
     while (h->handlers) {
         lp2p__handler *x = h->handlers;
         h->handlers = x->next;
@@ -193,6 +203,7 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
     lp2p__buf_free(&h->ctx, &h->info_text);
     lp2p__strfree(&h->ctx, h->agent_version);
     memset(&h->identity, 0, sizeof h->identity);
+    lp2p__cache_drain(&h->ctx);
     lp2p__ctx ctx = h->ctx;
     lp2p__free(&ctx, h, sizeof *h);
 }

@@ -23,8 +23,8 @@ typedef struct lp2p__peer_addr {
 
 typedef struct lp2p__peer {
     lp2p_peer_id id;
-    lp2p__peer_addr addrs[LP2P__MAX_PEER_ADDRS];
-    int n_addrs;
+    lp2p__peer_addr *addrs; /* n_addrs used of cap_addrs (<= LP2P__MAX_PEER_ADDRS), grown on demand */
+    int n_addrs, cap_addrs;
     uint8_t *pubkey; /* serialized PublicKey, or NULL */
     size_t pubkey_len;
     char **protocols; /* from identify */
@@ -101,9 +101,11 @@ typedef struct lp2p__event_slot {
 } lp2p__event_slot;
 
 typedef struct lp2p__identify lp2p__identify; /* identify.c */
+typedef struct lp2p__perf lp2p__perf;         /* perf.c */
 
 struct lp2p_host {
     lp2p__ctx ctx;
+    lp2p__cache cache; /* ctx.cache: big connection buffers between uses */
     lp2p__sched *sched;
     lp2p__identity identity;
     lp2p_config cfg; /* resolved: every zero replaced by its default */
@@ -122,8 +124,10 @@ struct lp2p_host {
     lp2p__notifee *notifees;
     lp2p__event_slot *events; /* ring */
     int ev_head, ev_count;
+    bool ev_read; /* the app has called lp2p_host_next_event: it wants the events */
     lp2p__event_slot ev_out;  /* the slot handed out by next_event (strings live until next call) */
     lp2p__identify *identify;
+    lp2p__perf *perf;         /* NULL until perf is served or run */
     lp2p__buf info_text; /* lp2p_host_peer_info's strings */
     bool freeing;
 };
@@ -166,5 +170,6 @@ LP2P__PRIV void lp2p__identify_free(lp2p_host *h);
 /* Push our identify to every connection (addresses or protocols changed). */
 LP2P__PRIV void lp2p__identify_push_all(lp2p_host *h);
 LP2P__PRIV int lp2p__ping_init(lp2p_host *h);
+LP2P__PRIV void lp2p__perf_free(lp2p_host *h); /* after the scheduler is gone */
 
 #endif

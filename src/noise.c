@@ -11,6 +11,11 @@
  *     over "noise-libp2p-static-key:" || static key, the peer ID check, early muxer negotiation;
  *  3. the secure pipe: frames of u16 BE length || ciphertext (<= 65535 bytes, 65519 plaintext),
  *     k1 initiator->responder, k2 responder->initiator, little-endian 64-bit nonces.
+ *     Reads go ahead (several frames per syscall); a frame's tag is checked, then each read
+ *     decrypts the bytes it takes straight into the caller's buffer. Writes seal straight from
+ *     the caller's buffers (writev: a muxer's headers and the application's bytes where they
+ *     lie). Memory: the read-ahead and the sealed-frame batch come from the host's buffer cache
+ *     only while bytes are buffered or a write runs: an idle secure pipe holds neither.
  * Depends on: noise.h (pipe.h, crypto.h). */
 #include "noise.h"
 
@@ -22,11 +27,13 @@
 #define LP2P__NOISE_MAX_REMOTE_MUXERS 32 /* a longer remote list is ignored, like go (its cap: 100) */
 #define LP2P__NOISE_PAYLOAD_MAX 1024   /* our own handshake payload */
 #define LP2P__NOISE_WBATCH (4 * (LP2P__NOISE_MAX_PLAINTEXT)) /* plaintext bytes per raw write */
-#define LP2P__NOISE_IOV_MAX 64 /* buffers one writev takes */
-#define LP2P__NOISE_RINL 512    /* inline receive buffer */
-#define LP2P__NOISE_WINL 256    /* inline send buffer */
-#define LP2P__NOISE_SMALL 4096  /* heap buffers up to this size are given back when empty */
-#define LP2P__NOISE_RBUF_BIG (4 * (LP2P__NOISE_MAX_MSG + 2)) /* read-ahead once full frames arrive */
+#define LP2P__NOISE_WBUF (LP2P__NOISE_WBATCH + 4 * (2 + LP2P__NOISE_TAG)) /* its sealed frames */
+#define LP2P__NOISE_WSMALL 1024 /* sealed writes up to this go through the stack, not the cache */
+#define LP2P__NOISE_IOV_MAX 64  /* buffers one writev takes */
+#define LP2P__NOISE_RINL 64     /* inline receive buffer: where an idle pipe waits */
+#define LP2P__NOISE_RSMALL 4096 /* read-ahead while frames are small */
+#define LP2P__NOISE_RBIG LP2P__NOISE_WBUF /* read-ahead once a big frame arrives: four full frames
+                                           * (the same size as the write batch: one cache class) */
 
 /* Test hook: when set, supplies the X25519 private keys lp2p__noise_handshake would draw from
  * the CSPRNG (which: 0 = static, 1 = ephemeral), for known-answer tests. NULL in production. */
@@ -204,22 +211,25 @@ typedef struct lp2p__noise_pipe {
     uint64_t n_send, n_recv;
     int err;  /* sticky, both directions: decrypt failure, truncated frame */
     int werr; /* sticky, writes only: a raw write failed mid-frame */
-    /* receive buffer: raw bytes read ahead at [rpos, rend). A complete frame's tag is checked
-     * first, then its ciphertext stays where it is and every read decrypts the range it takes
-     * straight into the caller's buffer: [poff, poff + plen) is the part not yet returned,
-     * pdone bytes into the frame with nonce pnonce, always before rpos. The buffer grows on
-     * demand: a connection that only ever sees small frames keeps a small buffer, one that
-     * sees full frames reads up to LP2P__NOISE_RBUF_BIG bytes (several frames) per syscall. */
+    /* Receive: raw bytes read ahead at [rpos, rend) of rbuf, so one syscall brings several
+     * frames. A complete frame's tag is checked first; its ciphertext then stays where it is
+     * and every read decrypts the range it takes straight into the caller's buffer: [poff,
+     * poff + plen) is the part not yet returned, pdone bytes into the frame with nonce pnonce.
+     * rbuf is rinl while nothing is buffered (an idle pipe waits there, holding no heap
+     * buffer), else a buffer from the host cache: LP2P__NOISE_RSMALL bytes for small frames,
+     * LP2P__NOISE_RBIG (four full frames) once a big one arrives. */
     uint8_t *rbuf;
     size_t rcap, rpos, rend;
     size_t poff, plen, pdone;
     uint64_t pnonce;
-    uint8_t *wbuf; /* sealed-frame batch: winl, or a heap buffer while writes are big */
-    size_t wcap;
-    /* Small frames (pings, window updates, identify) live in these, so a quiet connection
-     * holds no heap buffer: a small heap buffer goes back whenever it is empty. */
-    uint8_t rinl[LP2P__NOISE_RINL], winl[LP2P__NOISE_WINL];
+    uint8_t rinl[LP2P__NOISE_RINL];
 } lp2p__noise_pipe;
+
+/* Back to the inline buffer (only when nothing is buffered): the cache buffer goes back. */
+static void lp2p__noise_rbuf_release(lp2p__noise_pipe *np) {
+    if (np->rbuf != np->rinl) lp2p__cache_put(np->ctx, np->rbuf, np->rcap);
+    np->rbuf = np->rinl, np->rcap = sizeof np->rinl, np->rpos = np->rend = 0;
+}
 
 static ptrdiff_t lp2p__noise_copy_out(lp2p__noise_pipe *np, void *buf, size_t cap) {
     size_t n = LP2P__MIN(cap, np->plen);
@@ -229,8 +239,8 @@ static ptrdiff_t lp2p__noise_copy_out(lp2p__noise_pipe *np, void *buf, size_t ca
     return (ptrdiff_t)n;
 }
 
-/* Room for `want` raw bytes from rpos on: move the unread bytes to the front (no plaintext is
- * pending when this runs) and grow the buffer if it is still too small. */
+/* Room for `want` raw bytes from rpos on (no plaintext is pending when this runs): move the
+ * unread bytes to the front, or move them into a bigger buffer from the cache. */
 static int lp2p__noise_rbuf_room(lp2p__noise_pipe *np, size_t want) {
     size_t avail = np->rend - np->rpos;
     if (np->rcap - np->rpos >= want) return LP2P_OK;
@@ -239,11 +249,11 @@ static int lp2p__noise_rbuf_room(lp2p__noise_pipe *np, size_t want) {
         np->rpos = 0, np->rend = avail;
         return LP2P_OK;
     }
-    size_t cap = want <= LP2P__NOISE_SMALL ? LP2P__NOISE_SMALL : want <= LP2P__NOISE_RBUF_BIG ? LP2P__NOISE_RBUF_BIG : want;
-    uint8_t *nb = (uint8_t *)lp2p__alloc(np->ctx, cap);
+    size_t cap = want <= LP2P__NOISE_RSMALL ? LP2P__NOISE_RSMALL : LP2P__NOISE_RBIG;
+    uint8_t *nb = (uint8_t *)lp2p__cache_get(np->ctx, cap);
     if (!nb) return LP2P_ERR_NOMEM;
     if (avail) memcpy(nb, np->rbuf + np->rpos, avail);
-    if (np->rbuf != np->rinl) lp2p__free(np->ctx, np->rbuf, np->rcap);
+    if (np->rbuf != np->rinl) lp2p__cache_put(np->ctx, np->rbuf, np->rcap);
     np->rbuf = nb, np->rcap = cap, np->rpos = 0, np->rend = avail;
     return LP2P_OK;
 }
@@ -264,16 +274,21 @@ static ptrdiff_t lp2p__noise_open_frame(lp2p__noise_pipe *np, size_t flen) {
     return (ptrdiff_t)np->plen;
 }
 
-/* Read ahead: as many raw bytes as fit (at least one more), so one syscall brings several
- * frames. 1 = got bytes, 0 = clean EOF between frames, < 0 error (timeout/cancel: resumable). */
+/* Read ahead: as many raw bytes as fit (at least one more). An empty cache buffer is kept
+ * only if the read needs no wait: a busy pipe reuses it, a pipe about to wait gives it back
+ * first. 1 = got bytes, 0 = clean EOF between frames, < 0 error (timeout/cancel: resumable). */
 static int lp2p__noise_fill(lp2p__noise_pipe *np, size_t want, int64_t deadline) {
-    if (np->rpos == np->rend && np->rbuf != np->rinl && np->rcap <= LP2P__NOISE_SMALL) {
-        lp2p__free(np->ctx, np->rbuf, np->rcap); /* empty and small: wait in the inline buffer */
-        np->rbuf = np->rinl, np->rcap = sizeof np->rinl, np->rpos = np->rend = 0;
+    ptrdiff_t r = LP2P_ERR_TIMEOUT;
+    if (np->rpos == np->rend && np->rbuf != np->rinl) {
+        np->rpos = np->rend = 0;
+        r = lp2p__pipe_read(np->raw, np->rbuf, np->rcap, LP2P_NOWAIT);
+        if (r == LP2P_ERR_TIMEOUT) lp2p__noise_rbuf_release(np);
     }
-    int rc = lp2p__noise_rbuf_room(np, want);
-    if (rc) return rc;
-    ptrdiff_t r = lp2p__pipe_read(np->raw, np->rbuf + np->rend, np->rcap - np->rend, deadline);
+    if (r == LP2P_ERR_TIMEOUT) {
+        int rc = lp2p__noise_rbuf_room(np, want);
+        if (rc) return rc;
+        r = lp2p__pipe_read(np->raw, np->rbuf + np->rend, np->rcap - np->rend, deadline);
+    }
     if (r < 0) return (int)r;
     if (r == 0) return np->rend == np->rpos ? 0 : (np->err = LP2P_ERR_EOF);
     np->rend += (size_t)r;
@@ -304,73 +319,13 @@ static ptrdiff_t lp2p__noise_read(lp2p__pipe *p, void *buf, size_t cap, int64_t 
     }
 }
 
-static int lp2p__noise_wbuf_reserve(lp2p__noise_pipe *np, size_t need) {
-    if (np->wcap >= need) return LP2P_OK;
-    size_t cap = LP2P__MAX(need, np->wcap * 2);
-    uint8_t *nb = (uint8_t *)lp2p__alloc(np->ctx, cap);
-    if (!nb) return LP2P_ERR_NOMEM;
-    if (np->wbuf != np->winl) lp2p__free(np->ctx, np->wbuf, np->wcap);
-    np->wbuf = nb, np->wcap = cap;
-    return LP2P_OK;
-}
-
-/* After a raw write: a small heap batch buffer goes back (big ones stay for the next burst). */
-static void lp2p__noise_wbuf_done(lp2p__noise_pipe *np) {
-    if (np->wbuf != np->winl && np->wcap <= LP2P__NOISE_SMALL) {
-        lp2p__free(np->ctx, np->wbuf, np->wcap);
-        np->wbuf = np->winl, np->wcap = sizeof np->winl;
-    }
-}
-
-static int lp2p__noise_write(lp2p__pipe *p, const void *buf, size_t len, int64_t deadline) {
-    lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
-    const uint8_t *src = (const uint8_t *)buf;
-    if (np->err) return np->err;
-    if (np->werr) return np->werr;
-    while (len > 0) {
-        /* seal up to LP2P__NOISE_WBATCH plaintext bytes as frames straight from the caller's
-         * buffer into wbuf (no intermediate copy), then hand them to raw in one write */
-        size_t batch = LP2P__MIN(len, (size_t)LP2P__NOISE_WBATCH);
-        size_t frames = (batch + LP2P__NOISE_MAX_PLAINTEXT - 1) / LP2P__NOISE_MAX_PLAINTEXT;
-        size_t off = 0;
-        int rc = lp2p__noise_wbuf_reserve(np, batch + frames * (2 + LP2P__NOISE_TAG));
-        if (rc) return rc;
-        /* nonce 2^64-1 is reserved (Noise §5.1): the last frame may use 2^64-2 */
-        if (frames > UINT64_MAX - np->n_send) return np->werr = LP2P_ERR_LIMIT;
-        for (size_t done = 0; done < batch;) {
-            size_t c = LP2P__MIN(batch - done, (size_t)LP2P__NOISE_MAX_PLAINTEXT);
-            lp2p__put_be16(np->wbuf + off, (uint16_t)(c + LP2P__NOISE_TAG));
-            lp2p__aead_seal(np->k_send, np->n_send++, NULL, 0, src + done, c, np->wbuf + off + 2);
-            off += 2 + c + LP2P__NOISE_TAG, done += c;
-        }
-        rc = lp2p__pipe_write(np->raw, np->wbuf, off, deadline);
-        lp2p__noise_wbuf_done(np);
-        if (rc) return np->werr = rc; /* an unknown prefix went out: the stream is desynced */
-        src += batch, len -= batch;
-    }
-    return LP2P_OK;
-}
-
-/* Seal the concatenation of the iov buffers as frames of <= 65519 bytes, each sealed from
- * the buffers where they lie (lp2p__aead_seal_gather), all into wbuf before the one raw write:
- * the pipe contract lets the owners reuse the buffers once we may wait. At most
- * LP2P__NOISE_IOV_MAX buffers. */
-static int lp2p__noise_writev(lp2p__pipe *p, const lp2p__iov *iov, int n, int64_t deadline) {
-    lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
+/* Seal `total` plaintext bytes, the concatenation of n buffers, as frames of <= 65519 bytes
+ * into out, each sealed from the buffers where they lie (lp2p__aead_seal_gather). Returns the
+ * sealed length. */
+static size_t lp2p__noise_seal_iov(lp2p__noise_pipe *np, const lp2p__iov *iov, int n, uint8_t *out) {
     const uint8_t *seg[LP2P__NOISE_IOV_MAX];
-    size_t len[LP2P__NOISE_IOV_MAX], total = 0, off = 0;
-    if (np->err) return np->err;
-    if (np->werr) return np->werr;
-    if (n < 0 || n > LP2P__NOISE_IOV_MAX) return LP2P_ERR_INVALID;
-    for (int i = 0; i < n; i++) total += iov[i].n;
-    if (!total) return LP2P_OK;
-    size_t frames = (total + LP2P__NOISE_MAX_PLAINTEXT - 1) / LP2P__NOISE_MAX_PLAINTEXT;
-    int rc = lp2p__noise_wbuf_reserve(np, total + frames * (2 + LP2P__NOISE_TAG));
-    if (rc) return rc;
-    if (frames > UINT64_MAX - np->n_send) return np->werr = LP2P_ERR_LIMIT;
-    int i = 0;
-    size_t used = 0; /* bytes of iov[i] already sealed */
-    while (i < n) {
+    size_t len[LP2P__NOISE_IOV_MAX], off = 0, used = 0; /* used: bytes of iov[i] already sealed */
+    for (int i = 0; i < n;) {
         int k = 0;
         size_t c = 0;
         while (i < n && c < LP2P__NOISE_MAX_PLAINTEXT) {
@@ -380,14 +335,61 @@ static int lp2p__noise_writev(lp2p__pipe *p, const lp2p__iov *iov, int n, int64_
             if (used == iov[i].n) i++, used = 0;
         }
         if (!c) break;
-        lp2p__put_be16(np->wbuf + off, (uint16_t)(c + LP2P__NOISE_TAG));
-        lp2p__aead_seal_gather(np->k_send, np->n_send++, seg, len, k, np->wbuf + off + 2);
+        lp2p__put_be16(out + off, (uint16_t)(c + LP2P__NOISE_TAG));
+        lp2p__aead_seal_gather(np->k_send, np->n_send++, seg, len, k, out + off + 2);
         off += 2 + c + LP2P__NOISE_TAG;
     }
-    rc = lp2p__pipe_write(np->raw, np->wbuf, off, deadline);
-    lp2p__noise_wbuf_done(np);
-    if (rc) return np->werr = rc; /* an unknown prefix went out: the stream is desynced */
-    return LP2P_OK;
+    return off;
+}
+
+/* Up to LP2P__NOISE_WBATCH plaintext bytes from n buffers: sealed into the caller's stack
+ * buffer (LP2P__NOISE_WSMALL bytes) if they fit, else a cache buffer, then handed to raw in
+ * one write. */
+static int lp2p__noise_write_batch(lp2p__noise_pipe *np, const lp2p__iov *iov, int n, size_t total, uint8_t *small,
+                                   int64_t deadline) {
+    uint8_t *out = small;
+    size_t frames = (total + LP2P__NOISE_MAX_PLAINTEXT - 1) / LP2P__NOISE_MAX_PLAINTEXT;
+    /* nonce 2^64-1 is reserved (Noise §5.1): the last frame may use 2^64-2 */
+    if (frames > UINT64_MAX - np->n_send) return np->werr = LP2P_ERR_LIMIT;
+    if (total + frames * (2 + LP2P__NOISE_TAG) > LP2P__NOISE_WSMALL &&
+        !(out = (uint8_t *)lp2p__cache_get(np->ctx, LP2P__NOISE_WBUF)))
+        return LP2P_ERR_NOMEM;
+    size_t off = lp2p__noise_seal_iov(np, iov, n, out);
+    int rc = lp2p__pipe_write(np->raw, out, off, deadline);
+    if (out != small) lp2p__cache_put(np->ctx, out, LP2P__NOISE_WBUF);
+    return rc ? (np->werr = rc) : LP2P_OK; /* an unknown prefix went out: the stream is desynced */
+}
+
+static int lp2p__noise_write(lp2p__pipe *p, const void *buf, size_t len, int64_t deadline) {
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
+    const uint8_t *src = (const uint8_t *)buf;
+    uint8_t small[LP2P__NOISE_WSMALL];
+    int rc = LP2P_OK;
+    if (np->err) return np->err;
+    if (np->werr) return np->werr;
+    while (len > 0 && rc == LP2P_OK) {
+        size_t batch = LP2P__MIN(len, (size_t)LP2P__NOISE_WBATCH);
+        lp2p__iov one = {src, batch};
+        rc = lp2p__noise_write_batch(np, &one, 1, batch, small, deadline);
+        src += batch, len -= batch;
+    }
+    return rc;
+}
+
+/* The muxer's frame headers and the application's bytes, sealed where they lie: no copy into
+ * a staging buffer. Everything is sealed before the one raw write (pipe.h: the owners may
+ * reuse the buffers once we can wait), so at most LP2P__NOISE_WBATCH bytes in
+ * LP2P__NOISE_IOV_MAX buffers. */
+static int lp2p__noise_writev(lp2p__pipe *p, const lp2p__iov *iov, int n, int64_t deadline) {
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
+    uint8_t small[LP2P__NOISE_WSMALL];
+    size_t total = 0;
+    if (np->err) return np->err;
+    if (np->werr) return np->werr;
+    if (n < 0 || n > LP2P__NOISE_IOV_MAX) return LP2P_ERR_INVALID;
+    for (int i = 0; i < n; i++) total += iov[i].n;
+    if (total > LP2P__NOISE_WBATCH) return LP2P_ERR_INVALID;
+    return total ? lp2p__noise_write_batch(np, iov, n, total, small, deadline) : LP2P_OK;
 }
 
 static int lp2p__noise_close_write(lp2p__pipe *p) {
@@ -398,8 +400,7 @@ static int lp2p__noise_close_write(lp2p__pipe *p) {
 static void lp2p__noise_pipe_free(lp2p__noise_pipe *np) {
     lp2p__noise_wipe(np->k_send, 32);
     lp2p__noise_wipe(np->k_recv, 32);
-    if (np->wbuf != np->winl) lp2p__free(np->ctx, np->wbuf, np->wcap);
-    if (np->rbuf != np->rinl) lp2p__free(np->ctx, np->rbuf, np->rcap);
+    lp2p__noise_rbuf_release(np);
     lp2p__free(np->ctx, np, sizeof *np);
 }
 
@@ -427,7 +428,6 @@ static lp2p__noise_pipe *lp2p__noise_pipe_new(lp2p__ctx *ctx, lp2p__pipe *raw) {
     np->ctx = ctx;
     np->raw = raw;
     np->rbuf = np->rinl, np->rcap = sizeof np->rinl;
-    np->wbuf = np->winl, np->wcap = sizeof np->winl;
     return np;
 }
 
@@ -545,7 +545,8 @@ static size_t lp2p__noise_payload_build(const lp2p__identity *self, const uint8_
 typedef struct lp2p__noise_run {
     lp2p__ctx *ctx;
     lp2p__pipe *raw;
-    lp2p__noise_pipe *np; /* its rbuf receives handshake messages */
+    lp2p__noise_pipe *np;
+    uint8_t *msg; /* LP2P__NOISE_MAX_MSG bytes from the cache: the peer's handshake messages */
     lp2p__noise_hs hs;
     const lp2p__identity *self;
     const lp2p_peer_id *expected;
@@ -566,17 +567,16 @@ static int lp2p__noise_send(lp2p__noise_run *r, const uint8_t *payload, size_t n
     return rc;
 }
 
-/* Read and process the peer's next message; *payload points into rbuf. */
+/* Read and process the peer's next message; *payload points into r->msg. */
 static ptrdiff_t lp2p__noise_recv(lp2p__noise_run *r, uint8_t **payload) {
     uint8_t hdr[2];
     int rc = lp2p__pipe_read_full(r->raw, hdr, 2, r->deadline);
     if (rc) return rc;
     size_t len = lp2p__be16(hdr), off = 0;
-    if ((rc = lp2p__noise_rbuf_room(r->np, len)) != 0) return rc; /* nothing is buffered yet */
-    rc = lp2p__pipe_read_full(r->raw, r->np->rbuf, len, r->deadline);
+    rc = lp2p__pipe_read_full(r->raw, r->msg, len, r->deadline);
     if (rc) return rc;
-    ptrdiff_t n = lp2p__noise_hs_read(&r->hs, r->np->rbuf, len, &off);
-    if (n >= 0) *payload = r->np->rbuf + off;
+    ptrdiff_t n = lp2p__noise_hs_read(&r->hs, r->msg, len, &off);
+    if (n >= 0) *payload = r->msg + off;
     return n;
 }
 
@@ -680,7 +680,7 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
     lp2p__noise_pipe *np = lp2p__noise_pipe_new(ctx, raw);
     lp2p__noise_run *r = (lp2p__noise_run *)lp2p__zalloc(ctx, sizeof *r);
     int rc = LP2P_ERR_NOMEM;
-    if (!tmp || !np || !r) goto done;
+    if (!tmp || !np || !r || !(r->msg = (uint8_t *)lp2p__cache_get(ctx, LP2P__NOISE_MAX_MSG))) goto done;
     /* the static key is per session (spec: SHOULD NOT be persisted) */
     for (int which = 0; which < 2; which++) {
         if (lp2p__noise_key_hook) lp2p__noise_key_hook(initiator, which, keys[which]);
@@ -705,6 +705,7 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
     }
 done:
     if (np) lp2p__noise_pipe_free(np);
+    if (r) lp2p__cache_put(ctx, r->msg, LP2P__NOISE_MAX_MSG);
     if (r) lp2p__noise_wipe(r, sizeof *r), lp2p__free(ctx, r, sizeof *r);
     lp2p__free(ctx, tmp, sizeof *tmp);
     lp2p__noise_wipe(keys, sizeof keys);

@@ -25,15 +25,15 @@ LP2P_API int lp2p_ping(lp2p_host *h, const char *peer_or_addr, int64_t deadline)
     int rc = lp2p_stream_open(h, peer_or_addr, LP2P__PING_PROTO, deadline, &s);
     if (rc) return rc;
     lp2p__random(out, sizeof out);
-    int64_t t0 = lp2p_now();
+    int64_t t0 = lp2p__now_us();
     rc = lp2p_stream_write(s, out, sizeof out, deadline);
     if (rc == LP2P_OK) rc = lp2p_stream_read_full(s, in, sizeof in, deadline);
-    int64_t rtt = lp2p_now() - t0;
+    int64_t rtt = lp2p__now_us() - t0;
     if (rc == LP2P_OK && memcmp(in, out, sizeof in) != 0) rc = LP2P_ERR_PROTOCOL;
     if (rc == LP2P_OK) {
         lp2p_stream_close_write(s);
         lp2p_stream_close(s);
-        return (int)rtt;
+        return (int)LP2P__MIN(rtt, (int64_t)INT32_MAX);
     }
     lp2p_stream_reset(s);
     return rc;

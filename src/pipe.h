@@ -33,7 +33,8 @@ typedef struct lp2p__pipe_vt {
      * concatenation of n buffers, as write would. It reads every buffer before it first
      * waits, so their owners may reuse them as soon as the calling task could run again.
      * The Noise pipe has it: a muxer passes its frame headers and the application's bytes
-     * and they are sealed where they lie. */
+     * and they are sealed where they lie (at most 64 buffers and 4 x 65,519 bytes per call,
+     * else ERR_INVALID). */
     int (*writev)(lp2p__pipe *p, const lp2p__iov *iov, int n, int64_t deadline);
 } lp2p__pipe_vt;
 

@@ -16,6 +16,12 @@
  * stack) and at most one timer; lp2p__waiter_fire() is the only way out of a park, so a wake,
  * a timeout, a cancel and an fd close can never both happen.
  *
+ * Memory: a stack costs only the pages its tasks touched, but a pooled stack keeps the pages of
+ * every task that used it, and a parked task keeps those of its deepest call. lp2p__sched_trim
+ * (run about once a second by the host) gives back, with madvise(MADV_DONTNEED), the pages
+ * below the stack pointer of tasks parked for a whole trim interval and all but the top page of
+ * stacks pooled that long; busy tasks and stacks are never touched, so hot paths pay nothing.
+ *
  * Limits: every guarded stack costs two memory mappings, and Linux caps mappings per process
  * at vm.max_map_count (65530 by default), so about 32 k tasks can be alive at once unless
  * that sysctl is raised. Task handles carry a 12-bit generation: a handle kept across 4096
@@ -145,6 +151,7 @@ static void lp2p__coro_init(lp2p__coro *c, void *lo, size_t size, void (*entry)(
     c->sp = f;
 }
 static inline void lp2p__coro_jump(lp2p__coro *from, lp2p__coro *to) { lp2p__coro_switch(&from->sp, to->sp); }
+static inline uintptr_t lp2p__coro_sp(const lp2p__coro *c) { return (uintptr_t)c->sp; }
 
 #elif LP2P__CORO_A64
 /* ---- 2b. aarch64 AAPCS64: x19-x30 (x29 fp, x30 lr), sp, d8-d15 ---- */
@@ -205,6 +212,7 @@ static void lp2p__coro_init(lp2p__coro *c, void *lo, size_t size, void (*entry)(
     c->sp = f;
 }
 static inline void lp2p__coro_jump(lp2p__coro *from, lp2p__coro *to) { lp2p__coro_switch(&from->sp, to->sp); }
+static inline uintptr_t lp2p__coro_sp(const lp2p__coro *c) { return (uintptr_t)c->sp; }
 
 #else
 /* ---- 2c. ucontext fallback (portable, ~30x slower: swapcontext makes a sigprocmask syscall) ---- */
@@ -223,6 +231,7 @@ static void lp2p__coro_init(lp2p__coro *c, void *lo, size_t size, void (*entry)(
                 (unsigned)(a >> 32), (unsigned)(a & 0xffffffffu));
 }
 static inline void lp2p__coro_jump(lp2p__coro *from, lp2p__coro *to) { swapcontext(&from->uc, &to->uc); }
+static inline uintptr_t lp2p__coro_sp(const lp2p__coro *c) { return (void)c, 0; } /* unknown: never trimmed */
 #endif
 
 /* ==== 3. data structures ==================================================================== */
@@ -233,7 +242,6 @@ enum { LP2P__T_FREE, LP2P__T_READY, LP2P__T_RUNNING, LP2P__T_PARKED, LP2P__T_DEA
 #define LP2P__GEN_MASK ((1u << (32 - LP2P__IDX_BITS)) - 1)
 #define LP2P__NONE UINT32_MAX
 #define LP2P__STACK_POOL 64     /* stacks kept mapped for reuse */
-#define LP2P__TRIM_MS 1000      /* period of the stack-trim sweep (lp2p__trim_sweep) */
 #define LP2P__FREE_ROUNDS 4096  /* sched_free gives up on tasks still running after this */
 #define LP2P__RD 1
 #define LP2P__WR 2
@@ -261,7 +269,7 @@ struct lp2p__task {
     int heap_idx;
     int timeout_rc; /* what a timer expiry returns: ERR_TIMEOUT, or OK for sleep */
     uint32_t idx, gen, epoch, free_next;
-    uint32_t trim_epoch; /* epoch seen by the last stack-trim sweep */
+    uint32_t run_round; /* sched trim_round when last resumed */
     uint8_t state, canceled, trimmed;
 };
 
@@ -288,8 +296,10 @@ struct lp2p__sched {
     lp2p__task **slots;
     uint32_t nslots, capslots, free_head, free_tail;
     void *pool[LP2P__STACK_POOL];
-    int npool, pool_trimmed; /* pool[0, pool_trimmed) were trimmed since they came back */
-    int64_t next_trim;       /* lp2p_now() of the next stack-trim sweep */
+    uint32_t pool_round[LP2P__STACK_POOL]; /* trim_round when pooled */
+    uint8_t pool_trimmed[LP2P__STACK_POOL];
+    int npool;
+    uint32_t trim_round;
     lp2p__task *rq_head, *rq_tail;
     lp2p__task **heap; /* min-heap on deadline; capacity >= capslots, so pushes never fail */
     int nheap;
@@ -322,10 +332,7 @@ static void lp2p__waiter_fire(lp2p__waiter *w, int rc);
 
 /* ==== 4. stacks and task records ============================================================ */
 static void *lp2p__stack_get(lp2p__sched *s) {
-    if (s->npool) {
-        if (s->pool_trimmed == s->npool) s->pool_trimmed--;
-        return s->pool[--s->npool];
-    }
+    if (s->npool) return s->pool[--s->npool];
     size_t total = s->stack_size + s->page;
     void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (p == MAP_FAILED) return NULL;
@@ -338,37 +345,25 @@ static void *lp2p__stack_get(lp2p__sched *s) {
 
 static void lp2p__stack_put(lp2p__sched *s, void *p) {
     if (!p) return;
-    if (s->npool < LP2P__STACK_POOL && !s->freeing) s->pool[s->npool++] = p;
-    else munmap(p, s->stack_size + s->page);
+    if (s->npool < LP2P__STACK_POOL && !s->freeing) {
+        s->pool_round[s->npool] = s->trim_round;
+        s->pool_trimmed[s->npool] = 0;
+        s->pool[s->npool++] = p;
+    } else munmap(p, s->stack_size + s->page);
 }
 
-/* Give the kernel back the pages of a stack below keep_from (page-rounded down). */
-static void lp2p__stack_trim(lp2p__sched *s, void *stack, uintptr_t keep_from) {
+/* Drop the pages of a stack's usable area [lo, lo + stack_size) that lie below keep_from (page
+ * rounded down): they hold nothing live. Returns the bytes advised away. */
+static size_t lp2p__stack_release_below(lp2p__sched *s, void *stack, uintptr_t keep_from) {
+#ifdef MADV_DONTNEED
     uintptr_t lo = (uintptr_t)stack + s->page, hi = keep_from & ~(uintptr_t)(s->page - 1);
-    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
-
-/* Every LP2P__TRIM_MS: a long-lived task parked on I/O (a connection's reader) keeps only the
- * stack pages it uses now, not every page some deep call once touched - pooled stacks come
- * back dirty from earlier tasks. A task still parked (not resumed) since the previous sweep
- * loses the pages below its stack pointer, once per park; pooled stacks keep their top page.
- * One madvise per stack trimmed; tasks that run often are never touched. */
-static void lp2p__trim_sweep(lp2p__sched *s) {
-#if !LP2P__CORO_UC
-    for (uint32_t i = 0; i < s->nslots; i++) {
-        lp2p__task *t = s->slots[i];
-        if (!t || t->state != LP2P__T_PARKED || !t->stack) continue;
-        if (t->trim_epoch != t->epoch) { /* resumed since the last sweep */
-            t->trim_epoch = t->epoch, t->trimmed = 0;
-            continue;
-        }
-        if (t->trimmed) continue;
-        lp2p__stack_trim(s, t->stack, (uintptr_t)t->ctx.sp - 256);
-        t->trimmed = 1;
-    }
+    if (hi > lo + s->stack_size) hi = lo + s->stack_size;
+    if (hi <= lo || madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) return 0;
+    return hi - lo;
+#else
+    (void)s, (void)stack, (void)keep_from;
+    return 0;
 #endif
-    for (; s->pool_trimmed < s->npool; s->pool_trimmed++)
-        lp2p__stack_trim(s, s->pool[s->pool_trimmed], (uintptr_t)s->pool[s->pool_trimmed] + s->stack_size);
 }
 
 static lp2p_task lp2p__handle(const lp2p__task *t) {
@@ -738,6 +733,25 @@ static int lp2p__wake_init(lp2p__sched *s) {
 /* ==== 7. scheduler ========================================================================== */
 LP2P__PRIV lp2p__ctx *lp2p__sched_ctx(lp2p__sched *s) { return s->ctx; }
 
+/* A task or pooled stack untouched since the previous call (a whole interval) is idle. */
+LP2P__PRIV size_t lp2p__sched_trim(lp2p__sched *s) {
+    size_t freed = 0;
+    s->trim_round++;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        lp2p__task *t = s->slots[i];
+        if (t->state != LP2P__T_PARKED || t->trimmed || s->trim_round - t->run_round < 2) continue;
+        uintptr_t sp = lp2p__coro_sp(&t->ctx);
+        if (sp) freed += lp2p__stack_release_below(s, t->stack, sp);
+        t->trimmed = 1;
+    }
+    for (int i = 0; i < s->npool; i++) { /* keep the top page: every task starts there */
+        if (s->pool_trimmed[i] || s->trim_round - s->pool_round[i] < 2) continue;
+        freed += lp2p__stack_release_below(s, s->pool[i], (uintptr_t)s->pool[i] + s->stack_size);
+        s->pool_trimmed[i] = 1;
+    }
+    return freed;
+}
+
 static void lp2p__tls_link(lp2p__sched *s) {
     s->towner = &lp2p__tls_scheds;
     s->tprev = NULL;
@@ -801,6 +815,8 @@ static void lp2p__resume(lp2p__sched *s, lp2p__task *t) {
     lp2p__task *prev = lp2p__tls_cur;
     t->state = LP2P__T_RUNNING;
     t->epoch = s->epoch;
+    t->run_round = s->trim_round;
+    t->trimmed = 0;
     lp2p__tls_cur = t;
     lp2p__coro_jump(&s->loop, &t->ctx);
     lp2p__tls_cur = prev;
@@ -833,11 +849,6 @@ LP2P__PRIV int lp2p__sched_poll(lp2p__sched *s, int timeout_ms) {
     int rc = lp2p__io_poll(s, to);
     lp2p__fire_timers(s);
     n += lp2p__run_ready(s);
-    int64_t now = lp2p_now();
-    if (now >= s->next_trim) {
-        s->next_trim = now + LP2P__TRIM_MS;
-        lp2p__trim_sweep(s);
-    }
     lp2p__tls_depth--;
     return rc < 0 ? rc : n;
 }

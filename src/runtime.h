@@ -49,6 +49,11 @@ LP2P__PRIV void lp2p__sched_stop(lp2p__sched *s);                          /* th
  * ERR_INVALID. Posts not yet run when the scheduler is freed are dropped. */
 LP2P__PRIV int lp2p__sched_post(lp2p__sched *s, void (*fn)(void *), void *arg);
 LP2P__PRIV lp2p__ctx *lp2p__sched_ctx(lp2p__sched *s);
+/* Return idle stack memory to the OS: for tasks parked since before the previous call, the
+ * pages below their stack pointer; for stacks pooled that long, all but the top page. Call it
+ * periodically (the host does, every second); busy tasks are not touched. Returns the bytes
+ * advised away (pages that were not resident count too). Never blocks. */
+LP2P__PRIV size_t lp2p__sched_trim(lp2p__sched *s);
 
 /* ---- tasks ---- */
 /* Start fn(arg) as a new task (runs at the next poll). Handle id 0 means failure (limit or

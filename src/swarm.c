@@ -40,7 +40,15 @@ LP2P__PRIV void lp2p__peerstore_add_addr(lp2p_host *h, const lp2p_peer_id *id, c
             (p->addrs[oldest].expires < 0 || p->addrs[i].expires < p->addrs[oldest].expires))
             oldest = i;
     }
-    if (slot < 0) slot = p->n_addrs < LP2P__MAX_PEER_ADDRS ? p->n_addrs++ : oldest;
+    if (slot < 0 && p->n_addrs == p->cap_addrs && p->cap_addrs < LP2P__MAX_PEER_ADDRS) {
+        /* most peers (dialers without listen addresses) never get one: no array for them */
+        int cap = p->cap_addrs ? LP2P__MIN(p->cap_addrs * 2, LP2P__MAX_PEER_ADDRS) : 2;
+        lp2p__peer_addr *a = (lp2p__peer_addr *)lp2p__realloc(&h->ctx, p->addrs, sizeof *a * (size_t)p->cap_addrs,
+                                                                sizeof *a * (size_t)cap);
+        if (a) p->addrs = a, p->cap_addrs = cap;
+    }
+    if (slot < 0 && p->n_addrs == 0 && p->cap_addrs == 0) return; /* out of memory: not kept */
+    if (slot < 0) slot = p->n_addrs < p->cap_addrs ? p->n_addrs++ : oldest;
     else if (p->addrs[slot].expires < 0 || (exp >= 0 && p->addrs[slot].expires > exp)) return; /* keep the longer TTL */
     p->addrs[slot].ma = base;
     p->addrs[slot].expires = exp;
@@ -61,6 +69,7 @@ LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h) {
         lp2p__peer *p = h->peers;
         h->peers = p->next;
         lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
+        lp2p__free(&h->ctx, p->addrs, sizeof *p->addrs * (size_t)p->cap_addrs);
         lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
         lp2p__strfree(&h->ctx, p->agent_version);
         lp2p__strfree(&h->ctx, p->protocol_version);

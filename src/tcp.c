@@ -118,7 +118,7 @@ typedef struct lp2p__tcp_pipe {
     bool closed;  /* released by close/reset: fd is gone */
     bool wr_shut; /* close_write done */
     uint16_t rpos, rlen;
-    uint8_t *rbuf; /* LP2P__TCP_RBUF bytes, allocated on the first small read */
+    uint8_t *rbuf; /* LP2P__TCP_RBUF bytes while it holds unread bytes or a read is in progress */
 } lp2p__tcp_pipe;
 
 static void lp2p__tcp_pipe_free(lp2p__tcp_pipe *t) {
@@ -168,6 +168,10 @@ static ptrdiff_t lp2p__tcp_read(lp2p__pipe *p, void *buf, size_t cap, int64_t de
         }
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) return lp2p__tcp_io_err(errno);
+        if (t->rbuf) { /* empty while we wait: an idle connection holds no read-ahead */
+            lp2p__free(t->ctx, t->rbuf, LP2P__TCP_RBUF);
+            t->rbuf = NULL;
+        }
         int rc = lp2p__tcp_wait(t, LP2P__IN, deadline);
         if (rc) return rc;
     }

@@ -7,8 +7,14 @@
  *   - frames for streams we already dropped are discarded, not answered (go, rust #110);
  *   - unexpected pongs are ignored (rust treats them as fatal: we never send unasked pongs).
  * Memory: a stream struct is reference counted (app handle, session table, writer's dirty
- * list, operations in progress); the session likewise (owner, its three tasks, every live
- * stream), so handles outliving the session fail cleanly instead of touching freed memory.
+ * list, operations in progress); the session likewise (owner, its tasks, every live stream),
+ * so handles outliving the session fail cleanly instead of touching freed memory. An idle
+ * session holds no big buffer and parks no writer: the writer task is started when there is
+ * something to send and ends (returning its batch buffer to the host's cache) when there is
+ * nothing left.
+ * Data path: payloads of 2 KiB or more are not copied into the writer's batch when the pipe
+ * takes buffer lists (Noise seals them where they lie); a payload for a stream whose reader
+ * is parked with nothing buffered is read straight into that reader's buffer.
  * Depends on: yamux.h (pipe.h, runtime.h). */
 #include "yamux.h"
 
@@ -26,14 +32,11 @@
 #define LP2P__Y_RST 8
 #define LP2P__Y_SPEC_WINDOW (256u * 1024)   /* every stream starts with this (spec) */
 #define LP2P__Y_WBUF (4 * 65519)            /* writer batch: four full Noise frames */
-#define LP2P__Y_WBUF_ZC 16384               /* its copied part when payloads go by writev */
-#define LP2P__Y_CTL 32                      /* queued session-level frames (pongs, refusals) */
-#define LP2P__Y_SMALL 2048                  /* payloads up to this are copied via scratch */
-#define LP2P__Y_CHUNK_SMALL 4096            /* chunk size that small payloads are packed into */
-#define LP2P__Y_CHUNK_STD 65536u           /* large payloads go into chunks of this size... */
-#define LP2P__Y_CHUNK_MIN_STD 32768u       /* ...when at least this much (smaller: exact size) */
-#define LP2P__Y_SPARES 2                   /* drained standard chunks kept for reuse, per session */
-#define LP2P__Y_SCRATCH LP2P__Y_SMALL       /* small payloads and discarded bytes pass here */
+#define LP2P__Y_CTL 256                     /* queued session-level frames (pongs, refusals) */
+#define LP2P__Y_SMALL 2048                  /* payloads up to this are copied via the stack */
+#define LP2P__Y_CHUNK_SMALL 16384           /* chunk size that small payloads are packed into */
+#define LP2P__Y_CHUNK_STD 65536u            /* large payloads are read straight into chunks of this size, */
+#define LP2P__Y_CHUNK_MIN_STD 32768u        /* from this much on (smaller: exact size); via the host cache */
 #define LP2P__Y_IOV 32                      /* buffers in one batch handed to writev */
 #define LP2P__Y_ZC_MIN 2048                 /* payloads from this size are sealed where they lie */
 #define LP2P__Y_WRITE_TIMEOUT_MS 10000      /* go-yamux ConnectionWriteTimeout */
@@ -81,8 +84,6 @@ struct lp2p__yamux {
     bool dead, owner_gone, remote_goaway, inbound_logged;
     int dead_err, goaway_send; /* goaway_send: code to send at the final flush, -1 none */
     lp2p_task reader, writer;
-    bool writing;      /* the writer task is alive (it runs only while there is work) */
-    bool flushed;      /* the final flush after the session ended is done */
     /* stream table: open addressing, linear probing, backward-shift deletion */
     lp2p__ystream **slots;
     uint32_t cap, count;
@@ -90,19 +91,19 @@ struct lp2p__yamux {
     int n_inbound, n_unacked;
     uint64_t conn_window_used;
     lp2p__ystream *dirty_head, *dirty_tail, *ready_head, *ready_tail;
-    uint8_t ctl[LP2P__Y_CTL][LP2P__Y_HDR];
-    int ctl_head, ctl_n;
-    lp2p__waitq wq_writer, wq_ctl, wq_open, wq_ping;
+    uint8_t (*ctl)[LP2P__Y_HDR]; /* ring of ctl_cap frames (<= LP2P__Y_CTL), only while some are queued */
+    int ctl_head, ctl_n, ctl_cap;
+    lp2p__waitq wq_ctl, wq_open, wq_ping;
     bool ping_send, ping_outstanding;
     uint32_t ping_id;
     uint64_t ping_round;
     int64_t ping_sent_us, ping_last_us, rtt_us;
-    int64_t ping_due_ms; /* a queued or outstanding ping without pong by then ends the session */
-    int64_t last_rx_ms, frame_deadline;
-    uint8_t *scratch; /* LP2P__Y_SCRATCH bytes, allocated at the first small payload */
-    lp2p__ychunk *spare[LP2P__Y_SPARES]; /* no malloc/free per frame on a busy stream */
-    int n_spare;
-    bool handed; /* the reader delivered straight to a parked app reader: let it run next */
+    int64_t pong_due_ms; /* while a ping is queued or outstanding: its pong is late after this */
+    int64_t last_rx_ms;  /* when the last frame header arrived */
+    bool writer_on;     /* the writer task exists */
+    bool writer_broken; /* a write failed: no more writes */
+    uint8_t *wbuf;      /* the writer's batch (LP2P__Y_WBUF bytes), only while it runs */
+    bool handed;        /* the reader delivered straight to a parked app reader: let it run next */
 };
 
 LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway);
@@ -122,12 +123,6 @@ LP2P__PRIV int lp2p__ymx_violation(lp2p__yamux *y, const char *fmt, ...) {
 }
 
 /* ---- small helpers ---------------------------------------------------------------------- */
-LP2P__PRIV int64_t lp2p__ymx_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 LP2P__PRIV void lp2p__ymx_hdr(uint8_t *p, uint8_t type, uint16_t flags, uint32_t id, uint32_t len) {
     p[0] = 0, p[1] = type;
     lp2p__put_be16(p + 2, flags);
@@ -137,21 +132,13 @@ LP2P__PRIV void lp2p__ymx_hdr(uint8_t *p, uint8_t type, uint16_t flags, uint32_t
 
 LP2P__PRIV void lp2p__ymx_writer_main(void *arg);
 LP2P__PRIV bool lp2p__ymx_spawn(lp2p__yamux *y, lp2p_task *t, void (*fn)(void *), bool pipe_user);
-LP2P__PRIV void lp2p__ymx_drop_queues(lp2p__yamux *y);
 
-/* There is something to send: the writer task runs only while there is, so an idle session
- * holds no writer stack and no batch buffer. Start it if it is not running. */
+/* There is something to send: start the writer unless it runs (it sends until nothing is
+ * left). No task means nothing can be sent: the session fails. */
 LP2P__PRIV void lp2p__ymx_wake_writer(lp2p__yamux *y) {
-    if (y->writing || y->flushed || !y->pipe) return; /* a running writer re-checks its queues */
-    if (y->dead && y->goaway_send < 0) return;
-    if (lp2p__ymx_spawn(y, &y->writer, lp2p__ymx_writer_main, true)) {
-        y->writing = true;
-        return;
-    }
-    LP2P__WARN(y->ctx, LP2P_ERR_LIMIT, "yamux: cannot start the writer task: closing session");
-    if (!y->dead) lp2p__ymx_fail(y, LP2P_ERR_LIMIT, -1);
-    y->flushed = true;
-    lp2p__ymx_drop_queues(y);
+    if (y->writer_on || y->writer_broken || !y->pipe) return;
+    y->writer_on = lp2p__ymx_spawn(y, &y->writer, lp2p__ymx_writer_main, true);
+    if (!y->writer_on && !y->dead) lp2p__ymx_fail(y, LP2P_ERR_LIMIT, -1);
 }
 
 LP2P__PRIV void lp2p__ymx_ref(lp2p__yamux *y) { y->refs++; }
@@ -160,9 +147,8 @@ LP2P__PRIV void lp2p__ymx_unref(lp2p__yamux *y) {
     if (--y->refs > 0) return;
     LP2P_ASSERT(!y->pipe && y->count == 0);
     lp2p__ctx *ctx = y->ctx;
-    while (y->n_spare) lp2p__free(ctx, y->spare[--y->n_spare], sizeof(lp2p__ychunk) + LP2P__Y_CHUNK_STD);
     lp2p__free(ctx, y->slots, (size_t)y->cap * sizeof *y->slots);
-    lp2p__free(ctx, y->scratch, LP2P__Y_SCRATCH);
+    lp2p__free(ctx, y->ctl, (size_t)y->ctl_cap * LP2P__Y_HDR);
     lp2p__free(ctx, y, sizeof *y);
 }
 
@@ -178,13 +164,17 @@ LP2P__PRIV void lp2p__ymx_task_exit(lp2p__yamux *y, bool pipe_user) {
 }
 
 /* ---- stream memory ---------------------------------------------------------------------- */
+/* Standard-size chunks go through the host's buffer cache: a busy stream does not call the
+ * allocator per frame, an idle host keeps none (the cache is trimmed). */
 LP2P__PRIV lp2p__ychunk *lp2p__ymx_chunk_new(lp2p__yamux *y, uint32_t cap) {
-    if (cap == LP2P__Y_CHUNK_STD && y->n_spare) return y->spare[--y->n_spare];
-    return (lp2p__ychunk *)lp2p__alloc(y->ctx, sizeof(lp2p__ychunk) + cap);
+    lp2p__ychunk *c = (lp2p__ychunk *)(cap == LP2P__Y_CHUNK_STD ? lp2p__cache_get(y->ctx, sizeof *c + cap)
+                                                                 : lp2p__alloc(y->ctx, sizeof *c + cap));
+    if (c) c->cap = cap;
+    return c;
 }
 
 LP2P__PRIV void lp2p__ymx_chunk_free(lp2p__yamux *y, lp2p__ychunk *c) {
-    if (c->cap == LP2P__Y_CHUNK_STD && y->n_spare < LP2P__Y_SPARES) y->spare[y->n_spare++] = c;
+    if (c->cap == LP2P__Y_CHUNK_STD) lp2p__cache_put(y->ctx, c, sizeof *c + c->cap);
     else lp2p__free(y->ctx, c, sizeof *c + c->cap);
 }
 
@@ -324,6 +314,25 @@ LP2P__PRIV void lp2p__ys_ready_remove(lp2p__ystream *st) {
     st->in_ready = false;
 }
 
+/* Room for one more queued frame: the ring doubles (from 8) up to LP2P__Y_CTL entries. */
+LP2P__PRIV int lp2p__ymx_ctl_grow(lp2p__yamux *y) {
+    if (y->ctl_n < y->ctl_cap) return LP2P_OK;
+    int cap = y->ctl_cap ? LP2P__MIN(y->ctl_cap * 2, LP2P__Y_CTL) : 8;
+    uint8_t(*ring)[LP2P__Y_HDR] = (uint8_t(*)[LP2P__Y_HDR])lp2p__alloc(y->ctx, (size_t)cap * LP2P__Y_HDR);
+    if (!ring) return LP2P_ERR_NOMEM;
+    for (int i = 0; i < y->ctl_n; i++) memcpy(ring[i], y->ctl[(y->ctl_head + i) % y->ctl_cap], LP2P__Y_HDR);
+    lp2p__free(y->ctx, y->ctl, (size_t)y->ctl_cap * LP2P__Y_HDR);
+    y->ctl = ring, y->ctl_cap = cap, y->ctl_head = 0;
+    return LP2P_OK;
+}
+
+/* The ring goes once it is empty (the writer ends with it). */
+LP2P__PRIV void lp2p__ymx_ctl_release(lp2p__yamux *y) {
+    if (y->ctl_n) return;
+    lp2p__free(y->ctx, y->ctl, (size_t)y->ctl_cap * LP2P__Y_HDR);
+    y->ctl = NULL, y->ctl_cap = 0, y->ctl_head = 0;
+}
+
 /* Queue a session-level frame. The reader waits for room (the writer drains the queue);
  * pongs are dropped instead when the queue is full, as go-yamux does. */
 LP2P__PRIV int lp2p__ymx_ctl_push(lp2p__yamux *y, uint8_t type, uint16_t flags, uint32_t id, uint32_t len, bool wait) {
@@ -333,10 +342,19 @@ LP2P__PRIV int lp2p__ymx_ctl_push(lp2p__yamux *y, uint8_t type, uint16_t flags, 
         if (rc < 0) return rc;
     }
     if (y->dead) return LP2P_ERR_CLOSED;
-    lp2p__ymx_hdr(y->ctl[(y->ctl_head + y->ctl_n) % LP2P__Y_CTL], type, flags, id, len);
+    if (lp2p__ymx_ctl_grow(y) != LP2P_OK) return wait ? LP2P_ERR_NOMEM : LP2P_ERR_LIMIT;
+    lp2p__ymx_hdr(y->ctl[(y->ctl_head + y->ctl_n) % y->ctl_cap], type, flags, id, len);
     y->ctl_n++;
     lp2p__ymx_wake_writer(y);
     return LP2P_OK;
+}
+
+/* The session is dead and no writer will send what is queued: forget it. */
+LP2P__PRIV void lp2p__ymx_drop_queued(lp2p__yamux *y) {
+    lp2p__ystream *st;
+    while ((st = lp2p__ymx_dirty_pop(y))) lp2p__ys_unref(st);
+    y->ctl_n = 0;
+    lp2p__ymx_ctl_release(y);
 }
 
 /* ---- session end ------------------------------------------------------------------------ */
@@ -370,11 +388,10 @@ LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway) {
     lp2p__waitq_wake_all(y->s, &y->wq_open);
     lp2p__waitq_wake_all(y->s, &y->wq_ping);
     lp2p__waitq_wake_all(y->s, &y->wq_ctl);
-    if (y->writing) lp2p__waitq_wake_all(y->s, &y->wq_writer);
-    else if (goaway >= 0 && y->pipe) lp2p__ymx_wake_writer(y); /* the final flush */
-    else lp2p__ymx_drop_queues(y);
     lp2p_task self = lp2p__task_self();
     if (y->reader.id && self.id != y->reader.id) lp2p__task_cancel(y->s, y->reader);
+    if (goaway >= 0) lp2p__ymx_wake_writer(y); /* the final flush */
+    if (!y->writer_on) lp2p__ymx_drop_queued(y);
     if (y->cfg.on_close) y->cfg.on_close(y->cfg.user, y, err);
     lp2p__ymx_unref(y);
 }
@@ -385,7 +402,7 @@ LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway) {
  * small for the path: double it (bounded by max_window and the session budget). */
 LP2P__PRIV uint32_t lp2p__ys_grant(lp2p__yamux *y, lp2p__ystream *st, bool tune) {
     if (st->recv_fin || st->rerr || !st->app_held) return 0;
-    int64_t now = lp2p__ymx_now_us();
+    int64_t now = lp2p__now_us();
     if (tune && y->rtt_us > 0 && now - st->last_wu_us < 4 * y->rtt_us && st->recv_max < y->cfg.max_window) {
         uint64_t grow = LP2P__MIN((uint64_t)st->recv_max * 2, (uint64_t)y->cfg.max_window) - st->recv_max;
         uint64_t left = y->cfg.max_conn_window > y->conn_window_used ? y->cfg.max_conn_window - y->conn_window_used : 0;
@@ -435,19 +452,17 @@ LP2P__PRIV size_t lp2p__ys_build_ctl(lp2p__yamux *y, lp2p__ystream *st, uint8_t 
     return LP2P__Y_HDR;
 }
 
-/* One batch of the writer task (on its stack): frames built into b (cap bytes), and for pipes
- * with writev the batch as a buffer list of b's runs and app writers' own buffers. */
+/* One batch of the writer (on its stack): frames built into y->wbuf, and for pipes with
+ * writev the batch as a list of wbuf's runs and app writers' own buffers. */
 typedef struct lp2p__ybatch {
-    uint8_t *b;
-    size_t cap;
     lp2p__iov iov[LP2P__Y_IOV];
     int niov;
-    size_t mark, ext; /* b bytes already in iov; batch bytes outside b */
+    size_t mark, ext; /* wbuf bytes already in iov; batch bytes outside wbuf */
 } lp2p__ybatch;
 
-/* Put a writer's own buffer into the batch after b[0, n) (pipes with writev only). */
-LP2P__PRIV void lp2p__ymx_batch_ext(lp2p__ybatch *bt, size_t n, const void *p, size_t k) {
-    if (n > bt->mark) bt->iov[bt->niov++] = (lp2p__iov){bt->b + bt->mark, n - bt->mark};
+/* Put a writer's own buffer into the batch after wbuf[0, n) (pipes with writev only). */
+LP2P__PRIV void lp2p__ymx_batch_ext(lp2p__yamux *y, lp2p__ybatch *bt, size_t n, const void *p, size_t k) {
+    if (n > bt->mark) bt->iov[bt->niov++] = (lp2p__iov){y->wbuf + bt->mark, n - bt->mark};
     bt->iov[bt->niov++] = (lp2p__iov){p, k};
     bt->mark = n;
     bt->ext += k;
@@ -455,29 +470,24 @@ LP2P__PRIV void lp2p__ymx_batch_ext(lp2p__ybatch *bt, size_t n, const void *p, s
 
 /* Data frames round-robin over ready streams, each <= one Noise frame with its header. When
  * the pipe takes buffer lists, payloads of LP2P__Y_ZC_MIN bytes or more are not copied: the
- * batch points into the writer's buffer, which the pipe reads before it can wait (pipe.h),
- * that is before the woken writer can run again. */
+ * batch points into the app writer's buffer, which the pipe reads before it can wait
+ * (pipe.h), that is before the woken app writer can run again. */
 LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, lp2p__ybatch *bt, size_t n) {
-    bool zc = y->pipe && y->pipe->vt->writev;
-    uint8_t *b = bt->b;
-    while (y->ready_head && LP2P__Y_WBUF - (n + bt->ext) > LP2P__Y_HDR && bt->cap - n > LP2P__Y_HDR) {
+    bool zc = y->pipe->vt->writev != NULL;
+    uint8_t *b = y->wbuf;
+    while (y->ready_head && LP2P__Y_WBUF - (n + bt->ext) > LP2P__Y_HDR) {
         lp2p__ystream *st = y->ready_head;
         size_t room = LP2P__Y_WBUF - (n + bt->ext) - LP2P__Y_HDR;
         size_t k = LP2P__MIN(LP2P__MIN(st->wlen, (size_t)st->send_window), LP2P__MIN(room, (size_t)LP2P__YAMUX_MAX_PAYLOAD));
-        bool ext = zc && k >= LP2P__Y_ZC_MIN && bt->niov + 3 <= LP2P__Y_IOV;
-        if (!ext && k > bt->cap - n - LP2P__Y_HDR) { /* copied bytes must fit b */
-            if (bt->cap - n - LP2P__Y_HDR < 4096 && k < st->wlen) break;
-            k = bt->cap - n - LP2P__Y_HDR;
-        }
         if (k == room && room < 4096 && k < st->wlen) break; /* no tiny tail fragments: next batch */
         y->ready_head = st->ready_next;
         if (!y->ready_head) y->ready_tail = NULL;
         st->in_ready = false;
         if (!k || st->werr) continue;
         lp2p__ymx_hdr(b + n, LP2P__Y_DATA, lp2p__ys_take_open_flags(st), st->id, (uint32_t)k);
-        if (ext) {
+        if (zc && k >= LP2P__Y_ZC_MIN && bt->niov + 3 <= LP2P__Y_IOV) {
             n += LP2P__Y_HDR;
-            lp2p__ymx_batch_ext(bt, n, st->wptr, k);
+            lp2p__ymx_batch_ext(y, bt, n, st->wptr, k);
         } else {
             memcpy(b + n + LP2P__Y_HDR, st->wptr, k);
             n += LP2P__Y_HDR + k;
@@ -492,64 +502,55 @@ LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, lp2p__ybatch *bt, size_t 
 /* One batch: our ping, pongs and refusals, stream control frames, then data (or, at the
  * final flush, GoAway instead of data). */
 LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, lp2p__ybatch *bt, bool final) {
-    uint8_t *b = bt->b;
+    uint8_t *b = y->wbuf;
     size_t n = 0;
     bt->niov = 0, bt->mark = 0, bt->ext = 0;
     if (y->ping_send && !final) {
         lp2p__ymx_hdr(b, LP2P__Y_PING, LP2P__Y_SYN, 0, y->ping_id);
         n += LP2P__Y_HDR;
         y->ping_send = false, y->ping_outstanding = true;
-        y->ping_sent_us = lp2p__ymx_now_us();
+        y->ping_sent_us = lp2p__now_us();
     }
     bool popped = y->ctl_n > 0;
-    for (; y->ctl_n && n + LP2P__Y_HDR <= bt->cap; y->ctl_n--) {
+    for (; y->ctl_n && n + LP2P__Y_HDR <= LP2P__Y_WBUF; y->ctl_n--) {
         memcpy(b + n, y->ctl[y->ctl_head], LP2P__Y_HDR);
-        y->ctl_head = (y->ctl_head + 1) % LP2P__Y_CTL;
+        y->ctl_head = (y->ctl_head + 1) % y->ctl_cap;
         n += LP2P__Y_HDR;
     }
     if (popped) lp2p__waitq_wake_all(y->s, &y->wq_ctl);
-    while (y->dirty_head && n + 2 * LP2P__Y_HDR <= bt->cap) {
+    while (y->dirty_head && n + 2 * LP2P__Y_HDR <= LP2P__Y_WBUF) {
         lp2p__ystream *st = lp2p__ymx_dirty_pop(y);
         n += lp2p__ys_build_ctl(y, st, b + n);
         lp2p__ys_unref(st);
     }
     if (!final) return lp2p__ymx_build_data(y, bt, n);
-    if (y->goaway_send >= 0 && n + LP2P__Y_HDR <= bt->cap) {
+    if (y->goaway_send >= 0 && n + LP2P__Y_HDR <= LP2P__Y_WBUF) {
         lp2p__ymx_hdr(b + n, LP2P__Y_GOAWAY, 0, 0, (uint32_t)y->goaway_send);
         n += LP2P__Y_HDR;
     }
     return n;
 }
 
-/* Send a built batch: b[0, n) alone, or the buffer list. */
+/* Send a built batch: wbuf[0, n) alone, or the buffer list. */
 LP2P__PRIV int lp2p__ymx_flush(lp2p__yamux *y, lp2p__ybatch *bt, size_t n, int64_t deadline) {
-    if (!bt->niov) return lp2p__pipe_write(y->pipe, bt->b, n, deadline);
-    if (n > bt->mark) bt->iov[bt->niov++] = (lp2p__iov){bt->b + bt->mark, n - bt->mark};
+    if (!bt->niov) return lp2p__pipe_write(y->pipe, y->wbuf, n, deadline);
+    if (n > bt->mark) bt->iov[bt->niov++] = (lp2p__iov){y->wbuf + bt->mark, n - bt->mark};
     return y->pipe->vt->writev(y->pipe, bt->iov, bt->niov, deadline);
-}
-
-/* Release what the writer owes nobody any more (session over, no writer to flush it). */
-LP2P__PRIV void lp2p__ymx_drop_queues(lp2p__yamux *y) {
-    lp2p__ystream *st;
-    while ((st = lp2p__ymx_dirty_pop(y))) lp2p__ys_unref(st);
-    y->ctl_n = 0;
 }
 
 LP2P__PRIV bool lp2p__ymx_writer_has_work(lp2p__yamux *y) {
     return y->ping_send || y->ctl_n || y->dirty_head || y->ready_head;
 }
 
-/* Runs while there is work (see lp2p__ymx_wake_writer); after the session ended it makes
- * the final flush (FINs, GoAway) once and releases the queues. */
+/* Runs while there is something to send (see lp2p__ymx_wake_writer), then ends. After the
+ * session died it sends the final flush once (when asked for) and drops what is left. */
 LP2P__PRIV void lp2p__ymx_writer_main(void *arg) {
     lp2p__yamux *y = (lp2p__yamux *)arg;
-    bool broken = false;
     lp2p__ybatch bt;
-    bt.cap = y->pipe && y->pipe->vt->writev ? LP2P__Y_WBUF_ZC : LP2P__Y_WBUF;
-    bt.b = (uint8_t *)lp2p__alloc(y->ctx, bt.cap);
-    if (!bt.b) {
+    y->wbuf = (uint8_t *)lp2p__cache_get(y->ctx, LP2P__Y_WBUF);
+    if (!y->wbuf) {
+        y->writer_broken = true;
         lp2p__ymx_fail(y, LP2P_ERR_NOMEM, -1);
-        broken = true;
     }
     while (!y->dead && lp2p__ymx_writer_has_work(y)) {
         size_t n = lp2p__ymx_build(y, &bt, false);
@@ -557,34 +558,36 @@ LP2P__PRIV void lp2p__ymx_writer_main(void *arg) {
         int rc = lp2p__ymx_flush(y, &bt, n, lp2p_deadline_in(LP2P__Y_WRITE_TIMEOUT_MS));
         if (rc < 0) {
             if (!y->dead) LP2P__DEBUG(y->ctx, "yamux: write failed: %s", lp2p_strerror(rc));
+            y->writer_broken = true;
             lp2p__ymx_fail(y, rc, -1);
-            broken = true;
         }
     }
-    if (y->dead && !y->flushed) {
-        y->flushed = true;
-        if (!broken && y->goaway_send >= 0 && y->pipe) {
-            size_t n = lp2p__ymx_build(y, &bt, true);
-            if (n) (void)lp2p__pipe_write(y->pipe, bt.b, n, lp2p_deadline_in(LP2P__Y_CLOSE_FLUSH_MS));
-        }
-        lp2p__ymx_drop_queues(y);
+    if (y->dead && !y->writer_broken && y->goaway_send >= 0) {
+        size_t n = lp2p__ymx_build(y, &bt, true);
+        y->goaway_send = -1; /* once */
+        if (n) (void)lp2p__pipe_write(y->pipe, y->wbuf, n, lp2p_deadline_in(LP2P__Y_CLOSE_FLUSH_MS));
     }
-    lp2p__free(y->ctx, bt.b, bt.cap);
-    y->writing = false;
+    if (y->dead) lp2p__ymx_drop_queued(y);
+    lp2p__ymx_ctl_release(y);
+    lp2p__cache_put(y->ctx, y->wbuf, LP2P__Y_WBUF);
+    y->wbuf = NULL;
+    y->writer_on = false;
     lp2p__ymx_task_exit(y, true);
 }
 
 /* ---- reader task: receiving data ---------------------------------------------------------- */
-LP2P__PRIV uint8_t *lp2p__ymx_scratch(lp2p__yamux *y) {
-    if (!y->scratch) y->scratch = (uint8_t *)lp2p__alloc(y->ctx, LP2P__Y_SCRATCH);
-    return y->scratch;
+/* Reads inside a frame: a peer that stops mid-frame for keepalive_ms + ping_timeout_ms is as
+ * dead as one that leaves a keepalive ping unanswered (its pong could only follow the frame). */
+LP2P__PRIV int64_t lp2p__ymx_body_deadline(lp2p__yamux *y) {
+    if (y->cfg.keepalive_ms <= 0) return LP2P_FOREVER;
+    return y->last_rx_ms + y->cfg.keepalive_ms + y->cfg.ping_timeout_ms;
 }
 
 LP2P__PRIV int lp2p__ymx_discard(lp2p__yamux *y, uint32_t len) {
-    if (len && !lp2p__ymx_scratch(y)) return LP2P_ERR_NOMEM;
+    uint8_t tmp[LP2P__Y_SMALL]; /* on the reader's stack: nothing per session stays allocated */
     while (len) {
-        uint32_t k = LP2P__MIN(len, (uint32_t)LP2P__Y_SCRATCH);
-        int rc = lp2p__pipe_read_full(y->pipe, y->scratch, k, y->frame_deadline);
+        uint32_t k = LP2P__MIN(len, (uint32_t)sizeof tmp);
+        int rc = lp2p__pipe_read_full(y->pipe, tmp, k, lp2p__ymx_body_deadline(y));
         if (rc < 0) return rc;
         len -= k;
     }
@@ -612,7 +615,7 @@ LP2P__PRIV int lp2p__ys_append(lp2p__ystream *st, const uint8_t *p, size_t n) {
     uint32_t cap = (uint32_t)LP2P__MAX(n, (size_t)LP2P__Y_CHUNK_SMALL);
     lp2p__ychunk *c = lp2p__ymx_chunk_new(st->y, cap);
     if (!c) return LP2P_ERR_NOMEM;
-    c->cap = cap, c->rpos = 0, c->wpos = (uint32_t)n;
+    c->rpos = 0, c->wpos = (uint32_t)n;
     memcpy(c->data, p, n);
     lp2p__ys_link(st, c);
     st->buffered += n;
@@ -645,16 +648,16 @@ LP2P__PRIV int lp2p__ys_recv_payload(lp2p__yamux *y, lp2p__ystream *st, uint32_t
     int rc = LP2P_OK;
     while (len && rc == LP2P_OK) {
         if (len <= LP2P__Y_SMALL) {
-            if (!lp2p__ymx_scratch(y)) return LP2P_ERR_NOMEM;
-            rc = lp2p__pipe_read_full(y->pipe, y->scratch, len, y->frame_deadline);
-            if (rc == LP2P_OK && lp2p__ys_wants_data(st)) rc = lp2p__ys_append(st, y->scratch, len);
+            uint8_t tmp[LP2P__Y_SMALL]; /* not the stream's chunks: the app may free them meanwhile */
+            rc = lp2p__pipe_read_full(y->pipe, tmp, len, lp2p__ymx_body_deadline(y));
+            if (rc == LP2P_OK && lp2p__ys_wants_data(st)) rc = lp2p__ys_append(st, tmp, len);
             break;
         }
         uint32_t k = LP2P__MIN(len, LP2P__Y_CHUNK_STD);
         lp2p__ychunk *c = lp2p__ymx_chunk_new(y, k >= LP2P__Y_CHUNK_MIN_STD ? LP2P__Y_CHUNK_STD : k);
         if (!c) return LP2P_ERR_NOMEM;
-        c->cap = k >= LP2P__Y_CHUNK_MIN_STD ? LP2P__Y_CHUNK_STD : k, c->rpos = 0, c->wpos = k;
-        rc = lp2p__pipe_read_full(y->pipe, c->data, k, y->frame_deadline);
+        c->rpos = 0, c->wpos = k;
+        rc = lp2p__pipe_read_full(y->pipe, c->data, k, lp2p__ymx_body_deadline(y));
         if (rc == LP2P_OK && lp2p__ys_wants_data(st)) {
             lp2p__ys_link(st, c);
             st->buffered += k;
@@ -715,7 +718,7 @@ LP2P__PRIV lp2p__ystream *lp2p__ys_new(lp2p__yamux *y, uint32_t id, bool outboun
     st->recv_max = y->cfg.init_window;
     st->recv_avail = LP2P__Y_SPEC_WINDOW; /* what the peer may send before our first update */
     st->send_window = LP2P__Y_SPEC_WINDOW;
-    st->last_wu_us = lp2p__ymx_now_us();
+    st->last_wu_us = lp2p__now_us();
     if (lp2p__ymap_put(y, st) < 0) {
         lp2p__free(y->ctx, st, sizeof *st);
         return NULL;
@@ -837,7 +840,7 @@ LP2P__PRIV void lp2p__ymx_on_ping(lp2p__yamux *y, uint16_t flags, uint32_t value
         return;
     }
     if (!(flags & LP2P__Y_ACK) || !y->ping_outstanding || value != y->ping_id) return;
-    int64_t rtt = LP2P__MAX(lp2p__ymx_now_us() - y->ping_sent_us, (int64_t)1);
+    int64_t rtt = LP2P__MAX(lp2p__now_us() - y->ping_sent_us, (int64_t)1);
     y->rtt_us = y->rtt_us ? (y->rtt_us + rtt) / 2 : rtt; /* smoothed like go-yamux */
     y->ping_last_us = rtt;
     y->ping_outstanding = false;
@@ -864,61 +867,59 @@ LP2P__PRIV int lp2p__ymx_on_frame(lp2p__yamux *y, const uint8_t *h) {
     }
 }
 
-/* ---- pings and keepalive (run by the reader task) -------------------------------------------- */
-LP2P__PRIV void lp2p__ymx_queue_ping(lp2p__yamux *y) {
+/* ---- keepalive: the reader's wait for the next frame ends when a ping is due ---------------- *
+ * No task of its own: an idle session parks only its reader. */
+LP2P__PRIV void lp2p__ymx_ping_queue(lp2p__yamux *y) {
     y->ping_id++;
     y->ping_send = true, y->ping_outstanding = false;
-    y->ping_due_ms = lp2p_now() + y->cfg.ping_timeout_ms;
+    y->pong_due_ms = lp2p_deadline_in(y->cfg.ping_timeout_ms);
     lp2p__ymx_wake_writer(y);
 }
 
-/* When the reader must look up from the pipe: the pong deadline of a ping in flight, else the
- * next keepalive ping (nothing received for keepalive_ms). Keepalive off: never. */
-LP2P__PRIV int64_t lp2p__ymx_rx_deadline(lp2p__yamux *y) {
+/* When the reader must stop waiting for a frame header: a keepalive ping is due, or a pong. */
+LP2P__PRIV int64_t lp2p__ymx_keepalive_due(lp2p__yamux *y) {
     if (y->cfg.keepalive_ms <= 0) return LP2P_FOREVER;
-    if (y->ping_send || y->ping_outstanding) return y->ping_due_ms;
+    if (y->ping_send || y->ping_outstanding) return y->pong_due_ms;
     return y->last_rx_ms + y->cfg.keepalive_ms;
 }
 
-/* The reader's wait ran out: a ping got no pong in time (ERR_TIMEOUT ends the session), or it
- * is time for a keepalive ping. */
-LP2P__PRIV int lp2p__ymx_keepalive_tick(lp2p__yamux *y) {
+/* That time came: ping if nothing was received for keepalive_ms; a ping without pong for
+ * ping_timeout_ms ends the session (ERR_TIMEOUT). */
+LP2P__PRIV int lp2p__ymx_keepalive(lp2p__yamux *y) {
     int64_t now = lp2p_now();
     if (y->ping_send || y->ping_outstanding) {
-        if (now < y->ping_due_ms) return LP2P_OK;
+        if (now < y->pong_due_ms) return LP2P_OK;
         LP2P__WARN(y->ctx, LP2P_ERR_TIMEOUT, "yamux: no pong within ping_timeout_ms (%d ms): closing session",
                    y->cfg.ping_timeout_ms);
         return LP2P_ERR_TIMEOUT;
     }
-    if (now >= y->last_rx_ms + y->cfg.keepalive_ms) lp2p__ymx_queue_ping(y);
+    if (now >= y->last_rx_ms + y->cfg.keepalive_ms) lp2p__ymx_ping_queue(y);
     return LP2P_OK;
 }
 
-/* The reader: frames in, dispatched; between frames it also keeps the session alive, so an
- * idle session is this one parked task. Bytes of a frame must keep coming: a frame not
- * complete within keepalive_ms + ping_timeout_ms of its header ends the session (the same
- * bound as a keepalive ping that cannot be answered). */
+/* One frame header, possibly over several reads (a keepalive deadline may cut a read short). */
 LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
     lp2p__yamux *y = (lp2p__yamux *)arg;
     uint8_t h[LP2P__Y_HDR];
     size_t have = 0;
+    if (!y->dead) lp2p__ymx_ping_queue(y); /* at once: the RTT drives window tuning (go and js do the same) */
     while (!y->dead) {
         if (y->handed) { /* let that reader take the data and park again with an empty buffer, so
                           * the next frame goes straight to it too instead of into chunks */
             y->handed = false;
-            lp2p__yield(y->s);
+            (void)lp2p__yield(y->s); /* canceled: the session is ending, the loop sees it */
             continue;
         }
-        int rc = LP2P_OK;
-        ptrdiff_t r = lp2p__pipe_read(y->pipe, h + have, sizeof h - have, lp2p__ymx_rx_deadline(y));
-        if (r == LP2P_ERR_TIMEOUT) rc = lp2p__ymx_keepalive_tick(y);
-        else if (r <= 0) rc = r == 0 ? LP2P_ERR_EOF : (int)r;
-        else if ((have += (size_t)r) == sizeof h) {
+        ptrdiff_t r = lp2p__pipe_read(y->pipe, h + have, sizeof h - have, lp2p__ymx_keepalive_due(y));
+        int rc = r > 0 ? LP2P_OK : r == 0 ? LP2P_ERR_EOF : (int)r;
+        if (r > 0 && (have += (size_t)r) == sizeof h) {
             have = 0;
             y->last_rx_ms = lp2p_now();
-            y->frame_deadline = y->cfg.keepalive_ms > 0 ? y->last_rx_ms + y->cfg.keepalive_ms + y->cfg.ping_timeout_ms
-                                                        : LP2P_FOREVER;
             rc = lp2p__ymx_on_frame(y, h);
+            if (rc == LP2P_ERR_TIMEOUT)
+                LP2P__WARN(y->ctx, rc, "yamux: peer stopped inside a frame for keepalive_ms + ping_timeout_ms: closing session");
+        } else if (r == LP2P_ERR_TIMEOUT) {
+            rc = lp2p__ymx_keepalive(y);
         }
         if (rc < 0) {
             int goaway = rc == LP2P_ERR_PROTOCOL ? 1 : rc == LP2P_ERR_NOMEM ? 2 : -1;
@@ -930,11 +931,12 @@ LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
     lp2p__ymx_task_exit(y, true);
 }
 
+/* ---- pings ---------------------------------------------------------------------------------- */
 /* Ping (joining an outstanding one); RTT in microseconds or an error. */
 LP2P__PRIV int64_t lp2p__ymx_ping_us(lp2p__yamux *y, int64_t deadline) {
     if (y->dead) return LP2P_ERR_CLOSED;
-    bool stale = y->ping_outstanding && lp2p__ymx_now_us() - y->ping_sent_us > (int64_t)y->cfg.ping_timeout_ms * 1000;
-    if ((!y->ping_outstanding && !y->ping_send) || stale) lp2p__ymx_queue_ping(y);
+    bool stale = y->ping_outstanding && lp2p__now_us() - y->ping_sent_us > (int64_t)y->cfg.ping_timeout_ms * 1000;
+    if ((!y->ping_outstanding && !y->ping_send) || stale) lp2p__ymx_ping_queue(y);
     uint64_t round = y->ping_round;
     int64_t r = 0;
     lp2p__ymx_ref(y);
@@ -1086,7 +1088,8 @@ LP2P__PRIV void lp2p__ys_close(lp2p__pipe *p) {
 }
 
 LP2P__PRIV const lp2p__pipe_vt *lp2p__ystream_vtable(void) {
-    static const lp2p__pipe_vt vt = {lp2p__ys_read, lp2p__ys_write, lp2p__ys_close_write, lp2p__ys_reset, lp2p__ys_close, NULL};
+    static const lp2p__pipe_vt vt = {lp2p__ys_read,  lp2p__ys_write, lp2p__ys_close_write,
+                                     lp2p__ys_reset, lp2p__ys_close, NULL};
     return &vt;
 }
 
@@ -1120,6 +1123,7 @@ LP2P__PRIV int lp2p__yamux_new(lp2p__sched *s, lp2p__pipe *pipe, const lp2p__yam
     }
     if (!y || !y->slots) {
         if (y) {
+            lp2p__free(ctx, y->slots, 16 * sizeof *y->slots);
             lp2p__free(ctx, y, sizeof *y);
         }
         pipe->vt->close(pipe);
@@ -1132,9 +1136,7 @@ LP2P__PRIV int lp2p__yamux_new(lp2p__sched *s, lp2p__pipe *pipe, const lp2p__yam
     y->goaway_send = -1;
     y->next_id = y->cfg.is_client ? 1 : 2;
     y->last_rx_ms = lp2p_now();
-    y->frame_deadline = LP2P_FOREVER;
     bool ok = lp2p__ymx_spawn(y, &y->reader, lp2p__ymx_reader_main, true);
-    if (ok) lp2p__ymx_queue_ping(y); /* first ping at once: its RTT drives window tuning (go, js) */
     if (!ok) {
         y->cfg.on_close = NULL;
         lp2p__ymx_fail(y, LP2P_ERR_LIMIT, -1);

@@ -3,13 +3,17 @@
  * Spec: libp2p/specs yamux/README.md (hashicorp yamux spec.md). 12-byte header
  * ver|type|flags|stream id|length, big-endian. The dialer is the client (odd stream IDs).
  *
- * Tasks: one reader task per session reads frames and dispatches them; one writer task
- * owns the pipe's write side and sends, in one pipe write per batch, queued control frames
- * (pongs first) then data frames round-robin over the streams that have data and window.
+ * Tasks: one reader task per session reads frames and dispatches them; a writer task owns
+ * the pipe's write side while there is something to send and sends, in one pipe write per
+ * batch, queued control frames (pongs first) then data frames round-robin over the streams
+ * that have data and window; it ends when nothing is left (an idle session parks no writer
+ * and holds no batch buffer) and is started again by the next frame queued.
  * A stream write hands its buffer to the writer and returns once every byte was copied
  * into a batch, so a canceled or timed-out app task never leaves half a frame on the wire.
- * A keepalive task pings at session start (RTT for window tuning) and whenever nothing was
- * received for keepalive_ms; no pong within ping_timeout_ms ends the session (ERR_TIMEOUT).
+ * The reader also keeps the session alive (no task of its own): it pings at session start
+ * (RTT for window tuning) and whenever nothing was received for keepalive_ms; no pong within
+ * ping_timeout_ms, or a peer stopping inside a frame for keepalive_ms + ping_timeout_ms, ends
+ * the session (ERR_TIMEOUT).
  *
  * Flow control: receive windows start at init_window (>= 256 KiB, the spec value; the extra
  * rides on the SYN/ACK window update) and auto-tune: a window update is sent once the app

@@ -355,7 +355,9 @@ static int their_dial(int impl, lp2p_host *h, const char *addr, const char *cons
     }
     int rc = peer_wait(&p, h, lp2p_deadline_in(120000));
     peer_stop(&p);
-    if (rc != 0 || lines < want_lines)
+    if (!needle) /* a dial expected to fail */
+        fprintf(stderr, "    %s dial %s (expected to fail): exit %d\n", impls[impl], action[0], rc);
+    else if (rc != 0 || lines < want_lines)
         fprintf(stderr, "    %s dial %s: exit %d, %d/%d '%s' lines\n", impls[impl], action[0], rc, lines, want_lines,
                 needle ? needle : "");
     return rc == 0 && lines >= want_lines ? 1 : (rc == 0 ? 0 : -rc);

@@ -4,16 +4,17 @@
  *  legacy (libp2p/test-plans transport-interop/README.md), lowercase environment:
  *    is_dialer, redis_addr (default redis:6379), ip (default 0.0.0.0), transport, security,
  *    muxer, test_timeout_seconds (or test_timeout_secs; default 180). Redis key: listenerAddr.
- *    The dialer prints one JSON object {"handshakePlusOneRTTMillis": X, "pingRTTMilllis": Y}
+ *    The dialer prints one JSON object {"handshakePlusOneRTTMillis":X,"pingRTTMilllis":Y} (no spaces: test-plans greps that form)
  *    (three l's: the runner expects that spelling).
  *  modern (libp2p/unified-testing docs/write-a-transport-test-app.md), uppercase environment:
  *    IS_DIALER, REDIS_ADDR, TEST_KEY, TRANSPORT, SECURE_CHANNEL, MUXER, LISTENER_IP (default
  *    0.0.0.0), TEST_TIMEOUT_SECS (default 180), DEBUG. Redis key: <TEST_KEY>_listener_multiaddr.
  *    The dialer prints YAML: "latency:" then "  handshake_plus_one_rtt: X", "  ping_rtt: Y",
  *    "  unit: ms" (the runner greps exactly these lines).
- *  Both: the listener RPUSHes its multiaddr with /p2p/ and then serves until killed (exit 1 if
- *  the timeout passes first); the dialer BLPOPs it, connects, pings once and measures from the
- *  start of the dial to the end of the ping. Logs go to stderr; stdout carries only the result.
+ *  Both: the listener RPUSHes its multiaddr with /p2p/, logs "connection from <peer id>" per
+ *  inbound connection and serves until killed (exit 1 if the timeout passes first); the dialer
+ *  logs "dialing <addr> from <own peer id>", BLPOPs the address, connects, pings once and
+ *  measures from the start of the dial to the end of the ping. Logs go to stderr; stdout carries only the result.
  *  A listener given 0.0.0.0 advertises the first non-loopback IPv4 address of the machine.
  *
  * Build: make build/bin/lp2p-transport-interop (links -lhiredis). */
@@ -173,8 +174,16 @@ static int run_listener(const settings *s) {
     if (!rep || rep->type == REDIS_REPLY_ERROR) die("RPUSH %s: %s", s->key, rep ? rep->str : r->errstr);
     freeReplyObject(rep);
     redisFree(r);
-    /* Serve (identify, ping) until the runner kills us; running out of time is a failure. */
-    lp2p_sleep(h, lp2p_deadline_in((int64_t)s->timeout_s * 1000));
+    /* Serve (identify, ping) until the runner kills us; running out of time is a failure.
+     * Every inbound connection is logged, so a harness can tell the dialer reached us. */
+    lp2p_event ev;
+    char id[LP2P_PEER_ID_STRLEN];
+    while (now_ms() < deadline) {
+        lp2p_sleep(h, lp2p_deadline_in(100));
+        while (lp2p_host_next_event(h, &ev))
+            if (ev.type == LP2P_EVENT_PEER_CONNECTED && lp2p_peer_id_str(&ev.peer, id, sizeof id) >= 0)
+                logf_("connection from %s (%s)", id, ev.addr ? ev.addr : "?");
+    }
     logf_("timeout (%d s) reached without being stopped", s->timeout_s);
     lp2p_host_free(h);
     return 1;
@@ -211,7 +220,6 @@ static int run_dialer(const settings *s) {
     snprintf(addr, sizeof addr, "%s", rep->element[1]->str);
     freeReplyObject(rep);
     redisFree(r);
-    logf_("dialing %s", addr);
 
     lp2p_config cfg = {0};
     lp2p_host *h;
@@ -219,6 +227,10 @@ static int run_dialer(const settings *s) {
     cfg.log_level = s->debug ? LP2P_LOG_DEBUG : LP2P_LOG_DEFAULT;
     int rc = lp2p_host_new(&cfg, &h);
     if (rc != LP2P_OK) die("cannot start the host: %s", lp2p_strerror(rc));
+    lp2p_peer_id self = lp2p_host_id(h);
+    char id[LP2P_PEER_ID_STRLEN];
+    if (lp2p_peer_id_str(&self, id, sizeof id) < 0) snprintf(id, sizeof id, "?");
+    logf_("dialing %s from %s", addr, id);
     int64_t dl = lp2p_deadline_in((int64_t)s->timeout_s * 1000);
     double t0 = now_ms();
     rc = lp2p_host_connect(h, addr, dl);
@@ -230,7 +242,7 @@ static int run_dialer(const settings *s) {
     if (s->modern)
         printf("latency:\n  handshake_plus_one_rtt: %.3f\n  ping_rtt: %.3f\n  unit: ms\n", total, rtt);
     else
-        printf("{\"handshakePlusOneRTTMillis\": %.3f, \"pingRTTMilllis\": %.3f}\n", total, rtt);
+        printf("{\"handshakePlusOneRTTMillis\":%.3f,\"pingRTTMilllis\":%.3f}\n", total, rtt);
     fflush(stdout);
     lp2p_host_free(h);
     return 0;

@@ -124,20 +124,22 @@ static int read_all(lp2p__pipe *p, uint8_t *out, size_t n, size_t chunk) {
 static void test_noise_paths(void) {
     lp2p__noise_pipe *a, *b;
     noise_pair(&a, &b);
-    size_t total = 12 + 65507 + 12 + 1000 + 5 + 200000;
+    size_t total = 12 + 65507 + 12 + 1000 + 5 + 190000; /* <= LP2P__NOISE_WBATCH */
     uint8_t *src = (uint8_t *)malloc(total), *dst = (uint8_t *)malloc(total);
     fill(src, total, 9);
     TEST("noise writev: header + payload pieces arrive as their concatenation");
     lp2p__iov iov[] = {{src, 12}, {src + 12, 65507}, {src + 65519, 12}, {src + 65531, 1000}, {src + 66531, 5},
-                       {src + 66536, 200000}};
+                       {src + 66536, 190000}};
     CHECK_EQ(lp2p__noise_writev(&a->base, iov, 6, lp2p_deadline_in(5000)), LP2P_OK);
     CHECK_EQ(read_all(&b->base, dst, total, 1 << 20), LP2P_OK);
     CHECK_MEM(dst, src, total);
-    TEST("noise writev: frames carry <= 65519 plaintext bytes; too many buffers -> ERR_INVALID");
+    TEST("noise writev: frames carry <= 65519 plaintext bytes; too many buffers or bytes -> ERR_INVALID");
     CHECK_EQ(a->n_send, (total + 65518) / 65519);
     lp2p__iov many[LP2P__NOISE_IOV_MAX + 1];
     for (int i = 0; i <= LP2P__NOISE_IOV_MAX; i++) many[i].p = src, many[i].n = 1;
     CHECK_EQ(lp2p__noise_writev(&a->base, many, LP2P__NOISE_IOV_MAX + 1, lp2p_deadline_in(5000)), LP2P_ERR_INVALID);
+    lp2p__iov huge[2] = {{src, LP2P__NOISE_WBATCH}, {src, 1}};
+    CHECK_EQ(lp2p__noise_writev(&a->base, huge, 2, lp2p_deadline_in(5000)), LP2P_ERR_INVALID);
     CHECK_EQ(lp2p__noise_writev(&a->base, many, LP2P__NOISE_IOV_MAX, lp2p_deadline_in(5000)), LP2P_OK);
     CHECK_EQ(read_all(&b->base, dst, LP2P__NOISE_IOV_MAX, 7), LP2P_OK);
     CHECK_EQ(dst[0], src[0]);
@@ -152,6 +154,10 @@ static void test_noise_paths(void) {
     CHECK_EQ(read_all(&b->base, d2 + 12, big - 12, 65507), LP2P_OK);
     CHECK_MEM(d2, s2, big);
     CHECK(raw_reads <= 8); /* one header read and one body read per frame was 32 */
+    TEST("noise read-ahead: a drained pipe that has to wait gives its buffer back (waits inline)");
+    CHECK(b->rbuf != b->rinl);
+    CHECK_EQ(lp2p__pipe_read(&b->base, d2, 100, LP2P_NOWAIT), LP2P_ERR_TIMEOUT);
+    CHECK(b->rbuf == b->rinl);
     TEST("noise read-ahead: a big caller buffer gets frames decrypted straight into it");
     CHECK_EQ(lp2p__pipe_write(&a->base, s2, big, lp2p_deadline_in(5000)), LP2P_OK);
     CHECK_EQ(read_all(&b->base, d2, big, big), LP2P_OK);
@@ -163,6 +169,8 @@ static void test_noise_paths(void) {
     CHECK_EQ(read_all(&d->base, d2, 5, 64), LP2P_OK);
     CHECK_MEM(d2, "hello", 5);
     CHECK(d->rcap <= 4096);
+    CHECK_EQ(lp2p__pipe_read(&d->base, d2, 100, LP2P_NOWAIT), LP2P_ERR_TIMEOUT);
+    CHECK(d->rbuf == d->rinl);
     c->base.vt->close(&c->base), d->base.vt->close(&d->base);
     a->base.vt->close(&a->base), b->base.vt->close(&b->base);
     free(src), free(dst), free(s2), free(d2);

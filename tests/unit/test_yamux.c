@@ -882,6 +882,14 @@ static void test_keepalive_timeout(void) {
     st->vt->close(st);
     t_raw_free(&t);
 
+    TEST("keepalive: a peer that stops inside a frame ends the session with ERR_TIMEOUT");
+    t_raw_start(&t, true, t_keepalive_cfg);
+    t_raw_send(&t, 0, 0, 1, 2, 100, "0123456789", 10); /* SYN + 10 of 100 data bytes, then silence */
+    T_PUMP_UNTIL(t.s, t.side.closed, 5000);
+    CHECK(t.side.closed);
+    CHECK_EQ(t.side.close_err, LP2P_ERR_TIMEOUT);
+    t_raw_free(&t);
+
     TEST("keepalive: a peer that answers pings keeps the session");
     t_raw_start(&t, true, t_keepalive_cfg);
     uint8_t h[12];
@@ -941,6 +949,33 @@ static void test_peer_frames(void) {
     t_raw_send(&t, 0, 2, 1, 0, 0xdeadbeef, NULL, 0);
     CHECK_EQ(t_raw_expect(&t, 2, 2, h), LP2P_OK);
     CHECK_EQ(lp2p__be32(h + 8), 0xdeadbeef);
+    /* a burst of pings: the control queue grows (from 8 entries) and wraps, pongs keep
+     * their order; past 256 queued, pongs may be dropped (go-yamux does too) */
+    {
+        uint8_t burst[300 * 12];
+        for (int i = 0; i < 300; i++) {
+            burst[i * 12] = 0, burst[i * 12 + 1] = 2;
+            lp2p__put_be16(burst + i * 12 + 2, 1);
+            lp2p__put_be32(burst + i * 12 + 4, 0);
+            lp2p__put_be32(burst + i * 12 + 8, 5000 + (uint32_t)i);
+        }
+        CHECK_EQ(lp2p__pipe_write(t.peer, burst, sizeof burst, lp2p_deadline_in(5000)), LP2P_OK);
+        int n = 0, in_order = 1;
+        uint32_t last = 4999, v = 0;
+        for (; n < 256 && t_raw_expect(&t, 2, 2, h) == LP2P_OK; n++) {
+            v = lp2p__be32(h + 8);
+            in_order &= v > last && v < 5300;
+            last = v;
+        }
+        CHECK_EQ(n, 256);
+        t_raw_send(&t, 0, 2, 1, 0, 9999, NULL, 0); /* a marker once the burst was answered */
+        while (t_raw_expect(&t, 2, 2, h) == LP2P_OK && (v = lp2p__be32(h + 8)) != 9999) {
+            in_order &= v > last && v < 5300;
+            last = v;
+        }
+        CHECK_EQ(v, 9999);
+        CHECK(in_order);
+    }
     /* a huge window grant (go/rust send 16 MiB) is fine */
     t_raw_send(&t, 0, 1, 0, 1, 16u << 20, NULL, 0);
     /* go's RST: window update, RST flag, length = error code */

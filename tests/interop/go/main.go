@@ -94,6 +94,7 @@ type options struct {
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage: peer-go listen [flags]
        peer-go dial <multiaddr/p2p/ID> <action> [args] [flags]
+       peer-go transport-interop   (test-plans ping test, configured by environment)
 actions: identify | ping <n> | echo <bytes> [streams] | reset-mid | close-mid |
          perf <upload> <download> | hold <seconds>
 flags: --seed <64 hex> --listen <multiaddr> --timeout <seconds> --stdin-exit`)
@@ -607,6 +608,10 @@ func firstOr(a []string, def string) string {
 // ---------------------------------------------------------------- main
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "transport-interop" {
+		runTransportInterop() // environment-driven; see transport_interop.go
+		return
+	}
 	if len(os.Args) < 2 {
 		usage()
 	}

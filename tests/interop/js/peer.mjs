@@ -24,6 +24,9 @@ const { ping } = await import('@libp2p/ping')
 const { generateKeyPair, generateKeyPairFromSeed } = await import('@libp2p/crypto/keys')
 const { multiaddr } = await import('@multiformats/multiaddr')
 
+// Environment-driven test-plans ping test (never returns): transport-interop.mjs.
+if (process.argv[2] === 'transport-interop') await (await import('./transport-interop.mjs')).main()
+
 const ECHO = '/echo/1.0.0'
 const RESET = '/test/reset/1.0.0'
 const SOURCE = '/test/source/1.0.0'
@@ -56,6 +59,7 @@ const round3 = (x) => Math.round(x * 1000) / 1000
 function usage () {
   process.stderr.write(`usage: peer-js listen [flags]
        peer-js dial <multiaddr/p2p/ID> <action> [args] [flags]
+       peer-js transport-interop   (test-plans ping test, configured by environment)
 actions: identify | ping <n> | echo <bytes> [streams] | reset-mid | close-mid |
          perf <upload> <download> | hold <seconds>
 flags: --seed <64 hex> --listen <multiaddr> --timeout <seconds> --stdin-exit
