@@ -7,18 +7,19 @@ LIBS     = -lsodium -lbearssl -lprotobuf-nanopb -lpthread
 SRC      = $(wildcard src/*.h src/*.c src/proto/*.h src/proto/*.c) amalgamate LICENSE
 UNIT     = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
 HOST     = $(patsubst tests/host/%.c,build/host/%,$(wildcard tests/host/test_*.c))
-INTEROP  = build/interop/test_interop build/interop/test_perf
+INTEROP  = build/interop/test_interop build/interop/test_perf build/interop/test_kad
 ASAN     = $(patsubst build/%,build/asan/%,$(UNIT) $(HOST) $(INTEROP))
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 EXAMPLES = build/bin/echo build/bin/chat build/bin/game_loop build/bin/ping build/bin/demo
+CLI      = build/bin/lp2p
 FUZZ_SECONDS ?= 10
 # `make test`: unit, host and interop tests; the same unit and host tests under ASan+UBSan; the
 # compile test; the transport-interop harness; every fuzz target for FUZZ_SECONDS. Each prints
 # RESULT lines that tests/run sums into the final line.
-TEST_SCRIPTS = tests/compile/compile-test.sh tests/transport-interop/run.sh scripts/fuzz.sh
+TEST_SCRIPTS = tests/compile/compile-test.sh tests/transport-interop/run.sh tests/cli/run.sh scripts/fuzz.sh
 .PHONY: all test unit clean demo check-amalgamation interop peers proto examples compile-test sanitize fuzz \
         interop-transport bench bench-bin
-all: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(EXAMPLES) build/bin/lp2p-perf
+all: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(EXAMPLES) $(CLI) build/bin/lp2p-perf
 
 libp2p.h: $(SRC)
 	./amalgamate
@@ -44,12 +45,17 @@ peers:
 interop: $(INTEROP) build/bin/lp2p-perf
 	@tests/run $(INTEROP)
 
-test: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(EXAMPLES) build/bin/lp2p-transport-interop build/bin/lp2p-perf
+test: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(EXAMPLES) $(CLI) build/bin/lp2p-transport-interop build/bin/lp2p-perf
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run $(UNIT) $(HOST) $(INTEROP) $(ASAN) $(TEST_SCRIPTS)
 
 build/bin/%: examples/%.c libp2p.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS) -lm
+
+# the command-line tool: one binary, a file per subcommand group in cli/
+$(CLI): $(wildcard cli/*.c cli/*.h) libp2p.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $(wildcard cli/*.c) $(LIBS)
 
 build/bin/lp2p-transport-interop: tests/transport-interop/main.c libp2p.h
 	@mkdir -p $(dir $@)
@@ -98,7 +104,7 @@ interop-transport: build/bin/lp2p-transport-interop
 # regenerate src/proto/*.pb.{c,h} from the .proto/.options files (nanopb 0.4.7; the generator
 # needs python3-protobuf, hence Debian's /usr/bin/python3)
 NANOPB_GEN ?= /usr/bin/python3 /usr/bin/nanopb_generator.py
-PROTOS = keys noise envelope peer_record identify
+PROTOS = keys noise envelope peer_record identify kad
 proto:
 	cd src/proto && $(NANOPB_GEN) -T -q -I . $(PROTOS:=.proto)
 

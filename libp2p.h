@@ -1,5 +1,6 @@
 /*==================== begin src/doc.h ====================*/
-/* libp2p.h - v0.1.0 - libp2p in one C header: TCP, multistream-select, Noise, yamux, identify, ping, perf
+/* libp2p.h - v0.1.0 - libp2p in one C header: TCP, multistream-select, Noise, yamux, identify, ping,
+   perf, Kademlia DHT
    https://libp2p.io - tested against go-libp2p, rust-libp2p and js-libp2p.  MIT license (end of file).
 
    QUICK START
@@ -71,7 +72,7 @@
    SPECS FOLLOWED (github.com/libp2p/specs)
      connections/README.md, multistream-select, noise/README.md, yamux/README.md,
      identify/README.md, ping/ping.md, perf/perf.md, peer-ids/peer-ids.md, RFC/0002, RFC/0003,
-     addressing.
+     addressing, kad-dht/README.md (+ ipfs/specs src/routing/kad-dht.md).
 */
 /* The implementation needs POSIX/GNU declarations (clock_gettime, epoll, mmap, getaddrinfo)
  * even under -std=c11: include libp2p.h first in the implementation file, or build with
@@ -81,7 +82,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-c2c52ce3996a3973"
+#define LIBP2P_SOURCE_ID "src-675e43c130f98248"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -214,7 +215,8 @@ typedef struct lp2p_config {
     int max_pending_dials;                /* 0 -> 64 outbound dials in flight */
     int max_stream_buffer;                /* 0 -> 16 MiB: receive window ceiling per stream, bytes */
     int stream_window;                    /* 0 -> 256 KiB initial yamux receive window, bytes */
-    int idle_timeout_ms;                  /* 0 -> never close idle connections */
+    int idle_timeout_ms;                  /* 0 -> never close idle connections; > 0: close one that had no
+                                             stream for this long, ms (checked every second) */
     int keepalive_ms;                     /* 0 -> 15000 ms ping on idle connections; < 0 disables */
     int handshake_timeout_ms;             /* 0 -> 10000 ms for inbound upgrades */
     int stack_size;                       /* 0 -> 64 KiB per task (lazily committed) + guard page */
@@ -519,6 +521,179 @@ LP2P_API bool lp2p_peer_id_eq(const lp2p_peer_id *a, const lp2p_peer_id *b);
  * Returns LP2P_OK; LP2P_ERR_INVALID if seed_out is NULL; LP2P_ERR_IO if the crypto library
  * cannot be initialised (no OS randomness). */
 LP2P_API int lp2p_identity_generate(uint8_t seed_out[32]);
+
+/* ---- Kademlia DHT (kad.c) ------------------------------------------------------------------
+ * Peer routing, provider records and value records over /ipfs/kad/1.0.0 (or an app's own
+ * /<app>/kad/1.0.0). Spec: libp2p/specs kad-dht/README.md; ipfs/specs src/routing/kad-dht.md
+ * (the public "Amino" DHT's rules). One DHT per host, running on the host's loop; every call
+ * below is a blocking call in the usual sense (inside a task it parks the task, from main() it
+ * runs the loop). Keys are bytes: a peer ID's bytes for peer routing, a multihash for content
+ * (lp2p_kad_key_from_cid turns a CID into one), "/<namespace>/..." for value records.
+ * Peers the DHT finds land in the host's peerstore with their addresses, so lp2p_host_connect
+ * by bare peer ID and lp2p_host_peer_info work on them right after a lookup.
+ *
+ *     lp2p_kad_config kc = {0};
+ *     kc.mode = LP2P_KAD_SERVER;
+ *     kc.bootstrap_peers[0] = "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...";
+ *     lp2p_kad *dht;
+ *     lp2p_kad_new(h, &kc, &dht);
+ *     lp2p_kad_bootstrap(dht, NULL, 0, lp2p_deadline_in(30000));
+ *     uint8_t mh[64]; ptrdiff_t n = lp2p_kad_key_from_cid("bafkrei...", mh, sizeof mh);
+ *     lp2p_kad_provide(dht, mh, (size_t)n, lp2p_deadline_in(60000));
+ */
+typedef struct lp2p_kad lp2p_kad;
+
+typedef enum lp2p_kad_mode {
+    LP2P_KAD_AUTO = 0, /* in a config: CLIENT on the public Amino DHT (protocol /ipfs/kad/1.0.0,
+                          whose servers must be publicly reachable over QUIC and TCP), SERVER on
+                          every other protocol (app DHTs, /ipfs/lan/kad/1.0.0) */
+    LP2P_KAD_CLIENT,   /* query others; neither advertise nor accept the protocol (spec: MUST) */
+    LP2P_KAD_SERVER    /* also answer queries, store records, and join others' routing tables */
+} lp2p_kad_mode;
+
+#define LP2P_KAD_MAX_BOOTSTRAP 16
+typedef struct lp2p_kad_config {
+    const char *protocol;       /* NULL -> "/ipfs/kad/1.0.0"; an app DHT uses "/<app>/kad/1.0.0" */
+    lp2p_kad_mode mode;         /* LP2P_KAD_AUTO -> see lp2p_kad_mode */
+    const char *bootstrap_peers[LP2P_KAD_MAX_BOOTSTRAP]; /* multiaddrs with /p2p/<id>; copied.
+                                   Used by lp2p_kad_bootstrap and whenever the table runs empty */
+    int k;                      /* 0 -> 20: bucket size, and peers returned per query */
+    int alpha;                  /* 0 -> 10: concurrent requests per lookup (max 32) */
+    int beta;                   /* 0 -> 3: a lookup ends when the beta closest reachable peers answered */
+    int request_timeout_ms;     /* 0 -> 10000: one request (dial + stream + answer) to one peer */
+    int refresh_interval_ms;    /* 0 -> 600000 (10 min): bucket refresh and self lookup; < 0 off */
+    int max_peers_per_ip_group; /* 0 -> 3 peers per /16 (IPv4) or /32 (IPv6) in the table; < 0 off.
+                                   Loopback and private addresses are exempt */
+    int max_peers_per_ip_group_per_bucket; /* 0 -> 2 per bucket */
+    int max_message_size;       /* 0 -> 1 MiB: longest message read from a peer, bytes */
+    int max_inbound_requests;   /* 0 -> 128 inbound streams served at once (more are reset) */
+    int max_provider_records;   /* 0 -> 65536 (key, provider) pairs stored for others */
+    int max_providers_per_key;  /* 0 -> 64 */
+    int max_records;            /* 0 -> 16384 value records stored for others */
+    int max_record_size;        /* 0 -> 64 KiB: longest key + value accepted, bytes */
+    int get_quorum;             /* 0 -> 16: lp2p_kad_get_value stops after this many answers with a value */
+    int64_t provider_ttl_ms;    /* 0 -> 48 h: provider records expire after this */
+    int64_t reprovide_interval_ms; /* 0 -> 22 h: our own provides are announced again; < 0 never */
+    int64_t record_ttl_ms;      /* 0 -> 48 h: stored value records expire after this */
+    int idle_connection_ms;     /* 0 -> 10000: a connection the DHT opened for its requests closes
+                                   after this long without streams (so lookups do not pile up
+                                   connections against max_connections); < 0 keeps them.
+                                   lp2p_host_connect to the peer makes it the app's, kept */
+} lp2p_kad_config;
+
+/* Start the DHT on host h. cfg may be NULL (all defaults). In server mode the protocol is
+ * handled at once (and announced to connected peers by identify push). A background task
+ * bootstraps from cfg->bootstrap_peers when the routing table is empty, refreshes buckets
+ * every refresh_interval_ms, expires records and re-announces our provider records.
+ * Free it with lp2p_kad_free before lp2p_host_free (lp2p_host_free also frees a DHT left
+ * behind). At most one DHT per protocol per host. Errors: ERR_INVALID (h or out NULL, bad
+ * protocol ID, alpha > 32), ERR_BADADDR (a bootstrap address is not a multiaddr with /p2p/),
+ * ERR_NOMEM, ERR_BUSY (a DHT with this protocol already runs on h). */
+LP2P_API int lp2p_kad_new(lp2p_host *h, const lp2p_kad_config *cfg, lp2p_kad **out);
+/* Stop the DHT: unhandle the protocol, cancel its tasks (lookups in progress fail with
+ * ERR_CANCELED) and free everything. Must not be called from one of its own callbacks. */
+LP2P_API void lp2p_kad_free(lp2p_kad *kad);
+/* The current mode (CLIENT or SERVER, never AUTO). */
+LP2P_API lp2p_kad_mode lp2p_kad_get_mode(const lp2p_kad *kad);
+/* Switch mode at run time. SERVER handles the protocol, CLIENT stops handling it; connected
+ * peers learn it by identify push, so servers stop (or start) putting us in their tables.
+ * AUTO resolves as in the config. Returns LP2P_OK, ERR_INVALID, ERR_NOMEM. */
+LP2P_API int lp2p_kad_set_mode(lp2p_kad *kad, lp2p_kad_mode mode);
+
+/* Bootstrap: connect to the configured bootstrap peers and to addrs[0..n) (multiaddrs with
+ * /p2p/), wait for their identify, put the servers among them in the routing table, then run
+ * a self lookup and refresh every bucket (as the periodic refresh does). Returns the number of
+ * peers in the routing table afterwards (> 0), or ERR_NOTFOUND if it stays empty (no bootstrap
+ * peer reachable or none is a server), ERR_BADADDR, ERR_TIMEOUT, ERR_CANCELED. */
+LP2P_API int lp2p_kad_bootstrap(lp2p_kad *kad, const char *const *addrs, int n, int64_t deadline);
+
+/* Called for each result as it arrives (a closer peer, a provider). Return nonzero to end the
+ * lookup early. peer is valid during the call; its addresses are in the host's peerstore. */
+typedef int (*lp2p_kad_peer_fn)(void *user, const lp2p_peer_id *peer);
+/* Called for each valid value as it arrives; from is the peer that sent it (our own ID for the
+ * local record). Return nonzero to end the lookup early. The bytes are valid during the call. */
+typedef int (*lp2p_kad_value_fn)(void *user, const lp2p_peer_id *from, const uint8_t *value, size_t len);
+
+/* Find the k peers closest to key (XOR distance of SHA-256 hashes, kad-dht/README.md
+ * "Peer routing"), by an iterative lookup: alpha requests in flight, ending when the beta
+ * closest reachable peers have answered or no candidate is left. fn (may be NULL) hears every
+ * peer that answered, as it answers. out gets up to max peer IDs, closest first.
+ * Returns how many were written (>= 0), ERR_NOTFOUND if the routing table is empty,
+ * ERR_INVALID (key_len 0 or > 256), ERR_TIMEOUT (then out holds nothing), ERR_CANCELED. */
+LP2P_API int lp2p_kad_get_closest_peers(lp2p_kad *kad, const uint8_t *key, size_t key_len, lp2p_kad_peer_fn fn,
+                                        void *user, lp2p_peer_id *out, int max, int64_t deadline);
+/* Find a peer's addresses: done at once if we are connected to it, else by a lookup that
+ * ends as soon as some peer returns it with addresses (spec: servers MUST return a peer they
+ * know for FIND_NODE on its exact ID). On LP2P_OK the addresses are in the peerstore
+ * (lp2p_host_peer_info, lp2p_host_connect by bare ID). ERR_NOTFOUND, ERR_TIMEOUT, ERR_CANCELED. */
+LP2P_API int lp2p_kad_find_peer(lp2p_kad *kad, const lp2p_peer_id *peer, int64_t deadline);
+/* Announce that we provide key (a multihash, <= 80 bytes): store it locally, find the k
+ * closest peers and send each ADD_PROVIDER with our listen addresses. It is re-announced
+ * every reprovide_interval_ms until lp2p_kad_free. Returns the number of peers it was sent to
+ * (>= 0; ADD_PROVIDER has no reply), ERR_INVALID, ERR_NOTFOUND (no peers), ERR_TIMEOUT,
+ * ERR_CANCELED. Spec: kad-dht/README.md "Content provider advertisement". */
+LP2P_API int lp2p_kad_provide(lp2p_kad *kad, const uint8_t *key, size_t key_len, int64_t deadline);
+/* Find providers of key: our own store first, then a GET_PROVIDERS lookup that ends after
+ * max_providers distinct providers (<= 0: run the whole lookup). fn (may be NULL) hears each
+ * provider once, as it arrives; out (may be NULL with max 0) gets the first max of them.
+ * Their addresses go to the peerstore. Returns the number found (>= 0; may exceed max),
+ * ERR_INVALID, ERR_TIMEOUT, ERR_CANCELED. */
+LP2P_API int lp2p_kad_find_providers(lp2p_kad *kad, const uint8_t *key, size_t key_len, int max_providers,
+                                     lp2p_kad_peer_fn fn, void *user, lp2p_peer_id *out, int max, int64_t deadline);
+/* Store a value record: the namespace's validator must accept it (else ERR_INVALID); it is
+ * stored locally and sent with PUT_VALUE to the k peers closest to key. Returns the number of
+ * peers that stored it (>= 0), ERR_INVALID (no validator for the namespace, validation failed,
+ * key or value too long), ERR_NOTFOUND (no peers), ERR_TIMEOUT, ERR_CANCELED.
+ * Spec: kad-dht/README.md "Value storage and retrieval". */
+LP2P_API int lp2p_kad_put_value(lp2p_kad *kad, const uint8_t *key, size_t key_len, const uint8_t *value,
+                                size_t value_len, int64_t deadline);
+/* Get the best value of key: the local record and a GET_VALUE lookup; every value is checked
+ * by the namespace's validator (invalid ones are dropped), fn (may be NULL) hears each valid
+ * one, the selector picks the best, and the lookup stops after get_quorum values. Afterwards
+ * peers that answered with an older value or none get the best one (entry correction).
+ * Copies the best value into out and returns its length; ERR_NOTFOUND (no valid value),
+ * ERR_MSGSIZE (cap too small; nothing copied), ERR_INVALID, ERR_TIMEOUT, ERR_CANCELED. */
+LP2P_API ptrdiff_t lp2p_kad_get_value(lp2p_kad *kad, const uint8_t *key, size_t key_len, lp2p_kad_value_fn fn,
+                                      void *user, uint8_t *out, size_t cap, int64_t deadline);
+
+/* A record validator for one namespace: keys "/<ns>/...". validate returns LP2P_OK to accept
+ * a value; select returns the index (0..n-1) of the best of n valid values (NULL: the first).
+ * Both must not block. */
+typedef struct lp2p_kad_validator {
+    int (*validate)(void *user, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len);
+    int (*select)(void *user, const uint8_t *key, size_t key_len, const uint8_t *const *values, const size_t *lens,
+                  int n);
+    void *user;
+} lp2p_kad_validator;
+/* Register (or replace) the validator of namespace ns (without slashes, e.g. "myapp").
+ * "pk" is built in (/pk/<peer ID bytes> -> the public key whose peer ID that is). Keys of
+ * namespaces without a validator are refused, as the Amino spec requires. A NULL validate
+ * accepts every value (for tests and closed apps). ERR_INVALID, ERR_NOMEM. */
+LP2P_API int lp2p_kad_set_validator(lp2p_kad *kad, const char *ns, const lp2p_kad_validator *v);
+
+/* ---- inspection (teaching, tests) */
+typedef struct lp2p_kad_entry {
+    lp2p_peer_id id;
+    int bucket;           /* common prefix length of SHA-256(our ID) and SHA-256(its ID), 0..255 */
+    int64_t added_ms_ago; /* when it entered the table */
+    int64_t seen_ms_ago;  /* last time it answered us or identified as a server */
+} lp2p_kad_entry;
+/* Copy up to max routing-table entries into out (ordered by bucket, then age). Returns the
+ * total number of entries (may exceed max). */
+LP2P_API int lp2p_kad_routing_table(lp2p_kad *kad, lp2p_kad_entry *out, int max);
+/* Figures of the most recent lookup that finished on this DHT (any kind). */
+typedef struct lp2p_kad_lookup_stats {
+    int requests;   /* requests sent */
+    int answered;   /* requests that got an answer */
+    int failed;     /* unreachable peers, timeouts, bad answers */
+    int hops;       /* longest chain of referrals to the closest answering peer (1 = a table peer) */
+    int64_t ms;     /* duration */
+} lp2p_kad_lookup_stats;
+LP2P_API void lp2p_kad_last_lookup(const lp2p_kad *kad, lp2p_kad_lookup_stats *out);
+/* The multihash inside a CID (CIDv0 "Qm..." base58btc; CIDv1 in multibase base32 'b', base58btc
+ * 'z' or base16 'f'), the key under which content is provided (ipfs/specs kad-dht: providers
+ * are keyed by multihash). Returns its length, ERR_BADADDR (not a CID), ERR_MSGSIZE (cap). */
+LP2P_API ptrdiff_t lp2p_kad_key_from_cid(const char *cid, uint8_t *out, size_t cap);
 
 #ifdef __cplusplus
 }
@@ -1666,6 +1841,148 @@ extern const pb_msgdesc_t lp2p_pb_Identify_msg;
 
 #endif
 /*==================== end src/proto/identify.pb.h ====================*/
+/*==================== begin src/proto/kad.pb.h ====================*/
+/* Automatically generated nanopb header */
+/* Generated by nanopb-0.4.7 */
+
+#ifndef PB_LP2P_PB_KAD_PB_H_INCLUDED
+#define PB_LP2P_PB_KAD_PB_H_INCLUDED
+#include <pb.h>
+
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+/* Enum definitions */
+typedef enum _lp2p_pb_KadPeer_ConnectionType {
+    lp2p_pb_KadPeer_ConnectionType_NOT_CONNECTED = 0,
+    lp2p_pb_KadPeer_ConnectionType_CONNECTED = 1,
+    lp2p_pb_KadPeer_ConnectionType_CAN_CONNECT = 2,
+    lp2p_pb_KadPeer_ConnectionType_CANNOT_CONNECT = 3
+} lp2p_pb_KadPeer_ConnectionType;
+
+typedef enum _lp2p_pb_KadMessage_MessageType {
+    lp2p_pb_KadMessage_MessageType_PUT_VALUE = 0,
+    lp2p_pb_KadMessage_MessageType_GET_VALUE = 1,
+    lp2p_pb_KadMessage_MessageType_ADD_PROVIDER = 2,
+    lp2p_pb_KadMessage_MessageType_GET_PROVIDERS = 3,
+    lp2p_pb_KadMessage_MessageType_FIND_NODE = 4,
+    lp2p_pb_KadMessage_MessageType_PING = 5 /* deprecated: never sent */
+} lp2p_pb_KadMessage_MessageType;
+
+/* Struct definitions */
+typedef struct _lp2p_pb_KadRecord {
+    pb_callback_t key;
+    pb_callback_t value;
+    pb_callback_t timeReceived; /* RFC 3339 text in the spec (`string`) */
+} lp2p_pb_KadRecord;
+
+typedef struct _lp2p_pb_KadPeer {
+    pb_callback_t id;
+    pb_callback_t addrs;
+    lp2p_pb_KadPeer_ConnectionType connection;
+} lp2p_pb_KadPeer;
+
+typedef struct _lp2p_pb_KadMessage {
+    lp2p_pb_KadMessage_MessageType type;
+    pb_callback_t key;
+    bool has_record;
+    lp2p_pb_KadRecord record;
+    pb_callback_t closerPeers;
+    pb_callback_t providerPeers;
+    int32_t clusterLevelRaw;
+} lp2p_pb_KadMessage;
+
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Helper constants for enums */
+#define _lp2p_pb_KadPeer_ConnectionType_MIN lp2p_pb_KadPeer_ConnectionType_NOT_CONNECTED
+#define _lp2p_pb_KadPeer_ConnectionType_MAX lp2p_pb_KadPeer_ConnectionType_CANNOT_CONNECT
+#define _lp2p_pb_KadPeer_ConnectionType_ARRAYSIZE ((lp2p_pb_KadPeer_ConnectionType)(lp2p_pb_KadPeer_ConnectionType_CANNOT_CONNECT+1))
+
+#define _lp2p_pb_KadMessage_MessageType_MIN lp2p_pb_KadMessage_MessageType_PUT_VALUE
+#define _lp2p_pb_KadMessage_MessageType_MAX lp2p_pb_KadMessage_MessageType_PING
+#define _lp2p_pb_KadMessage_MessageType_ARRAYSIZE ((lp2p_pb_KadMessage_MessageType)(lp2p_pb_KadMessage_MessageType_PING+1))
+
+
+#define lp2p_pb_KadPeer_connection_ENUMTYPE lp2p_pb_KadPeer_ConnectionType
+
+#define lp2p_pb_KadMessage_type_ENUMTYPE lp2p_pb_KadMessage_MessageType
+
+
+/* Initializer values for message structs */
+#define lp2p_pb_KadRecord_init_default           {{{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}}
+#define lp2p_pb_KadPeer_init_default             {{{NULL}, NULL}, {{NULL}, NULL}, _lp2p_pb_KadPeer_ConnectionType_MIN}
+#define lp2p_pb_KadMessage_init_default          {_lp2p_pb_KadMessage_MessageType_MIN, {{NULL}, NULL}, false, lp2p_pb_KadRecord_init_default, {{NULL}, NULL}, {{NULL}, NULL}, 0}
+#define lp2p_pb_KadRecord_init_zero              {{{NULL}, NULL}, {{NULL}, NULL}, {{NULL}, NULL}}
+#define lp2p_pb_KadPeer_init_zero                {{{NULL}, NULL}, {{NULL}, NULL}, _lp2p_pb_KadPeer_ConnectionType_MIN}
+#define lp2p_pb_KadMessage_init_zero             {_lp2p_pb_KadMessage_MessageType_MIN, {{NULL}, NULL}, false, lp2p_pb_KadRecord_init_zero, {{NULL}, NULL}, {{NULL}, NULL}, 0}
+
+/* Field tags (for use in manual encoding/decoding) */
+#define lp2p_pb_KadRecord_key_tag                1
+#define lp2p_pb_KadRecord_value_tag              2
+#define lp2p_pb_KadRecord_timeReceived_tag       5
+#define lp2p_pb_KadPeer_id_tag                   1
+#define lp2p_pb_KadPeer_addrs_tag                2
+#define lp2p_pb_KadPeer_connection_tag           3
+#define lp2p_pb_KadMessage_type_tag              1
+#define lp2p_pb_KadMessage_key_tag               2
+#define lp2p_pb_KadMessage_record_tag            3
+#define lp2p_pb_KadMessage_closerPeers_tag       8
+#define lp2p_pb_KadMessage_providerPeers_tag     9
+#define lp2p_pb_KadMessage_clusterLevelRaw_tag   10
+
+/* Struct field encoding specification for nanopb */
+#define lp2p_pb_KadRecord_FIELDLIST(X, a) \
+X(a, CALLBACK, SINGULAR, BYTES,    key,               1) \
+X(a, CALLBACK, SINGULAR, BYTES,    value,             2) \
+X(a, CALLBACK, SINGULAR, BYTES,    timeReceived,      5)
+#define lp2p_pb_KadRecord_CALLBACK pb_default_field_callback
+#define lp2p_pb_KadRecord_DEFAULT NULL
+
+#define lp2p_pb_KadPeer_FIELDLIST(X, a) \
+X(a, CALLBACK, SINGULAR, BYTES,    id,                1) \
+X(a, CALLBACK, REPEATED, BYTES,    addrs,             2) \
+X(a, STATIC,   SINGULAR, UENUM,    connection,        3)
+#define lp2p_pb_KadPeer_CALLBACK pb_default_field_callback
+#define lp2p_pb_KadPeer_DEFAULT NULL
+
+#define lp2p_pb_KadMessage_FIELDLIST(X, a) \
+X(a, STATIC,   SINGULAR, UENUM,    type,              1) \
+X(a, CALLBACK, SINGULAR, BYTES,    key,               2) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  record,            3) \
+X(a, CALLBACK, REPEATED, MESSAGE,  closerPeers,       8) \
+X(a, CALLBACK, REPEATED, MESSAGE,  providerPeers,     9) \
+X(a, STATIC,   SINGULAR, INT32,    clusterLevelRaw,  10)
+#define lp2p_pb_KadMessage_CALLBACK pb_default_field_callback
+#define lp2p_pb_KadMessage_DEFAULT NULL
+#define lp2p_pb_KadMessage_record_MSGTYPE lp2p_pb_KadRecord
+#define lp2p_pb_KadMessage_closerPeers_MSGTYPE lp2p_pb_KadPeer
+#define lp2p_pb_KadMessage_providerPeers_MSGTYPE lp2p_pb_KadPeer
+
+extern const pb_msgdesc_t lp2p_pb_KadRecord_msg;
+extern const pb_msgdesc_t lp2p_pb_KadPeer_msg;
+extern const pb_msgdesc_t lp2p_pb_KadMessage_msg;
+
+/* Defines for backwards compatibility with code written before nanopb-0.4.0 */
+#define lp2p_pb_KadRecord_fields &lp2p_pb_KadRecord_msg
+#define lp2p_pb_KadPeer_fields &lp2p_pb_KadPeer_msg
+#define lp2p_pb_KadMessage_fields &lp2p_pb_KadMessage_msg
+
+/* Maximum encoded size of messages (where known) */
+/* lp2p_pb_KadRecord_size depends on runtime parameters */
+/* lp2p_pb_KadPeer_size depends on runtime parameters */
+/* lp2p_pb_KadMessage_size depends on runtime parameters */
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif
+/*==================== end src/proto/kad.pb.h ====================*/
 /*==================== begin src/host.h ====================*/
 /* host.h - L5/L6 internal declarations: the swarm (connections, dialing, listeners, peerstore)
  * and the host (protocol router, streams, events) that protocols (L7) build on.
@@ -1716,6 +2033,10 @@ typedef struct lp2p__conn {
     lp2p__waitq identify_wait;
     int refs;             /* host list + tasks using it; freed at 0 */
     int64_t opened_at;
+    int64_t idle_since;   /* no streams since (lp2p_now ms), 0 = busy; for idle_timeout_ms */
+    int ephemeral_idle_ms; /* > 0: opened for one-off requests (DHT lookups): closed after this
+                              long without streams, whatever idle_timeout_ms says; an app's
+                              connect to the peer clears it */
     struct lp2p__conn *next;
 } lp2p__conn;
 
@@ -1741,6 +2062,9 @@ typedef struct lp2p__handler {
 typedef struct lp2p__notifee {
     void (*connected)(void *user, lp2p__conn *c);    /* runs in the connection's upgrade task */
     void (*disconnected)(void *user, lp2p__conn *c);
+    /* identify with the peer finished (pull) or it pushed an update; the peerstore has its
+     * protocols and addresses. Runs in the identify task; must not block. May be NULL. */
+    void (*identified)(void *user, lp2p__conn *c);
     void *user;
     struct lp2p__notifee *next;
 } lp2p__notifee;
@@ -1772,6 +2096,14 @@ typedef struct lp2p__event_slot {
 typedef struct lp2p__identify lp2p__identify; /* identify.c */
 typedef struct lp2p__perf lp2p__perf;         /* perf.c */
 
+/* A protocol object hanging off the host (e.g. a DHT) that lp2p_host_free frees if the app did
+ * not: free runs after every task of the host has ended. */
+typedef struct lp2p__service {
+    void (*free)(void *self);
+    void *self;
+    struct lp2p__service *next;
+} lp2p__service;
+
 struct lp2p_host {
     lp2p__ctx ctx;
     lp2p__cache cache; /* ctx.cache: big connection buffers between uses */
@@ -1796,6 +2128,7 @@ struct lp2p_host {
     bool ev_read; /* the app has called lp2p_host_next_event: it wants the events */
     lp2p__event_slot ev_out;  /* the slot handed out by next_event (strings live until next call) */
     lp2p__identify *identify;
+    lp2p__service *services;
     lp2p__perf *perf;         /* NULL until perf is served or run */
     lp2p__buf info_text; /* lp2p_host_peer_info's strings */
     bool freeing;
@@ -1814,12 +2147,15 @@ LP2P__PRIV void lp2p__conn_close(lp2p__conn *c);
 /* Free closed connections nothing references any more (never from a session's own task). */
 LP2P__PRIV void lp2p__swarm_reap(lp2p_host *h);
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n);
+LP2P__PRIV void lp2p__swarm_remove_notifee(lp2p_host *h, lp2p__notifee *n);
 
 /* ---- peerstore (swarm.c) ---- */
 LP2P__PRIV lp2p__peer *lp2p__peerstore_get(lp2p_host *h, const lp2p_peer_id *id, bool create);
 LP2P__PRIV void lp2p__peerstore_add_addr(lp2p_host *h, const lp2p_peer_id *id, const lp2p__ma *ma, int64_t ttl_ms);
 LP2P__PRIV void lp2p__peerstore_set_protocols(lp2p_host *h, lp2p__peer *p, char **protos, int n); /* takes ownership */
 LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h);
+/* Drop peers without a connection whose addresses all expired. */
+LP2P__PRIV void lp2p__peerstore_gc(lp2p_host *h, int64_t now);
 
 /* ---- host (host.c) ---- */
 LP2P__PRIV void lp2p__host_emit(lp2p_host *h, lp2p_event_type type, const lp2p_peer_id *peer, const char *addr,
@@ -1830,6 +2166,9 @@ LP2P__PRIV void lp2p__host_on_stream(lp2p__conn *c, lp2p__pipe *stream);
 LP2P__PRIV int lp2p__host_open_on(lp2p__conn *c, const char *protocol, int64_t deadline, lp2p_stream **out);
 /* The protocols we handle (for identify and "ls"); returns count, fills up to max. */
 LP2P__PRIV int lp2p__host_protocols(lp2p_host *h, const char **out, int max);
+/* Register / unregister a service (see lp2p__service). */
+LP2P__PRIV void lp2p__host_add_service(lp2p_host *h, lp2p__service *s);
+LP2P__PRIV void lp2p__host_remove_service(lp2p_host *h, lp2p__service *s);
 /* Refresh h->addr_text after listeners change. */
 LP2P__PRIV void lp2p__host_addrs_changed(lp2p_host *h);
 
@@ -1843,6 +2182,202 @@ LP2P__PRIV void lp2p__perf_free(lp2p_host *h); /* after the scheduler is gone */
 
 #endif
 /*==================== end src/host.h ====================*/
+/*==================== begin src/kad.h ====================*/
+/* kad.h - L7 internal declarations of the Kademlia DHT: keyspace and routing table (kad_rt.c),
+ * wire messages (kad_msg.c), record and provider stores with validators (kad_store.c), and the
+ * protocol, lookups and public API (kad.c).
+ *
+ * Spec: libp2p/specs kad-dht/README.md; ipfs/specs src/routing/kad-dht.md (Amino rules).
+ * Depends on: host.h, proto/kad.pb.h. */
+#ifndef LP2P__KAD_H
+#define LP2P__KAD_H
+
+// (amalgamated) #include "host.h"
+// (amalgamated) #include "proto/kad.pb.h"
+
+#define LP2P__KAD_PROTO "/ipfs/kad/1.0.0"
+#define LP2P__KAD_KEY_MAX 256       /* longest key we look up or store, bytes */
+#define LP2P__KAD_PROVIDER_KEY_MAX 80 /* ipfs/specs kad-dht: provider keys are multihashes <= 80 B */
+#define LP2P__KAD_MAX_ALPHA 32
+#define LP2P__KAD_MSG_PEERS 64      /* peers per list we decode from one message (more are skipped) */
+#define LP2P__KAD_PEER_ADDRS 8      /* addresses per peer we decode / send */
+#define LP2P__KAD_STREAM_IDLE_MS 60000 /* an inbound stream waiting for its next request (go: 1 min) */
+#define LP2P__KAD_QUERY_ADDR_TTL_MS (10 * 60 * 1000) /* addresses learned from closerPeers */
+#define LP2P__KAD_PROVIDER_ADDR_TTL_MS (24 * 60 * 60 * 1000) /* go: provider addresses 24 h */
+#define LP2P__KAD_RT_ADDR_TTL_MS (60 * 60 * 1000) /* addresses of table peers, renewed when they answer */
+#define LP2P__KAD_MAX_LOOKUP_PEERS 256 /* candidates one lookup tracks */
+#define LP2P__KAD_REFRESH_MAX_CPL 15   /* go: buckets refreshed by random lookups up to cpl 15 */
+
+/* ---- wire messages (kad_msg.c) ------------------------------------------------------------ */
+typedef struct lp2p__kad_slice {
+    const uint8_t *p;
+    size_t len;
+} lp2p__kad_slice;
+
+/* A peer as it appears in closerPeers / providerPeers; slices point into the message bytes. */
+typedef struct lp2p__kad_wpeer {
+    lp2p__kad_slice id;
+    lp2p__kad_slice addrs[LP2P__KAD_PEER_ADDRS];
+    int n_addrs;
+    int connection;
+} lp2p__kad_wpeer;
+
+typedef struct lp2p__kad_msg {
+    int type; /* lp2p_pb_KadMessage_MessageType; missing = PUT_VALUE (proto3) */
+    int cluster_level;
+    lp2p__kad_slice key;
+    bool has_record;
+    lp2p__kad_slice rec_key, rec_value, rec_time;
+    lp2p__kad_wpeer closer[LP2P__KAD_MSG_PEERS];
+    int n_closer;
+    lp2p__kad_wpeer providers[LP2P__KAD_MSG_PEERS];
+    int n_providers;
+    int skipped; /* peers or addresses beyond our caps */
+    const uint8_t *buf; /* the message the slices point into */
+    size_t buf_len;
+} lp2p__kad_msg;
+
+/* Decode one message (the bytes must outlive m). LP2P_OK or ERR_PROTOCOL (malformed, unknown
+ * type). */
+LP2P__PRIV int lp2p__kad_msg_decode(const uint8_t *buf, size_t len, lp2p__kad_msg *m);
+
+typedef struct lp2p__kad lp2p__kad_t; /* = struct lp2p_kad */
+
+/* What to encode: peers are looked up in the peerstore for their addresses (our own ID gets
+ * our listen addresses). */
+typedef struct lp2p__kad_out {
+    int type;
+    const uint8_t *key;
+    size_t key_len;
+    bool has_record;
+    const uint8_t *rec_key, *rec_value, *rec_time;
+    size_t rec_key_len, rec_value_len, rec_time_len;
+    const lp2p_peer_id *closer;
+    int n_closer;
+    const lp2p_peer_id *providers;
+    int n_providers;
+    lp2p_host *h;
+} lp2p__kad_out;
+/* Encode into b (appended). LP2P_OK, ERR_NOMEM, ERR_MSGSIZE. */
+LP2P__PRIV int lp2p__kad_msg_encode(lp2p__ctx *ctx, const lp2p__kad_out *o, lp2p__buf *b);
+
+/* ---- keyspace and routing table (kad_rt.c) -------------------------------------------------- */
+typedef struct lp2p__kad_entry {
+    lp2p_peer_id id;
+    uint8_t hash[32];
+    int64_t added, seen;
+    uint8_t group[5]; /* IP group: family byte + /16 (IPv4) or /32 (IPv6); [0] = 0: exempt */
+} lp2p__kad_entry;
+
+typedef struct lp2p__kad_bucket {
+    lp2p__kad_entry *e; /* k slots, allocated on first use; e[0] is the least recently seen */
+    int n;
+    int64_t last_lookup; /* last lookup of a key in this bucket's range (refresh skips fresh ones) */
+    bool probing;        /* a liveness check of e[0] runs */
+} lp2p__kad_bucket;
+
+typedef struct lp2p__kad_rt {
+    lp2p__ctx *ctx;
+    uint8_t self[32];
+    int k, max_group, max_group_bucket;
+    lp2p__kad_bucket b[256];
+    int size;
+} lp2p__kad_rt;
+
+typedef enum {
+    LP2P__RT_ADDED,
+    LP2P__RT_UPDATED,  /* already there: marked as seen */
+    LP2P__RT_FULL,     /* bucket full: *evict names its least recently seen peer */
+    LP2P__RT_REJECTED, /* self, or the IP group cap */
+    LP2P__RT_NOMEM
+} lp2p__rt_result;
+
+LP2P__PRIV void lp2p__kad_hash(const uint8_t *key, size_t len, uint8_t out[32]);
+LP2P__PRIV int lp2p__kad_cpl(const uint8_t a[32], const uint8_t b[32]);
+/* < 0 if a is closer to target than b, 0 if equal, > 0 if farther. */
+LP2P__PRIV int lp2p__kad_cmp(const uint8_t target[32], const uint8_t a[32], const uint8_t b[32]);
+/* IP group of a multiaddr (see lp2p__kad_entry.group); returns false when exempt/unknown. */
+LP2P__PRIV bool lp2p__kad_ip_group(const lp2p__ma *ma, uint8_t group[5]);
+
+LP2P__PRIV void lp2p__rt_init(lp2p__kad_rt *rt, lp2p__ctx *ctx, const lp2p_peer_id *self, int k, int max_group,
+                              int max_group_bucket);
+LP2P__PRIV void lp2p__rt_free(lp2p__kad_rt *rt);
+LP2P__PRIV lp2p__kad_entry *lp2p__rt_find(lp2p__kad_rt *rt, const lp2p_peer_id *id);
+LP2P__PRIV lp2p__rt_result lp2p__rt_add(lp2p__kad_rt *rt, const lp2p_peer_id *id, const uint8_t group[5], int64_t now,
+                                        lp2p_peer_id *evict);
+LP2P__PRIV bool lp2p__rt_remove(lp2p__kad_rt *rt, const lp2p_peer_id *id);
+/* The up to max peers closest to target, closest first; exclude (may be NULL) is skipped. */
+LP2P__PRIV int lp2p__rt_closest(lp2p__kad_rt *rt, const uint8_t target[32], const lp2p_peer_id *exclude,
+                                lp2p_peer_id *out, int max);
+LP2P__PRIV int lp2p__rt_bucket_of(lp2p__kad_rt *rt, const uint8_t hash[32]);
+/* A random key (peer-ID-like bytes, 34 bytes) whose hash has common prefix length cpl with
+ * ours (found by trying: ~2^(cpl+1) hashes, so callers keep cpl <= 15). */
+LP2P__PRIV size_t lp2p__rt_random_key(lp2p__kad_rt *rt, int cpl, uint8_t *key);
+
+/* ---- stores and validators (kad_store.c) ------------------------------------------------------ */
+typedef struct lp2p__kad_prov {
+    lp2p_peer_id id;
+    int64_t expires;
+} lp2p__kad_prov;
+
+typedef struct lp2p__kad_pkey {
+    struct lp2p__kad_pkey *next;
+    uint8_t key[LP2P__KAD_PROVIDER_KEY_MAX];
+    uint8_t key_len;
+    lp2p__kad_prov *p;
+    int n, cap;
+} lp2p__kad_pkey;
+
+typedef struct lp2p__kad_rec {
+    struct lp2p__kad_rec *next;
+    uint8_t *key, *value;
+    size_t key_len, value_len;
+    char time[40]; /* RFC 3339 time received */
+    int64_t expires;
+} lp2p__kad_rec;
+
+typedef struct lp2p__kad_ns {
+    struct lp2p__kad_ns *next;
+    char *ns;
+    lp2p_kad_validator v;
+} lp2p__kad_ns;
+
+#define LP2P__KAD_STORE_BUCKETS 1024
+typedef struct lp2p__kad_store {
+    lp2p__ctx *ctx;
+    lp2p__kad_pkey *prov[LP2P__KAD_STORE_BUCKETS];
+    int n_prov, max_prov, max_per_key;
+    lp2p__kad_rec *rec[LP2P__KAD_STORE_BUCKETS];
+    int n_rec, max_rec;
+    lp2p__kad_ns *ns;
+} lp2p__kad_store;
+
+LP2P__PRIV void lp2p__store_free(lp2p__kad_store *st);
+/* Add or refresh provider id of key until expires. ERR_LIMIT (store full), ERR_NOMEM. */
+LP2P__PRIV int lp2p__store_add_provider(lp2p__kad_store *st, const uint8_t *key, size_t len, const lp2p_peer_id *id,
+                                        int64_t expires);
+/* Up to max unexpired providers of key. */
+LP2P__PRIV int lp2p__store_get_providers(lp2p__kad_store *st, const uint8_t *key, size_t len, int64_t now,
+                                         lp2p_peer_id *out, int max);
+LP2P__PRIV lp2p__kad_rec *lp2p__store_get_record(lp2p__kad_store *st, const uint8_t *key, size_t len, int64_t now);
+/* Store (replace) a record. ERR_LIMIT, ERR_NOMEM. */
+LP2P__PRIV int lp2p__store_put_record(lp2p__kad_store *st, const uint8_t *key, size_t key_len, const uint8_t *value,
+                                      size_t value_len, int64_t expires);
+/* Drop everything expired. */
+LP2P__PRIV void lp2p__store_expire(lp2p__kad_store *st, int64_t now);
+LP2P__PRIV int lp2p__store_set_validator(lp2p__kad_store *st, const char *ns, const lp2p_kad_validator *v);
+/* Validate a record by its key's namespace: LP2P_OK, ERR_INVALID (no validator / refused). */
+LP2P__PRIV int lp2p__store_validate(lp2p__kad_store *st, const uint8_t *key, size_t key_len, const uint8_t *value,
+                                    size_t value_len);
+/* Index (0 or 1) of the better of two valid values. */
+LP2P__PRIV int lp2p__store_select(lp2p__kad_store *st, const uint8_t *key, size_t key_len, const uint8_t *a,
+                                  size_t a_len, const uint8_t *b, size_t b_len);
+/* The built-in /pk/ validator. */
+LP2P__PRIV int lp2p__kad_pk_validate(void *user, const uint8_t *key, size_t key_len, const uint8_t *value,
+                                     size_t value_len);
+
+#endif
+/*==================== end src/kad.h ====================*/
 /*==================== begin src/base.c ====================*/
 /* base.c - L0: allocator, logging, clock, errors, buffers, varints.
  *
@@ -5811,6 +6346,28 @@ PB_BIND(lp2p_pb_Identify, lp2p_pb_Identify, AUTO)
 
 
 /*==================== end src/proto/identify.pb.c ====================*/
+/*==================== begin src/proto/kad.pb.c ====================*/
+/* Automatically generated nanopb constant definitions */
+/* Generated by nanopb-0.4.7 */
+
+// (amalgamated) #include "kad.pb.h"
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+PB_BIND(lp2p_pb_KadRecord, lp2p_pb_KadRecord, AUTO)
+
+
+PB_BIND(lp2p_pb_KadPeer, lp2p_pb_KadPeer, AUTO)
+
+
+PB_BIND(lp2p_pb_KadMessage, lp2p_pb_KadMessage, AUTO)
+
+
+
+
+
+/*==================== end src/proto/kad.pb.c ====================*/
 /*==================== begin src/noise.c ====================*/
 /* noise.c - L4: the libp2p Noise secure channel, Noise_XX_25519_ChaChaPoly_SHA256.
  *
@@ -7803,16 +8360,37 @@ LP2P__PRIV void lp2p__peerstore_set_protocols(lp2p_host *h, lp2p__peer *p, char 
     p->protocols = protos, p->n_protocols = n;
 }
 
+static void lp2p__peer_free(lp2p_host *h, lp2p__peer *p) {
+    lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
+    lp2p__free(&h->ctx, p->addrs, sizeof *p->addrs * (size_t)p->cap_addrs);
+    lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
+    lp2p__strfree(&h->ctx, p->agent_version);
+    lp2p__strfree(&h->ctx, p->protocol_version);
+    lp2p__free(&h->ctx, p, sizeof *p);
+}
+
 LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h) {
     while (h->peers) {
         lp2p__peer *p = h->peers;
         h->peers = p->next;
-        lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
-        lp2p__free(&h->ctx, p->addrs, sizeof *p->addrs * (size_t)p->cap_addrs);
-        lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
-        lp2p__strfree(&h->ctx, p->agent_version);
-        lp2p__strfree(&h->ctx, p->protocol_version);
-        lp2p__free(&h->ctx, p, sizeof *p);
+        lp2p__peer_free(h, p);
+    }
+}
+
+/* Forget peers we are not connected to whose addresses have all expired (peers heard of in
+ * DHT answers would otherwise pile up forever). */
+LP2P__PRIV void lp2p__peerstore_gc(lp2p_host *h, int64_t now) {
+    for (lp2p__peer **pp = &h->peers; *pp;) {
+        lp2p__peer *p = *pp;
+        bool keep = lp2p__swarm_find_conn(h, &p->id) != NULL;
+        for (int i = 0; i < p->n_addrs && !keep; i++) keep = p->addrs[i].expires < 0 || p->addrs[i].expires >= now;
+        for (lp2p__dial *d = h->dials; d && !keep; d = d->next) keep = lp2p_peer_id_eq(&d->peer, &p->id);
+        if (keep) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        lp2p__peer_free(h, p);
     }
 }
 
@@ -7845,6 +8423,14 @@ LP2P__PRIV lp2p__conn *lp2p__swarm_find_conn(lp2p_host *h, const lp2p_peer_id *p
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n) {
     n->next = h->notifees;
     h->notifees = n;
+}
+
+LP2P__PRIV void lp2p__swarm_remove_notifee(lp2p_host *h, lp2p__notifee *n) {
+    for (lp2p__notifee **pp = &h->notifees; *pp; pp = &(*pp)->next)
+        if (*pp == n) {
+            *pp = n->next;
+            return;
+        }
 }
 
 static void lp2p__conn_unlink(lp2p__conn *c) {
@@ -8012,7 +8598,7 @@ static void lp2p__inbound_task(void *arg) {
 static void lp2p__accept_task(void *arg) {
     lp2p__listener *l = (lp2p__listener *)arg;
     lp2p_host *h = l->h;
-    for (;;) {
+    while (l->tcp) { /* NULL: the host closed it before this task ever ran */
         lp2p__inbound *in = (lp2p__inbound *)lp2p__zalloc(&h->ctx, sizeof *in);
         if (!in) {
             lp2p__sleep_until(h->sched, lp2p_deadline_in(100));
@@ -8292,6 +8878,19 @@ LP2P__PRIV void lp2p__host_addrs_changed(lp2p_host *h) {
 
 LP2P_API int lp2p_host_addr_count(const lp2p_host *h) { return h->n_addr_text; }
 
+LP2P__PRIV void lp2p__host_add_service(lp2p_host *h, lp2p__service *s) {
+    s->next = h->services;
+    h->services = s;
+}
+
+LP2P__PRIV void lp2p__host_remove_service(lp2p_host *h, lp2p__service *s) {
+    for (lp2p__service **pp = &h->services; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            return;
+        }
+}
+
 LP2P_API const char *lp2p_host_addr(const lp2p_host *h, int i) {
     return i >= 0 && i < h->n_addr_text ? h->addr_text[i] : NULL;
 }
@@ -8299,12 +8898,28 @@ LP2P_API const char *lp2p_host_addr(const lp2p_host *h, int i) {
 LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
+/* idle_timeout_ms (or a connection's own ephemeral_idle_ms): close connections that had no
+ * stream for that long (checked every second). */
+static void lp2p__close_idle(lp2p_host *h) {
+    int64_t now = lp2p_now();
+    for (lp2p__conn *c = h->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closed || !c->mux) continue;
+        int limit = c->ephemeral_idle_ms > 0 ? c->ephemeral_idle_ms : h->cfg.idle_timeout_ms;
+        if (limit <= 0 || lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
+        else if (!c->idle_since) c->idle_since = now;
+        else if (now - c->idle_since >= limit) lp2p__conn_close(c);
+    }
+}
+
 static void lp2p__housekeeping_task(void *arg) {
     lp2p_host *h = (lp2p_host *)arg;
-    while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) {
+    for (unsigned round = 1; lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK; round++) {
+        lp2p__close_idle(h);
         lp2p__swarm_reap(h);
         lp2p__sched_trim(h->sched); /* idle connections keep only the stack pages they use */
         lp2p__cache_trim(&h->ctx);  /* and buffers nobody reused for a second go back */
+        if (round % 10 == 0) lp2p__peerstore_gc(h, lp2p_now());
     }
 }
 
@@ -8369,6 +8984,11 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
     if (h->sched) {
         lp2p__swarm_close_all(h);
         lp2p__sched_free(h->sched);
+    }
+    while (h->services) { /* every task has ended: the services' memory can go */
+        lp2p__service *sv = h->services;
+        h->services = sv->next;
+        sv->free(sv->self);
     }
     lp2p__swarm_reap(h);
     while (h->listeners) {
@@ -8558,6 +9178,7 @@ LP2P_API int lp2p_host_connect(lp2p_host *h, const char *peer_or_addr, int64_t d
     lp2p__conn *c = NULL;
     int rc = lp2p__swarm_connect(h, peer_or_addr, &c, deadline);
     if (rc) return rc;
+    c->ephemeral_idle_ms = 0; /* the app wants this peer: keep the connection */
     lp2p__conn_unref(c);
     return LP2P_OK;
 }
@@ -8931,6 +9552,8 @@ static void lp2p__id_apply(lp2p_host *h, lp2p__conn *c, lp2p__id_info *in) {
     }
     for (int i = 0; i < in->n_addrs; i++) lp2p__peerstore_add_addr(h, &c->peer, &in->addrs[i], LP2P__ID_ADDR_TTL_MS);
     if (in->observed.len) p->observed = in->observed;
+    for (lp2p__notifee *n = h->notifees; n; n = n->next)
+        if (n->identified) n->identified(n->user, c);
 }
 
 /* Read identify messages until EOF (at most 10) and merge them into one info. */
@@ -9469,6 +10092,1978 @@ LP2P_API int lp2p_perf(lp2p_host *h, const char *peer_or_addr, uint64_t upload_b
     return LP2P_OK;
 }
 /*==================== end src/perf.c ====================*/
+/*==================== begin src/kad_msg.c ====================*/
+/* kad_msg.c - L7: Kademlia DHT wire messages (decode and encode).
+ *
+ * Spec: libp2p/specs kad-dht/README.md "RPC messages". proto3: a missing `type` means
+ * PUT_VALUE (go and js omit it), fields may come in any order, unknown fields are skipped.
+ * Decoding is zero-copy: byte fields become slices of the message buffer (nanopb buffer
+ * streams keep their read position in `state`). Every list is capped (LP2P__KAD_MSG_PEERS
+ * peers, LP2P__KAD_PEER_ADDRS addresses each); what is beyond is skipped and counted.
+ * Depends on: kad.h (host.h, proto/kad.pb.h). */
+// (amalgamated) #include "kad.h"
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+
+/* ---- decoding --------------------------------------------------------------------------- */
+/* Take the rest of a (sub)stream as a slice of the message buffer. A field sent with the
+ * varint wire type reaches a bytes callback as a stream over nanopb's own stack copy: that
+ * is a malformed message, refused. */
+static bool lp2p__kad_take(const lp2p__kad_msg *m, pb_istream_t *st, lp2p__kad_slice *out) {
+    const uint8_t *p = (const uint8_t *)st->state;
+    if (p < m->buf || p > m->buf + m->buf_len || st->bytes_left > (size_t)(m->buf + m->buf_len - p)) return false;
+    out->p = p;
+    out->len = st->bytes_left;
+    return pb_read(st, NULL, st->bytes_left);
+}
+
+typedef struct lp2p__kad_dpeer {
+    lp2p__kad_wpeer *p;
+    lp2p__kad_msg *m;
+} lp2p__kad_dpeer;
+
+static bool lp2p__kad_dec_peer_field(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__kad_dpeer *d = (lp2p__kad_dpeer *)*arg;
+    if (f->tag == lp2p_pb_KadPeer_id_tag) return lp2p__kad_take(d->m, st, &d->p->id);
+    if (d->p->n_addrs >= LP2P__KAD_PEER_ADDRS) {
+        d->m->skipped++;
+        return pb_read(st, NULL, st->bytes_left);
+    }
+    return lp2p__kad_take(d->m, st, &d->p->addrs[d->p->n_addrs++]);
+}
+
+static bool lp2p__kad_dec_peer(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__kad_msg *m = (lp2p__kad_msg *)*arg;
+    bool closer = f->tag == lp2p_pb_KadMessage_closerPeers_tag;
+    int *n = closer ? &m->n_closer : &m->n_providers;
+    lp2p__kad_wpeer tmp, *p = *n < LP2P__KAD_MSG_PEERS ? (closer ? &m->closer[*n] : &m->providers[*n]) : &tmp;
+    memset(p, 0, sizeof *p);
+    lp2p__kad_dpeer d = {p, m};
+    lp2p_pb_KadPeer pm;
+    memset(&pm, 0, sizeof pm);
+    pm.id.funcs.decode = lp2p__kad_dec_peer_field, pm.id.arg = &d;
+    pm.addrs.funcs.decode = lp2p__kad_dec_peer_field, pm.addrs.arg = &d;
+    if (!pb_decode(st, lp2p_pb_KadPeer_fields, &pm)) return false;
+    p->connection = (int)pm.connection;
+    if (p == &tmp) m->skipped++;
+    else (*n)++;
+    return true;
+}
+
+static bool lp2p__kad_dec_key(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__kad_msg *m = (lp2p__kad_msg *)*arg;
+    (void)f;
+    return lp2p__kad_take(m, st, &m->key);
+}
+
+static bool lp2p__kad_dec_record(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__kad_msg *m = (lp2p__kad_msg *)*arg;
+    lp2p__kad_slice *out = f->tag == lp2p_pb_KadRecord_key_tag     ? &m->rec_key
+                           : f->tag == lp2p_pb_KadRecord_value_tag ? &m->rec_value
+                                                                    : &m->rec_time;
+    return lp2p__kad_take(m, st, out);
+}
+
+LP2P__PRIV int lp2p__kad_msg_decode(const uint8_t *buf, size_t len, lp2p__kad_msg *m) {
+    lp2p_pb_KadMessage pm;
+    memset(m, 0, sizeof *m);
+    memset(&pm, 0, sizeof pm);
+    m->buf = buf, m->buf_len = len;
+    pm.key.funcs.decode = lp2p__kad_dec_key, pm.key.arg = m;
+    pm.record.key.funcs.decode = lp2p__kad_dec_record, pm.record.key.arg = m;
+    pm.record.value.funcs.decode = lp2p__kad_dec_record, pm.record.value.arg = m;
+    pm.record.timeReceived.funcs.decode = lp2p__kad_dec_record, pm.record.timeReceived.arg = m;
+    pm.closerPeers.funcs.decode = lp2p__kad_dec_peer, pm.closerPeers.arg = m;
+    pm.providerPeers.funcs.decode = lp2p__kad_dec_peer, pm.providerPeers.arg = m;
+    pb_istream_t st = pb_istream_from_buffer(buf, len);
+    if (!pb_decode(&st, lp2p_pb_KadMessage_fields, &pm)) return LP2P_ERR_PROTOCOL;
+    if ((int)pm.type < 0 || pm.type > lp2p_pb_KadMessage_MessageType_PING) return LP2P_ERR_PROTOCOL;
+    m->type = (int)pm.type;
+    m->cluster_level = pm.clusterLevelRaw;
+    m->has_record = pm.has_record;
+    return LP2P_OK;
+}
+
+/* ---- encoding ------------------------------------------------------------------------------ */
+static bool lp2p__kad_enc_bytes(pb_ostream_t *st, const pb_field_t *f, const void *p, size_t n) {
+    return pb_encode_tag_for_field(st, f) && pb_encode_string(st, (const pb_byte_t *)p, n);
+}
+
+typedef struct lp2p__kad_enc_one {
+    const uint8_t *p;
+    size_t n;
+} lp2p__kad_enc_one;
+
+static bool lp2p__kad_enc_cb_bytes(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
+    const lp2p__kad_enc_one *o = (const lp2p__kad_enc_one *)*arg;
+    return !o->p || lp2p__kad_enc_bytes(st, f, o->p, o->n);
+}
+
+typedef struct lp2p__kad_enc_peer {
+    lp2p_host *h;
+    const lp2p_peer_id *id;
+} lp2p__kad_enc_peer;
+
+/* A peer's addresses: ours are the listen addresses, others' come from the peerstore
+ * (unexpired ones, at most LP2P__KAD_PEER_ADDRS). */
+static bool lp2p__kad_enc_addrs(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
+    const lp2p__kad_enc_peer *e = (const lp2p__kad_enc_peer *)*arg;
+    lp2p_host *h = e->h;
+    int n = 0;
+    if (lp2p_peer_id_eq(e->id, &h->identity.id)) {
+        for (lp2p__listener *l = h->listeners; l && n < LP2P__KAD_PEER_ADDRS; l = l->next, n++)
+            if (!lp2p__kad_enc_bytes(st, f, l->addr.b, l->addr.len)) return false;
+        return true;
+    }
+    lp2p__peer *p = lp2p__peerstore_get(h, e->id, false);
+    int64_t now = lp2p_now();
+    for (int i = 0; p && i < p->n_addrs && n < LP2P__KAD_PEER_ADDRS; i++) {
+        if (p->addrs[i].expires >= 0 && p->addrs[i].expires < now) continue;
+        if (!lp2p__kad_enc_bytes(st, f, p->addrs[i].ma.b, p->addrs[i].ma.len)) return false;
+        n++;
+    }
+    return true;
+}
+
+static bool lp2p__kad_enc_id(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
+    const lp2p__kad_enc_peer *e = (const lp2p__kad_enc_peer *)*arg;
+    return lp2p__kad_enc_bytes(st, f, e->id->bytes, e->id->len);
+}
+
+typedef struct lp2p__kad_enc_list {
+    lp2p_host *h;
+    const lp2p_peer_id *ids;
+    int n;
+} lp2p__kad_enc_list;
+
+static bool lp2p__kad_enc_peers(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
+    const lp2p__kad_enc_list *l = (const lp2p__kad_enc_list *)*arg;
+    for (int i = 0; i < l->n; i++) {
+        lp2p__kad_enc_peer e = {l->h, &l->ids[i]};
+        lp2p_pb_KadPeer pm;
+        memset(&pm, 0, sizeof pm);
+        pm.id.funcs.encode = lp2p__kad_enc_id, pm.id.arg = &e;
+        pm.addrs.funcs.encode = lp2p__kad_enc_addrs, pm.addrs.arg = &e;
+        pm.connection = lp2p__swarm_find_conn(l->h, &l->ids[i]) ? lp2p_pb_KadPeer_ConnectionType_CONNECTED
+                                                                 : lp2p_pb_KadPeer_ConnectionType_NOT_CONNECTED;
+        if (lp2p_peer_id_eq(&l->ids[i], &l->h->identity.id)) pm.connection = lp2p_pb_KadPeer_ConnectionType_CONNECTED;
+        if (!pb_encode_tag_for_field(st, f) || !pb_encode_submessage(st, lp2p_pb_KadPeer_fields, &pm)) return false;
+    }
+    return true;
+}
+
+static bool lp2p__kad_encode_into(pb_ostream_t *st, const lp2p__kad_out *o) {
+    lp2p_pb_KadMessage pm;
+    memset(&pm, 0, sizeof pm);
+    lp2p__kad_enc_one key = {o->key, o->key_len}, rk = {o->rec_key, o->rec_key_len},
+                      rv = {o->rec_value, o->rec_value_len}, rt = {o->rec_time, o->rec_time_len};
+    lp2p__kad_enc_list closer = {o->h, o->closer, o->n_closer}, prov = {o->h, o->providers, o->n_providers};
+    pm.type = (lp2p_pb_KadMessage_MessageType)o->type;
+    pm.key.funcs.encode = lp2p__kad_enc_cb_bytes, pm.key.arg = &key;
+    pm.has_record = o->has_record;
+    pm.record.key.funcs.encode = lp2p__kad_enc_cb_bytes, pm.record.key.arg = &rk;
+    pm.record.value.funcs.encode = lp2p__kad_enc_cb_bytes, pm.record.value.arg = &rv;
+    pm.record.timeReceived.funcs.encode = lp2p__kad_enc_cb_bytes, pm.record.timeReceived.arg = &rt;
+    if (o->n_closer) pm.closerPeers.funcs.encode = lp2p__kad_enc_peers, pm.closerPeers.arg = &closer;
+    if (o->n_providers) pm.providerPeers.funcs.encode = lp2p__kad_enc_peers, pm.providerPeers.arg = &prov;
+    return pb_encode(st, lp2p_pb_KadMessage_fields, &pm);
+}
+
+LP2P__PRIV int lp2p__kad_msg_encode(lp2p__ctx *ctx, const lp2p__kad_out *o, lp2p__buf *b) {
+    pb_ostream_t sz = PB_OSTREAM_SIZING;
+    if (!lp2p__kad_encode_into(&sz, o)) return LP2P_ERR_MSGSIZE;
+    if (lp2p__buf_reserve(ctx, b, sz.bytes_written)) return LP2P_ERR_NOMEM;
+    pb_ostream_t st = pb_ostream_from_buffer(b->p + b->len, sz.bytes_written);
+    if (!lp2p__kad_encode_into(&st, o)) return LP2P_ERR_MSGSIZE;
+    b->len += st.bytes_written;
+    return LP2P_OK;
+}
+/*==================== end src/kad_msg.c ====================*/
+/*==================== begin src/kad_rt.c ====================*/
+/* kad_rt.c - L7: the Kademlia keyspace and routing table.
+ *
+ * Spec: libp2p/specs kad-dht/README.md "Kademlia routing table": keys live in SHA-256 space,
+ * distance is XOR, a peer's Kademlia ID is SHA-256 of its binary peer ID; one bucket per
+ * common prefix length (cpl) with our ID, k entries each. The caller (kad.c) admits only
+ * servers and checks the least recently seen peer before evicting it (entries are kept in
+ * least-recently-seen order, e[0] first). IP diversity (ipfs/specs kad-dht: at most 3 peers
+ * per IP group in the table and 2 per bucket; a group is a /16 of IPv4 or, lacking an ASN
+ * database, a /32 of IPv6); loopback and private addresses are exempt, as in go's filter.
+ * Depends on: kad.h. */
+// (amalgamated) #include "kad.h"
+
+LP2P__PRIV void lp2p__kad_hash(const uint8_t *key, size_t len, uint8_t out[32]) { lp2p__sha256_once(key, len, out); }
+
+LP2P__PRIV int lp2p__kad_cpl(const uint8_t a[32], const uint8_t b[32]) {
+    for (int i = 0; i < 32; i++) {
+        uint8_t x = a[i] ^ b[i];
+        if (x) {
+            int n = i * 8;
+            while (!(x & 0x80)) x <<= 1, n++;
+            return n;
+        }
+    }
+    return 256;
+}
+
+LP2P__PRIV int lp2p__kad_cmp(const uint8_t target[32], const uint8_t a[32], const uint8_t b[32]) {
+    for (int i = 0; i < 32; i++) {
+        uint8_t da = a[i] ^ target[i], db = b[i] ^ target[i];
+        if (da != db) return da < db ? -1 : 1;
+    }
+    return 0;
+}
+
+static bool lp2p__ip4_private(const uint8_t *v) {
+    return v[0] == 10 || v[0] == 127 || v[0] == 0 || (v[0] == 172 && (v[1] & 0xf0) == 16) ||
+           (v[0] == 192 && v[1] == 168) || (v[0] == 169 && v[1] == 254) || (v[0] == 100 && (v[1] & 0xc0) == 64);
+}
+
+LP2P__PRIV bool lp2p__kad_ip_group(const lp2p__ma *ma, uint8_t group[5]) {
+    size_t off = 0, vn;
+    uint32_t code;
+    const uint8_t *v;
+    memset(group, 0, 5);
+    if (!ma || !lp2p__ma_next(ma, &off, &code, &v, &vn)) return false;
+    if (code == LP2P__MA_IP4 && vn == 4) {
+        if (lp2p__ip4_private(v)) return false;
+        group[0] = 4, group[1] = v[0], group[2] = v[1];
+        return true;
+    }
+    if (code == LP2P__MA_IP6 && vn == 16) {
+        static const uint8_t zero[15] = {0};
+        if ((v[0] & 0xfe) == 0xfc || (v[0] == 0xfe && (v[1] & 0xc0) == 0x80) || memcmp(v, zero, 15) == 0) return false;
+        group[0] = 6;
+        memcpy(group + 1, v, 4);
+        return true;
+    }
+    return false;
+}
+
+LP2P__PRIV void lp2p__rt_init(lp2p__kad_rt *rt, lp2p__ctx *ctx, const lp2p_peer_id *self, int k, int max_group,
+                              int max_group_bucket) {
+    memset(rt, 0, sizeof *rt);
+    rt->ctx = ctx;
+    rt->k = k, rt->max_group = max_group, rt->max_group_bucket = max_group_bucket;
+    lp2p__kad_hash(self->bytes, self->len, rt->self);
+}
+
+LP2P__PRIV void lp2p__rt_free(lp2p__kad_rt *rt) {
+    for (int i = 0; i < 256; i++) lp2p__free(rt->ctx, rt->b[i].e, sizeof(lp2p__kad_entry) * (size_t)rt->k);
+    memset(rt->b, 0, sizeof rt->b);
+    rt->size = 0;
+}
+
+LP2P__PRIV int lp2p__rt_bucket_of(lp2p__kad_rt *rt, const uint8_t hash[32]) {
+    int cpl = lp2p__kad_cpl(rt->self, hash);
+    return cpl > 255 ? 255 : cpl;
+}
+
+static int lp2p__rt_index(lp2p__kad_bucket *b, const lp2p_peer_id *id) {
+    for (int i = 0; i < b->n; i++)
+        if (lp2p_peer_id_eq(&b->e[i].id, id)) return i;
+    return -1;
+}
+
+LP2P__PRIV lp2p__kad_entry *lp2p__rt_find(lp2p__kad_rt *rt, const lp2p_peer_id *id) {
+    uint8_t h[32];
+    lp2p__kad_hash(id->bytes, id->len, h);
+    lp2p__kad_bucket *b = &rt->b[lp2p__rt_bucket_of(rt, h)];
+    int i = lp2p__rt_index(b, id);
+    return i < 0 ? NULL : &b->e[i];
+}
+
+/* Would one more peer of this IP group break the diversity caps? */
+static bool lp2p__rt_group_full(lp2p__kad_rt *rt, lp2p__kad_bucket *bucket, const uint8_t group[5]) {
+    if (!group || !group[0] || rt->max_group < 0) return false;
+    int total = 0, in_bucket = 0;
+    for (int i = 0; i < 256; i++)
+        for (int j = 0; j < rt->b[i].n; j++)
+            if (memcmp(rt->b[i].e[j].group, group, 5) == 0) total++, in_bucket += &rt->b[i] == bucket;
+    return total >= rt->max_group || in_bucket >= rt->max_group_bucket;
+}
+
+LP2P__PRIV lp2p__rt_result lp2p__rt_add(lp2p__kad_rt *rt, const lp2p_peer_id *id, const uint8_t group[5], int64_t now,
+                                        lp2p_peer_id *evict) {
+    uint8_t h[32];
+    lp2p__kad_hash(id->bytes, id->len, h);
+    int cpl = lp2p__kad_cpl(rt->self, h);
+    if (cpl == 256) return LP2P__RT_REJECTED; /* ourselves */
+    lp2p__kad_bucket *b = &rt->b[cpl];
+    int i = lp2p__rt_index(b, id);
+    if (i >= 0) { /* seen again: move to the most-recently-seen end */
+        lp2p__kad_entry e = b->e[i];
+        memmove(&b->e[i], &b->e[i + 1], sizeof e * (size_t)(b->n - i - 1));
+        e.seen = now;
+        b->e[b->n - 1] = e;
+        return LP2P__RT_UPDATED;
+    }
+    if (lp2p__rt_group_full(rt, b, group)) return LP2P__RT_REJECTED;
+    if (b->n == rt->k) {
+        if (evict) *evict = b->e[0].id;
+        return LP2P__RT_FULL;
+    }
+    if (!b->e && !(b->e = (lp2p__kad_entry *)lp2p__zalloc(rt->ctx, sizeof(lp2p__kad_entry) * (size_t)rt->k)))
+        return LP2P__RT_NOMEM;
+    lp2p__kad_entry *e = &b->e[b->n++];
+    memset(e, 0, sizeof *e);
+    e->id = *id;
+    memcpy(e->hash, h, 32);
+    e->added = e->seen = now;
+    if (group) memcpy(e->group, group, 5);
+    rt->size++;
+    return LP2P__RT_ADDED;
+}
+
+LP2P__PRIV bool lp2p__rt_remove(lp2p__kad_rt *rt, const lp2p_peer_id *id) {
+    uint8_t h[32];
+    lp2p__kad_hash(id->bytes, id->len, h);
+    lp2p__kad_bucket *b = &rt->b[lp2p__rt_bucket_of(rt, h)];
+    int i = lp2p__rt_index(b, id);
+    if (i < 0) return false;
+    memmove(&b->e[i], &b->e[i + 1], sizeof(lp2p__kad_entry) * (size_t)(b->n - i - 1));
+    b->n--;
+    rt->size--;
+    return true;
+}
+
+/* Insertion into a small sorted array keeps this O(size * max): tables hold a few hundred. */
+LP2P__PRIV int lp2p__rt_closest(lp2p__kad_rt *rt, const uint8_t target[32], const lp2p_peer_id *exclude,
+                                lp2p_peer_id *out, int max) {
+    const lp2p__kad_entry *best[LP2P__KAD_MAX_LOOKUP_PEERS];
+    int n = 0;
+    if (max > (int)LP2P__COUNT(best)) max = (int)LP2P__COUNT(best);
+    for (int i = 0; i < 256; i++)
+        for (int j = 0; j < rt->b[i].n; j++) {
+            const lp2p__kad_entry *e = &rt->b[i].e[j];
+            if (exclude && lp2p_peer_id_eq(&e->id, exclude)) continue;
+            int pos = n;
+            while (pos > 0 && lp2p__kad_cmp(target, e->hash, best[pos - 1]->hash) < 0) pos--;
+            if (pos >= max) continue;
+            if (n < max) n++;
+            memmove(&best[pos + 1], &best[pos], sizeof best[0] * (size_t)(n - 1 - pos));
+            best[pos] = e;
+        }
+    for (int i = 0; i < n; i++) out[i] = best[i]->id;
+    return n;
+}
+
+LP2P__PRIV size_t lp2p__rt_random_key(lp2p__kad_rt *rt, int cpl, uint8_t *key) {
+    uint8_t h[32];
+    /* looks like an identity-multihash Ed25519 peer ID, as go's refresh keys do */
+    key[0] = 0x00, key[1] = 0x24, key[2] = 0x08, key[3] = 0x01, key[4] = 0x12, key[5] = 0x20;
+    lp2p__random(key + 6, 32);
+    for (uint32_t tries = 0; tries < (1u << 22); tries++) { /* a counter in the last bytes */
+        lp2p__put_be32(key + 34, tries);
+        lp2p__kad_hash(key, 38, h);
+        if (lp2p__kad_cpl(rt->self, h) == cpl) break;
+    }
+    return 38;
+}
+/*==================== end src/kad_rt.c ====================*/
+/*==================== begin src/kad_store.c ====================*/
+/* kad_store.c - L7: the DHT's local stores: provider records, value records, and the record
+ * validators per namespace.
+ *
+ * Spec: libp2p/specs kad-dht/README.md "Content provider advertisement and discovery" and
+ * "Value storage and retrieval" (validator = Validate + Select); ipfs/specs
+ * src/routing/kad-dht.md (providers 48 h; only /pk/ and /ipns/ on Amino, all else rejected).
+ * Both stores are hash tables with a cap on entries (LP2P_ERR_LIMIT when full, logged by the
+ * caller); expired entries are dropped by lp2p__store_expire and skipped on reads.
+ * Depends on: kad.h. */
+// (amalgamated) #include "kad.h"
+
+#include <stdio.h>
+#include <time.h>
+
+static uint32_t lp2p__store_hash(const uint8_t *p, size_t n) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h % LP2P__KAD_STORE_BUCKETS;
+}
+
+/* ---- providers ---------------------------------------------------------------------------- */
+static lp2p__kad_pkey *lp2p__store_pkey(lp2p__kad_store *st, const uint8_t *key, size_t len, bool create) {
+    lp2p__kad_pkey **head = &st->prov[lp2p__store_hash(key, len)];
+    for (lp2p__kad_pkey *k = *head; k; k = k->next)
+        if (k->key_len == len && memcmp(k->key, key, len) == 0) return k;
+    if (!create || len > LP2P__KAD_PROVIDER_KEY_MAX) return NULL;
+    lp2p__kad_pkey *k = (lp2p__kad_pkey *)lp2p__zalloc(st->ctx, sizeof *k);
+    if (!k) return NULL;
+    memcpy(k->key, key, len);
+    k->key_len = (uint8_t)len;
+    k->next = *head;
+    *head = k;
+    return k;
+}
+
+LP2P__PRIV int lp2p__store_add_provider(lp2p__kad_store *st, const uint8_t *key, size_t len, const lp2p_peer_id *id,
+                                        int64_t expires) {
+    if (len == 0 || len > LP2P__KAD_PROVIDER_KEY_MAX) return LP2P_ERR_INVALID;
+    lp2p__kad_pkey *k = lp2p__store_pkey(st, key, len, false);
+    for (int i = 0; k && i < k->n; i++)
+        if (lp2p_peer_id_eq(&k->p[i].id, id)) {
+            k->p[i].expires = expires;
+            return LP2P_OK;
+        }
+    if (st->n_prov >= st->max_prov) return LP2P_ERR_LIMIT;
+    if (!k && !(k = lp2p__store_pkey(st, key, len, true))) return LP2P_ERR_NOMEM;
+    if (k->n == st->max_per_key) { /* full: replace the one that expires first */
+        int old = 0;
+        for (int i = 1; i < k->n; i++)
+            if (k->p[i].expires < k->p[old].expires) old = i;
+        k->p[old].id = *id, k->p[old].expires = expires;
+        return LP2P_OK;
+    }
+    if (k->n == k->cap) {
+        int cap = k->cap ? LP2P__MIN(k->cap * 2, st->max_per_key) : 4;
+        lp2p__kad_prov *p = (lp2p__kad_prov *)lp2p__realloc(st->ctx, k->p, sizeof *p * (size_t)k->cap, sizeof *p * (size_t)cap);
+        if (!p) return LP2P_ERR_NOMEM;
+        k->p = p, k->cap = cap;
+    }
+    k->p[k->n].id = *id, k->p[k->n].expires = expires;
+    k->n++;
+    st->n_prov++;
+    return LP2P_OK;
+}
+
+LP2P__PRIV int lp2p__store_get_providers(lp2p__kad_store *st, const uint8_t *key, size_t len, int64_t now,
+                                         lp2p_peer_id *out, int max) {
+    lp2p__kad_pkey *k = lp2p__store_pkey(st, key, len, false);
+    int n = 0;
+    for (int i = 0; k && i < k->n && n < max; i++)
+        if (k->p[i].expires > now) out[n++] = k->p[i].id;
+    return n;
+}
+
+/* ---- value records ------------------------------------------------------------------------------ */
+static lp2p__kad_rec **lp2p__store_rec_slot(lp2p__kad_store *st, const uint8_t *key, size_t len) {
+    lp2p__kad_rec **pp = &st->rec[lp2p__store_hash(key, len)];
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->key_len == len && memcmp((*pp)->key, key, len) == 0) break;
+    return pp;
+}
+
+static void lp2p__store_rec_free(lp2p__kad_store *st, lp2p__kad_rec *r) {
+    lp2p__free(st->ctx, r->key, r->key_len);
+    lp2p__free(st->ctx, r->value, r->value_len);
+    lp2p__free(st->ctx, r, sizeof *r);
+}
+
+LP2P__PRIV lp2p__kad_rec *lp2p__store_get_record(lp2p__kad_store *st, const uint8_t *key, size_t len, int64_t now) {
+    lp2p__kad_rec *r = *lp2p__store_rec_slot(st, key, len);
+    return r && r->expires > now ? r : NULL;
+}
+
+/* RFC 3339 with nanoseconds in UTC, as go's u.FormatRFC3339. */
+static void lp2p__rfc3339_now(char out[40]) {
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char tmp[100];
+    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (long)ts.tv_nsec);
+    snprintf(out, 40, "%.39s", tmp);
+}
+
+LP2P__PRIV int lp2p__store_put_record(lp2p__kad_store *st, const uint8_t *key, size_t key_len, const uint8_t *value,
+                                      size_t value_len, int64_t expires) {
+    lp2p__kad_rec **pp = lp2p__store_rec_slot(st, key, key_len), *r = *pp;
+    uint8_t *v = (uint8_t *)lp2p__alloc(st->ctx, value_len);
+    if (!v) return LP2P_ERR_NOMEM;
+    if (value_len) memcpy(v, value, value_len);
+    if (!r) {
+        if (st->n_rec >= st->max_rec) {
+            lp2p__free(st->ctx, v, value_len);
+            return LP2P_ERR_LIMIT;
+        }
+        r = (lp2p__kad_rec *)lp2p__zalloc(st->ctx, sizeof *r);
+        uint8_t *k = (uint8_t *)lp2p__alloc(st->ctx, key_len);
+        if (!r || !k) {
+            lp2p__free(st->ctx, r, sizeof *r), lp2p__free(st->ctx, k, key_len), lp2p__free(st->ctx, v, value_len);
+            return LP2P_ERR_NOMEM;
+        }
+        memcpy(k, key, key_len);
+        r->key = k, r->key_len = key_len;
+        *pp = r;
+        st->n_rec++;
+    } else {
+        lp2p__free(st->ctx, r->value, r->value_len);
+    }
+    r->value = v, r->value_len = value_len;
+    r->expires = expires;
+    lp2p__rfc3339_now(r->time);
+    return LP2P_OK;
+}
+
+LP2P__PRIV void lp2p__store_expire(lp2p__kad_store *st, int64_t now) {
+    for (int b = 0; b < LP2P__KAD_STORE_BUCKETS; b++) {
+        for (lp2p__kad_pkey **pp = &st->prov[b]; *pp;) {
+            lp2p__kad_pkey *k = *pp;
+            for (int i = 0; i < k->n;)
+                if (k->p[i].expires <= now) k->p[i] = k->p[--k->n], st->n_prov--;
+                else i++;
+            if (k->n == 0) {
+                *pp = k->next;
+                lp2p__free(st->ctx, k->p, sizeof *k->p * (size_t)k->cap);
+                lp2p__free(st->ctx, k, sizeof *k);
+            } else {
+                pp = &k->next;
+            }
+        }
+        for (lp2p__kad_rec **pp = &st->rec[b]; *pp;) {
+            lp2p__kad_rec *r = *pp;
+            if (r->expires <= now) {
+                *pp = r->next;
+                lp2p__store_rec_free(st, r);
+                st->n_rec--;
+            } else {
+                pp = &r->next;
+            }
+        }
+    }
+}
+
+LP2P__PRIV void lp2p__store_free(lp2p__kad_store *st) {
+    lp2p__store_expire(st, INT64_MAX);
+    while (st->ns) {
+        lp2p__kad_ns *n = st->ns;
+        st->ns = n->next;
+        lp2p__strfree(st->ctx, n->ns);
+        lp2p__free(st->ctx, n, sizeof *n);
+    }
+}
+
+/* ---- validators ----------------------------------------------------------------------------------- */
+/* "/ns/rest" -> ns (go's record.SplitKey: a leading '/', then the namespace up to the next '/'). */
+static bool lp2p__key_ns(const uint8_t *key, size_t len, const uint8_t **ns, size_t *ns_len) {
+    if (len < 3 || key[0] != '/') return false;
+    const uint8_t *e = (const uint8_t *)memchr(key + 1, '/', len - 1);
+    if (!e || e == key + 1 || e == key + len - 1) return false;
+    *ns = key + 1, *ns_len = (size_t)(e - key - 1);
+    return true;
+}
+
+static lp2p__kad_ns *lp2p__store_find_ns(lp2p__kad_store *st, const uint8_t *key, size_t len) {
+    const uint8_t *ns;
+    size_t n;
+    if (!lp2p__key_ns(key, len, &ns, &n)) return NULL;
+    for (lp2p__kad_ns *x = st->ns; x; x = x->next)
+        if (strlen(x->ns) == n && memcmp(x->ns, ns, n) == 0) return x;
+    return NULL;
+}
+
+LP2P__PRIV int lp2p__store_set_validator(lp2p__kad_store *st, const char *ns, const lp2p_kad_validator *v) {
+    if (!ns || !ns[0] || strchr(ns, '/') || strlen(ns) > 64 || !v) return LP2P_ERR_INVALID;
+    for (lp2p__kad_ns *x = st->ns; x; x = x->next)
+        if (strcmp(x->ns, ns) == 0) {
+            x->v = *v;
+            return LP2P_OK;
+        }
+    lp2p__kad_ns *x = (lp2p__kad_ns *)lp2p__zalloc(st->ctx, sizeof *x);
+    if (!x || !(x->ns = lp2p__strdup(st->ctx, ns))) {
+        lp2p__free(st->ctx, x, sizeof *x);
+        return LP2P_ERR_NOMEM;
+    }
+    x->v = *v;
+    x->next = st->ns;
+    st->ns = x;
+    return LP2P_OK;
+}
+
+LP2P__PRIV int lp2p__store_validate(lp2p__kad_store *st, const uint8_t *key, size_t key_len, const uint8_t *value,
+                                    size_t value_len) {
+    lp2p__kad_ns *x = lp2p__store_find_ns(st, key, key_len);
+    if (!x) return LP2P_ERR_INVALID;
+    if (!x->v.validate) return LP2P_OK;
+    return x->v.validate(x->v.user, key, key_len, value, value_len) == LP2P_OK ? LP2P_OK : LP2P_ERR_INVALID;
+}
+
+LP2P__PRIV int lp2p__store_select(lp2p__kad_store *st, const uint8_t *key, size_t key_len, const uint8_t *a,
+                                  size_t a_len, const uint8_t *b, size_t b_len) {
+    lp2p__kad_ns *x = lp2p__store_find_ns(st, key, key_len);
+    if (!x || !x->v.select) return 0;
+    const uint8_t *vals[2] = {a, b};
+    size_t lens[2] = {a_len, b_len};
+    return x->v.select(x->v.user, key, key_len, vals, lens, 2) == 1 ? 1 : 0;
+}
+
+/* /pk/<binary peer ID> -> a serialized PublicKey whose peer ID is that one (go's
+ * record.PublicKeyValidator). */
+LP2P__PRIV int lp2p__kad_pk_validate(void *user, const uint8_t *key, size_t key_len, const uint8_t *value,
+                                     size_t value_len) {
+    lp2p_peer_id want, got;
+    (void)user;
+    if (key_len < 5 || memcmp(key, "/pk/", 4) != 0) return LP2P_ERR_INVALID;
+    if (lp2p__peer_id_from_bytes(key + 4, key_len - 4, &want) != LP2P_OK) return LP2P_ERR_INVALID;
+    if (value_len > LP2P__PUBKEY_MAX || lp2p__peer_id_from_pubkey(value, value_len, &got) != LP2P_OK)
+        return LP2P_ERR_INVALID;
+    return lp2p_peer_id_eq(&want, &got) ? LP2P_OK : LP2P_ERR_INVALID;
+}
+/*==================== end src/kad_store.c ====================*/
+/*==================== begin src/kad.c ====================*/
+/* kad.c - L7: the Kademlia DHT: protocol server, requests, iterative lookups, bootstrap and
+ * refresh, and the public lp2p_kad_* API.
+ *
+ * Spec: libp2p/specs kad-dht/README.md (RPCs, lookups, routing table, records);
+ * ipfs/specs src/routing/kad-dht.md (Amino: k 20, alpha 10, beta 3, client/server modes,
+ * 48 h provider records, 22 h reprovide, 10 min refresh with a self lookup).
+ * Server mode handles the protocol: every inbound stream may carry several requests (go reuses
+ * streams), each an uvarint-delimited Message capped at max_message_size. Client mode neither
+ * advertises nor accepts it. Only peers whose identify lists the protocol, or which answered
+ * one of our requests, enter the routing table; a full bucket asks its least recently seen
+ * peer a FIND_NODE before evicting it. A lookup keeps its candidates sorted by XOR distance,
+ * has alpha requests in flight (one task each) to the closest not yet queried among the k
+ * closest reachable, and ends when the beta closest reachable peers have answered (go's
+ * rule), when its visitor is satisfied, or when no candidate is left. Requests open a new
+ * stream each (as js), with a per-request deadline.
+ * Depends on: kad.h (host, swarm, peerstore; kad_msg.c, kad_rt.c, kad_store.c). */
+// (amalgamated) #include "kad.h"
+
+#include <stdio.h>
+
+#define LP2P__KAD_SEND_MAX 64 /* peers one fan-out (PUT_VALUE / ADD_PROVIDER) reaches */
+
+typedef struct lp2p__kad_task {
+    lp2p_task t;
+    struct lp2p__kad_task *next, *prev;
+} lp2p__kad_task;
+
+typedef struct lp2p__kad_mine { /* a key we provide (re-announced) */
+    struct lp2p__kad_mine *next;
+    uint8_t key[LP2P__KAD_PROVIDER_KEY_MAX];
+    size_t len;
+    int64_t next_announce;
+} lp2p__kad_mine;
+
+typedef struct lp2p__kad_query lp2p__kad_query;
+
+struct lp2p_kad {
+    lp2p_host *h;
+    lp2p__ctx *ctx;
+    lp2p_kad_config cfg; /* resolved; strings below are our copies */
+    char *protocol;
+    char *boot[LP2P_KAD_MAX_BOOTSTRAP];
+    int n_boot;
+    lp2p_kad_mode mode;
+    lp2p__kad_rt rt;
+    lp2p__kad_store st;
+    lp2p__notifee notifee;
+    lp2p__service service;
+    lp2p__kad_task *tasks; /* tasks that touch us: canceled by lp2p_kad_free */
+    int n_tasks, n_api, n_inbound;
+    lp2p__waitq idle;      /* woken when n_tasks or n_api drops */
+    lp2p__kad_query *queries;
+    lp2p__kad_mine *mine;
+    int64_t last_refresh, last_expire, last_boot;
+    bool refresh_soon;
+    lp2p_kad_lookup_stats last;
+    bool closing;
+    int64_t warned_inbound; /* rate limit of the max_inbound_requests log */
+};
+
+/* ---- task bookkeeping ------------------------------------------------------------------------ */
+static void lp2p__kad_link(lp2p_kad *kad, lp2p__kad_task *node) {
+    node->prev = NULL;
+    node->next = kad->tasks;
+    if (kad->tasks) kad->tasks->prev = node;
+    kad->tasks = node;
+    kad->n_tasks++;
+}
+
+/* A task we did not spawn (an inbound stream's handler) starts touching us. */
+static void lp2p__kad_enter(lp2p_kad *kad, lp2p__kad_task *node) {
+    node->t = lp2p__task_self();
+    lp2p__kad_link(kad, node);
+}
+
+static void lp2p__kad_leave(lp2p_kad *kad, lp2p__kad_task *node) {
+    if (node->prev) node->prev->next = node->next;
+    else kad->tasks = node->next;
+    if (node->next) node->next->prev = node->prev;
+    kad->n_tasks--;
+    lp2p__waitq_wake_all(kad->h->sched, &kad->idle);
+}
+
+typedef struct lp2p__kad_spawned {
+    lp2p__kad_task node; /* linked from spawn on, so lp2p_kad_free also waits for tasks not started yet */
+    lp2p_kad *kad;
+    void (*fn)(void *);
+    void *arg;
+} lp2p__kad_spawned;
+
+static void lp2p__kad_trampoline(void *p) {
+    lp2p__kad_spawned *sp = (lp2p__kad_spawned *)p;
+    lp2p_kad *kad = sp->kad;
+    sp->fn(sp->arg);
+    lp2p__kad_leave(kad, &sp->node);
+    lp2p__free(kad->ctx, sp, sizeof *sp);
+}
+
+/* Spawn a task of ours. Handle id 0 on failure (then fn never runs: the caller cleans up). */
+static lp2p_task lp2p__kad_spawn(lp2p_kad *kad, void (*fn)(void *), void *arg) {
+    lp2p_task none = {0};
+    if (kad->closing) return none;
+    lp2p__kad_spawned *sp = (lp2p__kad_spawned *)lp2p__zalloc(kad->ctx, sizeof *sp);
+    if (!sp) return none;
+    sp->kad = kad, sp->fn = fn, sp->arg = arg;
+    lp2p_task t = lp2p__spawn(kad->h->sched, lp2p__kad_trampoline, sp);
+    if (!t.id) {
+        lp2p__free(kad->ctx, sp, sizeof *sp);
+        return none;
+    }
+    sp->node.t = t;
+    lp2p__kad_link(kad, &sp->node);
+    return t;
+}
+
+/* ---- messages on streams ------------------------------------------------------------------------ */
+/* Read one uvarint-delimited message into a fresh buffer of its exact size. *clean is set
+ * when the stream ended before the first byte. */
+static int lp2p__kad_read(lp2p_kad *kad, lp2p_stream *s, uint8_t **out, size_t *out_len, int *clean, int64_t deadline) {
+    uint8_t hdr[LP2P__UVARINT_MAX];
+    uint64_t len = 0;
+    size_t n = 0;
+    *clean = 0;
+    for (;;) {
+        ptrdiff_t r = lp2p_stream_read(s, hdr + n, 1, deadline);
+        if (r < 0) return (int)r;
+        if (r == 0) {
+            *clean = n == 0;
+            return LP2P_ERR_EOF;
+        }
+        n++;
+        int k = lp2p__uvarint_get(hdr, n, &len);
+        if (k < 0) return LP2P_ERR_PROTOCOL;
+        if (k > 0) break;
+    }
+    if (len > (uint64_t)kad->cfg.max_message_size) return LP2P_ERR_MSGSIZE;
+    uint8_t *buf = (uint8_t *)lp2p__alloc(kad->ctx, len ? (size_t)len : 1);
+    if (!buf) return LP2P_ERR_NOMEM;
+    int rc = lp2p_stream_read_full(s, buf, (size_t)len, deadline);
+    if (rc) {
+        lp2p__free(kad->ctx, buf, len ? (size_t)len : 1);
+        return rc;
+    }
+    *out = buf, *out_len = (size_t)len;
+    return LP2P_OK;
+}
+
+static void lp2p__kad_buf_free(lp2p_kad *kad, uint8_t *buf, size_t len) { lp2p__free(kad->ctx, buf, len ? len : 1); }
+
+/* One request to one peer: open a stream, send, read the answer (if want_reply), close.
+ * *reply (freed by the caller with lp2p__kad_buf_free) gets the answer's bytes.
+ * *dial_failed says the peer could not be reached at all or does not speak the protocol. */
+static int lp2p__kad_rpc(lp2p_kad *kad, const lp2p_peer_id *peer, const uint8_t *req, size_t req_len, bool want_reply,
+                         uint8_t **reply, size_t *reply_len, bool *dial_failed, int64_t deadline) {
+    char text[LP2P_PEER_ID_STRLEN];
+    lp2p_stream *s = NULL;
+    int clean;
+    *dial_failed = false;
+    if (lp2p_peer_id_str(peer, text, sizeof text)) return LP2P_ERR_INVALID;
+    bool had_conn = lp2p__swarm_find_conn(kad->h, peer) != NULL;
+    int rc = lp2p_stream_open(kad->h, text, kad->protocol, deadline, &s);
+    if (rc == LP2P_OK && !had_conn && kad->cfg.idle_connection_ms > 0)
+        s->conn->ephemeral_idle_ms = kad->cfg.idle_connection_ms; /* ours, for this request: not kept open */
+    if (rc) {
+        *dial_failed = rc == LP2P_ERR_UNREACHABLE || rc == LP2P_ERR_NOADDR || rc == LP2P_ERR_HANDSHAKE ||
+                       rc == LP2P_ERR_PROTO_NA || rc == LP2P_ERR_BADADDR;
+        return rc;
+    }
+    rc = lp2p_stream_write_msg(s, req, req_len, deadline);
+    if (rc == LP2P_OK && want_reply) rc = lp2p__kad_read(kad, s, reply, reply_len, &clean, deadline);
+    if (rc) {
+        lp2p_stream_reset(s);
+        return rc;
+    }
+    lp2p_stream_close_write(s);
+    lp2p_stream_close(s);
+    return LP2P_OK;
+}
+
+static int64_t lp2p__kad_req_deadline(lp2p_kad *kad, int64_t deadline) {
+    return lp2p__deadline_min(deadline, lp2p_deadline_in(kad->cfg.request_timeout_ms));
+}
+
+/* ---- routing table admission ---------------------------------------------------------------------- */
+static void lp2p__kad_group_of(lp2p_kad *kad, const lp2p_peer_id *id, uint8_t group[5]) {
+    lp2p__conn *c = lp2p__swarm_find_conn(kad->h, id);
+    if (c && c->remote.len) {
+        lp2p__kad_ip_group(&c->remote, group);
+        return;
+    }
+    lp2p__peer *p = lp2p__peerstore_get(kad->h, id, false);
+    lp2p__kad_ip_group(p && p->n_addrs ? &p->addrs[0].ma : NULL, group);
+}
+
+typedef struct lp2p__kad_probe {
+    lp2p_kad *kad;
+    lp2p_peer_id old, cand;
+    uint8_t group[5];
+    int bucket;
+} lp2p__kad_probe;
+
+static int lp2p__kad_encode_simple(lp2p_kad *kad, int type, const uint8_t *key, size_t key_len, lp2p__buf *b) {
+    lp2p__kad_out o;
+    memset(&o, 0, sizeof o);
+    o.type = type, o.key = key, o.key_len = key_len, o.h = kad->h;
+    return lp2p__kad_msg_encode(kad->ctx, &o, b);
+}
+
+/* Liveness check before eviction: the least recently seen peer must answer a FIND_NODE. */
+static void lp2p__kad_probe_task(void *arg) {
+    lp2p__kad_probe *p = (lp2p__kad_probe *)arg;
+    lp2p_kad *kad = p->kad;
+    lp2p__buf req = {0};
+    uint8_t *reply = NULL;
+    size_t reply_len = 0;
+    bool dial_failed;
+    int rc = lp2p__kad_encode_simple(kad, lp2p_pb_KadMessage_MessageType_FIND_NODE, kad->h->identity.id.bytes,
+                                     kad->h->identity.id.len, &req);
+    if (rc == LP2P_OK)
+        rc = lp2p__kad_rpc(kad, &p->old, req.p, req.len, true, &reply, &reply_len, &dial_failed,
+                           lp2p_deadline_in(LP2P__MIN(kad->cfg.request_timeout_ms, 5000)));
+    if (reply) lp2p__kad_buf_free(kad, reply, reply_len);
+    lp2p__buf_free(kad->ctx, &req);
+    if (!kad->closing && rc != LP2P_ERR_CANCELED) {
+        int64_t now = lp2p_now();
+        if (rc == LP2P_OK) {
+            lp2p__rt_add(&kad->rt, &p->old, NULL, now, NULL); /* alive: it stays, marked seen */
+        } else {
+            lp2p__rt_remove(&kad->rt, &p->old);
+            lp2p__rt_add(&kad->rt, &p->cand, p->group, now, NULL);
+        }
+    }
+    kad->rt.b[p->bucket].probing = false;
+    lp2p__free(kad->ctx, p, sizeof *p);
+}
+
+/* A peer proved to be a server (identify lists the protocol, or it answered us). */
+static void lp2p__kad_consider(lp2p_kad *kad, const lp2p_peer_id *id) {
+    uint8_t group[5], h[32];
+    lp2p_peer_id old;
+    if (kad->closing) return;
+    lp2p__kad_group_of(kad, id, group);
+    lp2p__rt_result r = lp2p__rt_add(&kad->rt, id, group, lp2p_now(), &old);
+    if (r == LP2P__RT_ADDED || r == LP2P__RT_UPDATED) { /* table peers stay dialable (peerstore GC) */
+        lp2p__peer *p = lp2p__peerstore_get(kad->h, id, false);
+        for (int i = 0; p && i < p->n_addrs; i++)
+            lp2p__peerstore_add_addr(kad->h, id, &p->addrs[i].ma, LP2P__KAD_RT_ADDR_TTL_MS);
+    }
+    if (r == LP2P__RT_ADDED && kad->rt.size == 1) kad->refresh_soon = true; /* first peer: refresh soon */
+    if (r != LP2P__RT_FULL) return;
+    lp2p__kad_hash(id->bytes, id->len, h);
+    int bucket = lp2p__rt_bucket_of(&kad->rt, h);
+    if (kad->rt.b[bucket].probing) return; /* one check per bucket at a time; this candidate is dropped */
+    lp2p__kad_probe *p = (lp2p__kad_probe *)lp2p__zalloc(kad->ctx, sizeof *p);
+    if (!p) return;
+    p->kad = kad, p->old = old, p->cand = *id, p->bucket = bucket;
+    memcpy(p->group, group, 5);
+    kad->rt.b[bucket].probing = true;
+    if (!lp2p__kad_spawn(kad, lp2p__kad_probe_task, p).id) {
+        kad->rt.b[bucket].probing = false;
+        lp2p__free(kad->ctx, p, sizeof *p);
+    }
+}
+
+static bool lp2p__kad_peer_is_server(lp2p_kad *kad, const lp2p_peer_id *id, bool *known) {
+    lp2p__peer *p = lp2p__peerstore_get(kad->h, id, false);
+    *known = p && p->protocols;
+    for (int i = 0; p && i < p->n_protocols; i++)
+        if (strcmp(p->protocols[i], kad->protocol) == 0) return true;
+    return false;
+}
+
+static void lp2p__kad_identified(void *user, lp2p__conn *c) {
+    lp2p_kad *kad = (lp2p_kad *)user;
+    bool known;
+    if (kad->closing) return;
+    if (lp2p__kad_peer_is_server(kad, &c->peer, &known)) lp2p__kad_consider(kad, &c->peer);
+    else if (known) lp2p__rt_remove(&kad->rt, &c->peer); /* it went client mode (spec: servers only) */
+}
+
+/* ---- the server ------------------------------------------------------------------------------------ */
+/* Closer peers for a request about key from requester: the k closest in our table (without
+ * the requester), and the key's own peer if it is a peer ID we have addresses for (spec:
+ * servers MUST return it, NATed clients stay findable this way). */
+static int lp2p__kad_closer_for(lp2p_kad *kad, const uint8_t *key, size_t key_len, const lp2p_peer_id *requester,
+                                lp2p_peer_id *out, int max) {
+    uint8_t target[32];
+    lp2p_peer_id pid;
+    int n = 0;
+    if (lp2p__peer_id_from_bytes(key, key_len, &pid) == LP2P_OK) {
+        if (lp2p_peer_id_eq(&pid, &kad->h->identity.id)) {
+            out[0] = pid;
+            return 1;
+        }
+        lp2p__peer *p = lp2p__peerstore_get(kad->h, &pid, false);
+        if (p && p->n_addrs && !lp2p_peer_id_eq(&pid, requester)) out[n++] = pid;
+    }
+    lp2p__kad_hash(key, key_len, target);
+    int m = lp2p__rt_closest(&kad->rt, target, requester, out + n, max - n);
+    if (n == 1) /* the peer itself may be in the table too */
+        for (int i = 1; i <= m; i++)
+            if (lp2p_peer_id_eq(&out[i], &out[0])) {
+                memmove(&out[i], &out[i + 1], sizeof *out * (size_t)(m - i));
+                m--;
+                break;
+            }
+    return n + m;
+}
+
+static void lp2p__kad_warn_peer(lp2p_kad *kad, const lp2p_peer_id *peer, int err, const char *what) {
+    char id[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(peer, id, sizeof id);
+    LP2P__WARN(kad->ctx, err, "kad: %s from %s: %s", what, id, lp2p_strerror(err));
+}
+
+static int lp2p__kad_handle_put(lp2p_kad *kad, const lp2p_peer_id *from, const lp2p__kad_msg *m) {
+    if (!m->has_record || m->key.len == 0 || m->rec_key.len != m->key.len ||
+        memcmp(m->rec_key.p, m->key.p, m->key.len) != 0 || m->key.len > LP2P__KAD_KEY_MAX ||
+        m->key.len + m->rec_value.len > (size_t)kad->cfg.max_record_size) {
+        lp2p__kad_warn_peer(kad, from, LP2P_ERR_PROTOCOL, "PUT_VALUE with a missing, mismatched or oversized record");
+        return LP2P_ERR_PROTOCOL;
+    }
+    if (lp2p__store_validate(&kad->st, m->key.p, m->key.len, m->rec_value.p, m->rec_value.len) != LP2P_OK) {
+        lp2p__kad_warn_peer(kad, from, LP2P_ERR_INVALID, "PUT_VALUE record failing validation");
+        return LP2P_ERR_INVALID;
+    }
+    int64_t now = lp2p_now();
+    lp2p__kad_rec *old = lp2p__store_get_record(&kad->st, m->key.p, m->key.len, now);
+    /* as go's handlePutValue: Select([new, old]) must pick the new one, else "old record is better" */
+    if (old && lp2p__store_select(&kad->st, m->key.p, m->key.len, m->rec_value.p, m->rec_value.len, old->value,
+                                  old->value_len) != 0)
+        return LP2P_ERR_INVALID;
+    int rc = lp2p__store_put_record(&kad->st, m->key.p, m->key.len, m->rec_value.p, m->rec_value.len,
+                                    now + kad->cfg.record_ttl_ms);
+    if (rc == LP2P_ERR_LIMIT)
+        LP2P__WARN(kad->ctx, rc, "kad: max_records=%d reached: PUT_VALUE refused", kad->cfg.max_records);
+    return rc;
+}
+
+static int lp2p__kad_handle_add_provider(lp2p_kad *kad, const lp2p_peer_id *from, const lp2p__kad_msg *m) {
+    int stored = 0;
+    if (m->key.len == 0 || m->key.len > LP2P__KAD_PROVIDER_KEY_MAX) {
+        lp2p__kad_warn_peer(kad, from, LP2P_ERR_PROTOCOL, "ADD_PROVIDER with a bad key");
+        return LP2P_ERR_PROTOCOL;
+    }
+    for (int i = 0; i < m->n_providers; i++) {
+        lp2p_peer_id id;
+        const lp2p__kad_wpeer *w = &m->providers[i];
+        if (lp2p__peer_id_from_bytes(w->id.p, w->id.len, &id) || !lp2p_peer_id_eq(&id, from)) {
+            lp2p__kad_warn_peer(kad, from, LP2P_ERR_PROTOCOL, "ADD_PROVIDER naming another peer (ignored)");
+            continue;
+        }
+        for (int a = 0; a < w->n_addrs; a++) {
+            lp2p__ma ma;
+            if (lp2p__ma_from_bytes(w->addrs[a].p, w->addrs[a].len, &ma, NULL) == LP2P_OK)
+                lp2p__peerstore_add_addr(kad->h, &id, &ma, LP2P__KAD_PROVIDER_ADDR_TTL_MS);
+        }
+        int rc = lp2p__store_add_provider(&kad->st, m->key.p, m->key.len, &id, lp2p_now() + kad->cfg.provider_ttl_ms);
+        if (rc == LP2P_ERR_LIMIT)
+            LP2P__WARN(kad->ctx, rc, "kad: max_provider_records=%d reached: provider dropped",
+                       kad->cfg.max_provider_records);
+        stored += rc == LP2P_OK;
+    }
+    return stored ? LP2P_OK : LP2P_ERR_PROTOCOL;
+}
+
+/* Answer one request; writes the reply (if the type has one) to s. */
+static int lp2p__kad_handle(lp2p_kad *kad, lp2p_stream *s, const uint8_t *buf, size_t len, lp2p__kad_msg *m) {
+    lp2p_peer_id from = lp2p_stream_peer(s), closer[LP2P__KAD_SEND_MAX], provs[LP2P__KAD_SEND_MAX];
+    int rc = lp2p__kad_msg_decode(buf, len, m);
+    if (rc) {
+        lp2p__kad_warn_peer(kad, &from, rc, "malformed message");
+        return rc;
+    }
+    lp2p__kad_out o;
+    memset(&o, 0, sizeof o);
+    o.h = kad->h, o.type = m->type, o.key = m->key.p, o.key_len = m->key.len;
+    int k = LP2P__MIN(kad->cfg.k, (int)LP2P__COUNT(closer));
+    switch (m->type) {
+    case lp2p_pb_KadMessage_MessageType_PUT_VALUE:
+        rc = lp2p__kad_handle_put(kad, &from, m);
+        return rc ? rc : lp2p_stream_write_msg(s, buf, len, lp2p_deadline_in(kad->cfg.request_timeout_ms)); /* echo */
+    case lp2p_pb_KadMessage_MessageType_PING:
+        return lp2p_stream_write_msg(s, buf, len, lp2p_deadline_in(kad->cfg.request_timeout_ms));
+    case lp2p_pb_KadMessage_MessageType_ADD_PROVIDER: return lp2p__kad_handle_add_provider(kad, &from, m);
+    case lp2p_pb_KadMessage_MessageType_GET_VALUE: {
+        if (m->key.len == 0 || m->key.len > LP2P__KAD_KEY_MAX) return LP2P_ERR_PROTOCOL;
+        lp2p__kad_rec *r = lp2p__store_get_record(&kad->st, m->key.p, m->key.len, lp2p_now());
+        if (r) {
+            o.has_record = true;
+            o.rec_key = r->key, o.rec_key_len = r->key_len, o.rec_value = r->value, o.rec_value_len = r->value_len;
+            o.rec_time = (const uint8_t *)r->time, o.rec_time_len = strlen(r->time);
+        }
+        break;
+    }
+    case lp2p_pb_KadMessage_MessageType_GET_PROVIDERS:
+        if (m->key.len == 0 || m->key.len > LP2P__KAD_PROVIDER_KEY_MAX) return LP2P_ERR_PROTOCOL;
+        o.providers = provs;
+        o.n_providers = lp2p__store_get_providers(&kad->st, m->key.p, m->key.len, lp2p_now(), provs,
+                                                  LP2P__MIN(kad->cfg.max_providers_per_key, (int)LP2P__COUNT(provs)));
+        break;
+    case lp2p_pb_KadMessage_MessageType_FIND_NODE:
+        if (m->key.len == 0 || m->key.len > LP2P__KAD_KEY_MAX) return LP2P_ERR_PROTOCOL;
+        break;
+    default: return LP2P_ERR_PROTOCOL;
+    }
+    o.closer = closer;
+    o.n_closer = lp2p__kad_closer_for(kad, m->key.p, m->key.len, &from, closer, k);
+    lp2p__buf out = {0};
+    rc = lp2p__kad_msg_encode(kad->ctx, &o, &out);
+    if (rc == LP2P_OK) rc = lp2p_stream_write_msg(s, out.p, out.len, lp2p_deadline_in(kad->cfg.request_timeout_ms));
+    lp2p__buf_free(kad->ctx, &out);
+    return rc;
+}
+
+static void lp2p__kad_serve(lp2p_stream *s, void *user) {
+    lp2p_kad *kad = (lp2p_kad *)user;
+    lp2p__kad_task node;
+    if (kad->closing || kad->mode != LP2P_KAD_SERVER) {
+        lp2p_stream_reset(s);
+        return;
+    }
+    if (kad->n_inbound >= kad->cfg.max_inbound_requests) {
+        if (lp2p_now() - kad->warned_inbound > 10000) {
+            kad->warned_inbound = lp2p_now();
+            LP2P__WARN(kad->ctx, LP2P_ERR_LIMIT, "kad: max_inbound_requests=%d reached: streams reset",
+                       kad->cfg.max_inbound_requests);
+        }
+        lp2p_stream_reset(s);
+        return;
+    }
+    lp2p__kad_msg *m = (lp2p__kad_msg *)lp2p__alloc(kad->ctx, sizeof *m);
+    if (!m) {
+        lp2p_stream_reset(s);
+        return;
+    }
+    kad->n_inbound++;
+    lp2p__kad_enter(kad, &node);
+    for (;;) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int clean;
+        int rc = lp2p__kad_read(kad, s, &buf, &len, &clean, lp2p_deadline_in(LP2P__KAD_STREAM_IDLE_MS));
+        if (rc == LP2P_ERR_EOF && clean) break;
+        if (rc) {
+            lp2p_peer_id from = lp2p_stream_peer(s);
+            if (rc == LP2P_ERR_MSGSIZE || rc == LP2P_ERR_PROTOCOL) lp2p__kad_warn_peer(kad, &from, rc, "bad message");
+            lp2p_stream_reset(s);
+            break;
+        }
+        rc = kad->closing ? LP2P_ERR_CANCELED : lp2p__kad_handle(kad, s, buf, len, m);
+        lp2p__kad_buf_free(kad, buf, len);
+        if (rc) {
+            lp2p_stream_reset(s);
+            break;
+        }
+    }
+    lp2p__free(kad->ctx, m, sizeof *m);
+    lp2p__kad_leave(kad, &node);
+    kad->n_inbound--;
+}
+
+/* ---- lookups ----------------------------------------------------------------------------------------- */
+enum { LP2P__CAND_HEARD, LP2P__CAND_WAITING, LP2P__CAND_QUERIED, LP2P__CAND_UNREACHABLE };
+
+typedef struct lp2p__kad_cand {
+    lp2p_peer_id id;
+    uint8_t hash[32];
+    uint8_t state, hop;
+    uint8_t follow; /* queried in the follow-up phase */
+} lp2p__kad_cand;
+
+/* Called for every answer; returns nonzero to end the lookup. */
+typedef int (*lp2p__kad_visit_fn)(lp2p__kad_query *q, const lp2p_peer_id *from, const lp2p__kad_msg *m);
+
+struct lp2p__kad_query {
+    lp2p_kad *kad;
+    int refs;
+    uint8_t target[32];
+    const uint8_t *key; /* the caller's, valid until finished */
+    size_t key_len;
+    lp2p__buf req;
+    lp2p__kad_cand c[LP2P__KAD_MAX_LOOKUP_PEERS];
+    int n, inflight;
+    lp2p__waitq wake;
+    bool finished, stop;
+    bool followup, in_followup; /* after termination, also ask the rest of the k closest (go) */
+    lp2p__kad_visit_fn visit;
+    void *user;
+    lp2p_kad_peer_fn peer_fn; /* hears each peer that answered (get_closest_peers) */
+    void *peer_user;
+    lp2p_kad_lookup_stats st;
+    int64_t deadline;
+    lp2p_task workers[LP2P__KAD_MAX_ALPHA];
+    lp2p__kad_query *next;
+};
+
+static void lp2p__kad_query_unref(lp2p__kad_query *q) {
+    if (--q->refs > 0) return;
+    lp2p_kad *kad = q->kad;
+    lp2p__buf_free(kad->ctx, &q->req);
+    lp2p__free(kad->ctx, q, sizeof *q);
+}
+
+static lp2p__kad_cand *lp2p__kad_cand_find(lp2p__kad_query *q, const lp2p_peer_id *id) {
+    for (int i = 0; i < q->n; i++)
+        if (lp2p_peer_id_eq(&q->c[i].id, id)) return &q->c[i];
+    return NULL;
+}
+
+/* Insert a peer heard of (sorted by distance; when full, the farthest idle one goes). */
+static void lp2p__kad_cand_add(lp2p__kad_query *q, const lp2p_peer_id *id, int hop) {
+    uint8_t h[32];
+    if (lp2p_peer_id_eq(id, &q->kad->h->identity.id) || lp2p__kad_cand_find(q, id)) return;
+    lp2p__kad_hash(id->bytes, id->len, h);
+    int pos = q->n;
+    while (pos > 0 && lp2p__kad_cmp(q->target, h, q->c[pos - 1].hash) < 0) pos--;
+    if (q->n == LP2P__KAD_MAX_LOOKUP_PEERS) {
+        int victim = q->n - 1;
+        while (victim >= pos && q->c[victim].state == LP2P__CAND_WAITING) victim--;
+        if (victim < pos) return;
+        memmove(&q->c[victim], &q->c[victim + 1], sizeof q->c[0] * (size_t)(q->n - victim - 1));
+        q->n--;
+    }
+    memmove(&q->c[pos + 1], &q->c[pos], sizeof q->c[0] * (size_t)(q->n - pos));
+    lp2p__kad_cand *c = &q->c[pos];
+    c->id = *id;
+    memcpy(c->hash, h, 32);
+    c->state = LP2P__CAND_HEARD;
+    c->hop = (uint8_t)LP2P__MIN(hop, 255);
+    q->n++;
+}
+
+/* Peers of a closerPeers/providerPeers entry: parse, store addresses. false if unusable. */
+static bool lp2p__kad_learn(lp2p_kad *kad, const lp2p__kad_wpeer *w, lp2p_peer_id *id, int64_t ttl_ms) {
+    if (lp2p__peer_id_from_bytes(w->id.p, w->id.len, id) != LP2P_OK) return false;
+    if (lp2p_peer_id_eq(id, &kad->h->identity.id)) return false;
+    for (int a = 0; a < w->n_addrs; a++) {
+        lp2p__ma ma;
+        if (lp2p__ma_from_bytes(w->addrs[a].p, w->addrs[a].len, &ma, NULL) == LP2P_OK)
+            lp2p__peerstore_add_addr(kad->h, id, &ma, ttl_ms);
+    }
+    return true;
+}
+
+typedef struct lp2p__kad_worker {
+    lp2p__kad_query *q;
+    lp2p_peer_id peer;
+    int slot;
+} lp2p__kad_worker;
+
+static void lp2p__kad_worker_task(void *arg) {
+    lp2p__kad_worker w = *(lp2p__kad_worker *)arg;
+    lp2p__kad_query *q = w.q;
+    lp2p_kad *kad = q->kad;
+    uint8_t *reply = NULL;
+    size_t reply_len = 0;
+    bool dial_failed = false;
+    lp2p__free(kad->ctx, arg, sizeof w);
+    int rc = lp2p__kad_rpc(kad, &w.peer, q->req.p, q->req.len, true, &reply, &reply_len, &dial_failed,
+                           lp2p__kad_req_deadline(kad, q->deadline));
+    lp2p__kad_msg *m = NULL;
+    if (rc == LP2P_OK) {
+        m = (lp2p__kad_msg *)lp2p__alloc(kad->ctx, sizeof *m);
+        rc = !m ? LP2P_ERR_NOMEM : lp2p__kad_msg_decode(reply, reply_len, m);
+        if (rc == LP2P_ERR_PROTOCOL) lp2p__kad_warn_peer(kad, &w.peer, rc, "malformed answer");
+    }
+    if (!q->finished && !kad->closing) {
+        lp2p__kad_cand *c = lp2p__kad_cand_find(q, &w.peer);
+        int hop = c ? c->hop : 1;
+        if (rc == LP2P_OK) {
+            q->st.answered++;
+            if (c) c->state = LP2P__CAND_QUERIED;
+            lp2p__kad_consider(kad, &w.peer); /* it answered: a server */
+            for (int i = 0; i < m->n_closer; i++) {
+                lp2p_peer_id id;
+                if (lp2p__kad_learn(kad, &m->closer[i], &id, LP2P__KAD_QUERY_ADDR_TTL_MS)) lp2p__kad_cand_add(q, &id, hop + 1);
+            }
+            if (q->peer_fn && q->peer_fn(q->peer_user, &w.peer)) q->stop = true;
+            if (q->visit && q->visit(q, &w.peer, m)) q->stop = true;
+        } else if (rc != LP2P_ERR_CANCELED) {
+            q->st.failed++;
+            if (c) c->state = LP2P__CAND_UNREACHABLE;
+            if (dial_failed) lp2p__rt_remove(&kad->rt, &w.peer); /* go: dial failures leave the table */
+        }
+    }
+    if (m) lp2p__free(kad->ctx, m, sizeof *m);
+    if (reply) lp2p__kad_buf_free(kad, reply, reply_len);
+    q->inflight--;
+    q->workers[w.slot].id = 0;
+    lp2p__waitq_wake_all(kad->h->sched, &q->wake);
+    lp2p__kad_query_unref(q);
+}
+
+/* The beta closest peers not known unreachable have all answered. */
+static bool lp2p__kad_terminated(lp2p__kad_query *q) {
+    int seen = 0;
+    for (int i = 0; i < q->n && seen < q->kad->cfg.beta; i++) {
+        if (q->c[i].state == LP2P__CAND_UNREACHABLE) continue;
+        if (q->c[i].state != LP2P__CAND_QUERIED) return false;
+        seen++;
+    }
+    return seen > 0;
+}
+
+/* Start requests to the closest not-yet-queried peers among the k closest reachable ones. */
+static void lp2p__kad_launch(lp2p__kad_query *q) {
+    lp2p_kad *kad = q->kad;
+    int considered = 0;
+    for (int i = 0; i < q->n && considered < kad->cfg.k && q->inflight < kad->cfg.alpha; i++) {
+        lp2p__kad_cand *c = &q->c[i];
+        if (c->state == LP2P__CAND_UNREACHABLE) continue;
+        considered++;
+        if (c->state != LP2P__CAND_HEARD || (q->in_followup && !c->follow)) continue;
+        int slot = 0;
+        while (slot < LP2P__KAD_MAX_ALPHA && q->workers[slot].id) slot++;
+        if (slot == LP2P__KAD_MAX_ALPHA) return;
+        lp2p__kad_worker *w = (lp2p__kad_worker *)lp2p__alloc(kad->ctx, sizeof *w);
+        if (!w) return;
+        w->q = q, w->peer = c->id, w->slot = slot;
+        q->refs++;
+        q->workers[slot] = lp2p__kad_spawn(kad, lp2p__kad_worker_task, w);
+        if (!q->workers[slot].id) {
+            q->refs--;
+            lp2p__free(kad->ctx, w, sizeof *w);
+            return;
+        }
+        c->state = LP2P__CAND_WAITING;
+        q->inflight++;
+        q->st.requests++;
+    }
+}
+
+static lp2p__kad_query *lp2p__kad_query_new(lp2p_kad *kad, const uint8_t *key, size_t key_len, int64_t deadline) {
+    lp2p__kad_query *q = (lp2p__kad_query *)lp2p__zalloc(kad->ctx, sizeof *q);
+    if (!q) return NULL;
+    q->kad = kad, q->refs = 1, q->key = key, q->key_len = key_len, q->deadline = deadline;
+    lp2p__kad_hash(key, key_len, q->target);
+    return q;
+}
+
+/* Run the lookup. out (may be NULL) gets the closest peers that answered. Returns their count,
+ * ERR_NOTFOUND (no peers at all), ERR_TIMEOUT, ERR_CANCELED. Consumes q. */
+static int lp2p__kad_run(lp2p__kad_query *q, lp2p_peer_id *out, int max) {
+    lp2p_kad *kad = q->kad;
+    lp2p_peer_id seeds[LP2P__KAD_SEND_MAX];
+    int64_t t0 = lp2p_now();
+    int rc = LP2P_OK, n = 0;
+    int ns = lp2p__rt_closest(&kad->rt, q->target, NULL, seeds, LP2P__MIN(kad->cfg.k, (int)LP2P__COUNT(seeds)));
+    for (int i = 0; i < ns; i++) lp2p__kad_cand_add(q, &seeds[i], 1);
+    if (q->n == 0) rc = LP2P_ERR_NOTFOUND;
+    q->next = kad->queries, kad->queries = q;
+    kad->n_api++;
+    while (rc == LP2P_OK && !q->stop && !kad->closing) {
+        if (!q->in_followup && lp2p__kad_terminated(q)) {
+            if (!q->followup) break;
+            /* go's runLookupWithFollowup: the k closest not yet asked are asked too, so the
+             * result is k peers that all answered */
+            q->in_followup = true;
+            for (int i = 0, seen = 0; i < q->n && seen < kad->cfg.k; i++)
+                if (q->c[i].state != LP2P__CAND_UNREACHABLE) seen++, q->c[i].follow = 1;
+        }
+        lp2p__kad_launch(q);
+        if (q->inflight == 0) break; /* nothing left to ask */
+        rc = lp2p__waitq_wait(kad->h->sched, &q->wake, q->deadline);
+    }
+    if (kad->closing && rc == LP2P_OK) rc = LP2P_ERR_CANCELED;
+    q->finished = true;
+    for (int i = 0; i < LP2P__KAD_MAX_ALPHA; i++)
+        if (q->workers[i].id) lp2p__task_cancel(kad->h->sched, q->workers[i]);
+    for (lp2p__kad_query **pp = &kad->queries; *pp; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            break;
+        }
+    /* bookkeeping: stats, bucket freshness, results */
+    q->st.ms = lp2p_now() - t0;
+    for (int i = 0; i < q->n; i++)
+        if (q->c[i].state == LP2P__CAND_QUERIED) {
+            if (q->st.hops == 0) q->st.hops = q->c[i].hop;
+            if (out && n < max) out[n] = q->c[i].id;
+            n++;
+        }
+    kad->last = q->st;
+    kad->rt.b[lp2p__rt_bucket_of(&kad->rt, q->target)].last_lookup = lp2p_now();
+    kad->n_api--;
+    lp2p__waitq_wake_all(kad->h->sched, &kad->idle);
+    lp2p__kad_query_unref(q);
+    if (rc) return rc;
+    return out ? LP2P__MIN(n, max) : n;
+}
+
+/* ---- fan-out: one request to many peers (PUT_VALUE, ADD_PROVIDER, entry correction) ----------- */
+typedef struct lp2p__kad_fan {
+    lp2p_kad *kad;
+    int refs, n, done, ok;
+    bool want_reply;
+    lp2p__buf req;
+    lp2p_peer_id peers[LP2P__KAD_SEND_MAX];
+    lp2p_task t[LP2P__KAD_SEND_MAX];
+    lp2p__waitq wake;
+    int64_t deadline;
+} lp2p__kad_fan;
+
+typedef struct lp2p__kad_fan_arg {
+    lp2p__kad_fan *f;
+    int i;
+} lp2p__kad_fan_arg;
+
+static void lp2p__kad_fan_unref(lp2p__kad_fan *f) {
+    if (--f->refs > 0) return;
+    lp2p__buf_free(f->kad->ctx, &f->req);
+    lp2p__free(f->kad->ctx, f, sizeof *f);
+}
+
+static void lp2p__kad_fan_task(void *arg) {
+    lp2p__kad_fan_arg a = *(lp2p__kad_fan_arg *)arg;
+    lp2p__kad_fan *f = a.f;
+    lp2p_kad *kad = f->kad;
+    uint8_t *reply = NULL;
+    size_t reply_len = 0;
+    bool dial_failed;
+    lp2p__free(kad->ctx, arg, sizeof a);
+    int rc = lp2p__kad_rpc(kad, &f->peers[a.i], f->req.p, f->req.len, f->want_reply, &reply, &reply_len, &dial_failed,
+                           lp2p__kad_req_deadline(kad, f->deadline));
+    if (reply) lp2p__kad_buf_free(kad, reply, reply_len);
+    f->ok += rc == LP2P_OK;
+    f->done++;
+    f->t[a.i].id = 0;
+    lp2p__waitq_wake_all(kad->h->sched, &f->wake);
+    lp2p__kad_fan_unref(f);
+}
+
+/* Send f->req to f->peers concurrently; wait (wait = true) until all are done or the deadline.
+ * Returns how many succeeded (with wait) or LP2P_OK. Consumes f. */
+static int lp2p__kad_fan_run(lp2p__kad_fan *f, bool wait) {
+    lp2p_kad *kad = f->kad;
+    int started = 0;
+    for (int i = 0; i < f->n; i++) {
+        lp2p__kad_fan_arg *a = (lp2p__kad_fan_arg *)lp2p__alloc(kad->ctx, sizeof *a);
+        if (!a) break;
+        a->f = f, a->i = i;
+        f->refs++;
+        f->t[i] = lp2p__kad_spawn(kad, lp2p__kad_fan_task, a);
+        if (!f->t[i].id) {
+            f->refs--;
+            lp2p__free(kad->ctx, a, sizeof *a);
+            break;
+        }
+        started++;
+    }
+    int rc = LP2P_OK;
+    if (wait) {
+        kad->n_api++;
+        while (f->done < started && rc == LP2P_OK && !kad->closing)
+            rc = lp2p__waitq_wait(kad->h->sched, &f->wake, f->deadline);
+        for (int i = 0; i < started; i++)
+            if (f->t[i].id) lp2p__task_cancel(kad->h->sched, f->t[i]);
+        kad->n_api--;
+        lp2p__waitq_wake_all(kad->h->sched, &kad->idle);
+        if (rc == LP2P_OK && kad->closing) rc = LP2P_ERR_CANCELED;
+        if (rc == LP2P_OK || rc == LP2P_ERR_TIMEOUT) rc = f->ok;
+    }
+    lp2p__kad_fan_unref(f);
+    return rc;
+}
+
+static lp2p__kad_fan *lp2p__kad_fan_new(lp2p_kad *kad, const lp2p_peer_id *peers, int n, bool want_reply,
+                                        int64_t deadline) {
+    lp2p__kad_fan *f = (lp2p__kad_fan *)lp2p__zalloc(kad->ctx, sizeof *f);
+    if (!f) return NULL;
+    f->kad = kad, f->refs = 1, f->want_reply = want_reply, f->deadline = deadline;
+    f->n = LP2P__MIN(n, LP2P__KAD_SEND_MAX);
+    memcpy(f->peers, peers, sizeof *peers * (size_t)f->n);
+    return f;
+}
+
+/* ---- refresh and bootstrap ---------------------------------------------------------------------------- */
+static int lp2p__kad_closest(lp2p_kad *kad, const uint8_t *key, size_t key_len, lp2p_peer_id *out, int max,
+                             int64_t deadline) {
+    lp2p__kad_query *q = lp2p__kad_query_new(kad, key, key_len, deadline);
+    if (!q) return LP2P_ERR_NOMEM;
+    int rc = lp2p__kad_encode_simple(kad, lp2p_pb_KadMessage_MessageType_FIND_NODE, key, key_len, &q->req);
+    if (rc) {
+        lp2p__kad_query_unref(q);
+        return rc;
+    }
+    q->followup = out != NULL;
+    return lp2p__kad_run(q, out, max);
+}
+
+/* Self lookup, then a random lookup in every bucket up to the deepest one we have (<= 15)
+ * that saw no lookup within the refresh interval (go's rtrefresh). */
+static int lp2p__kad_refresh(lp2p_kad *kad, bool force, int64_t deadline) {
+    const lp2p_peer_id *self = &kad->h->identity.id;
+    int64_t interval = kad->cfg.refresh_interval_ms > 0 ? kad->cfg.refresh_interval_ms : 600000;
+    kad->last_refresh = lp2p_now();
+    int rc = lp2p__kad_closest(kad, self->bytes, self->len, NULL, 0, deadline);
+    if (rc < 0) return rc;
+    int deepest = 0;
+    for (int i = 0; i < 256; i++)
+        if (kad->rt.b[i].n) deepest = i;
+    for (int cpl = 0; cpl <= LP2P__MIN(deepest, LP2P__KAD_REFRESH_MAX_CPL) && !kad->closing; cpl++) {
+        if (!force && lp2p_now() - kad->rt.b[cpl].last_lookup < interval) continue;
+        uint8_t key[64];
+        size_t n = lp2p__rt_random_key(&kad->rt, cpl, key);
+        rc = lp2p__kad_closest(kad, key, n, NULL, 0, deadline);
+        if (rc == LP2P_ERR_TIMEOUT || rc == LP2P_ERR_CANCELED) return rc;
+    }
+    return LP2P_OK;
+}
+
+/* Connect to one bootstrap peer, wait for identify, and make sure it is in the table if it
+ * is a server (identify lists the protocol, or it answers a FIND_NODE). */
+static void lp2p__kad_boot_one(lp2p_kad *kad, const char *addr, int64_t deadline) {
+    lp2p__ma ma;
+    lp2p_peer_id id;
+    bool known;
+    if (lp2p__ma_parse(addr, &ma, NULL) || !lp2p__ma_split_p2p(&ma, NULL, &id)) return;
+    int64_t dl = lp2p__kad_req_deadline(kad, deadline);
+    if (lp2p_host_identify(kad->h, addr, dl) != LP2P_OK) return;
+    if (lp2p__kad_peer_is_server(kad, &id, &known)) {
+        lp2p__kad_consider(kad, &id);
+        return;
+    }
+    lp2p__buf req = {0};
+    uint8_t *reply = NULL;
+    size_t reply_len = 0;
+    bool dial_failed;
+    if (lp2p__kad_encode_simple(kad, lp2p_pb_KadMessage_MessageType_FIND_NODE, kad->h->identity.id.bytes,
+                                kad->h->identity.id.len, &req) == LP2P_OK &&
+        lp2p__kad_rpc(kad, &id, req.p, req.len, true, &reply, &reply_len, &dial_failed, dl) == LP2P_OK)
+        lp2p__kad_consider(kad, &id);
+    if (reply) lp2p__kad_buf_free(kad, reply, reply_len);
+    lp2p__buf_free(kad->ctx, &req);
+}
+
+/* ---- background task: bootstrap when empty, refresh, expiry, reprovide --------------------------------- */
+static int lp2p__kad_announce(lp2p_kad *kad, const uint8_t *key, size_t key_len, int64_t deadline);
+
+static void lp2p__kad_background(void *arg) {
+    lp2p_kad *kad = (lp2p_kad *)arg;
+    if (lp2p__sleep_until(kad->h->sched, lp2p_deadline_in(50)) != LP2P_OK) return;
+    while (!kad->closing) {
+        int64_t now = lp2p_now();
+        if (kad->rt.size == 0 && kad->n_boot && now - kad->last_boot >= 60000) {
+            kad->last_boot = now;
+            for (int i = 0; i < kad->n_boot && !kad->closing; i++) lp2p__kad_boot_one(kad, kad->boot[i], LP2P_FOREVER);
+            if (kad->rt.size) kad->refresh_soon = true;
+        }
+        if (kad->cfg.refresh_interval_ms > 0 && kad->rt.size &&
+            (kad->refresh_soon || now - kad->last_refresh >= kad->cfg.refresh_interval_ms)) {
+            kad->refresh_soon = false;
+            if (lp2p__kad_refresh(kad, false, lp2p_deadline_in(60000)) == LP2P_ERR_CANCELED) return;
+        }
+        if (now - kad->last_expire >= 60000) {
+            kad->last_expire = now;
+            lp2p__store_expire(&kad->st, now);
+        }
+        for (lp2p__kad_mine *m = kad->mine; m && !kad->closing; m = m->next)
+            if (kad->cfg.reprovide_interval_ms > 0 && now >= m->next_announce) {
+                m->next_announce = now + kad->cfg.reprovide_interval_ms;
+                lp2p__kad_announce(kad, m->key, m->len, lp2p_deadline_in(60000));
+                break; /* the list may have changed meanwhile: look again next round */
+            }
+        if (lp2p__sleep_until(kad->h->sched, lp2p_deadline_in(kad->refresh_soon ? 200 : 1000)) != LP2P_OK) return;
+    }
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------------------- */
+static void lp2p__kad_config_resolve(lp2p_kad_config *c) {
+#define LP2P__KDEF(field, value) \
+    if (c->field == 0) c->field = (value)
+    LP2P__KDEF(k, 20);
+    LP2P__KDEF(alpha, 10);
+    LP2P__KDEF(beta, 3);
+    LP2P__KDEF(request_timeout_ms, 10000);
+    LP2P__KDEF(refresh_interval_ms, 600000);
+    LP2P__KDEF(max_peers_per_ip_group, 3);
+    LP2P__KDEF(max_peers_per_ip_group_per_bucket, 2);
+    LP2P__KDEF(max_message_size, 1 << 20);
+    LP2P__KDEF(max_inbound_requests, 128);
+    LP2P__KDEF(max_provider_records, 65536);
+    LP2P__KDEF(max_providers_per_key, 64);
+    LP2P__KDEF(max_records, 16384);
+    LP2P__KDEF(max_record_size, 64 << 10);
+    LP2P__KDEF(get_quorum, 16);
+    LP2P__KDEF(provider_ttl_ms, 48LL * 3600 * 1000);
+    LP2P__KDEF(reprovide_interval_ms, 22LL * 3600 * 1000);
+    LP2P__KDEF(record_ttl_ms, 48LL * 3600 * 1000);
+    LP2P__KDEF(idle_connection_ms, 10000);
+#undef LP2P__KDEF
+    if (c->k > LP2P__KAD_SEND_MAX) c->k = LP2P__KAD_SEND_MAX;
+    if (c->beta > c->k) c->beta = c->k;
+}
+
+static void lp2p__kad_release(void *self) {
+    lp2p_kad *kad = (lp2p_kad *)self;
+    lp2p__ctx *ctx = kad->ctx;
+    lp2p__rt_free(&kad->rt);
+    lp2p__store_free(&kad->st);
+    while (kad->mine) {
+        lp2p__kad_mine *m = kad->mine;
+        kad->mine = m->next;
+        lp2p__free(ctx, m, sizeof *m);
+    }
+    for (int i = 0; i < kad->n_boot; i++) lp2p__strfree(ctx, kad->boot[i]);
+    lp2p__strfree(ctx, kad->protocol);
+    lp2p__free(ctx, kad, sizeof *kad);
+}
+
+static bool lp2p__kad_proto_ok(const char *p) {
+    size_t n = p ? strlen(p) : 0;
+    return n > 1 && n < LP2P__PROTO_MAX && p[0] == '/';
+}
+
+LP2P_API int lp2p_kad_new(lp2p_host *h, const lp2p_kad_config *cfg, lp2p_kad **out) {
+    lp2p_kad_config zero;
+    if (!h || !out) return LP2P_ERR_INVALID;
+    if (!cfg) memset(&zero, 0, sizeof zero), cfg = &zero;
+    const char *proto = cfg->protocol ? cfg->protocol : LP2P__KAD_PROTO;
+    if (!lp2p__kad_proto_ok(proto) || cfg->alpha > LP2P__KAD_MAX_ALPHA || cfg->alpha < 0 || cfg->k < 0 || cfg->beta < 0)
+        return LP2P_ERR_INVALID;
+    for (lp2p__service *s = h->services; s; s = s->next)
+        if (s->free == lp2p__kad_release && strcmp(((lp2p_kad *)s->self)->protocol, proto) == 0) return LP2P_ERR_BUSY;
+    for (int i = 0; i < LP2P_KAD_MAX_BOOTSTRAP; i++) {
+        lp2p__ma ma;
+        if (cfg->bootstrap_peers[i] &&
+            (lp2p__ma_parse(cfg->bootstrap_peers[i], &ma, NULL) || !lp2p__ma_split_p2p(&ma, NULL, NULL)))
+            return LP2P_ERR_BADADDR;
+    }
+    lp2p_kad *kad = (lp2p_kad *)lp2p__zalloc(&h->ctx, sizeof *kad);
+    if (!kad) return LP2P_ERR_NOMEM;
+    kad->h = h, kad->ctx = &h->ctx, kad->cfg = *cfg;
+    lp2p__kad_config_resolve(&kad->cfg);
+    memset(kad->cfg.bootstrap_peers, 0, sizeof kad->cfg.bootstrap_peers);
+    kad->cfg.protocol = NULL;
+    kad->protocol = lp2p__strdup(kad->ctx, proto);
+    bool nomem = !kad->protocol;
+    for (int i = 0; i < LP2P_KAD_MAX_BOOTSTRAP; i++)
+        if (cfg->bootstrap_peers[i] && !(kad->boot[kad->n_boot++] = lp2p__strdup(kad->ctx, cfg->bootstrap_peers[i])))
+            nomem = true;
+    lp2p__rt_init(&kad->rt, kad->ctx, &h->identity.id, kad->cfg.k, kad->cfg.max_peers_per_ip_group,
+                  kad->cfg.max_peers_per_ip_group_per_bucket);
+    kad->st.ctx = kad->ctx, kad->st.max_prov = kad->cfg.max_provider_records;
+    kad->st.max_per_key = kad->cfg.max_providers_per_key, kad->st.max_rec = kad->cfg.max_records;
+    lp2p_kad_validator pk = {lp2p__kad_pk_validate, NULL, NULL};
+    if (nomem || lp2p__store_set_validator(&kad->st, "pk", &pk)) {
+        lp2p__kad_release(kad);
+        return LP2P_ERR_NOMEM;
+    }
+    kad->mode = LP2P_KAD_CLIENT;
+    kad->last_boot = -60000;
+    kad->last_refresh = lp2p_now();
+    kad->service.free = lp2p__kad_release, kad->service.self = kad;
+    lp2p__host_add_service(h, &kad->service);
+    kad->notifee.identified = lp2p__kad_identified, kad->notifee.user = kad;
+    lp2p__swarm_add_notifee(h, &kad->notifee);
+    int rc = lp2p_kad_set_mode(kad, cfg->mode);
+    if (rc == LP2P_OK && !lp2p__kad_spawn(kad, lp2p__kad_background, kad).id) rc = LP2P_ERR_NOMEM;
+    if (rc) {
+        lp2p_kad_free(kad);
+        return rc;
+    }
+    *out = kad;
+    return LP2P_OK;
+}
+
+LP2P_API void lp2p_kad_free(lp2p_kad *kad) {
+    if (!kad) return;
+    lp2p_host *h = kad->h;
+    kad->closing = true;
+    if (kad->mode == LP2P_KAD_SERVER) lp2p_host_unhandle(h, kad->protocol);
+    lp2p__swarm_remove_notifee(h, &kad->notifee);
+    for (lp2p__kad_task *t = kad->tasks; t; t = t->next) lp2p__task_cancel(h->sched, t->t);
+    for (lp2p__kad_query *q = kad->queries; q; q = q->next) lp2p__waitq_wake_all(h->sched, &q->wake);
+    for (int i = 0; i < 1000 && (kad->n_tasks > 0 || kad->n_api > 0); i++)
+        if (lp2p__waitq_wait(h->sched, &kad->idle, lp2p_deadline_in(100)) == LP2P_ERR_WOULDBLOCK) break;
+    if (kad->n_tasks > 0 || kad->n_api > 0) { /* cannot wait here: leave it to lp2p_host_free */
+        LP2P__WARN(kad->ctx, LP2P_ERR_BUSY, "kad: freed with %d tasks still running: memory kept until lp2p_host_free",
+                   kad->n_tasks + kad->n_api);
+        return;
+    }
+    lp2p__host_remove_service(h, &kad->service);
+    lp2p__kad_release(kad);
+}
+
+LP2P_API lp2p_kad_mode lp2p_kad_get_mode(const lp2p_kad *kad) { return kad->mode; }
+
+LP2P_API int lp2p_kad_set_mode(lp2p_kad *kad, lp2p_kad_mode mode) {
+    if (!kad || mode < LP2P_KAD_AUTO || mode > LP2P_KAD_SERVER) return LP2P_ERR_INVALID;
+    if (mode == LP2P_KAD_AUTO) mode = strcmp(kad->protocol, LP2P__KAD_PROTO) == 0 ? LP2P_KAD_CLIENT : LP2P_KAD_SERVER;
+    if (mode == kad->mode) return LP2P_OK;
+    if (mode == LP2P_KAD_SERVER) {
+        int rc = lp2p_host_handle(kad->h, kad->protocol, lp2p__kad_serve, kad);
+        if (rc) return rc;
+    } else {
+        lp2p_host_unhandle(kad->h, kad->protocol);
+    }
+    kad->mode = mode;
+    return LP2P_OK;
+}
+
+/* ---- public lookups ---------------------------------------------------------------------------------- */
+static bool lp2p__kad_key_ok(const uint8_t *key, size_t len) { return key && len > 0 && len <= LP2P__KAD_KEY_MAX; }
+
+LP2P_API int lp2p_kad_bootstrap(lp2p_kad *kad, const char *const *addrs, int n, int64_t deadline) {
+    if (!kad || (n > 0 && !addrs)) return LP2P_ERR_INVALID;
+    for (int i = 0; i < n; i++) {
+        lp2p__ma ma;
+        if (!addrs[i] || lp2p__ma_parse(addrs[i], &ma, NULL) || !lp2p__ma_split_p2p(&ma, NULL, NULL)) return LP2P_ERR_BADADDR;
+    }
+    kad->last_boot = lp2p_now();
+    for (int i = 0; i < kad->n_boot && !kad->closing; i++) lp2p__kad_boot_one(kad, kad->boot[i], deadline);
+    for (int i = 0; i < n && !kad->closing; i++) lp2p__kad_boot_one(kad, addrs[i], deadline);
+    if (kad->closing) return LP2P_ERR_CANCELED;
+    if (kad->rt.size == 0) return LP2P_ERR_NOTFOUND;
+    int rc = lp2p__kad_refresh(kad, true, deadline);
+    if (rc == LP2P_ERR_TIMEOUT || rc == LP2P_ERR_CANCELED) return rc;
+    kad->refresh_soon = false;
+    return kad->rt.size ? kad->rt.size : LP2P_ERR_NOTFOUND;
+}
+
+LP2P_API int lp2p_kad_get_closest_peers(lp2p_kad *kad, const uint8_t *key, size_t key_len, lp2p_kad_peer_fn fn,
+                                        void *user, lp2p_peer_id *out, int max, int64_t deadline) {
+    if (!kad || !lp2p__kad_key_ok(key, key_len) || (max > 0 && !out)) return LP2P_ERR_INVALID;
+    lp2p__kad_query *q = lp2p__kad_query_new(kad, key, key_len, deadline);
+    if (!q) return LP2P_ERR_NOMEM;
+    q->peer_fn = fn, q->peer_user = user, q->followup = true;
+    int rc = lp2p__kad_encode_simple(kad, lp2p_pb_KadMessage_MessageType_FIND_NODE, key, key_len, &q->req);
+    if (rc) {
+        lp2p__kad_query_unref(q);
+        return rc;
+    }
+    return lp2p__kad_run(q, out, LP2P__MIN(max, kad->cfg.k));
+}
+
+/* find_peer: stop as soon as an answer carries the target with an address. */
+static int lp2p__kad_visit_find_peer(lp2p__kad_query *q, const lp2p_peer_id *from, const lp2p__kad_msg *m) {
+    const lp2p_peer_id *target = (const lp2p_peer_id *)q->user;
+    if (lp2p_peer_id_eq(from, target)) return 1;
+    for (int i = 0; i < m->n_closer; i++)
+        if (m->closer[i].id.len == target->len && memcmp(m->closer[i].id.p, target->bytes, target->len) == 0 &&
+            m->closer[i].n_addrs > 0)
+            return 1;
+    return 0;
+}
+
+static bool lp2p__kad_has_addrs(lp2p_kad *kad, const lp2p_peer_id *peer) {
+    lp2p__peer *p = lp2p__peerstore_get(kad->h, peer, false);
+    int64_t now = lp2p_now();
+    for (int i = 0; p && i < p->n_addrs; i++)
+        if (p->addrs[i].expires < 0 || p->addrs[i].expires >= now) return true;
+    return false;
+}
+
+LP2P_API int lp2p_kad_find_peer(lp2p_kad *kad, const lp2p_peer_id *peer, int64_t deadline) {
+    if (!kad || !peer || !peer->len) return LP2P_ERR_INVALID;
+    if (lp2p_peer_id_eq(peer, &kad->h->identity.id) || lp2p__swarm_find_conn(kad->h, peer)) return LP2P_OK;
+    lp2p__kad_query *q = lp2p__kad_query_new(kad, peer->bytes, peer->len, deadline);
+    if (!q) return LP2P_ERR_NOMEM;
+    q->visit = lp2p__kad_visit_find_peer, q->user = (void *)peer;
+    int rc = lp2p__kad_encode_simple(kad, lp2p_pb_KadMessage_MessageType_FIND_NODE, peer->bytes, peer->len, &q->req);
+    if (rc) {
+        lp2p__kad_query_unref(q);
+        return rc;
+    }
+    rc = lp2p__kad_run(q, NULL, 0);
+    if (rc < 0 && rc != LP2P_ERR_NOTFOUND) return rc;
+    return lp2p__kad_has_addrs(kad, peer) ? LP2P_OK : LP2P_ERR_NOTFOUND;
+}
+
+/* ADD_PROVIDER to the k closest peers of key (our listen addresses inside). */
+static int lp2p__kad_announce(lp2p_kad *kad, const uint8_t *key, size_t key_len, int64_t deadline) {
+    lp2p_peer_id closest[LP2P__KAD_SEND_MAX];
+    int n = lp2p__kad_closest(kad, key, key_len, closest, LP2P__MIN(kad->cfg.k, LP2P__KAD_SEND_MAX), deadline);
+    if (n < 0) return n;
+    if (n == 0) return 0;
+    lp2p__kad_fan *f = lp2p__kad_fan_new(kad, closest, n, false, deadline);
+    if (!f) return LP2P_ERR_NOMEM;
+    lp2p__kad_out o;
+    memset(&o, 0, sizeof o);
+    o.h = kad->h, o.type = lp2p_pb_KadMessage_MessageType_ADD_PROVIDER, o.key = key, o.key_len = key_len;
+    o.providers = &kad->h->identity.id, o.n_providers = 1;
+    int rc = lp2p__kad_msg_encode(kad->ctx, &o, &f->req);
+    if (rc) {
+        lp2p__kad_fan_unref(f);
+        return rc;
+    }
+    return lp2p__kad_fan_run(f, true);
+}
+
+LP2P_API int lp2p_kad_provide(lp2p_kad *kad, const uint8_t *key, size_t key_len, int64_t deadline) {
+    if (!kad || !key || key_len == 0 || key_len > LP2P__KAD_PROVIDER_KEY_MAX) return LP2P_ERR_INVALID;
+    int64_t now = lp2p_now();
+    lp2p__store_add_provider(&kad->st, key, key_len, &kad->h->identity.id, now + kad->cfg.provider_ttl_ms);
+    lp2p__kad_mine *m = kad->mine;
+    while (m && !(m->len == key_len && memcmp(m->key, key, key_len) == 0)) m = m->next;
+    if (!m && (m = (lp2p__kad_mine *)lp2p__zalloc(kad->ctx, sizeof *m)) != NULL) {
+        memcpy(m->key, key, key_len);
+        m->len = key_len;
+        m->next = kad->mine, kad->mine = m;
+    }
+    if (m) m->next_announce = now + kad->cfg.reprovide_interval_ms;
+    return lp2p__kad_announce(kad, key, key_len, deadline);
+}
+
+typedef struct lp2p__kad_found {
+    lp2p_kad_peer_fn fn;
+    void *user;
+    lp2p_peer_id *out;
+    int max, n, want;
+    lp2p_peer_id seen[256];
+    int n_seen;
+} lp2p__kad_found;
+
+/* A provider (or any peer result) heard: dedupe, report, keep. Returns nonzero to stop. */
+static int lp2p__kad_found_add(lp2p__kad_found *f, const lp2p_peer_id *id) {
+    for (int i = 0; i < f->n_seen; i++)
+        if (lp2p_peer_id_eq(&f->seen[i], id)) return 0;
+    if (f->n_seen < (int)LP2P__COUNT(f->seen)) f->seen[f->n_seen++] = *id;
+    if (f->out && f->n < f->max) f->out[f->n] = *id;
+    f->n++;
+    if (f->fn && f->fn(f->user, id)) return 1;
+    return f->want > 0 && f->n >= f->want;
+}
+
+static int lp2p__kad_visit_providers(lp2p__kad_query *q, const lp2p_peer_id *from, const lp2p__kad_msg *m) {
+    lp2p__kad_found *f = (lp2p__kad_found *)q->user;
+    (void)from;
+    for (int i = 0; i < m->n_providers; i++) {
+        lp2p_peer_id id;
+        const lp2p__kad_wpeer *w = &m->providers[i];
+        if (lp2p__peer_id_from_bytes(w->id.p, w->id.len, &id) != LP2P_OK) continue;
+        if (!lp2p_peer_id_eq(&id, &q->kad->h->identity.id)) lp2p__kad_learn(q->kad, w, &id, LP2P__KAD_PROVIDER_ADDR_TTL_MS);
+        if (lp2p__kad_found_add(f, &id)) return 1;
+    }
+    return 0;
+}
+
+LP2P_API int lp2p_kad_find_providers(lp2p_kad *kad, const uint8_t *key, size_t key_len, int max_providers,
+                                     lp2p_kad_peer_fn fn, void *user, lp2p_peer_id *out, int max, int64_t deadline) {
+    if (!kad || !key || key_len == 0 || key_len > LP2P__KAD_PROVIDER_KEY_MAX || (max > 0 && !out)) return LP2P_ERR_INVALID;
+    lp2p__kad_found *f = (lp2p__kad_found *)lp2p__zalloc(kad->ctx, sizeof *f);
+    if (!f) return LP2P_ERR_NOMEM;
+    f->fn = fn, f->user = user, f->out = out, f->max = max, f->want = max_providers;
+    lp2p_peer_id local[LP2P__KAD_SEND_MAX];
+    int nl = lp2p__store_get_providers(&kad->st, key, key_len, lp2p_now(), local, (int)LP2P__COUNT(local));
+    bool done = false;
+    for (int i = 0; i < nl && !done; i++) done = lp2p__kad_found_add(f, &local[i]) != 0;
+    int rc = LP2P_OK;
+    if (!done) {
+        lp2p__kad_query *q = lp2p__kad_query_new(kad, key, key_len, deadline);
+        rc = q ? lp2p__kad_encode_simple(kad, lp2p_pb_KadMessage_MessageType_GET_PROVIDERS, key, key_len, &q->req)
+               : LP2P_ERR_NOMEM;
+        if (rc == LP2P_OK) {
+            q->visit = lp2p__kad_visit_providers, q->user = f;
+            rc = lp2p__kad_run(q, NULL, 0);
+            if (rc == LP2P_ERR_NOTFOUND && f->n) rc = LP2P_OK;
+        } else if (q) {
+            lp2p__kad_query_unref(q);
+        }
+    }
+    int n = f->n; /* out holds the first min(n, max) */
+    if (rc == LP2P_ERR_NOTFOUND) rc = LP2P_OK, n = 0;
+    lp2p__free(kad->ctx, f, sizeof *f);
+    return rc < 0 ? rc : n;
+}
+
+/* ---- values ------------------------------------------------------------------------------------------ */
+static int lp2p__kad_encode_put(lp2p_kad *kad, const uint8_t *key, size_t key_len, const uint8_t *value,
+                                size_t value_len, lp2p__buf *b) {
+    char when[40];
+    lp2p__kad_out o;
+    lp2p__kad_rec *r = lp2p__store_get_record(&kad->st, key, key_len, lp2p_now());
+    snprintf(when, sizeof when, "%s", r ? r->time : "");
+    memset(&o, 0, sizeof o);
+    o.h = kad->h, o.type = lp2p_pb_KadMessage_MessageType_PUT_VALUE, o.key = key, o.key_len = key_len;
+    o.has_record = true;
+    o.rec_key = key, o.rec_key_len = key_len, o.rec_value = value, o.rec_value_len = value_len;
+    o.rec_time = (const uint8_t *)when, o.rec_time_len = strlen(when);
+    return lp2p__kad_msg_encode(kad->ctx, &o, b);
+}
+
+LP2P_API int lp2p_kad_put_value(lp2p_kad *kad, const uint8_t *key, size_t key_len, const uint8_t *value,
+                                size_t value_len, int64_t deadline) {
+    lp2p_peer_id closest[LP2P__KAD_SEND_MAX];
+    if (!kad || !lp2p__kad_key_ok(key, key_len) || (!value && value_len)) return LP2P_ERR_INVALID;
+    if (key_len + value_len > (size_t)kad->cfg.max_record_size) return LP2P_ERR_INVALID;
+    if (lp2p__store_validate(&kad->st, key, key_len, value, value_len) != LP2P_OK) return LP2P_ERR_INVALID;
+    int rc = lp2p__store_put_record(&kad->st, key, key_len, value, value_len, lp2p_now() + kad->cfg.record_ttl_ms);
+    if (rc) return rc;
+    int n = lp2p__kad_closest(kad, key, key_len, closest, LP2P__MIN(kad->cfg.k, LP2P__KAD_SEND_MAX), deadline);
+    if (n <= 0) return n;
+    lp2p__kad_fan *f = lp2p__kad_fan_new(kad, closest, n, true, deadline);
+    if (!f) return LP2P_ERR_NOMEM;
+    rc = lp2p__kad_encode_put(kad, key, key_len, value, value_len, &f->req);
+    if (rc) {
+        lp2p__kad_fan_unref(f);
+        return rc;
+    }
+    return lp2p__kad_fan_run(f, true);
+}
+
+typedef struct lp2p__kad_answer {
+    lp2p_peer_id peer;
+    uint8_t hash[32];
+    bool had;
+} lp2p__kad_answer;
+
+typedef struct lp2p__kad_getv {
+    lp2p_kad_value_fn fn;
+    void *user;
+    uint8_t *best;
+    size_t best_len;
+    uint8_t best_hash[32];
+    int values;
+    lp2p__kad_answer ans[LP2P__KAD_MAX_LOOKUP_PEERS];
+    int n_ans;
+} lp2p__kad_getv;
+
+/* A candidate value (already validated): report it, keep the better one. */
+static int lp2p__kad_getv_offer(lp2p_kad *kad, lp2p__kad_getv *g, const uint8_t *key, size_t key_len,
+                                const lp2p_peer_id *from, const uint8_t *v, size_t len) {
+    g->values++;
+    if (g->fn && g->fn(g->user, from, v, len)) return 1;
+    if (!g->best || lp2p__store_select(&kad->st, key, key_len, g->best, g->best_len, v, len) == 1) {
+        uint8_t *copy = (uint8_t *)lp2p__alloc(kad->ctx, len ? len : 1);
+        if (!copy) return 1;
+        if (len) memcpy(copy, v, len);
+        if (g->best) lp2p__free(kad->ctx, g->best, g->best_len ? g->best_len : 1);
+        g->best = copy, g->best_len = len;
+        lp2p__sha256_once(v, len, g->best_hash);
+    }
+    return g->values >= kad->cfg.get_quorum;
+}
+
+static int lp2p__kad_visit_value(lp2p__kad_query *q, const lp2p_peer_id *from, const lp2p__kad_msg *m) {
+    lp2p__kad_getv *g = (lp2p__kad_getv *)q->user;
+    lp2p__kad_answer *a = g->n_ans < (int)LP2P__COUNT(g->ans) ? &g->ans[g->n_ans++] : NULL;
+    if (a) memset(a, 0, sizeof *a), a->peer = *from;
+    if (!m->has_record) return 0;
+    if (m->rec_key.len != q->key_len || memcmp(m->rec_key.p, q->key, q->key_len) != 0 ||
+        lp2p__store_validate(&q->kad->st, q->key, q->key_len, m->rec_value.p, m->rec_value.len) != LP2P_OK) {
+        lp2p__kad_warn_peer(q->kad, from, LP2P_ERR_INVALID, "GET_VALUE answer failing validation (dropped)");
+        return 0;
+    }
+    if (a) a->had = true, lp2p__sha256_once(m->rec_value.p, m->rec_value.len, a->hash);
+    return lp2p__kad_getv_offer(q->kad, g, q->key, q->key_len, from, m->rec_value.p, m->rec_value.len);
+}
+
+/* Entry correction: the closest peers that answered without the best value get it. */
+static void lp2p__kad_correct(lp2p_kad *kad, const lp2p__kad_getv *g, const uint8_t *key, size_t key_len,
+                              const lp2p_peer_id *closest, int n) {
+    lp2p_peer_id stale[LP2P__KAD_SEND_MAX];
+    int ns = 0;
+    for (int i = 0; i < n && ns < LP2P__KAD_SEND_MAX; i++)
+        for (int j = 0; j < g->n_ans; j++)
+            if (lp2p_peer_id_eq(&g->ans[j].peer, &closest[i])) {
+                if (!g->ans[j].had || memcmp(g->ans[j].hash, g->best_hash, 32) != 0) stale[ns++] = closest[i];
+                break;
+            }
+    if (!ns) return;
+    lp2p__kad_fan *f = lp2p__kad_fan_new(kad, stale, ns, true, lp2p_deadline_in(kad->cfg.request_timeout_ms));
+    if (!f) return;
+    if (lp2p__kad_encode_put(kad, key, key_len, g->best, g->best_len, &f->req) == LP2P_OK) lp2p__kad_fan_run(f, false);
+    else lp2p__kad_fan_unref(f);
+}
+
+LP2P_API ptrdiff_t lp2p_kad_get_value(lp2p_kad *kad, const uint8_t *key, size_t key_len, lp2p_kad_value_fn fn,
+                                      void *user, uint8_t *out, size_t cap, int64_t deadline) {
+    lp2p_peer_id closest[LP2P__KAD_SEND_MAX];
+    if (!kad || !lp2p__kad_key_ok(key, key_len) || (!out && cap)) return LP2P_ERR_INVALID;
+    lp2p__kad_getv *g = (lp2p__kad_getv *)lp2p__zalloc(kad->ctx, sizeof *g);
+    if (!g) return LP2P_ERR_NOMEM;
+    g->fn = fn, g->user = user;
+    lp2p__kad_rec *r = lp2p__store_get_record(&kad->st, key, key_len, lp2p_now());
+    bool done = false;
+    if (r && lp2p__store_validate(&kad->st, key, key_len, r->value, r->value_len) == LP2P_OK)
+        done = lp2p__kad_getv_offer(kad, g, key, key_len, &kad->h->identity.id, r->value, r->value_len) != 0;
+    int rc = LP2P_OK, n = 0;
+    if (!done) {
+        lp2p__kad_query *q = lp2p__kad_query_new(kad, key, key_len, deadline);
+        rc = q ? lp2p__kad_encode_simple(kad, lp2p_pb_KadMessage_MessageType_GET_VALUE, key, key_len, &q->req)
+               : LP2P_ERR_NOMEM;
+        if (rc == LP2P_OK) {
+            q->visit = lp2p__kad_visit_value, q->user = g;
+            rc = n = lp2p__kad_run(q, closest, LP2P__MIN(kad->cfg.k, LP2P__KAD_SEND_MAX));
+            if (rc == LP2P_ERR_NOTFOUND) rc = n = 0;
+        } else if (q) {
+            lp2p__kad_query_unref(q);
+        }
+    }
+    ptrdiff_t res = rc < 0 ? rc : LP2P_ERR_NOTFOUND;
+    if (rc >= 0 && g->best) {
+        if (n > 0) lp2p__kad_correct(kad, g, key, key_len, closest, n);
+        if (g->best_len > cap) res = LP2P_ERR_MSGSIZE;
+        else {
+            if (g->best_len) memcpy(out, g->best, g->best_len);
+            res = (ptrdiff_t)g->best_len;
+        }
+    }
+    if (g->best) lp2p__free(kad->ctx, g->best, g->best_len ? g->best_len : 1);
+    lp2p__free(kad->ctx, g, sizeof *g);
+    return res;
+}
+
+LP2P_API int lp2p_kad_set_validator(lp2p_kad *kad, const char *ns, const lp2p_kad_validator *v) {
+    if (!kad) return LP2P_ERR_INVALID;
+    return lp2p__store_set_validator(&kad->st, ns, v);
+}
+
+/* ---- inspection ------------------------------------------------------------------------------------------ */
+LP2P_API int lp2p_kad_routing_table(lp2p_kad *kad, lp2p_kad_entry *out, int max) {
+    int n = 0;
+    int64_t now = lp2p_now();
+    for (int b = 0; b < 256; b++)
+        for (int i = 0; i < kad->rt.b[b].n; i++, n++)
+            if (out && n < max) {
+                const lp2p__kad_entry *e = &kad->rt.b[b].e[i];
+                out[n].id = e->id, out[n].bucket = b;
+                out[n].added_ms_ago = now - e->added, out[n].seen_ms_ago = now - e->seen;
+            }
+    return n;
+}
+
+LP2P_API void lp2p_kad_last_lookup(const lp2p_kad *kad, lp2p_kad_lookup_stats *out) { *out = kad->last; }
+
+LP2P_API ptrdiff_t lp2p_kad_key_from_cid(const char *cid, uint8_t *out, size_t cap) {
+    uint8_t buf[256];
+    ptrdiff_t n;
+    if (!cid || !out) return LP2P_ERR_INVALID;
+    size_t len = strlen(cid);
+    if (len < 2 || len > 400) return LP2P_ERR_BADADDR;
+    if (cid[0] == 'Q' && cid[1] == 'm') n = lp2p__base58_dec(cid, len, buf, sizeof buf); /* CIDv0 = the multihash */
+    else if (cid[0] == 'b' || cid[0] == 'B') n = lp2p__base32_dec(cid + 1, len - 1, buf, sizeof buf);
+    else if (cid[0] == 'z') n = lp2p__base58_dec(cid + 1, len - 1, buf, sizeof buf);
+    else if (cid[0] == 'f' || cid[0] == 'F') n = lp2p__hex_dec(cid + 1, len - 1, buf, sizeof buf);
+    else return LP2P_ERR_BADADDR;
+    if (n <= 0) return LP2P_ERR_BADADDR;
+    size_t off = 0;
+    uint64_t v;
+    if (!(cid[0] == 'Q' && cid[1] == 'm')) { /* CIDv1: version, codec, then the multihash */
+        int a = lp2p__uvarint_get(buf, (size_t)n, &v);
+        if (a <= 0 || v != 1) return LP2P_ERR_BADADDR;
+        int b = lp2p__uvarint_get(buf + a, (size_t)n - (size_t)a, &v);
+        if (b <= 0) return LP2P_ERR_BADADDR;
+        off = (size_t)a + (size_t)b;
+    }
+    /* check the multihash: code, length, digest */
+    int a = lp2p__uvarint_get(buf + off, (size_t)n - off, &v);
+    if (a <= 0) return LP2P_ERR_BADADDR;
+    int b = lp2p__uvarint_get(buf + off + a, (size_t)n - off - (size_t)a, &v);
+    if (b <= 0 || off + (size_t)a + (size_t)b + v != (size_t)n) return LP2P_ERR_BADADDR;
+    size_t mh = (size_t)n - off;
+    if (mh > cap) return LP2P_ERR_MSGSIZE;
+    memcpy(out, buf + off, mh);
+    return (ptrdiff_t)mh;
+}
+/*==================== end src/kad.c ====================*/
 #endif /* LIBP2P_IMPLEMENTATION */
 /*
 MIT License

@@ -10,8 +10,8 @@
 #   $CACHE/bin/peer-rust  (rust-libp2p, pinned by tests/interop/rust/Cargo.lock)
 #   $CACHE/bin/peer-js    (js-libp2p,   pinned by tests/interop/js/package-lock.json;
 #                          a shell wrapper running node on $CACHE/js/peer.mjs)
-# A peer is rebuilt only when one of its sources, its lock file or this script
-# is newer than the installed executable. Exits non-zero (with a message) when
+# A peer is rebuilt only when its sources, its lock file or this script differ
+# from what the installed executable was built from (a content hash beside it). Exits non-zero (with a message) when
 # a toolchain is missing or a build fails.
 set -euo pipefail
 
@@ -27,21 +27,24 @@ need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found in PATH ($2)"; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# up_to_date TARGET SOURCE... : TARGET exists and no SOURCE is newer than it.
+# up_to_date TARGET SOURCE... : TARGET exists and was built from exactly these SOURCE contents
+# (and this script). A content hash in TARGET.stamp, not file times: checkouts made at different
+# times (worktrees, fresh clones) share one cache and must neither miss nor repeat a rebuild.
+sources_hash() {
+  local f
+  for f in "$@" "$SELF"; do printf '%s\n' "${f##*/}"; cat "$f"; done | sha256sum | cut -d' ' -f1
+}
 up_to_date() {
   local target=$1; shift
-  [ -e "$target" ] || return 1
-  local f
-  for f in "$@" "$SELF"; do
-    [ "$f" -nt "$target" ] && return 1
-  done
-  return 0
+  [ -e "$target" ] && [ -e "$target.stamp" ] && [ "$(cat "$target.stamp")" = "$(sources_hash "$@")" ]
 }
+stamp() { local target=$1; shift; sources_hash "$@" > "$target.stamp"; }
 
 build_go() {
   need go "install Go >= 1.26 to build peer-go"
   local d="$SRC/go" out="$BIN/peer-go"
-  if up_to_date "$out" "$d"/*.go "$d/go.mod" "$d/go.sum"; then
+  local srcs=("$d"/*.go "$d/go.mod" "$d/go.sum")
+  if up_to_date "$out" "${srcs[@]}"; then
     say "peer-go is up to date ($out)"; return 0
   fi
   local t0; t0=$(now)
@@ -53,13 +56,15 @@ build_go() {
     go build -trimpath -buildvcs=false -o "$out.tmp" .
   ) || { rm -f "$out.tmp"; die "peer-go build failed"; }
   mv -f "$out.tmp" "$out"
+  stamp "$out" "${srcs[@]}"
   say "peer-go built in $(elapsed "$t0") s -> $out"
 }
 
 build_rust() {
   need cargo "install Rust >= 1.88 (rustup) to build peer-rust"
   local d="$SRC/rust" out="$BIN/peer-rust"
-  if up_to_date "$out" "$d"/*.rs "$d/Cargo.toml" "$d/Cargo.lock"; then
+  local srcs=("$d"/*.rs "$d/Cargo.toml" "$d/Cargo.lock")
+  if up_to_date "$out" "${srcs[@]}"; then
     say "peer-rust is up to date ($out)"; return 0
   fi
   local t0; t0=$(now)
@@ -69,6 +74,7 @@ build_rust() {
     || die "peer-rust build failed"
   cp -f "$CARGO_TARGET_DIR/release/peer-rust" "$out.tmp"
   mv -f "$out.tmp" "$out"
+  stamp "$out" "${srcs[@]}"
   say "peer-rust built in $(elapsed "$t0") s -> $out"
 }
 
@@ -79,7 +85,8 @@ build_js() {
   major=$(node -p 'process.versions.node.split(".")[0]')
   [ "$major" -ge 20 ] || die "peer-js needs Node.js >= 20 (found $(node --version))"
   local d="$SRC/js" js="$CACHE/js" out="$BIN/peer-js"
-  if up_to_date "$out" "$d"/*.mjs "$d/package.json" "$d/package-lock.json" \
+  local srcs=("$d"/*.mjs "$d/package.json" "$d/package-lock.json")
+  if up_to_date "$out" "${srcs[@]}" \
      && [ -e "$js/peer.mjs" ] && [ -d "$js/node_modules" ]; then
     say "peer-js is up to date ($out)"; return 0
   fi
@@ -101,6 +108,7 @@ build_js() {
   } > "$out.tmp"
   chmod +x "$out.tmp"
   mv -f "$out.tmp" "$out"
+  stamp "$out" "${srcs[@]}"
   say "peer-js installed in $(elapsed "$t0") s -> $out"
 }
 

@@ -128,7 +128,8 @@ typedef struct lp2p_config {
     int max_pending_dials;                /* 0 -> 64 outbound dials in flight */
     int max_stream_buffer;                /* 0 -> 16 MiB: receive window ceiling per stream, bytes */
     int stream_window;                    /* 0 -> 256 KiB initial yamux receive window, bytes */
-    int idle_timeout_ms;                  /* 0 -> never close idle connections */
+    int idle_timeout_ms;                  /* 0 -> never close idle connections; > 0: close one that had no
+                                             stream for this long, ms (checked every second) */
     int keepalive_ms;                     /* 0 -> 15000 ms ping on idle connections; < 0 disables */
     int handshake_timeout_ms;             /* 0 -> 10000 ms for inbound upgrades */
     int stack_size;                       /* 0 -> 64 KiB per task (lazily committed) + guard page */
@@ -433,6 +434,179 @@ LP2P_API bool lp2p_peer_id_eq(const lp2p_peer_id *a, const lp2p_peer_id *b);
  * Returns LP2P_OK; LP2P_ERR_INVALID if seed_out is NULL; LP2P_ERR_IO if the crypto library
  * cannot be initialised (no OS randomness). */
 LP2P_API int lp2p_identity_generate(uint8_t seed_out[32]);
+
+/* ---- Kademlia DHT (kad.c) ------------------------------------------------------------------
+ * Peer routing, provider records and value records over /ipfs/kad/1.0.0 (or an app's own
+ * /<app>/kad/1.0.0). Spec: libp2p/specs kad-dht/README.md; ipfs/specs src/routing/kad-dht.md
+ * (the public "Amino" DHT's rules). One DHT per host, running on the host's loop; every call
+ * below is a blocking call in the usual sense (inside a task it parks the task, from main() it
+ * runs the loop). Keys are bytes: a peer ID's bytes for peer routing, a multihash for content
+ * (lp2p_kad_key_from_cid turns a CID into one), "/<namespace>/..." for value records.
+ * Peers the DHT finds land in the host's peerstore with their addresses, so lp2p_host_connect
+ * by bare peer ID and lp2p_host_peer_info work on them right after a lookup.
+ *
+ *     lp2p_kad_config kc = {0};
+ *     kc.mode = LP2P_KAD_SERVER;
+ *     kc.bootstrap_peers[0] = "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...";
+ *     lp2p_kad *dht;
+ *     lp2p_kad_new(h, &kc, &dht);
+ *     lp2p_kad_bootstrap(dht, NULL, 0, lp2p_deadline_in(30000));
+ *     uint8_t mh[64]; ptrdiff_t n = lp2p_kad_key_from_cid("bafkrei...", mh, sizeof mh);
+ *     lp2p_kad_provide(dht, mh, (size_t)n, lp2p_deadline_in(60000));
+ */
+typedef struct lp2p_kad lp2p_kad;
+
+typedef enum lp2p_kad_mode {
+    LP2P_KAD_AUTO = 0, /* in a config: CLIENT on the public Amino DHT (protocol /ipfs/kad/1.0.0,
+                          whose servers must be publicly reachable over QUIC and TCP), SERVER on
+                          every other protocol (app DHTs, /ipfs/lan/kad/1.0.0) */
+    LP2P_KAD_CLIENT,   /* query others; neither advertise nor accept the protocol (spec: MUST) */
+    LP2P_KAD_SERVER    /* also answer queries, store records, and join others' routing tables */
+} lp2p_kad_mode;
+
+#define LP2P_KAD_MAX_BOOTSTRAP 16
+typedef struct lp2p_kad_config {
+    const char *protocol;       /* NULL -> "/ipfs/kad/1.0.0"; an app DHT uses "/<app>/kad/1.0.0" */
+    lp2p_kad_mode mode;         /* LP2P_KAD_AUTO -> see lp2p_kad_mode */
+    const char *bootstrap_peers[LP2P_KAD_MAX_BOOTSTRAP]; /* multiaddrs with /p2p/<id>; copied.
+                                   Used by lp2p_kad_bootstrap and whenever the table runs empty */
+    int k;                      /* 0 -> 20: bucket size, and peers returned per query */
+    int alpha;                  /* 0 -> 10: concurrent requests per lookup (max 32) */
+    int beta;                   /* 0 -> 3: a lookup ends when the beta closest reachable peers answered */
+    int request_timeout_ms;     /* 0 -> 10000: one request (dial + stream + answer) to one peer */
+    int refresh_interval_ms;    /* 0 -> 600000 (10 min): bucket refresh and self lookup; < 0 off */
+    int max_peers_per_ip_group; /* 0 -> 3 peers per /16 (IPv4) or /32 (IPv6) in the table; < 0 off.
+                                   Loopback and private addresses are exempt */
+    int max_peers_per_ip_group_per_bucket; /* 0 -> 2 per bucket */
+    int max_message_size;       /* 0 -> 1 MiB: longest message read from a peer, bytes */
+    int max_inbound_requests;   /* 0 -> 128 inbound streams served at once (more are reset) */
+    int max_provider_records;   /* 0 -> 65536 (key, provider) pairs stored for others */
+    int max_providers_per_key;  /* 0 -> 64 */
+    int max_records;            /* 0 -> 16384 value records stored for others */
+    int max_record_size;        /* 0 -> 64 KiB: longest key + value accepted, bytes */
+    int get_quorum;             /* 0 -> 16: lp2p_kad_get_value stops after this many answers with a value */
+    int64_t provider_ttl_ms;    /* 0 -> 48 h: provider records expire after this */
+    int64_t reprovide_interval_ms; /* 0 -> 22 h: our own provides are announced again; < 0 never */
+    int64_t record_ttl_ms;      /* 0 -> 48 h: stored value records expire after this */
+    int idle_connection_ms;     /* 0 -> 10000: a connection the DHT opened for its requests closes
+                                   after this long without streams (so lookups do not pile up
+                                   connections against max_connections); < 0 keeps them.
+                                   lp2p_host_connect to the peer makes it the app's, kept */
+} lp2p_kad_config;
+
+/* Start the DHT on host h. cfg may be NULL (all defaults). In server mode the protocol is
+ * handled at once (and announced to connected peers by identify push). A background task
+ * bootstraps from cfg->bootstrap_peers when the routing table is empty, refreshes buckets
+ * every refresh_interval_ms, expires records and re-announces our provider records.
+ * Free it with lp2p_kad_free before lp2p_host_free (lp2p_host_free also frees a DHT left
+ * behind). At most one DHT per protocol per host. Errors: ERR_INVALID (h or out NULL, bad
+ * protocol ID, alpha > 32), ERR_BADADDR (a bootstrap address is not a multiaddr with /p2p/),
+ * ERR_NOMEM, ERR_BUSY (a DHT with this protocol already runs on h). */
+LP2P_API int lp2p_kad_new(lp2p_host *h, const lp2p_kad_config *cfg, lp2p_kad **out);
+/* Stop the DHT: unhandle the protocol, cancel its tasks (lookups in progress fail with
+ * ERR_CANCELED) and free everything. Must not be called from one of its own callbacks. */
+LP2P_API void lp2p_kad_free(lp2p_kad *kad);
+/* The current mode (CLIENT or SERVER, never AUTO). */
+LP2P_API lp2p_kad_mode lp2p_kad_get_mode(const lp2p_kad *kad);
+/* Switch mode at run time. SERVER handles the protocol, CLIENT stops handling it; connected
+ * peers learn it by identify push, so servers stop (or start) putting us in their tables.
+ * AUTO resolves as in the config. Returns LP2P_OK, ERR_INVALID, ERR_NOMEM. */
+LP2P_API int lp2p_kad_set_mode(lp2p_kad *kad, lp2p_kad_mode mode);
+
+/* Bootstrap: connect to the configured bootstrap peers and to addrs[0..n) (multiaddrs with
+ * /p2p/), wait for their identify, put the servers among them in the routing table, then run
+ * a self lookup and refresh every bucket (as the periodic refresh does). Returns the number of
+ * peers in the routing table afterwards (> 0), or ERR_NOTFOUND if it stays empty (no bootstrap
+ * peer reachable or none is a server), ERR_BADADDR, ERR_TIMEOUT, ERR_CANCELED. */
+LP2P_API int lp2p_kad_bootstrap(lp2p_kad *kad, const char *const *addrs, int n, int64_t deadline);
+
+/* Called for each result as it arrives (a closer peer, a provider). Return nonzero to end the
+ * lookup early. peer is valid during the call; its addresses are in the host's peerstore. */
+typedef int (*lp2p_kad_peer_fn)(void *user, const lp2p_peer_id *peer);
+/* Called for each valid value as it arrives; from is the peer that sent it (our own ID for the
+ * local record). Return nonzero to end the lookup early. The bytes are valid during the call. */
+typedef int (*lp2p_kad_value_fn)(void *user, const lp2p_peer_id *from, const uint8_t *value, size_t len);
+
+/* Find the k peers closest to key (XOR distance of SHA-256 hashes, kad-dht/README.md
+ * "Peer routing"), by an iterative lookup: alpha requests in flight, ending when the beta
+ * closest reachable peers have answered or no candidate is left. fn (may be NULL) hears every
+ * peer that answered, as it answers. out gets up to max peer IDs, closest first.
+ * Returns how many were written (>= 0), ERR_NOTFOUND if the routing table is empty,
+ * ERR_INVALID (key_len 0 or > 256), ERR_TIMEOUT (then out holds nothing), ERR_CANCELED. */
+LP2P_API int lp2p_kad_get_closest_peers(lp2p_kad *kad, const uint8_t *key, size_t key_len, lp2p_kad_peer_fn fn,
+                                        void *user, lp2p_peer_id *out, int max, int64_t deadline);
+/* Find a peer's addresses: done at once if we are connected to it, else by a lookup that
+ * ends as soon as some peer returns it with addresses (spec: servers MUST return a peer they
+ * know for FIND_NODE on its exact ID). On LP2P_OK the addresses are in the peerstore
+ * (lp2p_host_peer_info, lp2p_host_connect by bare ID). ERR_NOTFOUND, ERR_TIMEOUT, ERR_CANCELED. */
+LP2P_API int lp2p_kad_find_peer(lp2p_kad *kad, const lp2p_peer_id *peer, int64_t deadline);
+/* Announce that we provide key (a multihash, <= 80 bytes): store it locally, find the k
+ * closest peers and send each ADD_PROVIDER with our listen addresses. It is re-announced
+ * every reprovide_interval_ms until lp2p_kad_free. Returns the number of peers it was sent to
+ * (>= 0; ADD_PROVIDER has no reply), ERR_INVALID, ERR_NOTFOUND (no peers), ERR_TIMEOUT,
+ * ERR_CANCELED. Spec: kad-dht/README.md "Content provider advertisement". */
+LP2P_API int lp2p_kad_provide(lp2p_kad *kad, const uint8_t *key, size_t key_len, int64_t deadline);
+/* Find providers of key: our own store first, then a GET_PROVIDERS lookup that ends after
+ * max_providers distinct providers (<= 0: run the whole lookup). fn (may be NULL) hears each
+ * provider once, as it arrives; out (may be NULL with max 0) gets the first max of them.
+ * Their addresses go to the peerstore. Returns the number found (>= 0; may exceed max),
+ * ERR_INVALID, ERR_TIMEOUT, ERR_CANCELED. */
+LP2P_API int lp2p_kad_find_providers(lp2p_kad *kad, const uint8_t *key, size_t key_len, int max_providers,
+                                     lp2p_kad_peer_fn fn, void *user, lp2p_peer_id *out, int max, int64_t deadline);
+/* Store a value record: the namespace's validator must accept it (else ERR_INVALID); it is
+ * stored locally and sent with PUT_VALUE to the k peers closest to key. Returns the number of
+ * peers that stored it (>= 0), ERR_INVALID (no validator for the namespace, validation failed,
+ * key or value too long), ERR_NOTFOUND (no peers), ERR_TIMEOUT, ERR_CANCELED.
+ * Spec: kad-dht/README.md "Value storage and retrieval". */
+LP2P_API int lp2p_kad_put_value(lp2p_kad *kad, const uint8_t *key, size_t key_len, const uint8_t *value,
+                                size_t value_len, int64_t deadline);
+/* Get the best value of key: the local record and a GET_VALUE lookup; every value is checked
+ * by the namespace's validator (invalid ones are dropped), fn (may be NULL) hears each valid
+ * one, the selector picks the best, and the lookup stops after get_quorum values. Afterwards
+ * peers that answered with an older value or none get the best one (entry correction).
+ * Copies the best value into out and returns its length; ERR_NOTFOUND (no valid value),
+ * ERR_MSGSIZE (cap too small; nothing copied), ERR_INVALID, ERR_TIMEOUT, ERR_CANCELED. */
+LP2P_API ptrdiff_t lp2p_kad_get_value(lp2p_kad *kad, const uint8_t *key, size_t key_len, lp2p_kad_value_fn fn,
+                                      void *user, uint8_t *out, size_t cap, int64_t deadline);
+
+/* A record validator for one namespace: keys "/<ns>/...". validate returns LP2P_OK to accept
+ * a value; select returns the index (0..n-1) of the best of n valid values (NULL: the first).
+ * Both must not block. */
+typedef struct lp2p_kad_validator {
+    int (*validate)(void *user, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len);
+    int (*select)(void *user, const uint8_t *key, size_t key_len, const uint8_t *const *values, const size_t *lens,
+                  int n);
+    void *user;
+} lp2p_kad_validator;
+/* Register (or replace) the validator of namespace ns (without slashes, e.g. "myapp").
+ * "pk" is built in (/pk/<peer ID bytes> -> the public key whose peer ID that is). Keys of
+ * namespaces without a validator are refused, as the Amino spec requires. A NULL validate
+ * accepts every value (for tests and closed apps). ERR_INVALID, ERR_NOMEM. */
+LP2P_API int lp2p_kad_set_validator(lp2p_kad *kad, const char *ns, const lp2p_kad_validator *v);
+
+/* ---- inspection (teaching, tests) */
+typedef struct lp2p_kad_entry {
+    lp2p_peer_id id;
+    int bucket;           /* common prefix length of SHA-256(our ID) and SHA-256(its ID), 0..255 */
+    int64_t added_ms_ago; /* when it entered the table */
+    int64_t seen_ms_ago;  /* last time it answered us or identified as a server */
+} lp2p_kad_entry;
+/* Copy up to max routing-table entries into out (ordered by bucket, then age). Returns the
+ * total number of entries (may exceed max). */
+LP2P_API int lp2p_kad_routing_table(lp2p_kad *kad, lp2p_kad_entry *out, int max);
+/* Figures of the most recent lookup that finished on this DHT (any kind). */
+typedef struct lp2p_kad_lookup_stats {
+    int requests;   /* requests sent */
+    int answered;   /* requests that got an answer */
+    int failed;     /* unreachable peers, timeouts, bad answers */
+    int hops;       /* longest chain of referrals to the closest answering peer (1 = a table peer) */
+    int64_t ms;     /* duration */
+} lp2p_kad_lookup_stats;
+LP2P_API void lp2p_kad_last_lookup(const lp2p_kad *kad, lp2p_kad_lookup_stats *out);
+/* The multihash inside a CID (CIDv0 "Qm..." base58btc; CIDv1 in multibase base32 'b', base58btc
+ * 'z' or base16 'f'), the key under which content is provided (ipfs/specs kad-dht: providers
+ * are keyed by multihash). Returns its length, ERR_BADADDR (not a CID), ERR_MSGSIZE (cap). */
+LP2P_API ptrdiff_t lp2p_kad_key_from_cid(const char *cid, uint8_t *out, size_t cap);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-/* libp2p.h - v0.1.0 - libp2p in one C header: TCP, multistream-select, Noise, yamux, identify, ping, perf
+/* libp2p.h - v0.1.0 - libp2p in one C header: TCP, multistream-select, Noise, yamux, identify, ping,
+   perf, Kademlia DHT
    https://libp2p.io - tested against go-libp2p, rust-libp2p and js-libp2p.  MIT license (end of file).
 
    QUICK START
@@ -70,7 +71,7 @@
    SPECS FOLLOWED (github.com/libp2p/specs)
      connections/README.md, multistream-select, noise/README.md, yamux/README.md,
      identify/README.md, ping/ping.md, perf/perf.md, peer-ids/peer-ids.md, RFC/0002, RFC/0003,
-     addressing.
+     addressing, kad-dht/README.md (+ ipfs/specs src/routing/kad-dht.md).
 */
 /* The implementation needs POSIX/GNU declarations (clock_gettime, epoll, mmap, getaddrinfo)
  * even under -std=c11: include libp2p.h first in the implementation file, or build with

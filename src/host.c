@@ -92,6 +92,19 @@ LP2P__PRIV void lp2p__host_addrs_changed(lp2p_host *h) {
 
 LP2P_API int lp2p_host_addr_count(const lp2p_host *h) { return h->n_addr_text; }
 
+LP2P__PRIV void lp2p__host_add_service(lp2p_host *h, lp2p__service *s) {
+    s->next = h->services;
+    h->services = s;
+}
+
+LP2P__PRIV void lp2p__host_remove_service(lp2p_host *h, lp2p__service *s) {
+    for (lp2p__service **pp = &h->services; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            return;
+        }
+}
+
 LP2P_API const char *lp2p_host_addr(const lp2p_host *h, int i) {
     return i >= 0 && i < h->n_addr_text ? h->addr_text[i] : NULL;
 }
@@ -99,12 +112,28 @@ LP2P_API const char *lp2p_host_addr(const lp2p_host *h, int i) {
 LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
+/* idle_timeout_ms (or a connection's own ephemeral_idle_ms): close connections that had no
+ * stream for that long (checked every second). */
+static void lp2p__close_idle(lp2p_host *h) {
+    int64_t now = lp2p_now();
+    for (lp2p__conn *c = h->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closed || !c->mux) continue;
+        int limit = c->ephemeral_idle_ms > 0 ? c->ephemeral_idle_ms : h->cfg.idle_timeout_ms;
+        if (limit <= 0 || lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
+        else if (!c->idle_since) c->idle_since = now;
+        else if (now - c->idle_since >= limit) lp2p__conn_close(c);
+    }
+}
+
 static void lp2p__housekeeping_task(void *arg) {
     lp2p_host *h = (lp2p_host *)arg;
-    while (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK) {
+    for (unsigned round = 1; lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) == LP2P_OK; round++) {
+        lp2p__close_idle(h);
         lp2p__swarm_reap(h);
         lp2p__sched_trim(h->sched); /* idle connections keep only the stack pages they use */
         lp2p__cache_trim(&h->ctx);  /* and buffers nobody reused for a second go back */
+        if (round % 10 == 0) lp2p__peerstore_gc(h, lp2p_now());
     }
 }
 
@@ -169,6 +198,11 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
     if (h->sched) {
         lp2p__swarm_close_all(h);
         lp2p__sched_free(h->sched);
+    }
+    while (h->services) { /* every task has ended: the services' memory can go */
+        lp2p__service *sv = h->services;
+        h->services = sv->next;
+        sv->free(sv->self);
     }
     lp2p__swarm_reap(h);
     while (h->listeners) {
@@ -358,6 +392,7 @@ LP2P_API int lp2p_host_connect(lp2p_host *h, const char *peer_or_addr, int64_t d
     lp2p__conn *c = NULL;
     int rc = lp2p__swarm_connect(h, peer_or_addr, &c, deadline);
     if (rc) return rc;
+    c->ephemeral_idle_ms = 0; /* the app wants this peer: keep the connection */
     lp2p__conn_unref(c);
     return LP2P_OK;
 }

@@ -47,6 +47,10 @@ typedef struct lp2p__conn {
     lp2p__waitq identify_wait;
     int refs;             /* host list + tasks using it; freed at 0 */
     int64_t opened_at;
+    int64_t idle_since;   /* no streams since (lp2p_now ms), 0 = busy; for idle_timeout_ms */
+    int ephemeral_idle_ms; /* > 0: opened for one-off requests (DHT lookups): closed after this
+                              long without streams, whatever idle_timeout_ms says; an app's
+                              connect to the peer clears it */
     struct lp2p__conn *next;
 } lp2p__conn;
 
@@ -72,6 +76,9 @@ typedef struct lp2p__handler {
 typedef struct lp2p__notifee {
     void (*connected)(void *user, lp2p__conn *c);    /* runs in the connection's upgrade task */
     void (*disconnected)(void *user, lp2p__conn *c);
+    /* identify with the peer finished (pull) or it pushed an update; the peerstore has its
+     * protocols and addresses. Runs in the identify task; must not block. May be NULL. */
+    void (*identified)(void *user, lp2p__conn *c);
     void *user;
     struct lp2p__notifee *next;
 } lp2p__notifee;
@@ -103,6 +110,14 @@ typedef struct lp2p__event_slot {
 typedef struct lp2p__identify lp2p__identify; /* identify.c */
 typedef struct lp2p__perf lp2p__perf;         /* perf.c */
 
+/* A protocol object hanging off the host (e.g. a DHT) that lp2p_host_free frees if the app did
+ * not: free runs after every task of the host has ended. */
+typedef struct lp2p__service {
+    void (*free)(void *self);
+    void *self;
+    struct lp2p__service *next;
+} lp2p__service;
+
 struct lp2p_host {
     lp2p__ctx ctx;
     lp2p__cache cache; /* ctx.cache: big connection buffers between uses */
@@ -127,6 +142,7 @@ struct lp2p_host {
     bool ev_read; /* the app has called lp2p_host_next_event: it wants the events */
     lp2p__event_slot ev_out;  /* the slot handed out by next_event (strings live until next call) */
     lp2p__identify *identify;
+    lp2p__service *services;
     lp2p__perf *perf;         /* NULL until perf is served or run */
     lp2p__buf info_text; /* lp2p_host_peer_info's strings */
     bool freeing;
@@ -145,12 +161,15 @@ LP2P__PRIV void lp2p__conn_close(lp2p__conn *c);
 /* Free closed connections nothing references any more (never from a session's own task). */
 LP2P__PRIV void lp2p__swarm_reap(lp2p_host *h);
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n);
+LP2P__PRIV void lp2p__swarm_remove_notifee(lp2p_host *h, lp2p__notifee *n);
 
 /* ---- peerstore (swarm.c) ---- */
 LP2P__PRIV lp2p__peer *lp2p__peerstore_get(lp2p_host *h, const lp2p_peer_id *id, bool create);
 LP2P__PRIV void lp2p__peerstore_add_addr(lp2p_host *h, const lp2p_peer_id *id, const lp2p__ma *ma, int64_t ttl_ms);
 LP2P__PRIV void lp2p__peerstore_set_protocols(lp2p_host *h, lp2p__peer *p, char **protos, int n); /* takes ownership */
 LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h);
+/* Drop peers without a connection whose addresses all expired. */
+LP2P__PRIV void lp2p__peerstore_gc(lp2p_host *h, int64_t now);
 
 /* ---- host (host.c) ---- */
 LP2P__PRIV void lp2p__host_emit(lp2p_host *h, lp2p_event_type type, const lp2p_peer_id *peer, const char *addr,
@@ -161,6 +180,9 @@ LP2P__PRIV void lp2p__host_on_stream(lp2p__conn *c, lp2p__pipe *stream);
 LP2P__PRIV int lp2p__host_open_on(lp2p__conn *c, const char *protocol, int64_t deadline, lp2p_stream **out);
 /* The protocols we handle (for identify and "ls"); returns count, fills up to max. */
 LP2P__PRIV int lp2p__host_protocols(lp2p_host *h, const char **out, int max);
+/* Register / unregister a service (see lp2p__service). */
+LP2P__PRIV void lp2p__host_add_service(lp2p_host *h, lp2p__service *s);
+LP2P__PRIV void lp2p__host_remove_service(lp2p_host *h, lp2p__service *s);
 /* Refresh h->addr_text after listeners change. */
 LP2P__PRIV void lp2p__host_addrs_changed(lp2p_host *h);
 

@@ -200,6 +200,8 @@ static void lp2p__id_apply(lp2p_host *h, lp2p__conn *c, lp2p__id_info *in) {
     }
     for (int i = 0; i < in->n_addrs; i++) lp2p__peerstore_add_addr(h, &c->peer, &in->addrs[i], LP2P__ID_ADDR_TTL_MS);
     if (in->observed.len) p->observed = in->observed;
+    for (lp2p__notifee *n = h->notifees; n; n = n->next)
+        if (n->identified) n->identified(n->user, c);
 }
 
 /* Read identify messages until EOF (at most 10) and merge them into one info. */

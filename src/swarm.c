@@ -64,16 +64,37 @@ LP2P__PRIV void lp2p__peerstore_set_protocols(lp2p_host *h, lp2p__peer *p, char 
     p->protocols = protos, p->n_protocols = n;
 }
 
+static void lp2p__peer_free(lp2p_host *h, lp2p__peer *p) {
+    lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
+    lp2p__free(&h->ctx, p->addrs, sizeof *p->addrs * (size_t)p->cap_addrs);
+    lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
+    lp2p__strfree(&h->ctx, p->agent_version);
+    lp2p__strfree(&h->ctx, p->protocol_version);
+    lp2p__free(&h->ctx, p, sizeof *p);
+}
+
 LP2P__PRIV void lp2p__peerstore_free(lp2p_host *h) {
     while (h->peers) {
         lp2p__peer *p = h->peers;
         h->peers = p->next;
-        lp2p__free(&h->ctx, p->pubkey, p->pubkey_len);
-        lp2p__free(&h->ctx, p->addrs, sizeof *p->addrs * (size_t)p->cap_addrs);
-        lp2p__free_strv(&h->ctx, p->protocols, p->n_protocols);
-        lp2p__strfree(&h->ctx, p->agent_version);
-        lp2p__strfree(&h->ctx, p->protocol_version);
-        lp2p__free(&h->ctx, p, sizeof *p);
+        lp2p__peer_free(h, p);
+    }
+}
+
+/* Forget peers we are not connected to whose addresses have all expired (peers heard of in
+ * DHT answers would otherwise pile up forever). */
+LP2P__PRIV void lp2p__peerstore_gc(lp2p_host *h, int64_t now) {
+    for (lp2p__peer **pp = &h->peers; *pp;) {
+        lp2p__peer *p = *pp;
+        bool keep = lp2p__swarm_find_conn(h, &p->id) != NULL;
+        for (int i = 0; i < p->n_addrs && !keep; i++) keep = p->addrs[i].expires < 0 || p->addrs[i].expires >= now;
+        for (lp2p__dial *d = h->dials; d && !keep; d = d->next) keep = lp2p_peer_id_eq(&d->peer, &p->id);
+        if (keep) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        lp2p__peer_free(h, p);
     }
 }
 
@@ -106,6 +127,14 @@ LP2P__PRIV lp2p__conn *lp2p__swarm_find_conn(lp2p_host *h, const lp2p_peer_id *p
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n) {
     n->next = h->notifees;
     h->notifees = n;
+}
+
+LP2P__PRIV void lp2p__swarm_remove_notifee(lp2p_host *h, lp2p__notifee *n) {
+    for (lp2p__notifee **pp = &h->notifees; *pp; pp = &(*pp)->next)
+        if (*pp == n) {
+            *pp = n->next;
+            return;
+        }
 }
 
 static void lp2p__conn_unlink(lp2p__conn *c) {
@@ -273,7 +302,7 @@ static void lp2p__inbound_task(void *arg) {
 static void lp2p__accept_task(void *arg) {
     lp2p__listener *l = (lp2p__listener *)arg;
     lp2p_host *h = l->h;
-    for (;;) {
+    while (l->tcp) { /* NULL: the host closed it before this task ever ran */
         lp2p__inbound *in = (lp2p__inbound *)lp2p__zalloc(&h->ctx, sizeof *in);
         if (!in) {
             lp2p__sleep_until(h->sched, lp2p_deadline_in(100));

@@ -95,6 +95,7 @@ func usage() {
 	fmt.Fprintln(os.Stderr, `usage: peer-go listen [flags]
        peer-go dial <multiaddr/p2p/ID> <action> [args] [flags]
        peer-go transport-interop   (test-plans ping test, configured by environment)
+       peer-go dht <server|client> <protocol-prefix> [flags]   (commands on stdin)
 actions: identify | ping <n> | echo <bytes> [streams] | reset-mid | close-mid |
          perf <upload> <download> | hold <seconds>
 flags: --seed <64 hex> --listen <multiaddr> --timeout <seconds> --stdin-exit`)
@@ -620,7 +621,7 @@ func main() {
 		usage()
 	}
 	mode := o.pos[0]
-	if mode != "listen" && mode != "dial" {
+	if mode != "listen" && mode != "dial" && mode != "dht" {
 		usage()
 	}
 
@@ -636,6 +637,9 @@ func main() {
 		}()
 	}
 
+	if mode == "dht" {
+		runDHT(o) // dht.go
+	}
 	h := newHost(o, mode)
 	h.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) {

@@ -60,6 +60,7 @@ function usage () {
   process.stderr.write(`usage: peer-js listen [flags]
        peer-js dial <multiaddr/p2p/ID> <action> [args] [flags]
        peer-js transport-interop   (test-plans ping test, configured by environment)
+       peer-js dht <server|client> <protocol-prefix> [flags]   (commands on stdin)
 actions: identify | ping <n> | echo <bytes> [streams] | reset-mid | close-mid |
          perf <upload> <download> | hold <seconds>
 flags: --seed <64 hex> --listen <multiaddr> --timeout <seconds> --stdin-exit
@@ -390,7 +391,7 @@ async function runDial (node, o) {
 
 const o = parseArgs(process.argv.slice(2))
 const mode = o.pos[0]
-if (mode !== 'listen' && mode !== 'dial') usage()
+if (mode !== 'listen' && mode !== 'dial' && mode !== 'dht') usage()
 
 setTimeout(() => { logf(`timeout after ${o.timeout}s`); process.exit(3) }, o.timeout * 1000)
 if (o.stdinExit) {
@@ -405,6 +406,11 @@ if (o.seed == null) {
 } else {
   if (!/^[0-9a-fA-F]{64}$/.test(o.seed)) fail('--seed must be 64 hex characters')
   privateKey = await generateKeyPairFromSeed('Ed25519', Uint8Array.from(Buffer.from(o.seed, 'hex')))
+}
+
+if (mode === 'dht') { // dht.mjs: a kad-dht node driven by stdin commands
+  const { runDHT } = await import('./dht.mjs')
+  await runDHT(o, privateKey, emit, logf, fail)
 }
 
 let node
