@@ -27,6 +27,7 @@
  *                                    listener's RSS growth per idle connection after 1 s and 4 s
  *                                                               -> {"listener":"libp2p.h",...}
  * BENCH_ALLOC_STATS=1 counts live allocations by size class; SIGUSR1 prints them (stderr).
+ * BENCH_WINDOW=<bytes> sets the initial yamux receive window (experiments; default 256 KiB).
  * This is the one benchmark program of libp2p.h (bench/run drives it; `rss` is the quick check
  * of idle-connection memory). The perf client and server are the library's lp2p_perf and
  * lp2p_perf_serve. handshakes and conns call the
@@ -409,6 +410,7 @@ int main(int argc, char **argv) {
     cfg.max_connections = 30000;
     cfg.max_streams_per_conn = 8192;
     cfg.max_pending_dials = 1024;
+    if (getenv("BENCH_WINDOW")) cfg.stream_window = atoi(getenv("BENCH_WINDOW")); /* experiments */
     cfg.no_listen = !listen;
     cfg.log_level = LP2P_LOG_ERROR;
     bool census = getenv("BENCH_ALLOC_STATS") != NULL;

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,7 +128,13 @@ func runBenchAction(ctx context.Context, h host.Host, ai peer.AddrInfo, action s
 		emit("rtt", "ms", out)
 
 	case "handshakes":
-		secs := intArg(args, 0, -1, "seconds")
+		if len(args) < 1 {
+			fail("missing argument: seconds")
+		}
+		secs, err := strconv.ParseFloat(args[0], 64)
+		if err != nil || !(secs > 0) {
+			fail("bad seconds: %q", args[0])
+		}
 		par := intArg(args, 1, 1, "parallel")
 		h.Network().ClosePeer(ai.ID)
 		clients := make([]host.Host, par)
@@ -135,7 +142,7 @@ func runBenchAction(ctx context.Context, h host.Host, ai peer.AddrInfo, action s
 			clients[i] = benchClient()
 		}
 		var done, failed atomic.Int64
-		end := time.Now().Add(time.Duration(secs) * time.Second)
+		end := time.Now().Add(time.Duration(secs * float64(time.Second)))
 		t0 := time.Now()
 		var wg sync.WaitGroup
 		for _, c := range clients {
