@@ -21,7 +21,7 @@ FUZZ_SECONDS ?= 10
 TEST_SCRIPTS = tests/compile/compile-test.sh tests/transport-interop/run.sh tests/cli/run.sh tests/netns/bed.sh \
                scripts/fuzz.sh
 .PHONY: all test unit clean demo check-amalgamation interop peers proto examples compile-test sanitize fuzz \
-        interop-transport netns-test
+        interop-transport netns-test bench bench-bin
 all: libp2p.h $(UNIT) $(HOST) $(INTEROP) $(EXAMPLES) $(CLI) build/bin/lp2p-perf
 
 libp2p.h: $(SRC)
@@ -126,6 +126,30 @@ NANOPB_GEN ?= /usr/bin/python3 /usr/bin/nanopb_generator.py
 PROTOS = keys noise envelope peer_record identify kad pubsub circuit dcutr autonat
 proto:
 	cd src/proto && $(NANOPB_GEN) -T -q -I . $(PROTOS:=.proto)
+
+# benchmarks (not part of `make test`): bench/run measures libp2p.h next to the go, rust and js peers
+# and writes bench/results/<date>.{md,json,png}; BENCH_QUICK=1 for a ~3-minute run
+BENCH_BIN = build/bench/lp2p-bench build/bench/ceilings build/bench/delay_proxy build/bench/coro_switch
+bench-bin: libp2p.h $(BENCH_BIN)
+
+bench: bench-bin
+	@bench/run
+
+build/bench/lp2p-bench: bench/lp2p_bench.c libp2p.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
+
+build/bench/coro_switch: bench/coro_switch.c libp2p.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(CFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
+
+build/bench/ceilings: bench/ceilings.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(CFLAGS) $(WARN) -o $@ $< -lsodium
+
+build/bench/delay_proxy: bench/delay_proxy.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(CFLAGS) $(WARN) -o $@ $< -lpthread
 
 check-amalgamation:
 	./amalgamate --check

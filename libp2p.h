@@ -1,6 +1,6 @@
 /*==================== begin src/doc.h ====================*/
 /* libp2p.h - v0.1.0 - libp2p in one C header: TCP, multistream-select, Noise, yamux, identify, ping,
-   perf, Kademlia DHT, gossipsub/floodsub
+   perf, Kademlia DHT, gossipsub/floodsub, circuit relay v2, DCUtR hole punching, AutoNAT, mDNS
    https://libp2p.io - tested against go-libp2p, rust-libp2p and js-libp2p.  MIT license (end of file).
 
    QUICK START
@@ -73,7 +73,9 @@
      connections/README.md, multistream-select, noise/README.md, yamux/README.md,
      identify/README.md, ping/ping.md, perf/perf.md, peer-ids/peer-ids.md, RFC/0002, RFC/0003,
      addressing, kad-dht/README.md (+ ipfs/specs src/routing/kad-dht.md), pubsub/README.md,
-     pubsub/gossipsub/gossipsub-v1.0.md, -v1.1.md, -v1.2.md.
+     pubsub/gossipsub/gossipsub-v1.0.md, -v1.1.md, -v1.2.md, relay/circuit-v2.md,
+     relay/DCUtR.md, connections/hole-punching.md, autonat/autonat-v2.md (v1 served),
+     discovery/mdns.md.
 */
 /* The implementation needs POSIX/GNU declarations (clock_gettime, epoll, mmap, getaddrinfo)
  * even under -std=c11: include libp2p.h first in the implementation file, or build with
@@ -83,7 +85,7 @@
 #endif
 /*==================== end src/doc.h ====================*/
 #ifndef LIBP2P_SOURCE_ID
-#define LIBP2P_SOURCE_ID "src-d1edef66ba40f368"
+#define LIBP2P_SOURCE_ID "src-dfb81d82d06a93b9"
 #endif
 /*==================== begin src/api.h ====================*/
 /* api.h - the public surface of libp2p.h (everything a user calls).
@@ -217,7 +219,8 @@ typedef struct lp2p_config {
     int max_stream_buffer;                /* 0 -> 16 MiB: receive window ceiling per stream, bytes */
     int stream_window;                    /* 0 -> 256 KiB initial yamux receive window, bytes */
     int idle_timeout_ms;                  /* 0 -> never close idle connections; > 0: close one that had no
-                                             stream for this long, ms (checked every second) */
+                                             stream for this long, ms (checked every second); never
+                                             one carrying a relay reservation (either side) */
     int keepalive_ms;                     /* 0 -> 15000 ms ping on idle connections; < 0 disables */
     int handshake_timeout_ms;             /* 0 -> 10000 ms for inbound upgrades */
     int stack_size;                       /* 0 -> 64 KiB per task (lazily committed) + guard page */
@@ -271,7 +274,14 @@ typedef enum lp2p_event_type {
     LP2P_EVENT_PEER_DISCONNECTED,
     LP2P_EVENT_DIAL_FAILED,
     LP2P_EVENT_PEER_IDENTIFIED,
-    LP2P_EVENT_STREAM
+    LP2P_EVENT_STREAM,
+    /* NAT traversal (relay.c, dcutr.c, autonat.c, mdns.c) */
+    LP2P_EVENT_RELAY_RESERVED,   /* peer = the relay; addr = our /p2p-circuit address through it */
+    LP2P_EVENT_RELAY_LOST,       /* peer = the relay; err = why (the host keeps retrying) */
+    LP2P_EVENT_HOLE_PUNCH,       /* peer; err 0: direct connection made (addr = its remote address),
+                                    else DCUtR gave up after its attempts (err = the last error) */
+    LP2P_EVENT_NAT_STATUS,       /* AutoNAT changed its verdict: err = the new lp2p_nat_status */
+    LP2P_EVENT_PEER_DISCOVERED   /* mDNS: peer and one of its addresses (addr, with /p2p/) */
 } lp2p_event_type;
 
 typedef struct lp2p_event {
@@ -484,6 +494,118 @@ LP2P_API int lp2p_sleep(lp2p_host *h, int64_t deadline);
 /* Let the other ready tasks run (CPU-bound tasks should call it now and then). */
 LP2P_API int lp2p_yield(lp2p_host *h);
 
+/* ---- NAT traversal: circuit relay v2 and hole punching -------------------------------------
+ * A host behind a NAT cannot be dialed. It reserves a slot on a relay (a public host running the
+ * relay service) and advertises "<relay addr>/p2p/<relay>/p2p-circuit/p2p/<us>"; peers dial
+ * that address and reach it through the relay. Such a relayed connection is *limited*: the
+ * relay cuts it after a time and byte budget (go: 2 min, 128 KiB per direction), and only
+ * protocols marked with lp2p_host_allow_limited run over it (ping, identify and DCUtR by
+ * default). The host that received the relayed connection then starts DCUtR hole punching
+ * (automatic): both sides learn each other's public address through the relay and dial each
+ * other at the same moment from their listen ports, so both NATs open. On success new streams
+ * use the direct connection. Specs: relay/circuit-v2.md, relay/DCUtR.md,
+ * connections/hole-punching.md. */
+
+/* Reserve a slot on a relay and keep it: relay_addr is the relay's multiaddr with /p2p/<id>
+ * (or a bare peer ID the host knows). Connects, sends RESERVE on
+ * /libp2p/circuit/relay/0.2.0/hop, checks the relay's signed voucher, and on success adds our
+ * /p2p-circuit addresses to lp2p_host_addr (and identify); emits LP2P_EVENT_RELAY_RESERVED.
+ * The host refreshes the reservation before it expires and, if the relay connection drops,
+ * reconnects and reserves again (LP2P_EVENT_RELAY_LOST, then RESERVED again) until
+ * lp2p_relay_release. deadline: absolute ms for the first reservation.
+ * Errors: those of lp2p_host_connect; ERR_PROTO_NA (not a relay), ERR_LIMIT (the relay refused:
+ * RESERVATION_REFUSED / RESOURCE_LIMIT_EXCEEDED / PERMISSION_DENIED), ERR_PROTOCOL (malformed
+ * answer or a voucher not signed by the relay for us), ERR_INVALID (relay reached only through
+ * a relayed connection), ERR_NOMEM. Spec: relay/circuit-v2.md "Reservation". */
+LP2P_API int lp2p_relay_reserve(lp2p_host *h, const char *relay_addr, int64_t deadline);
+/* Stop refreshing the reservation on relay and drop its /p2p-circuit addresses (the relay
+ * connection stays). ERR_NOTFOUND if we hold none there. */
+LP2P_API int lp2p_relay_release(lp2p_host *h, const lp2p_peer_id *relay);
+
+/* Relay service settings; zero fields mean the defaults in brackets (go-libp2p's). */
+typedef struct lp2p_relay_config {
+    int max_reservations;     /* [128] reservations held at once, all peers */
+    int max_circuits;         /* [16] relayed connections at once, all peers */
+    int max_circuits_per_peer; /* [4] relayed connections at once with one peer as either end */
+    int reservation_ttl_s;    /* [3600] seconds a reservation lasts unless refreshed */
+    int limit_duration_s;     /* [120] seconds a relayed connection lasts; < 0: no limit */
+    int64_t limit_data;       /* [131072] bytes per direction a relayed connection carries; < 0: no limit */
+} lp2p_relay_config;
+/* Serve /libp2p/circuit/relay/0.2.0/hop: accept reservations (at most one per peer, a refresh
+ * replaces it; vouchers signed with our key, domain "libp2p-relay-rsvp", payload type 03 02;
+ * the reservation lasts while the peer stays connected) and relay CONNECTs to peers holding one,
+ * enforcing the duration and data limits (both streams are reset when either is reached).
+ * Never over relayed connections. cfg may be NULL. Calling it again applies new settings.
+ * Errors: ERR_NOMEM. Spec: relay/circuit-v2.md "Relay". */
+LP2P_API int lp2p_relay_service_start(lp2p_host *h, const lp2p_relay_config *cfg);
+/* Stop serving hop (reservations are dropped; circuits already relayed run to their limits). */
+LP2P_API void lp2p_relay_service_stop(lp2p_host *h);
+
+/* Let protocol run over limited (relayed) connections (allow = true) or not. Applies to inbound
+ * streams (others are refused) and to lp2p_stream_open: opening a protocol that is not allowed
+ * while the only connection to the peer is limited waits, until deadline, for a direct
+ * connection (DCUtR) as go-libp2p does, then fails with ERR_LIMIT. Defaults: ping, identify,
+ * identify push, DCUtR. Errors: ERR_INVALID, ERR_NOMEM. */
+LP2P_API int lp2p_host_allow_limited(lp2p_host *h, const char *protocol, bool allow);
+/* 1 if the host's best connection to peer is direct (not relayed), 0 if it only has a limited
+ * (relayed) one, ERR_NOTFOUND if it has none. */
+LP2P_API int lp2p_host_is_direct(lp2p_host *h, const lp2p_peer_id *peer);
+
+/* ---- NAT traversal: AutoNAT ----------------------------------------------------------------
+ * Is this host reachable from the internet? AutoNAT servers dial our addresses back and tell us.
+ * v2 (autonat/autonat-v2.md, /libp2p/autonat/2/dial-request and /dial-back) tests one address
+ * per request and proves the dial-back with a nonce; v1 (/libp2p/autonat/1.0.0) is served for
+ * older peers. The host probes by itself: when it meets a peer offering the v2 service and its
+ * status is unknown (or older than 10 min) it asks; a verdict changes after 2 agreeing answers
+ * (LP2P_EVENT_NAT_STATUS). When it turns PRIVATE it reserves a slot on a relay it is connected
+ * to (a peer speaking /libp2p/circuit/relay/0.2.0/hop), unless the app already holds one, and a
+ * DHT started in LP2P_KAD_AUTO mode turns client (back to server when PUBLIC again). */
+typedef enum lp2p_nat_status {
+    LP2P_NAT_UNKNOWN = 0, /* not tested yet / no verdict */
+    LP2P_NAT_PUBLIC = 1,  /* a server reached one of our addresses */
+    LP2P_NAT_PRIVATE = 2  /* servers could not dial our addresses back */
+} lp2p_nat_status;
+/* The host's current verdict. */
+LP2P_API lp2p_nat_status lp2p_host_nat_status(lp2p_host *h);
+/* Ask one AutoNAT v2 server (server: multiaddr with /p2p/<id> or a known peer ID) to dial one of
+ * our addresses (observed by peers, then our listen addresses; no relay circuits) back.
+ * Answers the server's dial-data request (30-100 kB) when it asks. Returns LP2P_NAT_PUBLIC when
+ * the dial-back arrived with our nonce, LP2P_NAT_PRIVATE when the server could not dial us, or
+ * an error: those of lp2p_host_connect, ERR_PROTO_NA (no AutoNAT v2), ERR_LIMIT (the server
+ * refused: rate limit, or no address it is willing to dial: E_REQUEST_REJECTED / E_DIAL_REFUSED),
+ * ERR_PROTOCOL (malformed answer, or OK without our nonce), ERR_NOADDR (nothing to test),
+ * ERR_TIMEOUT. The result also feeds lp2p_host_nat_status. Spec: autonat/autonat-v2.md. */
+LP2P_API int lp2p_autonat_probe(lp2p_host *h, const char *server, int64_t deadline);
+typedef struct lp2p_autonat_config {
+    bool allow_private_addrs; /* also dial private / documentation-range addresses (test beds, LANs) */
+    int max_concurrent;       /* [4] requests served at once; more are refused (E_REQUEST_REJECTED) */
+} lp2p_autonat_config;
+/* Serve AutoNAT v2 (dial-request) and v1: dial the requester back on one of its addresses
+ * (never over relayed connections; v1 only addresses with the requester's observed IP; v2 asks
+ * for 30-100 kB of dial data first when the IP differs, against amplification), from a fresh
+ * connection (not our listen port). cfg may be NULL. Errors: ERR_NOMEM. */
+LP2P_API int lp2p_autonat_service_start(lp2p_host *h, const lp2p_autonat_config *cfg);
+
+/* ---- LAN discovery: mDNS -------------------------------------------------------------------
+ * discovery/mdns.md: peers on one LAN find each other by multicast DNS (224.0.0.251:5353):
+ * queries for PTR "_p2p._udp.local" are answered with a PTR to a random instance name plus TXT
+ * records "dnsaddr=<multiaddr>/p2p/<id>" (and SRV/A records, which go's zeroconf needs). Every
+ * address learned emits LP2P_EVENT_PEER_DISCOVERED and goes into the peerstore (so connecting by
+ * bare peer ID works). Off by default: it sends multicast on the LAN. */
+typedef struct lp2p_mdns_config {
+    int interval_ms;            /* [10000] between our queries (and at start) */
+    bool auto_connect;          /* connect to every discovered peer (lp2p_host_connect_async) */
+    const char *service;        /* [NULL: "_p2p._udp.local"]; a private network uses "_p2p-X._udp.local" */
+    const char *interface_addr; /* IPv4 address of the interface to use [NULL: the kernel's choice] */
+} lp2p_mdns_config;
+/* Start answering and querying. Binds UDP 0.0.0.0:5353 (SO_REUSEADDR/SO_REUSEPORT, so other
+ * mDNS responders keep working) and joins 224.0.0.251. cfg may be NULL. Calling it again
+ * restarts with the new settings. Errors: ERR_IO (socket, bind, multicast join), ERR_NOMEM,
+ * ERR_INVALID (bad service or interface address). */
+LP2P_API int lp2p_mdns_start(lp2p_host *h, const lp2p_mdns_config *cfg);
+/* Stop mDNS (no-op if not running). */
+LP2P_API void lp2p_mdns_stop(lp2p_host *h);
+
 /* ---- peer IDs and identity ---------------------------------------------------------------- */
 /* lp2p_peer_id_parse - parse the text form of a peer ID.
  *
@@ -547,7 +669,9 @@ typedef struct lp2p_kad lp2p_kad;
 typedef enum lp2p_kad_mode {
     LP2P_KAD_AUTO = 0, /* in a config: CLIENT on the public Amino DHT (protocol /ipfs/kad/1.0.0,
                           whose servers must be publicly reachable over QUIC and TCP), SERVER on
-                          every other protocol (app DHTs, /ipfs/lan/kad/1.0.0) */
+                          every other protocol (app DHTs, /ipfs/lan/kad/1.0.0) except while
+                          AutoNAT says the host is PRIVATE: then CLIENT. The mode follows each
+                          new AutoNAT verdict (lp2p_host_nat_status) */
     LP2P_KAD_CLIENT,   /* query others; neither advertise nor accept the protocol (spec: MUST) */
     LP2P_KAD_SERVER    /* also answer queries, store records, and join others' routing tables */
 } lp2p_kad_mode;
@@ -1181,6 +1305,19 @@ LP2P__PRIV int lp2p__x25519(uint8_t shared[32], const uint8_t sk[32], const uint
  * bytes (out may equal in). */
 LP2P__PRIV void lp2p__aead_seal(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len,
                                 const uint8_t *in, size_t len, uint8_t *out);
+/* The same sealing (no associated data) of the concatenation of n segments seg[i] (len[i]
+ * bytes each, any sizes) into out (the total + 16 bytes), without joining them first: what
+ * a muxer header followed by application bytes costs is one copy of the first 64 bytes.
+ * out must not overlap the segments. */
+LP2P__PRIV void lp2p__aead_seal_gather(const uint8_t key[32], uint64_t n, const uint8_t *const *seg, const size_t *len,
+                                       int nseg, uint8_t *out);
+/* Opening in two steps, so a frame can be decrypted piecewise straight into its readers'
+ * buffers: lp2p__aead_verify checks the tag at ct + len over the ciphertext ct (len bytes, no
+ * associated data) without decrypting (LP2P_OK or ERR_PROTOCOL, constant time); then
+ * lp2p__aead_xor_at decrypts any range [off, off + len) of that ciphertext (in) into out. */
+LP2P__PRIV int lp2p__aead_verify(const uint8_t key[32], uint64_t n, const uint8_t *ct, size_t len);
+LP2P__PRIV void lp2p__aead_xor_at(const uint8_t key[32], uint64_t n, size_t off, const uint8_t *in, size_t len,
+                                  uint8_t *out);
 /* in has len bytes incl. the 16-byte tag; out gets len - 16. ERR_HANDSHAKE... no: returns
  * LP2P_ERR_PROTOCOL if authentication fails, LP2P_OK otherwise. */
 LP2P__PRIV int lp2p__aead_open(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len,
@@ -1470,6 +1607,10 @@ LP2P__PRIV void lp2p__mutex_unlock(lp2p__sched *s, lp2p__mutex *m);
 // (amalgamated) #include "runtime.h"
 
 typedef struct lp2p__pipe lp2p__pipe;
+typedef struct lp2p__iov {
+    const void *p;
+    size_t n;
+} lp2p__iov;
 typedef struct lp2p__pipe_vt {
     /* Read up to cap bytes: > 0 bytes read, 0 at EOF, < 0 an LP2P_ERR_* (TIMEOUT, CANCELED,
      * RESET, CLOSED, IO, PROTOCOL...). */
@@ -1482,6 +1623,13 @@ typedef struct lp2p__pipe_vt {
     void (*reset)(lp2p__pipe *p);
     /* Close gracefully (FIN if not sent yet), never blocks, and release the pipe. */
     void (*close)(lp2p__pipe *p);
+    /* Optional (NULL = absent; callers then join the buffers and use write): write the
+     * concatenation of n buffers, as write would. It reads every buffer before it first
+     * waits, so their owners may reuse them as soon as the calling task could run again.
+     * The Noise pipe has it: a muxer passes its frame headers and the application's bytes
+     * and they are sealed where they lie (at most 64 buffers and 4 x 65,519 bytes per call,
+     * else ERR_INVALID). */
+    int (*writev)(lp2p__pipe *p, const lp2p__iov *iov, int n, int64_t deadline);
 } lp2p__pipe_vt;
 
 struct lp2p__pipe {
@@ -1512,7 +1660,8 @@ LP2P__PRIV int lp2p__pipe_write_msg(lp2p__ctx *ctx, lp2p__pipe *p, const void *b
  * TCP sockets are non-blocking, registered once with the scheduler's poller, TCP_NODELAY,
  * SO_REUSEADDR + SO_REUSEPORT on listeners (and on dials that reuse a listen port, for hole
  * punching later). A TCP pipe keeps a small read buffer so byte-at-a-time readers (multistream)
- * cost no syscall per byte; large reads into an empty buffer go straight to the socket.
+ * cost no syscall per byte; reads of 64 bytes or more into an empty buffer go straight to the
+ * socket, and the buffer is freed then (the byte-wise phase of a connection is its start).
  * /dns, /dns4, /dns6 names are resolved by getaddrinfo on a short-lived worker thread that
  * reports back through lp2p__sched_post, so the loop never stalls.
  * Pipe errors: ERR_RESET when the peer reset or vanished (ECONNRESET, EPIPE, ETIMEDOUT on an
@@ -1656,7 +1805,7 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
  * rides on the SYN/ACK window update) and auto-tune: a window update is sent once the app
  * has consumed half the window, and the window doubles (up to max_window, and within the
  * session budget max_conn_window) when the previous update was less than 4 RTT ago (go-yamux
- * stream.go rule). Any window the peer grants is accepted (rust/go/js go far above 256 KiB).
+ * stream.go rule; an RTT under 1 ms counts as 1 ms). Any window the peer grants is accepted (rust/go/js go far above 256 KiB).
  * Data frames carry <= 65507 bytes so header + payload fit one Noise frame (65519).
  * At most 256 unacknowledged outbound streams (libp2p ACK backlog); inbound streams beyond
  * max_inbound are reset (logged once per session at WARN, naming the limit).
@@ -2487,6 +2636,645 @@ extern const pb_msgdesc_t lp2p_pb_PubsubIDontWant_msg;
 
 #endif
 /*==================== end src/proto/pubsub.pb.h ====================*/
+/*==================== begin src/proto/circuit.pb.h ====================*/
+/* Automatically generated nanopb header */
+/* Generated by nanopb-0.4.7 */
+
+#ifndef PB_LP2P_PB_CIRCUIT_PB_H_INCLUDED
+#define PB_LP2P_PB_CIRCUIT_PB_H_INCLUDED
+#include <pb.h>
+
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+/* Enum definitions */
+typedef enum _lp2p_pb_Status {
+    lp2p_pb_Status_UNUSED = 0,
+    lp2p_pb_Status_OK = 100,
+    lp2p_pb_Status_RESERVATION_REFUSED = 200,
+    lp2p_pb_Status_RESOURCE_LIMIT_EXCEEDED = 201,
+    lp2p_pb_Status_PERMISSION_DENIED = 202,
+    lp2p_pb_Status_CONNECTION_FAILED = 203,
+    lp2p_pb_Status_NO_RESERVATION = 204,
+    lp2p_pb_Status_MALFORMED_MESSAGE = 400,
+    lp2p_pb_Status_UNEXPECTED_MESSAGE = 401
+} lp2p_pb_Status;
+
+typedef enum _lp2p_pb_HopMessage_Type {
+    lp2p_pb_HopMessage_Type_RESERVE = 0,
+    lp2p_pb_HopMessage_Type_CONNECT = 1,
+    lp2p_pb_HopMessage_Type_STATUS = 2
+} lp2p_pb_HopMessage_Type;
+
+typedef enum _lp2p_pb_StopMessage_Type {
+    lp2p_pb_StopMessage_Type_CONNECT = 0,
+    lp2p_pb_StopMessage_Type_STATUS = 1
+} lp2p_pb_StopMessage_Type;
+
+/* Struct definitions */
+typedef PB_BYTES_ARRAY_T(64) lp2p_pb_Peer_id_t;
+typedef struct _lp2p_pb_Peer {
+    bool has_id;
+    lp2p_pb_Peer_id_t id;
+    pb_callback_t addrs;
+} lp2p_pb_Peer;
+
+typedef PB_BYTES_ARRAY_T(2048) lp2p_pb_Reservation_voucher_t;
+typedef struct _lp2p_pb_Reservation {
+    bool has_expire;
+    uint64_t expire; /* Unix seconds (UTC) */
+    pb_callback_t addrs; /* the relay's addresses for the reserving peer */
+    bool has_voucher;
+    lp2p_pb_Reservation_voucher_t voucher; /* signed envelope of a ReservationVoucher */
+} lp2p_pb_Reservation;
+
+typedef struct _lp2p_pb_Limit {
+    bool has_duration;
+    uint32_t duration; /* seconds by the spec (js relays send milliseconds) */
+    bool has_data;
+    uint64_t data; /* bytes per direction */
+} lp2p_pb_Limit;
+
+typedef struct _lp2p_pb_HopMessage {
+    bool has_type;
+    lp2p_pb_HopMessage_Type type;
+    bool has_peer;
+    lp2p_pb_Peer peer;
+    bool has_reservation;
+    lp2p_pb_Reservation reservation;
+    bool has_limit;
+    lp2p_pb_Limit limit;
+    bool has_status;
+    lp2p_pb_Status status;
+} lp2p_pb_HopMessage;
+
+typedef struct _lp2p_pb_StopMessage {
+    bool has_type;
+    lp2p_pb_StopMessage_Type type;
+    bool has_peer;
+    lp2p_pb_Peer peer;
+    bool has_limit;
+    lp2p_pb_Limit limit;
+    bool has_status;
+    lp2p_pb_Status status;
+} lp2p_pb_StopMessage;
+
+typedef PB_BYTES_ARRAY_T(64) lp2p_pb_ReservationVoucher_relay_t;
+typedef PB_BYTES_ARRAY_T(64) lp2p_pb_ReservationVoucher_peer_t;
+typedef struct _lp2p_pb_ReservationVoucher {
+    bool has_relay;
+    lp2p_pb_ReservationVoucher_relay_t relay;
+    bool has_peer;
+    lp2p_pb_ReservationVoucher_peer_t peer;
+    bool has_expiration;
+    uint64_t expiration;
+} lp2p_pb_ReservationVoucher;
+
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Helper constants for enums */
+#define _lp2p_pb_Status_MIN lp2p_pb_Status_UNUSED
+#define _lp2p_pb_Status_MAX lp2p_pb_Status_UNEXPECTED_MESSAGE
+#define _lp2p_pb_Status_ARRAYSIZE ((lp2p_pb_Status)(lp2p_pb_Status_UNEXPECTED_MESSAGE+1))
+
+#define _lp2p_pb_HopMessage_Type_MIN lp2p_pb_HopMessage_Type_RESERVE
+#define _lp2p_pb_HopMessage_Type_MAX lp2p_pb_HopMessage_Type_STATUS
+#define _lp2p_pb_HopMessage_Type_ARRAYSIZE ((lp2p_pb_HopMessage_Type)(lp2p_pb_HopMessage_Type_STATUS+1))
+
+#define _lp2p_pb_StopMessage_Type_MIN lp2p_pb_StopMessage_Type_CONNECT
+#define _lp2p_pb_StopMessage_Type_MAX lp2p_pb_StopMessage_Type_STATUS
+#define _lp2p_pb_StopMessage_Type_ARRAYSIZE ((lp2p_pb_StopMessage_Type)(lp2p_pb_StopMessage_Type_STATUS+1))
+
+#define lp2p_pb_HopMessage_type_ENUMTYPE lp2p_pb_HopMessage_Type
+#define lp2p_pb_HopMessage_status_ENUMTYPE lp2p_pb_Status
+
+#define lp2p_pb_StopMessage_type_ENUMTYPE lp2p_pb_StopMessage_Type
+#define lp2p_pb_StopMessage_status_ENUMTYPE lp2p_pb_Status
+
+
+
+
+
+
+/* Initializer values for message structs */
+#define lp2p_pb_HopMessage_init_default          {false, _lp2p_pb_HopMessage_Type_MIN, false, lp2p_pb_Peer_init_default, false, lp2p_pb_Reservation_init_default, false, lp2p_pb_Limit_init_default, false, _lp2p_pb_Status_MIN}
+#define lp2p_pb_StopMessage_init_default         {false, _lp2p_pb_StopMessage_Type_MIN, false, lp2p_pb_Peer_init_default, false, lp2p_pb_Limit_init_default, false, _lp2p_pb_Status_MIN}
+#define lp2p_pb_Peer_init_default                {false, {0, {0}}, {{NULL}, NULL}}
+#define lp2p_pb_Reservation_init_default         {false, 0, {{NULL}, NULL}, false, {0, {0}}}
+#define lp2p_pb_Limit_init_default               {false, 0, false, 0}
+#define lp2p_pb_ReservationVoucher_init_default  {false, {0, {0}}, false, {0, {0}}, false, 0}
+#define lp2p_pb_HopMessage_init_zero             {false, _lp2p_pb_HopMessage_Type_MIN, false, lp2p_pb_Peer_init_zero, false, lp2p_pb_Reservation_init_zero, false, lp2p_pb_Limit_init_zero, false, _lp2p_pb_Status_MIN}
+#define lp2p_pb_StopMessage_init_zero            {false, _lp2p_pb_StopMessage_Type_MIN, false, lp2p_pb_Peer_init_zero, false, lp2p_pb_Limit_init_zero, false, _lp2p_pb_Status_MIN}
+#define lp2p_pb_Peer_init_zero                   {false, {0, {0}}, {{NULL}, NULL}}
+#define lp2p_pb_Reservation_init_zero            {false, 0, {{NULL}, NULL}, false, {0, {0}}}
+#define lp2p_pb_Limit_init_zero                  {false, 0, false, 0}
+#define lp2p_pb_ReservationVoucher_init_zero     {false, {0, {0}}, false, {0, {0}}, false, 0}
+
+/* Field tags (for use in manual encoding/decoding) */
+#define lp2p_pb_Peer_id_tag                      1
+#define lp2p_pb_Peer_addrs_tag                   2
+#define lp2p_pb_Reservation_expire_tag           1
+#define lp2p_pb_Reservation_addrs_tag            2
+#define lp2p_pb_Reservation_voucher_tag          3
+#define lp2p_pb_Limit_duration_tag               1
+#define lp2p_pb_Limit_data_tag                   2
+#define lp2p_pb_HopMessage_type_tag              1
+#define lp2p_pb_HopMessage_peer_tag              2
+#define lp2p_pb_HopMessage_reservation_tag       3
+#define lp2p_pb_HopMessage_limit_tag             4
+#define lp2p_pb_HopMessage_status_tag            5
+#define lp2p_pb_StopMessage_type_tag             1
+#define lp2p_pb_StopMessage_peer_tag             2
+#define lp2p_pb_StopMessage_limit_tag            3
+#define lp2p_pb_StopMessage_status_tag           4
+#define lp2p_pb_ReservationVoucher_relay_tag     1
+#define lp2p_pb_ReservationVoucher_peer_tag      2
+#define lp2p_pb_ReservationVoucher_expiration_tag 3
+
+/* Struct field encoding specification for nanopb */
+#define lp2p_pb_HopMessage_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, UENUM,    type,              1) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  peer,              2) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  reservation,       3) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  limit,             4) \
+X(a, STATIC,   OPTIONAL, UENUM,    status,            5)
+#define lp2p_pb_HopMessage_CALLBACK NULL
+#define lp2p_pb_HopMessage_DEFAULT NULL
+#define lp2p_pb_HopMessage_peer_MSGTYPE lp2p_pb_Peer
+#define lp2p_pb_HopMessage_reservation_MSGTYPE lp2p_pb_Reservation
+#define lp2p_pb_HopMessage_limit_MSGTYPE lp2p_pb_Limit
+
+#define lp2p_pb_StopMessage_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, UENUM,    type,              1) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  peer,              2) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  limit,             3) \
+X(a, STATIC,   OPTIONAL, UENUM,    status,            4)
+#define lp2p_pb_StopMessage_CALLBACK NULL
+#define lp2p_pb_StopMessage_DEFAULT NULL
+#define lp2p_pb_StopMessage_peer_MSGTYPE lp2p_pb_Peer
+#define lp2p_pb_StopMessage_limit_MSGTYPE lp2p_pb_Limit
+
+#define lp2p_pb_Peer_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, BYTES,    id,                1) \
+X(a, CALLBACK, REPEATED, BYTES,    addrs,             2)
+#define lp2p_pb_Peer_CALLBACK pb_default_field_callback
+#define lp2p_pb_Peer_DEFAULT NULL
+
+#define lp2p_pb_Reservation_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, UINT64,   expire,            1) \
+X(a, CALLBACK, REPEATED, BYTES,    addrs,             2) \
+X(a, STATIC,   OPTIONAL, BYTES,    voucher,           3)
+#define lp2p_pb_Reservation_CALLBACK pb_default_field_callback
+#define lp2p_pb_Reservation_DEFAULT NULL
+
+#define lp2p_pb_Limit_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, UINT32,   duration,          1) \
+X(a, STATIC,   OPTIONAL, UINT64,   data,              2)
+#define lp2p_pb_Limit_CALLBACK NULL
+#define lp2p_pb_Limit_DEFAULT NULL
+
+#define lp2p_pb_ReservationVoucher_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, BYTES,    relay,             1) \
+X(a, STATIC,   OPTIONAL, BYTES,    peer,              2) \
+X(a, STATIC,   OPTIONAL, UINT64,   expiration,        3)
+#define lp2p_pb_ReservationVoucher_CALLBACK NULL
+#define lp2p_pb_ReservationVoucher_DEFAULT NULL
+
+extern const pb_msgdesc_t lp2p_pb_HopMessage_msg;
+extern const pb_msgdesc_t lp2p_pb_StopMessage_msg;
+extern const pb_msgdesc_t lp2p_pb_Peer_msg;
+extern const pb_msgdesc_t lp2p_pb_Reservation_msg;
+extern const pb_msgdesc_t lp2p_pb_Limit_msg;
+extern const pb_msgdesc_t lp2p_pb_ReservationVoucher_msg;
+
+/* Defines for backwards compatibility with code written before nanopb-0.4.0 */
+#define lp2p_pb_HopMessage_fields &lp2p_pb_HopMessage_msg
+#define lp2p_pb_StopMessage_fields &lp2p_pb_StopMessage_msg
+#define lp2p_pb_Peer_fields &lp2p_pb_Peer_msg
+#define lp2p_pb_Reservation_fields &lp2p_pb_Reservation_msg
+#define lp2p_pb_Limit_fields &lp2p_pb_Limit_msg
+#define lp2p_pb_ReservationVoucher_fields &lp2p_pb_ReservationVoucher_msg
+
+/* Maximum encoded size of messages (where known) */
+/* lp2p_pb_HopMessage_size depends on runtime parameters */
+/* lp2p_pb_StopMessage_size depends on runtime parameters */
+/* lp2p_pb_Peer_size depends on runtime parameters */
+/* lp2p_pb_Reservation_size depends on runtime parameters */
+#define lp2p_pb_Limit_size                       17
+#define lp2p_pb_ReservationVoucher_size          143
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif
+/*==================== end src/proto/circuit.pb.h ====================*/
+/*==================== begin src/proto/dcutr.pb.h ====================*/
+/* Automatically generated nanopb header */
+/* Generated by nanopb-0.4.7 */
+
+#ifndef PB_LP2P_PB_DCUTR_PB_H_INCLUDED
+#define PB_LP2P_PB_DCUTR_PB_H_INCLUDED
+#include <pb.h>
+
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+/* Enum definitions */
+typedef enum _lp2p_pb_HolePunch_Type {
+    lp2p_pb_HolePunch_Type_CONNECT = 100,
+    lp2p_pb_HolePunch_Type_SYNC = 300
+} lp2p_pb_HolePunch_Type;
+
+/* Struct definitions */
+typedef struct _lp2p_pb_HolePunch {
+    lp2p_pb_HolePunch_Type type;
+    pb_callback_t ObsAddrs;
+} lp2p_pb_HolePunch;
+
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Helper constants for enums */
+#define _lp2p_pb_HolePunch_Type_MIN lp2p_pb_HolePunch_Type_CONNECT
+#define _lp2p_pb_HolePunch_Type_MAX lp2p_pb_HolePunch_Type_SYNC
+#define _lp2p_pb_HolePunch_Type_ARRAYSIZE ((lp2p_pb_HolePunch_Type)(lp2p_pb_HolePunch_Type_SYNC+1))
+
+#define lp2p_pb_HolePunch_type_ENUMTYPE lp2p_pb_HolePunch_Type
+
+
+/* Initializer values for message structs */
+#define lp2p_pb_HolePunch_init_default           {_lp2p_pb_HolePunch_Type_MIN, {{NULL}, NULL}}
+#define lp2p_pb_HolePunch_init_zero              {_lp2p_pb_HolePunch_Type_MIN, {{NULL}, NULL}}
+
+/* Field tags (for use in manual encoding/decoding) */
+#define lp2p_pb_HolePunch_type_tag               1
+#define lp2p_pb_HolePunch_ObsAddrs_tag           2
+
+/* Struct field encoding specification for nanopb */
+#define lp2p_pb_HolePunch_FIELDLIST(X, a) \
+X(a, STATIC,   REQUIRED, UENUM,    type,              1) \
+X(a, CALLBACK, REPEATED, BYTES,    ObsAddrs,          2)
+#define lp2p_pb_HolePunch_CALLBACK pb_default_field_callback
+#define lp2p_pb_HolePunch_DEFAULT (const pb_byte_t*)"\x08\x64\x00"
+
+extern const pb_msgdesc_t lp2p_pb_HolePunch_msg;
+
+/* Defines for backwards compatibility with code written before nanopb-0.4.0 */
+#define lp2p_pb_HolePunch_fields &lp2p_pb_HolePunch_msg
+
+/* Maximum encoded size of messages (where known) */
+/* lp2p_pb_HolePunch_size depends on runtime parameters */
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif
+/*==================== end src/proto/dcutr.pb.h ====================*/
+/*==================== begin src/proto/autonat.pb.h ====================*/
+/* Automatically generated nanopb header */
+/* Generated by nanopb-0.4.7 */
+
+#ifndef PB_LP2P_PB_AUTONAT_PB_H_INCLUDED
+#define PB_LP2P_PB_AUTONAT_PB_H_INCLUDED
+#include <pb.h>
+
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+/* Enum definitions */
+typedef enum _lp2p_pb_AN2DialStatus {
+    lp2p_pb_AN2DialStatus_AN2_UNUSED = 0,
+    lp2p_pb_AN2DialStatus_AN2_E_DIAL_ERROR = 100,
+    lp2p_pb_AN2DialStatus_AN2_E_DIAL_BACK_ERROR = 101,
+    lp2p_pb_AN2DialStatus_AN2_OK = 200
+} lp2p_pb_AN2DialStatus;
+
+typedef enum _lp2p_pb_AN2DialResponse_ResponseStatus {
+    lp2p_pb_AN2DialResponse_ResponseStatus_E_INTERNAL_ERROR = 0,
+    lp2p_pb_AN2DialResponse_ResponseStatus_E_REQUEST_REJECTED = 100,
+    lp2p_pb_AN2DialResponse_ResponseStatus_E_DIAL_REFUSED = 101,
+    lp2p_pb_AN2DialResponse_ResponseStatus_OK = 200
+} lp2p_pb_AN2DialResponse_ResponseStatus;
+
+typedef enum _lp2p_pb_AN2DialBackResponse_DialBackStatus {
+    lp2p_pb_AN2DialBackResponse_DialBackStatus_OK = 0
+} lp2p_pb_AN2DialBackResponse_DialBackStatus;
+
+typedef enum _lp2p_pb_AN1Message_MessageType {
+    lp2p_pb_AN1Message_MessageType_DIAL = 0,
+    lp2p_pb_AN1Message_MessageType_DIAL_RESPONSE = 1
+} lp2p_pb_AN1Message_MessageType;
+
+typedef enum _lp2p_pb_AN1Message_ResponseStatus {
+    lp2p_pb_AN1Message_ResponseStatus_OK = 0,
+    lp2p_pb_AN1Message_ResponseStatus_E_DIAL_ERROR = 100,
+    lp2p_pb_AN1Message_ResponseStatus_E_DIAL_REFUSED = 101,
+    lp2p_pb_AN1Message_ResponseStatus_E_BAD_REQUEST = 200,
+    lp2p_pb_AN1Message_ResponseStatus_E_INTERNAL_ERROR = 300
+} lp2p_pb_AN1Message_ResponseStatus;
+
+/* Struct definitions */
+typedef struct _lp2p_pb_AN2DialRequest {
+    pb_callback_t addrs;
+    bool has_nonce;
+    uint64_t nonce;
+} lp2p_pb_AN2DialRequest;
+
+typedef struct _lp2p_pb_AN2DialDataRequest {
+    bool has_addrIdx;
+    uint32_t addrIdx;
+    bool has_numBytes;
+    uint64_t numBytes;
+} lp2p_pb_AN2DialDataRequest;
+
+typedef struct _lp2p_pb_AN2DialResponse {
+    bool has_status;
+    lp2p_pb_AN2DialResponse_ResponseStatus status;
+    bool has_addrIdx;
+    uint32_t addrIdx;
+    bool has_dialStatus;
+    lp2p_pb_AN2DialStatus dialStatus;
+} lp2p_pb_AN2DialResponse;
+
+typedef struct _lp2p_pb_AN2DialDataResponse {
+    pb_callback_t data;
+} lp2p_pb_AN2DialDataResponse;
+
+/* ---- v2 ---- */
+typedef struct _lp2p_pb_AN2Message {
+    bool has_dialRequest;
+    lp2p_pb_AN2DialRequest dialRequest;
+    bool has_dialResponse;
+    lp2p_pb_AN2DialResponse dialResponse;
+    bool has_dialDataRequest;
+    lp2p_pb_AN2DialDataRequest dialDataRequest;
+    bool has_dialDataResponse;
+    lp2p_pb_AN2DialDataResponse dialDataResponse;
+} lp2p_pb_AN2Message;
+
+typedef struct _lp2p_pb_AN2DialBack {
+    bool has_nonce;
+    uint64_t nonce;
+} lp2p_pb_AN2DialBack;
+
+typedef struct _lp2p_pb_AN2DialBackResponse {
+    bool has_status;
+    lp2p_pb_AN2DialBackResponse_DialBackStatus status;
+} lp2p_pb_AN2DialBackResponse;
+
+typedef PB_BYTES_ARRAY_T(64) lp2p_pb_AN1Message_PeerInfo_id_t;
+typedef struct _lp2p_pb_AN1Message_PeerInfo {
+    bool has_id;
+    lp2p_pb_AN1Message_PeerInfo_id_t id;
+    pb_callback_t addrs;
+} lp2p_pb_AN1Message_PeerInfo;
+
+typedef struct _lp2p_pb_AN1Message_Dial {
+    bool has_peer;
+    lp2p_pb_AN1Message_PeerInfo peer;
+} lp2p_pb_AN1Message_Dial;
+
+typedef PB_BYTES_ARRAY_T(400) lp2p_pb_AN1Message_DialResponse_addr_t;
+typedef struct _lp2p_pb_AN1Message_DialResponse {
+    bool has_status;
+    lp2p_pb_AN1Message_ResponseStatus status;
+    bool has_statusText;
+    char statusText[128];
+    bool has_addr;
+    lp2p_pb_AN1Message_DialResponse_addr_t addr;
+} lp2p_pb_AN1Message_DialResponse;
+
+/* ---- v1 ---- */
+typedef struct _lp2p_pb_AN1Message {
+    bool has_type;
+    lp2p_pb_AN1Message_MessageType type;
+    bool has_dial;
+    lp2p_pb_AN1Message_Dial dial;
+    bool has_dialResponse;
+    lp2p_pb_AN1Message_DialResponse dialResponse;
+} lp2p_pb_AN1Message;
+
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Helper constants for enums */
+#define _lp2p_pb_AN2DialStatus_MIN lp2p_pb_AN2DialStatus_AN2_UNUSED
+#define _lp2p_pb_AN2DialStatus_MAX lp2p_pb_AN2DialStatus_AN2_OK
+#define _lp2p_pb_AN2DialStatus_ARRAYSIZE ((lp2p_pb_AN2DialStatus)(lp2p_pb_AN2DialStatus_AN2_OK+1))
+
+#define _lp2p_pb_AN2DialResponse_ResponseStatus_MIN lp2p_pb_AN2DialResponse_ResponseStatus_E_INTERNAL_ERROR
+#define _lp2p_pb_AN2DialResponse_ResponseStatus_MAX lp2p_pb_AN2DialResponse_ResponseStatus_OK
+#define _lp2p_pb_AN2DialResponse_ResponseStatus_ARRAYSIZE ((lp2p_pb_AN2DialResponse_ResponseStatus)(lp2p_pb_AN2DialResponse_ResponseStatus_OK+1))
+
+#define _lp2p_pb_AN2DialBackResponse_DialBackStatus_MIN lp2p_pb_AN2DialBackResponse_DialBackStatus_OK
+#define _lp2p_pb_AN2DialBackResponse_DialBackStatus_MAX lp2p_pb_AN2DialBackResponse_DialBackStatus_OK
+#define _lp2p_pb_AN2DialBackResponse_DialBackStatus_ARRAYSIZE ((lp2p_pb_AN2DialBackResponse_DialBackStatus)(lp2p_pb_AN2DialBackResponse_DialBackStatus_OK+1))
+
+#define _lp2p_pb_AN1Message_MessageType_MIN lp2p_pb_AN1Message_MessageType_DIAL
+#define _lp2p_pb_AN1Message_MessageType_MAX lp2p_pb_AN1Message_MessageType_DIAL_RESPONSE
+#define _lp2p_pb_AN1Message_MessageType_ARRAYSIZE ((lp2p_pb_AN1Message_MessageType)(lp2p_pb_AN1Message_MessageType_DIAL_RESPONSE+1))
+
+#define _lp2p_pb_AN1Message_ResponseStatus_MIN lp2p_pb_AN1Message_ResponseStatus_OK
+#define _lp2p_pb_AN1Message_ResponseStatus_MAX lp2p_pb_AN1Message_ResponseStatus_E_INTERNAL_ERROR
+#define _lp2p_pb_AN1Message_ResponseStatus_ARRAYSIZE ((lp2p_pb_AN1Message_ResponseStatus)(lp2p_pb_AN1Message_ResponseStatus_E_INTERNAL_ERROR+1))
+
+
+
+
+#define lp2p_pb_AN2DialResponse_status_ENUMTYPE lp2p_pb_AN2DialResponse_ResponseStatus
+#define lp2p_pb_AN2DialResponse_dialStatus_ENUMTYPE lp2p_pb_AN2DialStatus
+
+
+
+#define lp2p_pb_AN2DialBackResponse_status_ENUMTYPE lp2p_pb_AN2DialBackResponse_DialBackStatus
+
+#define lp2p_pb_AN1Message_type_ENUMTYPE lp2p_pb_AN1Message_MessageType
+
+
+
+#define lp2p_pb_AN1Message_DialResponse_status_ENUMTYPE lp2p_pb_AN1Message_ResponseStatus
+
+
+/* Initializer values for message structs */
+#define lp2p_pb_AN2Message_init_default          {false, lp2p_pb_AN2DialRequest_init_default, false, lp2p_pb_AN2DialResponse_init_default, false, lp2p_pb_AN2DialDataRequest_init_default, false, lp2p_pb_AN2DialDataResponse_init_default}
+#define lp2p_pb_AN2DialRequest_init_default      {{{NULL}, NULL}, false, 0}
+#define lp2p_pb_AN2DialDataRequest_init_default  {false, 0, false, 0}
+#define lp2p_pb_AN2DialResponse_init_default     {false, _lp2p_pb_AN2DialResponse_ResponseStatus_MIN, false, 0, false, _lp2p_pb_AN2DialStatus_MIN}
+#define lp2p_pb_AN2DialDataResponse_init_default {{{NULL}, NULL}}
+#define lp2p_pb_AN2DialBack_init_default         {false, 0}
+#define lp2p_pb_AN2DialBackResponse_init_default {false, _lp2p_pb_AN2DialBackResponse_DialBackStatus_MIN}
+#define lp2p_pb_AN1Message_init_default          {false, _lp2p_pb_AN1Message_MessageType_MIN, false, lp2p_pb_AN1Message_Dial_init_default, false, lp2p_pb_AN1Message_DialResponse_init_default}
+#define lp2p_pb_AN1Message_PeerInfo_init_default {false, {0, {0}}, {{NULL}, NULL}}
+#define lp2p_pb_AN1Message_Dial_init_default     {false, lp2p_pb_AN1Message_PeerInfo_init_default}
+#define lp2p_pb_AN1Message_DialResponse_init_default {false, _lp2p_pb_AN1Message_ResponseStatus_MIN, false, "", false, {0, {0}}}
+#define lp2p_pb_AN2Message_init_zero             {false, lp2p_pb_AN2DialRequest_init_zero, false, lp2p_pb_AN2DialResponse_init_zero, false, lp2p_pb_AN2DialDataRequest_init_zero, false, lp2p_pb_AN2DialDataResponse_init_zero}
+#define lp2p_pb_AN2DialRequest_init_zero         {{{NULL}, NULL}, false, 0}
+#define lp2p_pb_AN2DialDataRequest_init_zero     {false, 0, false, 0}
+#define lp2p_pb_AN2DialResponse_init_zero        {false, _lp2p_pb_AN2DialResponse_ResponseStatus_MIN, false, 0, false, _lp2p_pb_AN2DialStatus_MIN}
+#define lp2p_pb_AN2DialDataResponse_init_zero    {{{NULL}, NULL}}
+#define lp2p_pb_AN2DialBack_init_zero            {false, 0}
+#define lp2p_pb_AN2DialBackResponse_init_zero    {false, _lp2p_pb_AN2DialBackResponse_DialBackStatus_MIN}
+#define lp2p_pb_AN1Message_init_zero             {false, _lp2p_pb_AN1Message_MessageType_MIN, false, lp2p_pb_AN1Message_Dial_init_zero, false, lp2p_pb_AN1Message_DialResponse_init_zero}
+#define lp2p_pb_AN1Message_PeerInfo_init_zero    {false, {0, {0}}, {{NULL}, NULL}}
+#define lp2p_pb_AN1Message_Dial_init_zero        {false, lp2p_pb_AN1Message_PeerInfo_init_zero}
+#define lp2p_pb_AN1Message_DialResponse_init_zero {false, _lp2p_pb_AN1Message_ResponseStatus_MIN, false, "", false, {0, {0}}}
+
+/* Field tags (for use in manual encoding/decoding) */
+#define lp2p_pb_AN2DialRequest_addrs_tag         1
+#define lp2p_pb_AN2DialRequest_nonce_tag         2
+#define lp2p_pb_AN2DialDataRequest_addrIdx_tag   1
+#define lp2p_pb_AN2DialDataRequest_numBytes_tag  2
+#define lp2p_pb_AN2DialResponse_status_tag       1
+#define lp2p_pb_AN2DialResponse_addrIdx_tag      2
+#define lp2p_pb_AN2DialResponse_dialStatus_tag   3
+#define lp2p_pb_AN2DialDataResponse_data_tag     1
+#define lp2p_pb_AN2Message_dialRequest_tag       1
+#define lp2p_pb_AN2Message_dialResponse_tag      2
+#define lp2p_pb_AN2Message_dialDataRequest_tag   3
+#define lp2p_pb_AN2Message_dialDataResponse_tag  4
+#define lp2p_pb_AN2DialBack_nonce_tag            1
+#define lp2p_pb_AN2DialBackResponse_status_tag   1
+#define lp2p_pb_AN1Message_PeerInfo_id_tag       1
+#define lp2p_pb_AN1Message_PeerInfo_addrs_tag    2
+#define lp2p_pb_AN1Message_Dial_peer_tag         1
+#define lp2p_pb_AN1Message_DialResponse_status_tag 1
+#define lp2p_pb_AN1Message_DialResponse_statusText_tag 2
+#define lp2p_pb_AN1Message_DialResponse_addr_tag 3
+#define lp2p_pb_AN1Message_type_tag              1
+#define lp2p_pb_AN1Message_dial_tag              2
+#define lp2p_pb_AN1Message_dialResponse_tag      3
+
+/* Struct field encoding specification for nanopb */
+#define lp2p_pb_AN2Message_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  dialRequest,       1) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  dialResponse,      2) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  dialDataRequest,   3) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  dialDataResponse,   4)
+#define lp2p_pb_AN2Message_CALLBACK NULL
+#define lp2p_pb_AN2Message_DEFAULT NULL
+#define lp2p_pb_AN2Message_dialRequest_MSGTYPE lp2p_pb_AN2DialRequest
+#define lp2p_pb_AN2Message_dialResponse_MSGTYPE lp2p_pb_AN2DialResponse
+#define lp2p_pb_AN2Message_dialDataRequest_MSGTYPE lp2p_pb_AN2DialDataRequest
+#define lp2p_pb_AN2Message_dialDataResponse_MSGTYPE lp2p_pb_AN2DialDataResponse
+
+#define lp2p_pb_AN2DialRequest_FIELDLIST(X, a) \
+X(a, CALLBACK, REPEATED, BYTES,    addrs,             1) \
+X(a, STATIC,   OPTIONAL, FIXED64,  nonce,             2)
+#define lp2p_pb_AN2DialRequest_CALLBACK pb_default_field_callback
+#define lp2p_pb_AN2DialRequest_DEFAULT NULL
+
+#define lp2p_pb_AN2DialDataRequest_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, UINT32,   addrIdx,           1) \
+X(a, STATIC,   OPTIONAL, UINT64,   numBytes,          2)
+#define lp2p_pb_AN2DialDataRequest_CALLBACK NULL
+#define lp2p_pb_AN2DialDataRequest_DEFAULT NULL
+
+#define lp2p_pb_AN2DialResponse_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, UENUM,    status,            1) \
+X(a, STATIC,   OPTIONAL, UINT32,   addrIdx,           2) \
+X(a, STATIC,   OPTIONAL, UENUM,    dialStatus,        3)
+#define lp2p_pb_AN2DialResponse_CALLBACK NULL
+#define lp2p_pb_AN2DialResponse_DEFAULT NULL
+
+#define lp2p_pb_AN2DialDataResponse_FIELDLIST(X, a) \
+X(a, CALLBACK, OPTIONAL, BYTES,    data,              1)
+#define lp2p_pb_AN2DialDataResponse_CALLBACK pb_default_field_callback
+#define lp2p_pb_AN2DialDataResponse_DEFAULT NULL
+
+#define lp2p_pb_AN2DialBack_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, FIXED64,  nonce,             1)
+#define lp2p_pb_AN2DialBack_CALLBACK NULL
+#define lp2p_pb_AN2DialBack_DEFAULT NULL
+
+#define lp2p_pb_AN2DialBackResponse_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, UENUM,    status,            1)
+#define lp2p_pb_AN2DialBackResponse_CALLBACK NULL
+#define lp2p_pb_AN2DialBackResponse_DEFAULT NULL
+
+#define lp2p_pb_AN1Message_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, UENUM,    type,              1) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  dial,              2) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  dialResponse,      3)
+#define lp2p_pb_AN1Message_CALLBACK NULL
+#define lp2p_pb_AN1Message_DEFAULT NULL
+#define lp2p_pb_AN1Message_dial_MSGTYPE lp2p_pb_AN1Message_Dial
+#define lp2p_pb_AN1Message_dialResponse_MSGTYPE lp2p_pb_AN1Message_DialResponse
+
+#define lp2p_pb_AN1Message_PeerInfo_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, BYTES,    id,                1) \
+X(a, CALLBACK, REPEATED, BYTES,    addrs,             2)
+#define lp2p_pb_AN1Message_PeerInfo_CALLBACK pb_default_field_callback
+#define lp2p_pb_AN1Message_PeerInfo_DEFAULT NULL
+
+#define lp2p_pb_AN1Message_Dial_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, MESSAGE,  peer,              1)
+#define lp2p_pb_AN1Message_Dial_CALLBACK NULL
+#define lp2p_pb_AN1Message_Dial_DEFAULT NULL
+#define lp2p_pb_AN1Message_Dial_peer_MSGTYPE lp2p_pb_AN1Message_PeerInfo
+
+#define lp2p_pb_AN1Message_DialResponse_FIELDLIST(X, a) \
+X(a, STATIC,   OPTIONAL, UENUM,    status,            1) \
+X(a, STATIC,   OPTIONAL, STRING,   statusText,        2) \
+X(a, STATIC,   OPTIONAL, BYTES,    addr,              3)
+#define lp2p_pb_AN1Message_DialResponse_CALLBACK NULL
+#define lp2p_pb_AN1Message_DialResponse_DEFAULT NULL
+
+extern const pb_msgdesc_t lp2p_pb_AN2Message_msg;
+extern const pb_msgdesc_t lp2p_pb_AN2DialRequest_msg;
+extern const pb_msgdesc_t lp2p_pb_AN2DialDataRequest_msg;
+extern const pb_msgdesc_t lp2p_pb_AN2DialResponse_msg;
+extern const pb_msgdesc_t lp2p_pb_AN2DialDataResponse_msg;
+extern const pb_msgdesc_t lp2p_pb_AN2DialBack_msg;
+extern const pb_msgdesc_t lp2p_pb_AN2DialBackResponse_msg;
+extern const pb_msgdesc_t lp2p_pb_AN1Message_msg;
+extern const pb_msgdesc_t lp2p_pb_AN1Message_PeerInfo_msg;
+extern const pb_msgdesc_t lp2p_pb_AN1Message_Dial_msg;
+extern const pb_msgdesc_t lp2p_pb_AN1Message_DialResponse_msg;
+
+/* Defines for backwards compatibility with code written before nanopb-0.4.0 */
+#define lp2p_pb_AN2Message_fields &lp2p_pb_AN2Message_msg
+#define lp2p_pb_AN2DialRequest_fields &lp2p_pb_AN2DialRequest_msg
+#define lp2p_pb_AN2DialDataRequest_fields &lp2p_pb_AN2DialDataRequest_msg
+#define lp2p_pb_AN2DialResponse_fields &lp2p_pb_AN2DialResponse_msg
+#define lp2p_pb_AN2DialDataResponse_fields &lp2p_pb_AN2DialDataResponse_msg
+#define lp2p_pb_AN2DialBack_fields &lp2p_pb_AN2DialBack_msg
+#define lp2p_pb_AN2DialBackResponse_fields &lp2p_pb_AN2DialBackResponse_msg
+#define lp2p_pb_AN1Message_fields &lp2p_pb_AN1Message_msg
+#define lp2p_pb_AN1Message_PeerInfo_fields &lp2p_pb_AN1Message_PeerInfo_msg
+#define lp2p_pb_AN1Message_Dial_fields &lp2p_pb_AN1Message_Dial_msg
+#define lp2p_pb_AN1Message_DialResponse_fields &lp2p_pb_AN1Message_DialResponse_msg
+
+/* Maximum encoded size of messages (where known) */
+/* lp2p_pb_AN2Message_size depends on runtime parameters */
+/* lp2p_pb_AN2DialRequest_size depends on runtime parameters */
+/* lp2p_pb_AN2DialDataResponse_size depends on runtime parameters */
+/* lp2p_pb_AN1Message_size depends on runtime parameters */
+/* lp2p_pb_AN1Message_PeerInfo_size depends on runtime parameters */
+/* lp2p_pb_AN1Message_Dial_size depends on runtime parameters */
+#define lp2p_pb_AN1Message_DialResponse_size     536
+#define lp2p_pb_AN2DialBackResponse_size         2
+#define lp2p_pb_AN2DialBack_size                 9
+#define lp2p_pb_AN2DialDataRequest_size          17
+#define lp2p_pb_AN2DialResponse_size             12
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif
+/*==================== end src/proto/autonat.pb.h ====================*/
 /*==================== begin src/host.h ====================*/
 /* host.h - L5/L6 internal declarations: the swarm (connections, dialing, listeners, peerstore)
  * and the host (protocol router, streams, events) that protocols (L7) build on.
@@ -2540,6 +3328,8 @@ typedef struct lp2p__conn {
     lp2p__waitq identify_wait;
     int refs;             /* host list + tasks using it; freed at 0 */
     int64_t opened_at;
+    bool limited;         /* relayed (circuit v2): only protocols allowed on limited connections */
+    bool held;            /* a relay reservation rides on it (relay.c, either side): not closed as idle */
     int64_t idle_since;   /* no streams since (lp2p_now ms), 0 = busy; for idle_timeout_ms */
     int ephemeral_idle_ms; /* > 0: opened for one-off requests (DHT lookups): closed after this
                               long without streams, whatever idle_timeout_ms says; an app's
@@ -2572,6 +3362,8 @@ typedef struct lp2p__notifee {
     /* identify with the peer finished (pull) or it pushed an update; the peerstore has its
      * protocols and addresses. Runs in the identify task; must not block. May be NULL. */
     void (*identified)(void *user, lp2p__conn *c);
+    /* AutoNAT changed its verdict (autonat.c; an lp2p_nat_status). Must not block. May be NULL. */
+    void (*nat_changed)(void *user, int status);
     void *user;
     struct lp2p__notifee *next;
 } lp2p__notifee;
@@ -2602,6 +3394,19 @@ typedef struct lp2p__event_slot {
 
 typedef struct lp2p__identify lp2p__identify; /* identify.c */
 typedef struct lp2p__perf lp2p__perf;         /* perf.c */
+typedef struct lp2p__relay lp2p__relay;       /* relay.c */
+typedef struct lp2p__dcutr lp2p__dcutr;       /* dcutr.c */
+typedef struct lp2p__autonat lp2p__autonat;   /* autonat.c */
+typedef struct lp2p__mdns lp2p__mdns;         /* mdns.c */
+
+#define LP2P__MAX_EXTRA_ADDRS 8 /* advertised addresses beyond the listeners (relay circuits) */
+
+/* A transport the swarm does not implement itself (relay.c: /p2p-circuit addresses). */
+typedef struct lp2p__transport {
+    bool (*can_dial)(const lp2p__ma *addr);
+    /* Dial peer through addr; on success *out is a new connection with a reference. */
+    int (*dial)(lp2p_host *h, const lp2p__ma *addr, const lp2p_peer_id *peer, lp2p__conn **out, int64_t deadline);
+} lp2p__transport;
 
 /* A protocol object hanging off the host (e.g. a DHT) that lp2p_host_free frees if the app did
  * not: free runs after every task of the host has ended. */
@@ -2639,6 +3444,20 @@ struct lp2p_host {
     lp2p__perf *perf;         /* NULL until perf is served or run */
     lp2p__buf info_text; /* lp2p_host_peer_info's strings */
     bool freeing;
+    /* NAT traversal hooks */
+    const lp2p__transport *circuit; /* relay.c's transport, or NULL */
+    lp2p__ma extra_addrs[LP2P__MAX_EXTRA_ADDRS]; /* advertised too (with /p2p/<relay>/p2p-circuit) */
+    int n_extra_addrs;
+    char **limited_ok; /* protocols allowed on limited connections */
+    int n_limited_ok;
+    lp2p__waitq conn_wait; /* woken whenever a connection is set up */
+    /* dcutr.c: an inbound TCP connection from remote is part of a hole punch in which we are
+     * the client (Noise initiator): returns true and the expected peer. NULL: none. */
+    bool (*punch_client)(lp2p_host *h, const lp2p__ma *remote, lp2p_peer_id *peer);
+    lp2p__relay *relay;
+    lp2p__dcutr *dcutr;
+    lp2p__autonat *autonat;
+    lp2p__mdns *mdns;
 };
 
 /* ---- swarm (swarm.c) ---- */
@@ -2654,6 +3473,18 @@ LP2P__PRIV void lp2p__conn_close(lp2p__conn *c);
 /* Free closed connections nothing references any more (never from a session's own task). */
 LP2P__PRIV void lp2p__swarm_reap(lp2p_host *h);
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n);
+/* Upgrade a raw pipe (TCP, relayed stream) into a connection: initiator = the Noise initiator,
+ * multistream dialer and yamux client (for TCP the dialer; DCUtR assigns it on simultaneous
+ * open). expected: the peer we want (NULL = any). limited: a relayed connection. raw is always
+ * consumed. The new connection is in the host's table (no reference for the caller unless
+ * out_ref: then *out_ref gets one). */
+LP2P__PRIV int lp2p__swarm_upgrade(lp2p_host *h, lp2p__pipe *raw, bool initiator, const lp2p_peer_id *expected,
+                                   const lp2p__ma *local, const lp2p__ma *remote, bool limited, lp2p__conn **out_ref,
+                                   int64_t deadline);
+/* Port of our first TCP listener of the address family of addr (for dials that reuse it), 0 if none. */
+LP2P__PRIV int lp2p__swarm_listen_port(lp2p_host *h, const lp2p__ma *addr);
+/* Does the address contain /p2p-circuit? */
+LP2P__PRIV bool lp2p__ma_is_circuit(const lp2p__ma *ma);
 LP2P__PRIV void lp2p__swarm_remove_notifee(lp2p_host *h, lp2p__notifee *n);
 
 /* ---- peerstore (swarm.c) ---- */
@@ -2681,8 +3512,12 @@ LP2P__PRIV int lp2p__host_protocols(lp2p_host *h, const char **out, int max);
 /* Register / unregister a service (see lp2p__service). */
 LP2P__PRIV void lp2p__host_add_service(lp2p_host *h, lp2p__service *s);
 LP2P__PRIV void lp2p__host_remove_service(lp2p_host *h, lp2p__service *s);
-/* Refresh h->addr_text after listeners change. */
+/* Refresh h->addr_text after listeners or extra addresses change (and push identify). */
 LP2P__PRIV void lp2p__host_addrs_changed(lp2p_host *h);
+/* The addresses we advertise (listeners, then extra_addrs), without /p2p/<us>. Returns the count. */
+LP2P__PRIV int lp2p__host_advertised_addrs(lp2p_host *h, lp2p__ma *out, int max);
+/* May protocol run on a limited (relayed) connection? */
+LP2P__PRIV bool lp2p__host_limited_ok(lp2p_host *h, const char *protocol);
 
 /* ---- built-in protocols ---- */
 LP2P__PRIV int lp2p__identify_init(lp2p_host *h);
@@ -2691,6 +3526,14 @@ LP2P__PRIV void lp2p__identify_free(lp2p_host *h);
 LP2P__PRIV void lp2p__identify_push_all(lp2p_host *h);
 LP2P__PRIV int lp2p__ping_init(lp2p_host *h);
 LP2P__PRIV void lp2p__perf_free(lp2p_host *h); /* after the scheduler is gone */
+LP2P__PRIV int lp2p__relay_init(lp2p_host *h);  /* stop handler, circuit transport */
+LP2P__PRIV void lp2p__relay_free(lp2p_host *h); /* after the scheduler is gone */
+LP2P__PRIV int lp2p__dcutr_init(lp2p_host *h);
+LP2P__PRIV void lp2p__dcutr_free(lp2p_host *h);
+LP2P__PRIV int lp2p__autonat_init(lp2p_host *h); /* client: dial-back handler, automatic probes */
+LP2P__PRIV void lp2p__autonat_free(lp2p_host *h);
+/* relay.c: do we hold (or try to hold) a reservation? (autonat.c reserves when private) */
+LP2P__PRIV bool lp2p__relay_has_reservation(lp2p_host *h);
 
 #endif
 /*==================== end src/host.h ====================*/
@@ -3735,6 +4578,80 @@ LP2P__PRIV void lp2p__aead_seal(const uint8_t key[32], uint64_t n, const uint8_t
     uint8_t nonce[12];
     lp2p__aead_nonce(nonce, n);
     crypto_aead_chacha20poly1305_ietf_encrypt(out, NULL, in, len, ad, ad_len, NULL, nonce, key);
+}
+
+/* The AEAD's tag (RFC 8439 §2.8, no associated data): Poly1305 keyed with keystream block 0
+ * over ct || pad16 || le64(0) || le64(len). */
+static void lp2p__aead_mac(const uint8_t block0[64], const uint8_t *ct, size_t len, uint8_t tag[16]) {
+    crypto_onetimeauth_poly1305_state st;
+    uint8_t pad[16] = {0}, lens[16] = {0};
+    crypto_onetimeauth_poly1305_init(&st, block0);
+    crypto_onetimeauth_poly1305_update(&st, ct, len);
+    crypto_onetimeauth_poly1305_update(&st, pad, (16 - len % 16) % 16);
+    for (int i = 0; i < 8; i++) lens[8 + i] = (uint8_t)((uint64_t)len >> (8 * i));
+    crypto_onetimeauth_poly1305_update(&st, lens, sizeof lens);
+    crypto_onetimeauth_poly1305_final(&st, tag);
+    sodium_memzero(&st, sizeof st);
+}
+
+/* RFC 8439 §2.8 by hand: block 0 of the keystream keys Poly1305, the plaintext is XORed with
+ * blocks 1.. and the MAC covers ciphertext || pad16 || le64(0) || le64(length). Whole 64-byte
+ * blocks of a segment that start on a block boundary are encrypted straight from the
+ * segment; other bytes are staged in out and encrypted there, a run of staged blocks at a
+ * time, so the keystream never has to start inside a block. */
+LP2P__PRIV void lp2p__aead_seal_gather(const uint8_t key[32], uint64_t n, const uint8_t *const *seg, const size_t *len,
+                                       int nseg, uint8_t *out) {
+    uint8_t nonce[12], block0[64];
+    size_t pos = 0, staged = 0; /* [staged, pos) are plaintext bytes copied into out */
+    lp2p__aead_nonce(nonce, n);
+    crypto_stream_chacha20_ietf(block0, sizeof block0, nonce, key);
+    for (int i = 0; i < nseg; i++) {
+        const uint8_t *p = seg[i];
+        size_t k = len[i];
+        while (k) {
+            if (pos % 64 == 0 && k >= 64) {
+                if (pos > staged)
+                    crypto_stream_chacha20_ietf_xor_ic(out + staged, out + staged, pos - staged, nonce,
+                                                       (uint32_t)(1 + staged / 64), key);
+                size_t d = k / 64 * 64;
+                crypto_stream_chacha20_ietf_xor_ic(out + pos, p, d, nonce, (uint32_t)(1 + pos / 64), key);
+                pos += d, p += d, k -= d;
+                staged = pos;
+            } else {
+                size_t take = LP2P__MIN(k, 64 - pos % 64);
+                memcpy(out + pos, p, take);
+                pos += take, p += take, k -= take;
+            }
+        }
+    }
+    if (pos > staged)
+        crypto_stream_chacha20_ietf_xor_ic(out + staged, out + staged, pos - staged, nonce, (uint32_t)(1 + staged / 64), key);
+    lp2p__aead_mac(block0, out, pos, out + pos);
+    sodium_memzero(block0, sizeof block0);
+}
+
+LP2P__PRIV int lp2p__aead_verify(const uint8_t key[32], uint64_t n, const uint8_t *ct, size_t len) {
+    uint8_t nonce[12], block0[64], tag[16];
+    lp2p__aead_nonce(nonce, n);
+    crypto_stream_chacha20_ietf(block0, sizeof block0, nonce, key);
+    lp2p__aead_mac(block0, ct, len, tag);
+    sodium_memzero(block0, sizeof block0);
+    return crypto_verify_16(tag, ct + len) == 0 ? LP2P_OK : LP2P_ERR_PROTOCOL;
+}
+
+LP2P__PRIV void lp2p__aead_xor_at(const uint8_t key[32], uint64_t n, size_t off, const uint8_t *in, size_t len,
+                                  uint8_t *out) {
+    uint8_t nonce[12];
+    lp2p__aead_nonce(nonce, n);
+    if (off % 64 && len) { /* the keystream can only start on a block: take this block's by hand */
+        uint8_t ks[64] = {0};
+        size_t k = LP2P__MIN(len, 64 - off % 64);
+        crypto_stream_chacha20_ietf_xor_ic(ks, ks, sizeof ks, nonce, (uint32_t)(1 + off / 64), key);
+        for (size_t i = 0; i < k; i++) out[i] = in[i] ^ ks[off % 64 + i];
+        sodium_memzero(ks, sizeof ks);
+        off += k, in += k, out += k, len -= k;
+    }
+    if (len) crypto_stream_chacha20_ietf_xor_ic(out, in, len, nonce, (uint32_t)(1 + off / 64), key);
 }
 
 LP2P__PRIV int lp2p__aead_open(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len, const uint8_t *in,
@@ -6043,6 +6960,7 @@ LP2P__PRIV int lp2p__pipe_write_msg(lp2p__ctx *ctx, lp2p__pipe *p, const void *b
 #include <unistd.h>
 
 #define LP2P__TCP_RBUF 4096     /* per-pipe read-ahead for small reads */
+#define LP2P__TCP_DIRECT 64     /* reads of at least this many bytes go straight to the socket */
 #define LP2P__TCP_BACKLOG 1024
 #define LP2P__DNS_MAX 16        /* addresses kept from one getaddrinfo answer */
 #define LP2P__DIAL_MAX 8        /* resolved addresses one dial tries */
@@ -6163,7 +7081,11 @@ static ptrdiff_t lp2p__tcp_read(lp2p__pipe *p, void *buf, size_t cap, int64_t de
     }
     for (;;) {
         ssize_t n;
-        if (cap >= LP2P__TCP_RBUF) { /* big reads go straight to the caller's buffer */
+        if (cap >= LP2P__TCP_DIRECT) { /* big reads go straight to the caller's buffer */
+            if (t->rbuf) { /* the byte-wise phase (multistream) is over: give the buffer back */
+                lp2p__free(t->ctx, t->rbuf, LP2P__TCP_RBUF);
+                t->rbuf = NULL;
+            }
             n = recv(t->fd, buf, cap, 0);
             if (n >= 0) return (ptrdiff_t)n;
         } else {
@@ -6232,7 +7154,7 @@ static void lp2p__tcp_reset(lp2p__pipe *p) { lp2p__tcp_release((lp2p__tcp_pipe *
 static void lp2p__tcp_close(lp2p__pipe *p) { lp2p__tcp_release((lp2p__tcp_pipe *)p, false); }
 
 static const lp2p__pipe_vt lp2p__tcp_vt = {lp2p__tcp_read, lp2p__tcp_write, lp2p__tcp_close_write, lp2p__tcp_reset,
-                                           lp2p__tcp_close};
+                                           lp2p__tcp_close, NULL};
 
 LP2P__PRIV int lp2p__tcp_pipe_fd(lp2p__pipe *p) {
     return p && p->vt == &lp2p__tcp_vt ? ((lp2p__tcp_pipe *)p)->fd : -1;
@@ -6739,7 +7661,7 @@ static void lp2p__mem_reset(lp2p__pipe *p) { lp2p__mem_release((lp2p__mempipe *)
 static void lp2p__mem_close(lp2p__pipe *p) { lp2p__mem_release((lp2p__mempipe *)p, false); }
 
 static const lp2p__pipe_vt lp2p__mem_vt = {lp2p__mem_read, lp2p__mem_write, lp2p__mem_close_write, lp2p__mem_reset,
-                                           lp2p__mem_close};
+                                           lp2p__mem_close, NULL};
 
 LP2P__PRIV int lp2p__mempipe_pair(lp2p__sched *s, lp2p__pipe **a, lp2p__pipe **b) {
     lp2p__ctx *ctx = lp2p__sched_ctx(s);
@@ -7004,7 +7926,8 @@ static void lp2p__mss_lazy_close(lp2p__pipe *p) {
 }
 
 static const lp2p__pipe_vt lp2p__mss_lazy_vt = {
-    lp2p__mss_lazy_read, lp2p__mss_lazy_write, lp2p__mss_lazy_close_write, lp2p__mss_lazy_reset, lp2p__mss_lazy_close,
+    lp2p__mss_lazy_read,  lp2p__mss_lazy_write, lp2p__mss_lazy_close_write,
+    lp2p__mss_lazy_reset, lp2p__mss_lazy_close, NULL,
 };
 
 LP2P__PRIV int lp2p__mss_lazy(lp2p__ctx *ctx, lp2p__pipe *p, const char *protocol, lp2p__pipe **out) {
@@ -7165,6 +8088,102 @@ PB_BIND(lp2p_pb_PubsubIDontWant, lp2p_pb_PubsubIDontWant, AUTO)
 
 
 /*==================== end src/proto/pubsub.pb.c ====================*/
+/*==================== begin src/proto/circuit.pb.c ====================*/
+/* Automatically generated nanopb constant definitions */
+/* Generated by nanopb-0.4.7 */
+
+// (amalgamated) #include "circuit.pb.h"
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+PB_BIND(lp2p_pb_HopMessage, lp2p_pb_HopMessage, 2)
+
+
+PB_BIND(lp2p_pb_StopMessage, lp2p_pb_StopMessage, AUTO)
+
+
+PB_BIND(lp2p_pb_Peer, lp2p_pb_Peer, AUTO)
+
+
+PB_BIND(lp2p_pb_Reservation, lp2p_pb_Reservation, 2)
+
+
+PB_BIND(lp2p_pb_Limit, lp2p_pb_Limit, AUTO)
+
+
+PB_BIND(lp2p_pb_ReservationVoucher, lp2p_pb_ReservationVoucher, AUTO)
+
+
+
+
+
+
+/*==================== end src/proto/circuit.pb.c ====================*/
+/*==================== begin src/proto/dcutr.pb.c ====================*/
+/* Automatically generated nanopb constant definitions */
+/* Generated by nanopb-0.4.7 */
+
+// (amalgamated) #include "dcutr.pb.h"
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+PB_BIND(lp2p_pb_HolePunch, lp2p_pb_HolePunch, AUTO)
+
+
+
+
+/*==================== end src/proto/dcutr.pb.c ====================*/
+/*==================== begin src/proto/autonat.pb.c ====================*/
+/* Automatically generated nanopb constant definitions */
+/* Generated by nanopb-0.4.7 */
+
+// (amalgamated) #include "autonat.pb.h"
+#if PB_PROTO_HEADER_VERSION != 40
+#error Regenerate this file with the current version of nanopb generator.
+#endif
+
+PB_BIND(lp2p_pb_AN2Message, lp2p_pb_AN2Message, AUTO)
+
+
+PB_BIND(lp2p_pb_AN2DialRequest, lp2p_pb_AN2DialRequest, AUTO)
+
+
+PB_BIND(lp2p_pb_AN2DialDataRequest, lp2p_pb_AN2DialDataRequest, AUTO)
+
+
+PB_BIND(lp2p_pb_AN2DialResponse, lp2p_pb_AN2DialResponse, AUTO)
+
+
+PB_BIND(lp2p_pb_AN2DialDataResponse, lp2p_pb_AN2DialDataResponse, AUTO)
+
+
+PB_BIND(lp2p_pb_AN2DialBack, lp2p_pb_AN2DialBack, AUTO)
+
+
+PB_BIND(lp2p_pb_AN2DialBackResponse, lp2p_pb_AN2DialBackResponse, AUTO)
+
+
+PB_BIND(lp2p_pb_AN1Message, lp2p_pb_AN1Message, 2)
+
+
+PB_BIND(lp2p_pb_AN1Message_PeerInfo, lp2p_pb_AN1Message_PeerInfo, AUTO)
+
+
+PB_BIND(lp2p_pb_AN1Message_Dial, lp2p_pb_AN1Message_Dial, AUTO)
+
+
+PB_BIND(lp2p_pb_AN1Message_DialResponse, lp2p_pb_AN1Message_DialResponse, 2)
+
+
+
+
+
+
+
+
+/*==================== end src/proto/autonat.pb.c ====================*/
 /*==================== begin src/noise.c ====================*/
 /* noise.c - L4: the libp2p Noise secure channel, Noise_XX_25519_ChaChaPoly_SHA256.
  *
@@ -7179,9 +8198,11 @@ PB_BIND(lp2p_pb_PubsubIDontWant, lp2p_pb_PubsubIDontWant, AUTO)
  *     over "noise-libp2p-static-key:" || static key, the peer ID check, early muxer negotiation;
  *  3. the secure pipe: frames of u16 BE length || ciphertext (<= 65535 bytes, 65519 plaintext),
  *     k1 initiator->responder, k2 responder->initiator, little-endian 64-bit nonces.
- *     Memory: the receive buffer (one frame) is taken from the host's buffer cache only while a
- *     frame is partly received or its plaintext is partly read, the sealed-frame batch only
- *     during a write: an idle secure pipe holds neither.
+ *     Reads go ahead (several frames per syscall); a frame's tag is checked, then each read
+ *     decrypts the bytes it takes straight into the caller's buffer. Writes seal straight from
+ *     the caller's buffers (writev: a muxer's headers and the application's bytes where they
+ *     lie). Memory: the read-ahead and the sealed-frame batch come from the host's buffer cache
+ *     only while bytes are buffered or a write runs: an idle secure pipe holds neither.
  * Depends on: noise.h (pipe.h, crypto.h). */
 // (amalgamated) #include "noise.h"
 
@@ -7195,6 +8216,11 @@ PB_BIND(lp2p_pb_PubsubIDontWant, lp2p_pb_PubsubIDontWant, AUTO)
 #define LP2P__NOISE_WBATCH (4 * (LP2P__NOISE_MAX_PLAINTEXT)) /* plaintext bytes per raw write */
 #define LP2P__NOISE_WBUF (LP2P__NOISE_WBATCH + 4 * (2 + LP2P__NOISE_TAG)) /* its sealed frames */
 #define LP2P__NOISE_WSMALL 1024 /* sealed writes up to this go through the stack, not the cache */
+#define LP2P__NOISE_IOV_MAX 64  /* buffers one writev takes */
+#define LP2P__NOISE_RINL 64     /* inline receive buffer: where an idle pipe waits */
+#define LP2P__NOISE_RSMALL 4096 /* read-ahead while frames are small */
+#define LP2P__NOISE_RBIG LP2P__NOISE_WBUF /* read-ahead once a big frame arrives: four full frames
+                                           * (the same size as the write batch: one cache class) */
 
 /* Test hook: when set, supplies the X25519 private keys lp2p__noise_handshake would draw from
  * the CSPRNG (which: 0 = static, 1 = ephemeral), for known-answer tests. NULL in production. */
@@ -7372,70 +8398,88 @@ typedef struct lp2p__noise_pipe {
     uint64_t n_send, n_recv;
     int err;  /* sticky, both directions: decrypt failure, truncated frame */
     int werr; /* sticky, writes only: a raw write failed mid-frame */
-    /* read state: a frame header, then its body, possibly across calls (timeouts) */
-    uint8_t hdr[2];
-    size_t hdr_have, flen, fhave;
-    size_t poff, plen; /* decrypted bytes not yet returned, in rbuf */
-    uint8_t *rbuf;     /* LP2P__NOISE_MAX_MSG bytes while a frame is in it, else NULL */
+    /* Receive: raw bytes read ahead at [rpos, rend) of rbuf, so one syscall brings several
+     * frames. A complete frame's tag is checked first; its ciphertext then stays where it is
+     * and every read decrypts the range it takes straight into the caller's buffer: [poff,
+     * poff + plen) is the part not yet returned, pdone bytes into the frame with nonce pnonce.
+     * rbuf is rinl while nothing is buffered (an idle pipe waits there, holding no heap
+     * buffer), else a buffer from the host cache: LP2P__NOISE_RSMALL bytes for small frames,
+     * LP2P__NOISE_RBIG (four full frames) once a big one arrives. */
+    uint8_t *rbuf;
+    size_t rcap, rpos, rend;
+    size_t poff, plen, pdone;
+    uint64_t pnonce;
+    uint8_t rinl[LP2P__NOISE_RINL];
 } lp2p__noise_pipe;
 
-static uint8_t *lp2p__noise_rbuf(lp2p__noise_pipe *np) {
-    if (!np->rbuf) np->rbuf = (uint8_t *)lp2p__cache_get(np->ctx, LP2P__NOISE_MAX_MSG);
-    return np->rbuf;
-}
-
-/* Give the receive buffer back once it holds nothing (no partial frame, no plaintext left). */
-static void lp2p__noise_rbuf_done(lp2p__noise_pipe *np) {
-    if (!np->rbuf || np->fhave || np->plen) return;
-    lp2p__cache_put(np->ctx, np->rbuf, LP2P__NOISE_MAX_MSG);
-    np->rbuf = NULL;
+/* Back to the inline buffer (only when nothing is buffered): the cache buffer goes back. */
+static void lp2p__noise_rbuf_release(lp2p__noise_pipe *np) {
+    if (np->rbuf != np->rinl) lp2p__cache_put(np->ctx, np->rbuf, np->rcap);
+    np->rbuf = np->rinl, np->rcap = sizeof np->rinl, np->rpos = np->rend = 0;
 }
 
 static ptrdiff_t lp2p__noise_copy_out(lp2p__noise_pipe *np, void *buf, size_t cap) {
     size_t n = LP2P__MIN(cap, np->plen);
-    memcpy(buf, np->rbuf + np->poff, n);
-    np->poff += n, np->plen -= n;
-    lp2p__noise_rbuf_done(np);
+    lp2p__aead_xor_at(np->k_recv, np->pnonce, np->pdone, np->rbuf + np->poff, n, (uint8_t *)buf);
+    np->poff += n, np->plen -= n, np->pdone += n;
+    if (!np->plen && np->rpos == np->rend) np->rpos = np->rend = 0; /* drained: start over at the front */
     return (ptrdiff_t)n;
 }
 
-/* Decrypt the complete frame in f (flen bytes) in place; resets the frame state. Returns the
- * plaintext length or ERR_PROTOCOL (sticky). */
-static ptrdiff_t lp2p__noise_open_frame(lp2p__noise_pipe *np, uint8_t *f) {
-    size_t flen = np->flen;
-    np->hdr_have = 0, np->flen = 0, np->fhave = 0;
-    if (np->n_recv == UINT64_MAX ||
-        lp2p__aead_open(np->k_recv, np->n_recv, NULL, 0, f, flen, f) != LP2P_OK) {
+/* Room for `want` raw bytes from rpos on (no plaintext is pending when this runs): move the
+ * unread bytes to the front, or move them into a bigger buffer from the cache. */
+static int lp2p__noise_rbuf_room(lp2p__noise_pipe *np, size_t want) {
+    size_t avail = np->rend - np->rpos;
+    if (np->rcap - np->rpos >= want) return LP2P_OK;
+    if (np->rcap >= want) {
+        memmove(np->rbuf, np->rbuf + np->rpos, avail);
+        np->rpos = 0, np->rend = avail;
+        return LP2P_OK;
+    }
+    size_t cap = want <= LP2P__NOISE_RSMALL ? LP2P__NOISE_RSMALL : LP2P__NOISE_RBIG;
+    uint8_t *nb = (uint8_t *)lp2p__cache_get(np->ctx, cap);
+    if (!nb) return LP2P_ERR_NOMEM;
+    if (avail) memcpy(nb, np->rbuf + np->rpos, avail);
+    if (np->rbuf != np->rinl) lp2p__cache_put(np->ctx, np->rbuf, np->rcap);
+    np->rbuf = nb, np->rcap = cap, np->rpos = 0, np->rend = avail;
+    return LP2P_OK;
+}
+
+/* Check the tag of the complete frame at rpos (2-byte header, then flen bytes) and make its
+ * ciphertext the pending plaintext (decrypted as it is read). Returns the plaintext length or
+ * ERR_PROTOCOL (sticky). */
+static ptrdiff_t lp2p__noise_open_frame(lp2p__noise_pipe *np, size_t flen) {
+    uint8_t *f = np->rbuf + np->rpos + 2;
+    np->rpos += 2 + flen;
+    if (np->n_recv == UINT64_MAX || lp2p__aead_verify(np->k_recv, np->n_recv, f, flen - LP2P__NOISE_TAG) != LP2P_OK) {
         LP2P__WARN(np->ctx, LP2P_ERR_PROTOCOL, "noise: transport frame failed to decrypt (nonce %llu)",
                    (unsigned long long)np->n_recv);
         return np->err = LP2P_ERR_PROTOCOL;
     }
-    np->n_recv++;
-    return (ptrdiff_t)(flen - LP2P__NOISE_TAG);
+    np->pnonce = np->n_recv++;
+    np->poff = (size_t)(f - np->rbuf), np->plen = flen - LP2P__NOISE_TAG, np->pdone = 0;
+    return (ptrdiff_t)np->plen;
 }
 
-/* Read the 2-byte frame header. 1 = ready, 0 = clean EOF, < 0 error. */
-static int lp2p__noise_read_hdr(lp2p__noise_pipe *np, int64_t deadline) {
-    while (np->hdr_have < 2) {
-        ptrdiff_t r = lp2p__pipe_read(np->raw, np->hdr + np->hdr_have, 2 - np->hdr_have, deadline);
-        if (r < 0) return (int)r; /* timeout/cancel: state kept, the next call resumes */
-        if (r == 0) return np->hdr_have == 0 ? 0 : (np->err = LP2P_ERR_EOF);
-        np->hdr_have += (size_t)r;
+/* Read ahead: as many raw bytes as fit (at least one more). An empty cache buffer is kept
+ * only if the read needs no wait: a busy pipe reuses it, a pipe about to wait gives it back
+ * first. 1 = got bytes, 0 = clean EOF between frames, < 0 error (timeout/cancel: resumable). */
+static int lp2p__noise_fill(lp2p__noise_pipe *np, size_t want, int64_t deadline) {
+    ptrdiff_t r = LP2P_ERR_TIMEOUT;
+    if (np->rpos == np->rend && np->rbuf != np->rinl) {
+        np->rpos = np->rend = 0;
+        r = lp2p__pipe_read(np->raw, np->rbuf, np->rcap, LP2P_NOWAIT);
+        if (r == LP2P_ERR_TIMEOUT) lp2p__noise_rbuf_release(np);
     }
-    np->flen = lp2p__be16(np->hdr);
-    if (np->flen < LP2P__NOISE_TAG) return np->err = LP2P_ERR_PROTOCOL;
+    if (r == LP2P_ERR_TIMEOUT) {
+        int rc = lp2p__noise_rbuf_room(np, want);
+        if (rc) return rc;
+        r = lp2p__pipe_read(np->raw, np->rbuf + np->rend, np->rcap - np->rend, deadline);
+    }
+    if (r < 0) return (int)r;
+    if (r == 0) return np->rend == np->rpos ? 0 : (np->err = LP2P_ERR_EOF);
+    np->rend += (size_t)r;
     return 1;
-}
-
-/* Read frame body bytes into dst until it holds flen bytes (fhave counts them). */
-static int lp2p__noise_read_body(lp2p__noise_pipe *np, uint8_t *dst, int64_t deadline) {
-    while (np->fhave < np->flen) {
-        ptrdiff_t r = lp2p__pipe_read(np->raw, dst + np->fhave, np->flen - np->fhave, deadline);
-        if (r < 0) return (int)r;
-        if (r == 0) return np->err = LP2P_ERR_EOF;
-        np->fhave += (size_t)r;
-    }
-    return LP2P_OK;
 }
 
 static ptrdiff_t lp2p__noise_read(lp2p__pipe *p, void *buf, size_t cap, int64_t deadline) {
@@ -7444,70 +8488,95 @@ static ptrdiff_t lp2p__noise_read(lp2p__pipe *p, void *buf, size_t cap, int64_t 
     if (cap == 0) return LP2P_ERR_INVALID;
     if (np->plen) return lp2p__noise_copy_out(np, buf, cap);
     for (;;) {
-        int rc = lp2p__noise_read_hdr(np, deadline);
-        if (rc <= 0) return rc;
-        ptrdiff_t n;
-        if (np->fhave == 0 && cap >= np->flen) {
-            /* the whole ciphertext fits the caller's buffer: read and decrypt it there */
-            rc = lp2p__noise_read_body(np, (uint8_t *)buf, deadline);
-            if (rc) {
-                /* keep what arrived so the next call resumes the frame */
-                if (np->fhave && !lp2p__noise_rbuf(np)) return np->err = LP2P_ERR_NOMEM;
-                if (np->fhave) memcpy(np->rbuf, buf, np->fhave);
-                return rc;
+        size_t avail = np->rend - np->rpos, want = 2;
+        if (avail >= 2) {
+            size_t flen = lp2p__be16(np->rbuf + np->rpos);
+            if (flen < LP2P__NOISE_TAG) return np->err = LP2P_ERR_PROTOCOL;
+            want = 2 + flen;
+            if (avail >= want) {
+                ptrdiff_t n = lp2p__noise_open_frame(np, flen);
+                if (n < 0) return n;
+                if (n > 0) return lp2p__noise_copy_out(np, buf, cap);
+                if (np->rpos == np->rend) np->rpos = np->rend = 0;
+                continue; /* an empty frame: nothing for the caller, read the next one */
             }
-            n = lp2p__noise_open_frame(np, (uint8_t *)buf);
-            if (n != 0) return n; /* plaintext length, or the error */
-        } else {
-            if (!lp2p__noise_rbuf(np)) return np->err = LP2P_ERR_NOMEM;
-            rc = lp2p__noise_read_body(np, np->rbuf, deadline);
-            if (rc) {
-                lp2p__noise_rbuf_done(np); /* kept if part of the frame is in it */
-                return rc;
-            }
-            n = lp2p__noise_open_frame(np, np->rbuf);
-            np->poff = 0, np->plen = n > 0 ? (size_t)n : 0;
-            if (n <= 0) lp2p__noise_rbuf_done(np);
-            if (n < 0) return n;
-            if (n > 0) return lp2p__noise_copy_out(np, buf, cap);
         }
-        /* an empty frame: nothing for the caller, read the next one */
+        int rc = lp2p__noise_fill(np, want, deadline);
+        if (rc <= 0) return rc;
     }
 }
 
-/* Seal up to LP2P__NOISE_WBATCH plaintext bytes as frames straight from the caller's buffer
- * into out (no intermediate copy), then hand them to raw in one write. */
-static int lp2p__noise_write_batch(lp2p__noise_pipe *np, const uint8_t *src, size_t batch, uint8_t *out,
+/* Seal `total` plaintext bytes, the concatenation of n buffers, as frames of <= 65519 bytes
+ * into out, each sealed from the buffers where they lie (lp2p__aead_seal_gather). Returns the
+ * sealed length. */
+static size_t lp2p__noise_seal_iov(lp2p__noise_pipe *np, const lp2p__iov *iov, int n, uint8_t *out) {
+    const uint8_t *seg[LP2P__NOISE_IOV_MAX];
+    size_t len[LP2P__NOISE_IOV_MAX], off = 0, used = 0; /* used: bytes of iov[i] already sealed */
+    for (int i = 0; i < n;) {
+        int k = 0;
+        size_t c = 0;
+        while (i < n && c < LP2P__NOISE_MAX_PLAINTEXT) {
+            size_t take = LP2P__MIN(iov[i].n - used, (size_t)LP2P__NOISE_MAX_PLAINTEXT - c);
+            if (take) seg[k] = (const uint8_t *)iov[i].p + used, len[k++] = take, c += take;
+            used += take;
+            if (used == iov[i].n) i++, used = 0;
+        }
+        if (!c) break;
+        lp2p__put_be16(out + off, (uint16_t)(c + LP2P__NOISE_TAG));
+        lp2p__aead_seal_gather(np->k_send, np->n_send++, seg, len, k, out + off + 2);
+        off += 2 + c + LP2P__NOISE_TAG;
+    }
+    return off;
+}
+
+/* Up to LP2P__NOISE_WBATCH plaintext bytes from n buffers: sealed into the caller's stack
+ * buffer (LP2P__NOISE_WSMALL bytes) if they fit, else a cache buffer, then handed to raw in
+ * one write. */
+static int lp2p__noise_write_batch(lp2p__noise_pipe *np, const lp2p__iov *iov, int n, size_t total, uint8_t *small,
                                    int64_t deadline) {
-    size_t frames = (batch + LP2P__NOISE_MAX_PLAINTEXT - 1) / LP2P__NOISE_MAX_PLAINTEXT, off = 0;
+    uint8_t *out = small;
+    size_t frames = (total + LP2P__NOISE_MAX_PLAINTEXT - 1) / LP2P__NOISE_MAX_PLAINTEXT;
     /* nonce 2^64-1 is reserved (Noise §5.1): the last frame may use 2^64-2 */
     if (frames > UINT64_MAX - np->n_send) return np->werr = LP2P_ERR_LIMIT;
-    for (size_t done = 0; done < batch;) {
-        size_t c = LP2P__MIN(batch - done, (size_t)LP2P__NOISE_MAX_PLAINTEXT);
-        lp2p__put_be16(out + off, (uint16_t)(c + LP2P__NOISE_TAG));
-        lp2p__aead_seal(np->k_send, np->n_send++, NULL, 0, src + done, c, out + off + 2);
-        off += 2 + c + LP2P__NOISE_TAG, done += c;
-    }
+    if (total + frames * (2 + LP2P__NOISE_TAG) > LP2P__NOISE_WSMALL &&
+        !(out = (uint8_t *)lp2p__cache_get(np->ctx, LP2P__NOISE_WBUF)))
+        return LP2P_ERR_NOMEM;
+    size_t off = lp2p__noise_seal_iov(np, iov, n, out);
     int rc = lp2p__pipe_write(np->raw, out, off, deadline);
+    if (out != small) lp2p__cache_put(np->ctx, out, LP2P__NOISE_WBUF);
     return rc ? (np->werr = rc) : LP2P_OK; /* an unknown prefix went out: the stream is desynced */
 }
 
 static int lp2p__noise_write(lp2p__pipe *p, const void *buf, size_t len, int64_t deadline) {
     lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
     const uint8_t *src = (const uint8_t *)buf;
-    uint8_t small[LP2P__NOISE_WSMALL], *out = small;
+    uint8_t small[LP2P__NOISE_WSMALL];
     int rc = LP2P_OK;
     if (np->err) return np->err;
     if (np->werr) return np->werr;
-    if (len + 2 + LP2P__NOISE_TAG > sizeof small && !(out = (uint8_t *)lp2p__cache_get(np->ctx, LP2P__NOISE_WBUF)))
-        return LP2P_ERR_NOMEM;
     while (len > 0 && rc == LP2P_OK) {
         size_t batch = LP2P__MIN(len, (size_t)LP2P__NOISE_WBATCH);
-        rc = lp2p__noise_write_batch(np, src, batch, out, deadline);
+        lp2p__iov one = {src, batch};
+        rc = lp2p__noise_write_batch(np, &one, 1, batch, small, deadline);
         src += batch, len -= batch;
     }
-    if (out != small) lp2p__cache_put(np->ctx, out, LP2P__NOISE_WBUF);
     return rc;
+}
+
+/* The muxer's frame headers and the application's bytes, sealed where they lie: no copy into
+ * a staging buffer. Everything is sealed before the one raw write (pipe.h: the owners may
+ * reuse the buffers once we can wait), so at most LP2P__NOISE_WBATCH bytes in
+ * LP2P__NOISE_IOV_MAX buffers. */
+static int lp2p__noise_writev(lp2p__pipe *p, const lp2p__iov *iov, int n, int64_t deadline) {
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
+    uint8_t small[LP2P__NOISE_WSMALL];
+    size_t total = 0;
+    if (np->err) return np->err;
+    if (np->werr) return np->werr;
+    if (n < 0 || n > LP2P__NOISE_IOV_MAX) return LP2P_ERR_INVALID;
+    for (int i = 0; i < n; i++) total += iov[i].n;
+    if (total > LP2P__NOISE_WBATCH) return LP2P_ERR_INVALID;
+    return total ? lp2p__noise_write_batch(np, iov, n, total, small, deadline) : LP2P_OK;
 }
 
 static int lp2p__noise_close_write(lp2p__pipe *p) {
@@ -7518,7 +8587,7 @@ static int lp2p__noise_close_write(lp2p__pipe *p) {
 static void lp2p__noise_pipe_free(lp2p__noise_pipe *np) {
     lp2p__noise_wipe(np->k_send, 32);
     lp2p__noise_wipe(np->k_recv, 32);
-    lp2p__cache_put(np->ctx, np->rbuf, LP2P__NOISE_MAX_MSG);
+    lp2p__noise_rbuf_release(np);
     lp2p__free(np->ctx, np, sizeof *np);
 }
 
@@ -7535,7 +8604,8 @@ static void lp2p__noise_close(lp2p__pipe *p) {
 }
 
 static const lp2p__pipe_vt lp2p__noise_vt = {
-    lp2p__noise_read, lp2p__noise_write, lp2p__noise_close_write, lp2p__noise_reset, lp2p__noise_close,
+    lp2p__noise_read,  lp2p__noise_write, lp2p__noise_close_write,
+    lp2p__noise_reset, lp2p__noise_close, lp2p__noise_writev,
 };
 
 static lp2p__noise_pipe *lp2p__noise_pipe_new(lp2p__ctx *ctx, lp2p__pipe *raw) {
@@ -7544,6 +8614,7 @@ static lp2p__noise_pipe *lp2p__noise_pipe_new(lp2p__ctx *ctx, lp2p__pipe *raw) {
     np->base.vt = &lp2p__noise_vt;
     np->ctx = ctx;
     np->raw = raw;
+    np->rbuf = np->rinl, np->rcap = sizeof np->rinl;
     return np;
 }
 
@@ -7661,7 +8732,8 @@ static size_t lp2p__noise_payload_build(const lp2p__identity *self, const uint8_
 typedef struct lp2p__noise_run {
     lp2p__ctx *ctx;
     lp2p__pipe *raw;
-    lp2p__noise_pipe *np; /* its rbuf receives handshake messages (held for the handshake) */
+    lp2p__noise_pipe *np;
+    uint8_t *msg; /* LP2P__NOISE_MAX_MSG bytes from the cache: the peer's handshake messages */
     lp2p__noise_hs hs;
     const lp2p__identity *self;
     const lp2p_peer_id *expected;
@@ -7682,16 +8754,16 @@ static int lp2p__noise_send(lp2p__noise_run *r, const uint8_t *payload, size_t n
     return rc;
 }
 
-/* Read and process the peer's next message; *payload points into rbuf. */
+/* Read and process the peer's next message; *payload points into r->msg. */
 static ptrdiff_t lp2p__noise_recv(lp2p__noise_run *r, uint8_t **payload) {
     uint8_t hdr[2];
     int rc = lp2p__pipe_read_full(r->raw, hdr, 2, r->deadline);
     if (rc) return rc;
     size_t len = lp2p__be16(hdr), off = 0;
-    rc = lp2p__pipe_read_full(r->raw, r->np->rbuf, len, r->deadline);
+    rc = lp2p__pipe_read_full(r->raw, r->msg, len, r->deadline);
     if (rc) return rc;
-    ptrdiff_t n = lp2p__noise_hs_read(&r->hs, r->np->rbuf, len, &off);
-    if (n >= 0) *payload = r->np->rbuf + off;
+    ptrdiff_t n = lp2p__noise_hs_read(&r->hs, r->msg, len, &off);
+    if (n >= 0) *payload = r->msg + off;
     return n;
 }
 
@@ -7795,7 +8867,7 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
     lp2p__noise_pipe *np = lp2p__noise_pipe_new(ctx, raw);
     lp2p__noise_run *r = (lp2p__noise_run *)lp2p__zalloc(ctx, sizeof *r);
     int rc = LP2P_ERR_NOMEM;
-    if (!tmp || !np || !r || !lp2p__noise_rbuf(np)) goto done;
+    if (!tmp || !np || !r || !(r->msg = (uint8_t *)lp2p__cache_get(ctx, LP2P__NOISE_MAX_MSG))) goto done;
     /* the static key is per session (spec: SHOULD NOT be persisted) */
     for (int which = 0; which < 2; which++) {
         if (lp2p__noise_key_hook) lp2p__noise_key_hook(initiator, which, keys[which]);
@@ -7811,8 +8883,6 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
         rc = LP2P_ERR_HANDSHAKE;
     }
     if (rc == LP2P_OK) {
-        lp2p__cache_put(ctx, np->rbuf, LP2P__NOISE_MAX_MSG); /* transport frames take it again */
-        np->rbuf = NULL;
         lp2p__noise_hs_split(&r->hs, keys[0], keys[1]);
         memcpy(np->k_send, keys[initiator ? 0 : 1], 32);
         memcpy(np->k_recv, keys[initiator ? 1 : 0], 32);
@@ -7822,6 +8892,7 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
     }
 done:
     if (np) lp2p__noise_pipe_free(np);
+    if (r) lp2p__cache_put(ctx, r->msg, LP2P__NOISE_MAX_MSG);
     if (r) lp2p__noise_wipe(r, sizeof *r), lp2p__free(ctx, r, sizeof *r);
     lp2p__free(ctx, tmp, sizeof *tmp);
     lp2p__noise_wipe(keys, sizeof keys);
@@ -7843,6 +8914,9 @@ done:
  * session holds no big buffer and parks no writer: the writer task is started when there is
  * something to send and ends (returning its batch buffer to the host's cache) when there is
  * nothing left.
+ * Data path: payloads of 2 KiB or more are not copied into the writer's batch when the pipe
+ * takes buffer lists (Noise seals them where they lie); a payload for a stream whose reader
+ * is parked with nothing buffered is read straight into that reader's buffer.
  * Depends on: yamux.h (pipe.h, runtime.h). */
 // (amalgamated) #include "yamux.h"
 
@@ -7863,7 +8937,11 @@ done:
 #define LP2P__Y_CTL 256                     /* queued session-level frames (pongs, refusals) */
 #define LP2P__Y_SMALL 2048                  /* payloads up to this are copied via the stack */
 #define LP2P__Y_CHUNK_SMALL 16384           /* chunk size that small payloads are packed into */
-#define LP2P__Y_CHUNK_BIG (256u * 1024)     /* large payloads are read straight into chunks */
+#define LP2P__Y_CHUNK_STD 65536u            /* large payloads are read straight into chunks of this size, */
+#define LP2P__Y_CHUNK_MIN_STD 32768u        /* from this much on (smaller: exact size); via the host cache */
+#define LP2P__Y_IOV 32                      /* buffers in one batch handed to writev */
+#define LP2P__Y_ZC_MIN 2048                 /* payloads from this size are sealed where they lie */
+#define LP2P__Y_TUNE_RTT_MIN_US 1000       /* window tuning counts a shorter measured RTT as this */
 #define LP2P__Y_WRITE_TIMEOUT_MS 10000      /* go-yamux ConnectionWriteTimeout */
 #define LP2P__Y_CLOSE_FLUSH_MS 1000         /* final flush (FINs, GoAway) after close */
 
@@ -7893,6 +8971,10 @@ struct lp2p__ystream {
     uint64_t send_window;
     const uint8_t *wptr; /* the parked writer's remaining bytes */
     size_t wlen;
+    /* the parked reader's buffer (its stream had nothing buffered): the reader task copies
+     * payload it can get without waiting straight into it; dst_len bytes delivered so far */
+    uint8_t *dst;
+    size_t dst_cap, dst_len;
     lp2p__ystream *dirty_next, *ready_next;
 };
 
@@ -7924,6 +9006,7 @@ struct lp2p__yamux {
     bool writer_on;     /* the writer task exists */
     bool writer_broken; /* a write failed: no more writes */
     uint8_t *wbuf;      /* the writer's batch (LP2P__Y_WBUF bytes), only while it runs */
+    bool handed;        /* the reader delivered straight to a parked app reader: let it run next */
 };
 
 LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway);
@@ -7984,12 +9067,25 @@ LP2P__PRIV void lp2p__ymx_task_exit(lp2p__yamux *y, bool pipe_user) {
 }
 
 /* ---- stream memory ---------------------------------------------------------------------- */
+/* Standard-size chunks go through the host's buffer cache: a busy stream does not call the
+ * allocator per frame, an idle host keeps none (the cache is trimmed). */
+LP2P__PRIV lp2p__ychunk *lp2p__ymx_chunk_new(lp2p__yamux *y, uint32_t cap) {
+    lp2p__ychunk *c = (lp2p__ychunk *)(cap == LP2P__Y_CHUNK_STD ? lp2p__cache_get(y->ctx, sizeof *c + cap)
+                                                                 : lp2p__alloc(y->ctx, sizeof *c + cap));
+    if (c) c->cap = cap;
+    return c;
+}
+
+LP2P__PRIV void lp2p__ymx_chunk_free(lp2p__yamux *y, lp2p__ychunk *c) {
+    if (c->cap == LP2P__Y_CHUNK_STD) lp2p__cache_put(y->ctx, c, sizeof *c + c->cap);
+    else lp2p__free(y->ctx, c, sizeof *c + c->cap);
+}
+
 LP2P__PRIV void lp2p__ys_free_chunks(lp2p__ystream *st) {
-    lp2p__ctx *ctx = st->y->ctx;
     while (st->head) {
         lp2p__ychunk *c = st->head;
         st->head = c->next;
-        lp2p__free(ctx, c, sizeof *c + c->cap);
+        lp2p__ymx_chunk_free(st->y, c);
     }
     st->tail = NULL;
     st->buffered = 0;
@@ -8206,11 +9302,16 @@ LP2P__PRIV void lp2p__ymx_fail(lp2p__yamux *y, int err, int goaway) {
 /* ---- flow control ----------------------------------------------------------------------- */
 /* Window to grant now (and account it as granted). tune: this is a plain window update, so
  * apply go-yamux's rule - if the previous update was less than 4 RTT ago the window is too
- * small for the path: double it (bounded by max_window and the session budget). */
+ * small for the path: double it (bounded by max_window and the session budget). A measured
+ * RTT under 1 ms counts as 1 ms: on loopback and LANs the wire RTT (~0.1 ms) is far below the
+ * scheduling jitter of the two ends, and a window of ~1 ms of data stalls the sender whenever
+ * the receiver is descheduled (512 MiB loopback upload on a loaded 2-CPU machine, median of
+ * 6: 1.40 s with the 2 MiB windows the raw RTT gave, 1.20 s with 8 MiB). */
 LP2P__PRIV uint32_t lp2p__ys_grant(lp2p__yamux *y, lp2p__ystream *st, bool tune) {
     if (st->recv_fin || st->rerr || !st->app_held) return 0;
     int64_t now = lp2p__now_us();
-    if (tune && y->rtt_us > 0 && now - st->last_wu_us < 4 * y->rtt_us && st->recv_max < y->cfg.max_window) {
+    int64_t rtt = LP2P__MAX(y->rtt_us, (int64_t)LP2P__Y_TUNE_RTT_MIN_US);
+    if (tune && y->rtt_us > 0 && now - st->last_wu_us < 4 * rtt && st->recv_max < y->cfg.max_window) {
         uint64_t grow = LP2P__MIN((uint64_t)st->recv_max * 2, (uint64_t)y->cfg.max_window) - st->recv_max;
         uint64_t left = y->cfg.max_conn_window > y->conn_window_used ? y->cfg.max_conn_window - y->conn_window_used : 0;
         grow = LP2P__MIN(grow, left);
@@ -8259,11 +9360,32 @@ LP2P__PRIV size_t lp2p__ys_build_ctl(lp2p__yamux *y, lp2p__ystream *st, uint8_t 
     return LP2P__Y_HDR;
 }
 
-/* Data frames round-robin over ready streams, each <= one Noise frame with its header. */
-LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, uint8_t *b, size_t n) {
-    while (y->ready_head && LP2P__Y_WBUF - n > LP2P__Y_HDR) {
+/* One batch of the writer (on its stack): frames built into y->wbuf, and for pipes with
+ * writev the batch as a list of wbuf's runs and app writers' own buffers. */
+typedef struct lp2p__ybatch {
+    lp2p__iov iov[LP2P__Y_IOV];
+    int niov;
+    size_t mark, ext; /* wbuf bytes already in iov; batch bytes outside wbuf */
+} lp2p__ybatch;
+
+/* Put a writer's own buffer into the batch after wbuf[0, n) (pipes with writev only). */
+LP2P__PRIV void lp2p__ymx_batch_ext(lp2p__yamux *y, lp2p__ybatch *bt, size_t n, const void *p, size_t k) {
+    if (n > bt->mark) bt->iov[bt->niov++] = (lp2p__iov){y->wbuf + bt->mark, n - bt->mark};
+    bt->iov[bt->niov++] = (lp2p__iov){p, k};
+    bt->mark = n;
+    bt->ext += k;
+}
+
+/* Data frames round-robin over ready streams, each <= one Noise frame with its header. When
+ * the pipe takes buffer lists, payloads of LP2P__Y_ZC_MIN bytes or more are not copied: the
+ * batch points into the app writer's buffer, which the pipe reads before it can wait
+ * (pipe.h), that is before the woken app writer can run again. */
+LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, lp2p__ybatch *bt, size_t n) {
+    bool zc = y->pipe->vt->writev != NULL;
+    uint8_t *b = y->wbuf;
+    while (y->ready_head && LP2P__Y_WBUF - (n + bt->ext) > LP2P__Y_HDR) {
         lp2p__ystream *st = y->ready_head;
-        size_t room = LP2P__Y_WBUF - n - LP2P__Y_HDR;
+        size_t room = LP2P__Y_WBUF - (n + bt->ext) - LP2P__Y_HDR;
         size_t k = LP2P__MIN(LP2P__MIN(st->wlen, (size_t)st->send_window), LP2P__MIN(room, (size_t)LP2P__YAMUX_MAX_PAYLOAD));
         if (k == room && room < 4096 && k < st->wlen) break; /* no tiny tail fragments: next batch */
         y->ready_head = st->ready_next;
@@ -8271,8 +9393,13 @@ LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, uint8_t *b, size_t n) {
         st->in_ready = false;
         if (!k || st->werr) continue;
         lp2p__ymx_hdr(b + n, LP2P__Y_DATA, lp2p__ys_take_open_flags(st), st->id, (uint32_t)k);
-        memcpy(b + n + LP2P__Y_HDR, st->wptr, k);
-        n += LP2P__Y_HDR + k;
+        if (zc && k >= LP2P__Y_ZC_MIN && bt->niov + 3 <= LP2P__Y_IOV) {
+            n += LP2P__Y_HDR;
+            lp2p__ymx_batch_ext(y, bt, n, st->wptr, k);
+        } else {
+            memcpy(b + n + LP2P__Y_HDR, st->wptr, k);
+            n += LP2P__Y_HDR + k;
+        }
         st->wptr += k, st->wlen -= k, st->send_window -= k;
         if (!st->wlen) lp2p__waitq_wake_all(y->s, &st->wq);
         else if (st->send_window) lp2p__ys_ready_push(st);
@@ -8282,9 +9409,10 @@ LP2P__PRIV size_t lp2p__ymx_build_data(lp2p__yamux *y, uint8_t *b, size_t n) {
 
 /* One batch: our ping, pongs and refusals, stream control frames, then data (or, at the
  * final flush, GoAway instead of data). */
-LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, bool final) {
+LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, lp2p__ybatch *bt, bool final) {
     uint8_t *b = y->wbuf;
     size_t n = 0;
+    bt->niov = 0, bt->mark = 0, bt->ext = 0;
     if (y->ping_send && !final) {
         lp2p__ymx_hdr(b, LP2P__Y_PING, LP2P__Y_SYN, 0, y->ping_id);
         n += LP2P__Y_HDR;
@@ -8303,12 +9431,19 @@ LP2P__PRIV size_t lp2p__ymx_build(lp2p__yamux *y, bool final) {
         n += lp2p__ys_build_ctl(y, st, b + n);
         lp2p__ys_unref(st);
     }
-    if (!final) return lp2p__ymx_build_data(y, b, n);
+    if (!final) return lp2p__ymx_build_data(y, bt, n);
     if (y->goaway_send >= 0 && n + LP2P__Y_HDR <= LP2P__Y_WBUF) {
         lp2p__ymx_hdr(b + n, LP2P__Y_GOAWAY, 0, 0, (uint32_t)y->goaway_send);
         n += LP2P__Y_HDR;
     }
     return n;
+}
+
+/* Send a built batch: wbuf[0, n) alone, or the buffer list. */
+LP2P__PRIV int lp2p__ymx_flush(lp2p__yamux *y, lp2p__ybatch *bt, size_t n, int64_t deadline) {
+    if (!bt->niov) return lp2p__pipe_write(y->pipe, y->wbuf, n, deadline);
+    if (n > bt->mark) bt->iov[bt->niov++] = (lp2p__iov){y->wbuf + bt->mark, n - bt->mark};
+    return y->pipe->vt->writev(y->pipe, bt->iov, bt->niov, deadline);
 }
 
 LP2P__PRIV bool lp2p__ymx_writer_has_work(lp2p__yamux *y) {
@@ -8319,15 +9454,16 @@ LP2P__PRIV bool lp2p__ymx_writer_has_work(lp2p__yamux *y) {
  * session died it sends the final flush once (when asked for) and drops what is left. */
 LP2P__PRIV void lp2p__ymx_writer_main(void *arg) {
     lp2p__yamux *y = (lp2p__yamux *)arg;
+    lp2p__ybatch bt;
     y->wbuf = (uint8_t *)lp2p__cache_get(y->ctx, LP2P__Y_WBUF);
     if (!y->wbuf) {
         y->writer_broken = true;
         lp2p__ymx_fail(y, LP2P_ERR_NOMEM, -1);
     }
     while (!y->dead && lp2p__ymx_writer_has_work(y)) {
-        size_t n = lp2p__ymx_build(y, false);
-        if (!n) continue;
-        int rc = lp2p__pipe_write(y->pipe, y->wbuf, n, lp2p_deadline_in(LP2P__Y_WRITE_TIMEOUT_MS));
+        size_t n = lp2p__ymx_build(y, &bt, false);
+        if (!n && !bt.niov) continue;
+        int rc = lp2p__ymx_flush(y, &bt, n, lp2p_deadline_in(LP2P__Y_WRITE_TIMEOUT_MS));
         if (rc < 0) {
             if (!y->dead) LP2P__DEBUG(y->ctx, "yamux: write failed: %s", lp2p_strerror(rc));
             y->writer_broken = true;
@@ -8335,7 +9471,7 @@ LP2P__PRIV void lp2p__ymx_writer_main(void *arg) {
         }
     }
     if (y->dead && !y->writer_broken && y->goaway_send >= 0) {
-        size_t n = lp2p__ymx_build(y, true);
+        size_t n = lp2p__ymx_build(y, &bt, true);
         y->goaway_send = -1; /* once */
         if (n) (void)lp2p__pipe_write(y->pipe, y->wbuf, n, lp2p_deadline_in(LP2P__Y_CLOSE_FLUSH_MS));
     }
@@ -8385,19 +9521,38 @@ LP2P__PRIV int lp2p__ys_append(lp2p__ystream *st, const uint8_t *p, size_t n) {
     }
     if (!n) return LP2P_OK;
     uint32_t cap = (uint32_t)LP2P__MAX(n, (size_t)LP2P__Y_CHUNK_SMALL);
-    lp2p__ychunk *c = (lp2p__ychunk *)lp2p__alloc(st->y->ctx, sizeof *c + cap);
+    lp2p__ychunk *c = lp2p__ymx_chunk_new(st->y, cap);
     if (!c) return LP2P_ERR_NOMEM;
-    c->cap = cap, c->rpos = 0, c->wpos = (uint32_t)n;
+    c->rpos = 0, c->wpos = (uint32_t)n;
     memcpy(c->data, p, n);
     lp2p__ys_link(st, c);
     st->buffered += n;
     return LP2P_OK;
 }
 
-/* Read a data payload for st (counted against its window already) into its buffer. Large
- * payloads are read straight into chunks of their own size: one copy pipe -> chunk. */
+/* A reader is parked on st with nothing buffered: copy what the pipe already holds (never
+ * waiting, so the reader's buffer is only touched while it is parked) straight into its
+ * buffer. Returns the bytes of the payload still to read, or an error. */
+LP2P__PRIV ptrdiff_t lp2p__ys_deliver_direct(lp2p__yamux *y, lp2p__ystream *st, uint32_t len) {
+    while (len && st->dst && !st->buffered && st->dst_len < st->dst_cap) {
+        size_t want = LP2P__MIN((size_t)len, st->dst_cap - st->dst_len);
+        ptrdiff_t r = lp2p__pipe_read(y->pipe, st->dst + st->dst_len, want, LP2P_NOWAIT);
+        if (r == LP2P_ERR_TIMEOUT) break; /* the rest is not here yet */
+        if (r <= 0) return r == 0 ? LP2P_ERR_EOF : r;
+        st->dst_len += (size_t)r, len -= (uint32_t)r;
+        y->handed = true;
+    }
+    return len;
+}
+
+/* Read a data payload for st (counted against its window already): into a parked reader's
+ * buffer as far as possible, the rest into the stream's chunks (large payloads are read
+ * straight into them: one copy pipe -> chunk). */
 LP2P__PRIV int lp2p__ys_recv_payload(lp2p__yamux *y, lp2p__ystream *st, uint32_t len) {
     if (!lp2p__ys_wants_data(st)) return lp2p__ymx_discard(y, len);
+    ptrdiff_t left = lp2p__ys_deliver_direct(y, st, len);
+    if (left < 0) return (int)left;
+    len = (uint32_t)left;
     int rc = LP2P_OK;
     while (len && rc == LP2P_OK) {
         if (len <= LP2P__Y_SMALL) {
@@ -8406,15 +9561,15 @@ LP2P__PRIV int lp2p__ys_recv_payload(lp2p__yamux *y, lp2p__ystream *st, uint32_t
             if (rc == LP2P_OK && lp2p__ys_wants_data(st)) rc = lp2p__ys_append(st, tmp, len);
             break;
         }
-        uint32_t k = LP2P__MIN(len, LP2P__Y_CHUNK_BIG);
-        lp2p__ychunk *c = (lp2p__ychunk *)lp2p__alloc(y->ctx, sizeof *c + k);
+        uint32_t k = LP2P__MIN(len, LP2P__Y_CHUNK_STD);
+        lp2p__ychunk *c = lp2p__ymx_chunk_new(y, k >= LP2P__Y_CHUNK_MIN_STD ? LP2P__Y_CHUNK_STD : k);
         if (!c) return LP2P_ERR_NOMEM;
-        c->cap = k, c->rpos = 0, c->wpos = k;
+        c->rpos = 0, c->wpos = k;
         rc = lp2p__pipe_read_full(y->pipe, c->data, k, lp2p__ymx_body_deadline(y));
         if (rc == LP2P_OK && lp2p__ys_wants_data(st)) {
             lp2p__ys_link(st, c);
             st->buffered += k;
-        } else lp2p__free(y->ctx, c, sizeof *c + k);
+        } else lp2p__ymx_chunk_free(y, c);
         len -= k;
     }
     lp2p__waitq_wake_all(y->s, &st->rq);
@@ -8657,6 +9812,12 @@ LP2P__PRIV void lp2p__ymx_reader_main(void *arg) {
     size_t have = 0;
     if (!y->dead) lp2p__ymx_ping_queue(y); /* at once: the RTT drives window tuning (go and js do the same) */
     while (!y->dead) {
+        if (y->handed) { /* let that reader take the data and park again with an empty buffer, so
+                          * the next frame goes straight to it too instead of into chunks */
+            y->handed = false;
+            (void)lp2p__yield(y->s); /* canceled: the session is ending, the loop sees it */
+            continue;
+        }
         ptrdiff_t r = lp2p__pipe_read(y->pipe, h + have, sizeof h - have, lp2p__ymx_keepalive_due(y));
         int rc = r > 0 ? LP2P_OK : r == 0 ? LP2P_ERR_EOF : (int)r;
         if (r > 0 && (have += (size_t)r) == sizeof h) {
@@ -8710,7 +9871,7 @@ LP2P__PRIV size_t lp2p__ys_copy_out(lp2p__ystream *st, uint8_t *out, size_t cap)
         if (c->rpos == c->wpos) {
             st->head = c->next;
             if (!st->head) st->tail = NULL;
-            lp2p__free(st->y->ctx, c, sizeof *c + c->cap);
+            lp2p__ymx_chunk_free(st->y, c);
         }
     }
     st->buffered -= n;
@@ -8733,7 +9894,15 @@ LP2P__PRIV ptrdiff_t lp2p__ys_read(lp2p__pipe *p, void *buf, size_t cap, int64_t
         }
         if (st->rerr) { r = st->rerr; break; }
         if (st->recv_fin) { r = 0; break; }
+        st->dst = (uint8_t *)buf, st->dst_cap = cap, st->dst_len = 0;
         int rc = lp2p__waitq_wait(st->y->s, &st->rq, deadline);
+        size_t got = st->dst_len; /* delivered while we were parked: ours even after a timeout */
+        st->dst = NULL, st->dst_cap = st->dst_len = 0;
+        if (got) {
+            r = (ptrdiff_t)got;
+            lp2p__ys_after_read(st);
+            break;
+        }
         if (rc < 0) { r = rc; break; }
     }
     st->reading = false;
@@ -8827,7 +9996,8 @@ LP2P__PRIV void lp2p__ys_close(lp2p__pipe *p) {
 }
 
 LP2P__PRIV const lp2p__pipe_vt *lp2p__ystream_vtable(void) {
-    static const lp2p__pipe_vt vt = {lp2p__ys_read, lp2p__ys_write, lp2p__ys_close_write, lp2p__ys_reset, lp2p__ys_close};
+    static const lp2p__pipe_vt vt = {lp2p__ys_read,  lp2p__ys_write, lp2p__ys_close_write,
+                                     lp2p__ys_reset, lp2p__ys_close, NULL};
     return &vt;
 }
 
@@ -9075,10 +10245,42 @@ LP2P__PRIV void lp2p__swarm_reap(lp2p_host *h) {
 }
 
 
+/* The best live connection: a direct one before a limited (relayed) one. */
 LP2P__PRIV lp2p__conn *lp2p__swarm_find_conn(lp2p_host *h, const lp2p_peer_id *peer) {
+    lp2p__conn *limited = NULL;
     for (lp2p__conn *c = h->conns; c; c = c->next)
-        if (!c->closed && lp2p_peer_id_eq(&c->peer, peer)) return c;
-    return NULL;
+        if (!c->closed && lp2p_peer_id_eq(&c->peer, peer)) {
+            if (!c->limited) return c;
+            if (!limited) limited = c;
+        }
+    return limited;
+}
+
+LP2P__PRIV bool lp2p__ma_is_circuit(const lp2p__ma *ma) {
+    size_t off = 0, vn;
+    uint32_t code;
+    const uint8_t *v;
+    while (lp2p__ma_next(ma, &off, &code, &v, &vn))
+        if (code == LP2P__MA_P2P_CIRCUIT) return true;
+    return false;
+}
+
+static bool lp2p__ma_is_127(const lp2p__ma *ma) {
+    static const uint8_t one16[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return (ma->len >= 5 && ma->b[0] == LP2P__MA_IP4 && ma->b[1] == 127) ||
+           (ma->len >= 17 && ma->b[0] == LP2P__MA_IP6 && memcmp(ma->b + 1, one16, 16) == 0);
+}
+
+LP2P__PRIV int lp2p__swarm_listen_port(lp2p_host *h, const lp2p__ma *addr) {
+    for (lp2p__listener *l = h->listeners; l; l = l->next) {
+        size_t off = 0, vn;
+        uint32_t code = 0, code2 = 0;
+        const uint8_t *v, *pv;
+        if (!l->tcp || !addr->len || l->addr.b[0] != addr->b[0]) continue; /* same family (ip4/ip6 code) */
+        lp2p__ma_next(&l->addr, &off, &code, &v, &vn);
+        if (lp2p__ma_next(&l->addr, &off, &code2, &pv, &vn) && code2 == LP2P__MA_TCP) return lp2p__be16(pv);
+    }
+    return 0;
 }
 
 LP2P__PRIV void lp2p__swarm_add_notifee(lp2p_host *h, lp2p__notifee *n) {
@@ -9137,13 +10339,13 @@ static void lp2p__conn_on_stream(void *user, lp2p__yamux *y, lp2p__pipe *stream)
 
 /* Wrap an upgraded secure pipe into a connection and announce it. Takes ownership of secure. */
 static int lp2p__conn_setup(lp2p_host *h, lp2p__pipe *secure, const lp2p__noise_result *nr, bool outbound,
-                            const lp2p__ma *local, const lp2p__ma *remote, lp2p__conn **out) {
+                            const lp2p__ma *local, const lp2p__ma *remote, bool limited, lp2p__conn **out) {
     lp2p__conn *c = (lp2p__conn *)lp2p__zalloc(&h->ctx, sizeof *c);
     if (!c) {
         secure->vt->reset(secure);
         return LP2P_ERR_NOMEM;
     }
-    c->h = h, c->peer = nr->remote_id, c->outbound = outbound, c->opened_at = lp2p_now();
+    c->h = h, c->peer = nr->remote_id, c->outbound = outbound, c->opened_at = lp2p_now(), c->limited = limited;
     if (local) c->local = *local;
     if (remote) c->remote = *remote;
     c->refs = 1; /* the host list's; callers that keep c take their own */
@@ -9170,12 +10372,13 @@ static int lp2p__conn_setup(lp2p_host *h, lp2p__pipe *secure, const lp2p__noise_
         p->pubkey = (uint8_t *)lp2p__alloc(&h->ctx, nr->remote_pubkey_len);
         if (p->pubkey) memcpy(p->pubkey, nr->remote_pubkey, nr->remote_pubkey_len), p->pubkey_len = nr->remote_pubkey_len;
     }
-    if (outbound && remote) lp2p__peerstore_add_addr(h, &c->peer, remote, 60 * 60 * 1000);
+    if (outbound && remote && !limited) lp2p__peerstore_add_addr(h, &c->peer, remote, 60 * 60 * 1000);
     char addr[LP2P__MA_STRLEN];
     if (remote) lp2p__ma_str(remote, addr, sizeof addr);
     lp2p__host_emit(h, LP2P_EVENT_PEER_CONNECTED, &c->peer, remote ? addr : NULL, NULL, NULL, 0);
     for (lp2p__notifee *n = h->notifees; n; n = n->next)
         if (n->connected) n->connected(n->user, c);
+    lp2p__waitq_wake_all(h->sched, &h->conn_wait);
     *out = c;
     return LP2P_OK;
 }
@@ -9202,7 +10405,8 @@ static int lp2p__list_yamux(void *user, const char **protos, int max) {
 
 /* Secure + multiplex raw. raw is always consumed (owned by the connection or freed). */
 static int lp2p__upgrade(lp2p_host *h, lp2p__pipe *raw, bool outbound, const lp2p_peer_id *expected,
-                         const lp2p__ma *local, const lp2p__ma *remote, lp2p__conn **out, int64_t deadline) {
+                         const lp2p__ma *local, const lp2p__ma *remote, bool limited, lp2p__conn **out,
+                         int64_t deadline) {
     char proto[LP2P__MSS_MAX + 1];
     lp2p__pipe *p = raw, *secure = NULL;
     lp2p__noise_result *nr = (lp2p__noise_result *)lp2p__alloc(&h->ctx, sizeof *nr);
@@ -9225,12 +10429,21 @@ static int lp2p__upgrade(lp2p_host *h, lp2p__pipe *raw, bool outbound, const lp2
         rc = LP2P_ERR_HANDSHAKE;
         goto fail;
     }
-    rc = lp2p__conn_setup(h, secure, nr, outbound, local, remote, out);
+    rc = lp2p__conn_setup(h, secure, nr, outbound, local, remote, limited, out);
     lp2p__free(&h->ctx, nr, sizeof *nr);
     return rc;
 fail:
     p->vt->reset(p);
     lp2p__free(&h->ctx, nr, sizeof *nr);
+    return rc;
+}
+
+LP2P__PRIV int lp2p__swarm_upgrade(lp2p_host *h, lp2p__pipe *raw, bool initiator, const lp2p_peer_id *expected,
+                                   const lp2p__ma *local, const lp2p__ma *remote, bool limited, lp2p__conn **out_ref,
+                                   int64_t deadline) {
+    lp2p__conn *c = NULL;
+    int rc = lp2p__upgrade(h, raw, initiator, expected, local, remote, limited, &c, deadline);
+    if (rc == LP2P_OK && out_ref) c->refs++, *out_ref = c;
     return rc;
 }
 
@@ -9246,7 +10459,11 @@ static void lp2p__inbound_task(void *arg) {
     lp2p_host *h = in->h;
     lp2p__conn *c = NULL;
     char addr[LP2P__MA_STRLEN];
-    int rc = lp2p__upgrade(h, in->raw, false, NULL, &in->local, &in->remote, &c,
+    /* a hole-punched TCP connection may arrive at the listener instead of our dial (the SYNs did
+     * not cross): it keeps the role DCUtR gave us (connections/hole-punching.md) */
+    lp2p_peer_id punch_peer;
+    bool initiator = h->punch_client && h->punch_client(h, &in->remote, &punch_peer);
+    int rc = lp2p__upgrade(h, in->raw, initiator, initiator ? &punch_peer : NULL, &in->local, &in->remote, false, &c,
                            lp2p_deadline_in(h->cfg.handshake_timeout_ms));
     if (rc) {
         lp2p__ma_str(&in->remote, addr, sizeof addr);
@@ -9347,12 +10564,15 @@ static int lp2p__dial_targets(lp2p_host *h, const char *peer_or_addr, lp2p_peer_
     }
     lp2p__peer *p = lp2p__peerstore_get(h, peer, false);
     int64_t now = lp2p_now();
-    for (int i = 0; p && i < p->n_addrs && n < max; i++) {
-        if (p->addrs[i].expires >= 0 && p->addrs[i].expires < now) continue;
-        if (!lp2p__ma_is_tcp(&p->addrs[i].ma)) continue;
-        if (n > 0 && lp2p__ma_eq(&p->addrs[i].ma, &addrs[0])) continue;
-        addrs[n++] = p->addrs[i].ma;
-    }
+    /* direct TCP addresses first, then relay circuits (when relay.c registered its transport) */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; p && i < p->n_addrs && n < max; i++) {
+            const lp2p__ma *a = &p->addrs[i].ma;
+            if (p->addrs[i].expires >= 0 && p->addrs[i].expires < now) continue;
+            if (pass == 0 ? !lp2p__ma_is_tcp(a) : !(h->circuit && h->circuit->can_dial(a))) continue;
+            if (n > 0 && lp2p__ma_eq(a, &addrs[0])) continue;
+            addrs[n++] = *a;
+        }
     *n_out = n;
     return LP2P_OK;
 }
@@ -9364,9 +10584,26 @@ static int lp2p__dial_addrs(lp2p_host *h, const lp2p_peer_id *peer, const lp2p__
     for (int i = 0; i < n; i++) {
         lp2p__pipe *raw = NULL;
         lp2p__ma local, remote;
-        if (!lp2p__ma_is_tcp(&addrs[i])) continue;
-        rc = lp2p__tcp_dial(h->sched, &addrs[i], 0, &raw, &local, &remote, deadline);
-        if (rc == LP2P_OK) rc = lp2p__upgrade(h, raw, true, peer, &local, &addrs[i], out, deadline);
+        if (h->circuit && h->circuit->can_dial(&addrs[i])) {
+            rc = h->circuit->dial(h, &addrs[i], peer, out, deadline);
+            if (rc == LP2P_OK) {
+                (*out)->refs--; /* the caller takes its own reference */
+                return LP2P_OK;
+            }
+        } else {
+            if (!lp2p__ma_is_tcp(&addrs[i])) continue;
+            /* dial from our listen port (as go's reuseport transport) so peers observe the port
+             * a NAT maps for it (hole punching); loopback listeners keep ephemeral ports, and a
+             * failed reuse dial (port busy, 4-tuple in TIME_WAIT) is retried without */
+            int port = lp2p__swarm_listen_port(h, &addrs[i]);
+            bool reuse = port > 0 && !lp2p__ma_is_127(&addrs[i]);
+            for (lp2p__listener *l = h->listeners; reuse && l; l = l->next)
+                if (l->addr.b[0] == addrs[i].b[0] && lp2p__ma_is_127(&l->addr)) reuse = false;
+            rc = lp2p__tcp_dial(h->sched, &addrs[i], reuse ? port : 0, &raw, &local, &remote, deadline);
+            if (reuse && rc != LP2P_OK && rc != LP2P_ERR_TIMEOUT && rc != LP2P_ERR_CANCELED)
+                rc = lp2p__tcp_dial(h->sched, &addrs[i], 0, &raw, &local, &remote, deadline);
+            if (rc == LP2P_OK) rc = lp2p__upgrade(h, raw, true, peer, &local, &addrs[i], false, out, deadline);
+        }
         if (rc == LP2P_OK) return LP2P_OK;
         lp2p__ma_str(&addrs[i], text, sizeof text);
         LP2P__INFO(&h->ctx, "dial %s failed: %s", text, lp2p_strerror(rc));
@@ -9523,18 +10760,23 @@ LP2P__PRIV void lp2p__host_addrs_changed(lp2p_host *h) {
     for (int i = 0; i < h->n_addr_text; i++) lp2p__strfree(&h->ctx, h->addr_text[i]);
     lp2p__free(&h->ctx, h->addr_text, sizeof(char *) * (size_t)h->n_addr_text);
     h->addr_text = NULL, h->n_addr_text = 0;
-    int n = 0;
-    for (lp2p__listener *l = h->listeners; l; l = l->next) n++;
-    if (!n) return;
-    h->addr_text = (char **)lp2p__zalloc(&h->ctx, sizeof(char *) * (size_t)n);
-    if (!h->addr_text) return;
-    for (lp2p__listener *l = h->listeners; l; l = l->next) {
-        lp2p__ma full = l->addr;
+    lp2p__ma addrs[LP2P_MAX_LISTEN_ADDRS + LP2P__MAX_EXTRA_ADDRS];
+    int n = lp2p__host_advertised_addrs(h, addrs, (int)LP2P__COUNT(addrs));
+    if (n) h->addr_text = (char **)lp2p__zalloc(&h->ctx, sizeof(char *) * (size_t)n);
+    for (int i = 0; i < n && h->addr_text; i++) {
+        lp2p__ma full = addrs[i];
         char text[LP2P__MA_STRLEN];
         if (lp2p__ma_append_p2p(&full, &h->identity.id) || lp2p__ma_str(&full, text, sizeof text) < 0) continue;
         h->addr_text[h->n_addr_text++] = lp2p__strdup(&h->ctx, text);
     }
-    if (h->identify) lp2p__identify_push_all(h);
+    if (h->identify && !h->freeing) lp2p__identify_push_all(h);
+}
+
+LP2P__PRIV int lp2p__host_advertised_addrs(lp2p_host *h, lp2p__ma *out, int max) {
+    int n = 0;
+    for (lp2p__listener *l = h->listeners; l && n < max; l = l->next) out[n++] = l->addr;
+    for (int i = 0; i < h->n_extra_addrs && n < max; i++) out[n++] = h->extra_addrs[i];
+    return n;
 }
 
 LP2P_API int lp2p_host_addr_count(const lp2p_host *h) { return h->n_addr_text; }
@@ -9560,14 +10802,15 @@ LP2P_API lp2p_peer_id lp2p_host_id(const lp2p_host *h) { return h->identity.id; 
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
 /* idle_timeout_ms (or a connection's own ephemeral_idle_ms): close connections that had no
- * stream for that long (checked every second). */
+ * stream for that long (checked every second). A connection carrying a relay reservation has no
+ * streams between refreshes but is what keeps the reservation alive: it stays. */
 static void lp2p__close_idle(lp2p_host *h) {
     int64_t now = lp2p_now();
     for (lp2p__conn *c = h->conns, *next; c; c = next) {
         next = c->next;
         if (c->closed || !c->mux) continue;
         int limit = c->ephemeral_idle_ms > 0 ? c->ephemeral_idle_ms : h->cfg.idle_timeout_ms;
-        if (limit <= 0 || lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
+        if (limit <= 0 || c->held || lp2p__yamux_num_streams(c->mux) > 0) c->idle_since = 0;
         else if (!c->idle_since) c->idle_since = now;
         else if (now - c->idle_since >= limit) lp2p__conn_close(c);
     }
@@ -9619,7 +10862,12 @@ LP2P_API int lp2p_host_new(const lp2p_config *cfg, lp2p_host **out) {
         lp2p_host_free(h);
         return rc;
     }
-    if ((rc = lp2p__identify_init(h)) || (!h->cfg.disable_ping_service && (rc = lp2p__ping_init(h)))) {
+    static const char *const limited_defaults[] = {"/ipfs/ping/1.0.0", "/ipfs/id/1.0.0", "/ipfs/id/push/1.0.0",
+                                                   "/libp2p/dcutr"};
+    for (size_t i = 0; i < LP2P__COUNT(limited_defaults) && !rc; i++)
+        rc = lp2p_host_allow_limited(h, limited_defaults[i], true);
+    if (rc || (rc = lp2p__identify_init(h)) || (!h->cfg.disable_ping_service && (rc = lp2p__ping_init(h))) ||
+        (rc = lp2p__relay_init(h)) || (rc = lp2p__dcutr_init(h)) || (rc = lp2p__autonat_init(h))) {
         lp2p_host_free(h);
         return rc;
     }
@@ -9643,6 +10891,7 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
     if (!h) return;
     h->freeing = true;
     if (h->sched) {
+        lp2p_mdns_stop(h); /* its tasks end (and free it) while the scheduler winds down */
         lp2p__swarm_close_all(h);
         lp2p__sched_free(h->sched);
     }
@@ -9665,6 +10914,11 @@ LP2P_API void lp2p_host_free(lp2p_host *h) {
     }
     lp2p__identify_free(h);
     lp2p__perf_free(h);
+    lp2p__relay_free(h);
+    lp2p__dcutr_free(h);
+    lp2p__autonat_free(h);
+    for (int i = 0; i < h->n_limited_ok; i++) lp2p__strfree(&h->ctx, h->limited_ok[i]);
+    lp2p__free(&h->ctx, h->limited_ok, sizeof(char *) * (size_t)h->n_limited_ok);
     while (h->handlers) {
         lp2p__handler *x = h->handlers;
         h->handlers = x->next;
@@ -9793,6 +11047,12 @@ static void lp2p__inbound_stream_task(void *arg) {
     int rc = lp2p__mss_handle(in.pipe, lp2p__router_match, lp2p__router_list, h, proto, sizeof proto,
                               lp2p_deadline_in(h->cfg.handshake_timeout_ms));
     lp2p__handler *x = rc < 0 ? NULL : lp2p__find_handler(h, proto);
+    if (x && in.conn->limited && !lp2p__host_limited_ok(h, proto)) {
+        lp2p_peer_id_str(&in.conn->peer, id, sizeof id);
+        LP2P__INFO(&h->ctx, "stream %s from %s refused: limited (relayed) connection (lp2p_host_allow_limited)", proto,
+                   id);
+        x = NULL;
+    }
     if (!x) { /* negotiation failed, or the handler went away meanwhile */
         if (rc < 0 && rc != LP2P_ERR_EOF && rc != LP2P_ERR_RESET && rc != LP2P_ERR_CANCELED) {
             lp2p_peer_id_str(&in.conn->peer, id, sizeof id);
@@ -9913,6 +11173,8 @@ LP2P__PRIV int lp2p__host_open_on_any(lp2p__conn *c, const char *const *protocol
     for (int i = 0; i < n; i++)
         if (!protocols[i] || strlen(protocols[i]) >= LP2P__PROTO_MAX) return LP2P_ERR_INVALID;
     if (n <= 0) return LP2P_ERR_INVALID;
+    for (int i = 0; c->limited && i < n; i++) /* a limited (relayed) connection: every protocol must be allowed */
+        if (!lp2p__host_limited_ok(c->h, protocols[i])) return LP2P_ERR_LIMIT;
     int rc = lp2p__yamux_open(c->mux, &p, deadline);
     if (rc) return rc;
     int idx = lp2p__mss_select(p, protocols, n, deadline);
@@ -9940,9 +11202,71 @@ LP2P_API int lp2p_stream_open(lp2p_host *h, const char *peer_or_addr, const char
     if (!out || !protocol) return LP2P_ERR_INVALID;
     int rc = lp2p__swarm_connect(h, peer_or_addr, &c, deadline);
     if (rc) return rc;
+    /* only a limited (relayed) connection and a protocol not allowed on it: wait for a direct
+     * one (hole punching), as go-libp2p's NewStream does */
+    while (c->limited && !lp2p__host_limited_ok(h, protocol)) {
+        lp2p__conn *d = lp2p__swarm_find_conn(h, &c->peer);
+        if (d && !d->limited) {
+            d->refs++;
+            lp2p__conn_unref(c);
+            c = d;
+            break;
+        }
+        if (c->closed) { /* the relayed connection died before a direct one came */
+            lp2p__conn_unref(c);
+            return LP2P_ERR_CLOSED;
+        }
+        if (deadline >= 0 && lp2p_now() >= deadline) break;
+        rc = lp2p__waitq_wait(h->sched, &h->conn_wait, lp2p__deadline_min(deadline, lp2p_deadline_in(1000)));
+        if (rc && rc != LP2P_ERR_TIMEOUT) break;
+    }
+    if (c->limited && !lp2p__host_limited_ok(h, protocol)) {
+        LP2P__INFO(&h->ctx, "stream %s: only a limited (relayed) connection (lp2p_host_allow_limited)", protocol);
+        lp2p__conn_unref(c);
+        return rc && rc != LP2P_ERR_TIMEOUT ? rc : LP2P_ERR_LIMIT;
+    }
     rc = lp2p__host_open_on(c, protocol, deadline, out);
     lp2p__conn_unref(c);
     return rc;
+}
+
+/* ---- limited (relayed) connections ----------------------------------------------------------- */
+LP2P__PRIV bool lp2p__host_limited_ok(lp2p_host *h, const char *protocol) {
+    for (int i = 0; i < h->n_limited_ok; i++)
+        if (strcmp(h->limited_ok[i], protocol) == 0) return true;
+    return false;
+}
+
+LP2P_API int lp2p_host_allow_limited(lp2p_host *h, const char *protocol, bool allow) {
+    if (!h || !protocol || !protocol[0] || strlen(protocol) >= LP2P__PROTO_MAX) return LP2P_ERR_INVALID;
+    for (int i = 0; i < h->n_limited_ok; i++)
+        if (strcmp(h->limited_ok[i], protocol) == 0) {
+            if (!allow) { /* move the last one here; shrink the array (sizes must match on free) */
+                int n = h->n_limited_ok - 1;
+                char **v = n ? (char **)lp2p__alloc(&h->ctx, sizeof(char *) * (size_t)n) : NULL;
+                if (n && !v) return LP2P_ERR_NOMEM;
+                lp2p__strfree(&h->ctx, h->limited_ok[i]);
+                h->limited_ok[i] = h->limited_ok[n];
+                if (v) memcpy(v, h->limited_ok, sizeof(char *) * (size_t)n);
+                lp2p__free(&h->ctx, h->limited_ok, sizeof(char *) * (size_t)(n + 1));
+                h->limited_ok = v, h->n_limited_ok = n;
+            }
+            return LP2P_OK;
+        }
+    if (!allow) return LP2P_OK;
+    char **v = (char **)lp2p__realloc(&h->ctx, h->limited_ok, sizeof(char *) * (size_t)h->n_limited_ok,
+                                      sizeof(char *) * (size_t)(h->n_limited_ok + 1));
+    if (!v) return LP2P_ERR_NOMEM;
+    h->limited_ok = v;
+    if (!(v[h->n_limited_ok] = lp2p__strdup(&h->ctx, protocol))) return LP2P_ERR_NOMEM;
+    h->n_limited_ok++;
+    return LP2P_OK;
+}
+
+LP2P_API int lp2p_host_is_direct(lp2p_host *h, const lp2p_peer_id *peer) {
+    lp2p__conn *c = lp2p__swarm_find_conn(h, peer);
+    if (!c) return LP2P_ERR_NOTFOUND;
+    return c->limited ? 0 : 1;
 }
 
 LP2P_API ptrdiff_t lp2p_stream_read(lp2p_stream *s, void *buf, size_t cap, int64_t deadline) {
@@ -10264,10 +11588,13 @@ static bool lp2p__id_encode_field(pb_ostream_t *st, const pb_field_t *f, void *c
     case 5: return lp2p__enc_bytes(st, f, LP2P__ID_PROTOCOL_VERSION, strlen(LP2P__ID_PROTOCOL_VERSION));
     case 6: return lp2p__enc_bytes(st, f, h->agent_version, strlen(h->agent_version));
     case 1: return lp2p__enc_bytes(st, f, h->identity.pubkey_pb, sizeof h->identity.pubkey_pb);
-    case 2:
-        for (lp2p__listener *l = h->listeners; l; l = l->next)
-            if (!lp2p__enc_bytes(st, f, l->addr.b, l->addr.len)) return false;
+    case 2: { /* listeners and relay circuits (lp2p__host_advertised_addrs) */
+        lp2p__ma addrs[LP2P_MAX_LISTEN_ADDRS + LP2P__MAX_EXTRA_ADDRS];
+        int n = lp2p__host_advertised_addrs(h, addrs, (int)LP2P__COUNT(addrs));
+        for (int i = 0; i < n; i++)
+            if (!lp2p__enc_bytes(st, f, addrs[i].b, addrs[i].len)) return false;
         return true;
+    }
     case 4: return !o->c || !o->c->remote.len || lp2p__enc_bytes(st, f, o->c->remote.b, o->c->remote.len);
     case 3:
         for (lp2p__handler *x = h->handlers; x; x = x->next)
@@ -10285,10 +11612,12 @@ static bool lp2p__rec_encode_addr(pb_ostream_t *st, const pb_field_t *f, void *c
 
 static bool lp2p__rec_encode_addrs(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
     lp2p_host *h = (lp2p_host *)*arg;
-    for (lp2p__listener *l = h->listeners; l; l = l->next) {
+    lp2p__ma addrs[LP2P_MAX_LISTEN_ADDRS + LP2P__MAX_EXTRA_ADDRS];
+    int n = lp2p__host_advertised_addrs(h, addrs, (int)LP2P__COUNT(addrs));
+    for (int i = 0; i < n; i++) {
         lp2p_pb_PeerRecord_AddressInfo ai;
         ai.multiaddr.funcs.encode = lp2p__rec_encode_addr;
-        ai.multiaddr.arg = &l->addr;
+        ai.multiaddr.arg = &addrs[i];
         if (!pb_encode_tag_for_field(st, f) || !pb_encode_submessage(st, lp2p_pb_PeerRecord_AddressInfo_fields, &ai))
             return false;
     }
@@ -11417,6 +12746,7 @@ struct lp2p_kad {
     char *boot[LP2P_KAD_MAX_BOOTSTRAP];
     int n_boot;
     lp2p_kad_mode mode;
+    bool auto_mode; /* the app asked for AUTO: follow AutoNAT (lp2p__kad_nat_changed) */
     lp2p__kad_rt rt;
     lp2p__kad_store st;
     lp2p__notifee notifee;
@@ -11651,6 +12981,14 @@ static void lp2p__kad_identified(void *user, lp2p__conn *c) {
     if (kad->closing) return;
     if (lp2p__kad_peer_is_server(kad, &c->peer, &known)) lp2p__kad_consider(kad, &c->peer);
     else if (known) lp2p__rt_remove(&kad->rt, &c->peer); /* it went client mode (spec: servers only) */
+}
+
+/* AutoNAT's verdict changed: a DHT in AUTO mode follows it (runs in the AutoNAT task, must not
+ * block; set_mode only (un)handles the protocol, identify push runs in its own tasks). */
+static void lp2p__kad_nat_changed(void *user, int status) {
+    lp2p_kad *kad = (lp2p_kad *)user;
+    (void)status;
+    if (kad->auto_mode && !kad->closing) lp2p_kad_set_mode(kad, LP2P_KAD_AUTO);
 }
 
 /* ---- the server ------------------------------------------------------------------------------------ */
@@ -12330,6 +13668,7 @@ LP2P_API int lp2p_kad_new(lp2p_host *h, const lp2p_kad_config *cfg, lp2p_kad **o
     kad->service.free = lp2p__kad_release, kad->service.self = kad;
     lp2p__host_add_service(h, &kad->service);
     kad->notifee.identified = lp2p__kad_identified, kad->notifee.user = kad;
+    kad->notifee.nat_changed = lp2p__kad_nat_changed;
     lp2p__swarm_add_notifee(h, &kad->notifee);
     int rc = lp2p_kad_set_mode(kad, cfg->mode);
     if (rc == LP2P_OK && !lp2p__kad_spawn(kad, lp2p__kad_background, kad).id) rc = LP2P_ERR_NOMEM;
@@ -12364,7 +13703,13 @@ LP2P_API lp2p_kad_mode lp2p_kad_get_mode(const lp2p_kad *kad) { return kad->mode
 
 LP2P_API int lp2p_kad_set_mode(lp2p_kad *kad, lp2p_kad_mode mode) {
     if (!kad || mode < LP2P_KAD_AUTO || mode > LP2P_KAD_SERVER) return LP2P_ERR_INVALID;
-    if (mode == LP2P_KAD_AUTO) mode = strcmp(kad->protocol, LP2P__KAD_PROTO) == 0 ? LP2P_KAD_CLIENT : LP2P_KAD_SERVER;
+    kad->auto_mode = mode == LP2P_KAD_AUTO;
+    /* AUTO: a host AutoNAT found unreachable must not be a server (peers would put an address
+     * nobody can dial in their tables: kad-dht/README.md "Client and server mode") */
+    if (mode == LP2P_KAD_AUTO)
+        mode = strcmp(kad->protocol, LP2P__KAD_PROTO) == 0 || lp2p_host_nat_status(kad->h) == LP2P_NAT_PRIVATE
+                   ? LP2P_KAD_CLIENT
+                   : LP2P_KAD_SERVER;
     if (mode == kad->mode) return LP2P_OK;
     if (mode == LP2P_KAD_SERVER) {
         int rc = lp2p_host_handle(kad->h, kad->protocol, lp2p__kad_serve, kad);
@@ -15453,6 +16798,2288 @@ LP2P__PRIV int lp2p__score_lookup(lp2p_pubsub *ps, const lp2p_peer_id *id, doubl
     return LP2P_OK;
 }
 /*==================== end src/pubsub_score.c ====================*/
+/*==================== begin src/relay.c ====================*/
+/* relay.c - L7: circuit relay v2: the client (reservations, the /p2p-circuit transport, the
+ * stop handler) and the relay service (hop handler, reservations, vouchers, limited splicing).
+ *
+ * Spec: libp2p/specs relay/circuit-v2.md; vouchers are signed envelopes (RFC 0002, domain
+ * "libp2p-relay-rsvp", payload type 03 02) of a ReservationVoucher.
+ * A relayed connection is a transport: after HOP CONNECT (dialer) or STOP CONNECT (target) the
+ * stream's pipe *is* the raw connection, upgraded with multistream -> Noise -> yamux like TCP
+ * (lp2p__swarm_upgrade), the dialer as initiator. Such connections are limited (host.c lets only
+ * the protocols of lp2p_host_allow_limited run on them).
+ * Peer quirks: js relays send Limit.duration in milliseconds (120000) although the field is
+ * seconds; as a client we only report limits, the relay enforces them, so nothing depends on it.
+ * go relays cap messages at 4096 bytes; so do we.
+ * Depends on: host.h (swarm, streams, envelopes), proto/circuit.pb.h. */
+// (amalgamated) #include "host.h"
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+#include <time.h>
+
+#define LP2P__HOP_PROTO "/libp2p/circuit/relay/0.2.0/hop"
+#define LP2P__STOP_PROTO "/libp2p/circuit/relay/0.2.0/stop"
+#define LP2P__RELAY_MSG_MAX 4096
+#define LP2P__RELAY_MAX_ADDRS 8       /* addresses we keep from one message */
+#define LP2P__RELAY_STREAM_MS 30000   /* hop/stop message exchange (go: connect timeout 30 s) */
+#define LP2P__RELAY_COPY_BUF 16384
+#define LP2P__RSVP_DOMAIN "libp2p-relay-rsvp"
+static const uint8_t lp2p__rsvp_type[2] = {0x03, 0x02};
+
+/* ---- state ---------------------------------------------------------------------------------- */
+typedef struct lp2p__rsvp_in { /* relay service: a reservation we granted */
+    lp2p_peer_id peer;
+    lp2p__conn *conn; /* the reserving connection (no reference: dropped when it closes) */
+    int64_t expires;  /* lp2p_now() ms */
+    struct lp2p__rsvp_in *next;
+} lp2p__rsvp_in;
+
+typedef struct lp2p__rsvp_out { /* client: a reservation we hold (and refresh) */
+    lp2p__relay *r;
+    lp2p_peer_id relay;
+    char *relay_addr; /* what the app passed: reconnects use it */
+    lp2p__ma circuits[LP2P__RELAY_MAX_ADDRS]; /* "<relay addr>/p2p/<relay>/p2p-circuit" */
+    int n_circuits;
+    bool active, released;
+    int64_t refresh_at;
+    lp2p_task task;
+    lp2p__waitq wake;
+    struct lp2p__rsvp_out *next;
+} lp2p__rsvp_out;
+
+typedef struct lp2p__splice lp2p__splice;
+typedef struct lp2p__splice_dir {
+    lp2p__splice *sp;
+    int from; /* reads pipe[from], writes pipe[1 - from] */
+} lp2p__splice_dir;
+struct lp2p__splice { /* relay service: one relayed connection, two copier tasks */
+    lp2p__relay *r;
+    lp2p__pipe *pipe[2]; /* [0] the dialer's hop stream, [1] the target's stop stream */
+    lp2p_peer_id peer[2];
+    lp2p__splice_dir dir[2];
+    lp2p_task task[2];
+    int64_t end;    /* duration limit (lp2p_now ms) or LP2P_FOREVER */
+    uint64_t limit; /* bytes per direction, 0 = none */
+    int live;
+    bool failed;
+    struct lp2p__splice *next;
+};
+
+struct lp2p__relay {
+    lp2p_host *h;
+    lp2p__notifee notifee;
+    lp2p__transport transport;
+    bool serving;
+    lp2p_relay_config cfg; /* resolved */
+    lp2p__rsvp_in *rsvps;
+    int n_rsvps;
+    lp2p__splice *splices;
+    int n_circuits;
+    lp2p__rsvp_out *outs;
+};
+
+/* ---- messages ------------------------------------------------------------------------------- */
+typedef struct lp2p__ma_list {
+    lp2p__ma a[LP2P__RELAY_MAX_ADDRS];
+    int n;
+} lp2p__ma_list;
+
+static bool lp2p__relay_dec_addr(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__ma_list *l = (lp2p__ma_list *)*arg;
+    uint8_t tmp[LP2P__MA_MAX];
+    size_t n = st->bytes_left;
+    (void)f;
+    if (n > sizeof tmp || !l || l->n >= LP2P__RELAY_MAX_ADDRS) return pb_read(st, NULL, n); /* skip */
+    if (!pb_read(st, tmp, n)) return false;
+    if (lp2p__ma_from_bytes(tmp, n, &l->a[l->n], NULL) == LP2P_OK) l->n++;
+    return true;
+}
+
+static bool lp2p__relay_enc_addrs(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
+    const lp2p__ma_list *l = (const lp2p__ma_list *)*arg;
+    for (int i = 0; l && i < l->n; i++)
+        if (!pb_encode_tag_for_field(st, f) || !pb_encode_string(st, l->a[i].b, l->a[i].len)) return false;
+    return true;
+}
+
+static void lp2p__relay_set_peer(lp2p_pb_Peer *p, const lp2p_peer_id *id) {
+    p->has_id = true;
+    p->id.size = id->len;
+    memcpy(p->id.bytes, id->bytes, id->len);
+}
+
+/* Encode and write one message (fields: a nanopb descriptor and struct). */
+static int lp2p__relay_send(lp2p_host *h, lp2p__pipe *p, const pb_msgdesc_t *fields, const void *msg, int64_t deadline) {
+    uint8_t *buf = (uint8_t *)lp2p__alloc(&h->ctx, LP2P__RELAY_MSG_MAX);
+    if (!buf) return LP2P_ERR_NOMEM;
+    pb_ostream_t st = pb_ostream_from_buffer(buf, LP2P__RELAY_MSG_MAX);
+    int rc = pb_encode(&st, fields, msg) ? lp2p__pipe_write_msg(&h->ctx, p, buf, st.bytes_written, deadline)
+                                         : LP2P_ERR_MSGSIZE;
+    lp2p__free(&h->ctx, buf, LP2P__RELAY_MSG_MAX);
+    return rc;
+}
+
+/* Read and decode one message (callbacks already set in msg). ERR_PROTOCOL if malformed. */
+static int lp2p__relay_recv(lp2p_host *h, lp2p__pipe *p, const pb_msgdesc_t *fields, void *msg, int64_t deadline) {
+    uint8_t *buf = (uint8_t *)lp2p__alloc(&h->ctx, LP2P__RELAY_MSG_MAX);
+    if (!buf) return LP2P_ERR_NOMEM;
+    ptrdiff_t n = lp2p__pipe_read_msg(p, buf, LP2P__RELAY_MSG_MAX, NULL, deadline);
+    int rc = n < 0 ? (int)n : LP2P_OK;
+    if (rc == LP2P_OK) {
+        pb_istream_t st = pb_istream_from_buffer(buf, (size_t)n);
+        if (!pb_decode(&st, fields, msg)) rc = LP2P_ERR_PROTOCOL;
+    }
+    lp2p__free(&h->ctx, buf, LP2P__RELAY_MSG_MAX);
+    return rc == LP2P_ERR_MSGSIZE ? LP2P_ERR_PROTOCOL : rc;
+}
+
+static void lp2p__hop_init(lp2p_pb_HopMessage *m, lp2p__ma_list *peer_addrs, lp2p__ma_list *rsvp_addrs) {
+    memset(m, 0, sizeof *m);
+    m->peer.addrs.funcs.decode = lp2p__relay_dec_addr, m->peer.addrs.arg = peer_addrs;
+    m->reservation.addrs.funcs.decode = lp2p__relay_dec_addr, m->reservation.addrs.arg = rsvp_addrs;
+}
+
+static void lp2p__stop_init(lp2p_pb_StopMessage *m, lp2p__ma_list *peer_addrs) {
+    memset(m, 0, sizeof *m);
+    m->peer.addrs.funcs.decode = lp2p__relay_dec_addr, m->peer.addrs.arg = peer_addrs;
+}
+
+static int lp2p__hop_status(lp2p_host *h, lp2p__pipe *p, lp2p_pb_Status status) {
+    lp2p_pb_HopMessage m;
+    memset(&m, 0, sizeof m);
+    m.has_type = true, m.type = lp2p_pb_HopMessage_Type_STATUS;
+    m.has_status = true, m.status = status;
+    return lp2p__relay_send(h, p, lp2p_pb_HopMessage_fields, &m, lp2p_deadline_in(LP2P__RELAY_STREAM_MS));
+}
+
+static int lp2p__relay_status_err(lp2p_pb_Status st) {
+    switch (st) {
+    case lp2p_pb_Status_OK: return LP2P_OK;
+    case lp2p_pb_Status_RESERVATION_REFUSED:
+    case lp2p_pb_Status_RESOURCE_LIMIT_EXCEEDED:
+    case lp2p_pb_Status_PERMISSION_DENIED: return LP2P_ERR_LIMIT;
+    case lp2p_pb_Status_CONNECTION_FAILED:
+    case lp2p_pb_Status_NO_RESERVATION: return LP2P_ERR_UNREACHABLE;
+    default: return LP2P_ERR_PROTOCOL;
+    }
+}
+
+static void lp2p__relay_fill_limit(const lp2p__relay *r, bool *has, lp2p_pb_Limit *l) {
+    memset(l, 0, sizeof *l);
+    if (r->cfg.limit_duration_s > 0) l->has_duration = true, l->duration = (uint32_t)r->cfg.limit_duration_s;
+    if (r->cfg.limit_data > 0) l->has_data = true, l->data = (uint64_t)r->cfg.limit_data;
+    *has = l->has_duration || l->has_data;
+}
+
+/* Take the pipe out of a stream (the stream handle is released without touching it). */
+static lp2p__pipe *lp2p__relay_take_pipe(lp2p_stream *s) {
+    lp2p__pipe *p = s->pipe;
+    s->pipe = NULL;
+    return p;
+}
+
+/* ---- relay service: splicing ---------------------------------------------------------------- */
+static void lp2p__splice_copy(void *arg) {
+    lp2p__splice_dir *d = (lp2p__splice_dir *)arg;
+    lp2p__splice *sp = d->sp;
+    lp2p__relay *r = sp->r;
+    lp2p_host *h = r->h;
+    lp2p__pipe *in = sp->pipe[d->from], *out = sp->pipe[1 - d->from];
+    uint64_t total = 0;
+    uint8_t *buf = (uint8_t *)lp2p__alloc(&h->ctx, LP2P__RELAY_COPY_BUF);
+    int rc = buf ? LP2P_OK : LP2P_ERR_NOMEM;
+    while (rc == LP2P_OK) {
+        ptrdiff_t n = lp2p__pipe_read(in, buf, LP2P__RELAY_COPY_BUF, sp->end);
+        if (n == 0) { /* half-close travels through */
+            out->vt->close_write(out);
+            break;
+        }
+        if (n < 0) {
+            rc = (int)n;
+            break;
+        }
+        if (sp->limit && total + (uint64_t)n > sp->limit) { /* pass what fits, then cut the circuit */
+            n = (ptrdiff_t)(sp->limit - total);
+            rc = LP2P_ERR_LIMIT;
+        }
+        total += (uint64_t)n;
+        if (n > 0) {
+            int wrc = lp2p__pipe_write(out, buf, (size_t)n, sp->end);
+            if (wrc) rc = wrc;
+        }
+    }
+    lp2p__free(&h->ctx, buf, LP2P__RELAY_COPY_BUF);
+    if (rc != LP2P_OK) {
+        char a[LP2P_PEER_ID_STRLEN], b[LP2P_PEER_ID_STRLEN];
+        lp2p_peer_id_str(&sp->peer[0], a, sizeof a), lp2p_peer_id_str(&sp->peer[1], b, sizeof b);
+        if (rc == LP2P_ERR_LIMIT || rc == LP2P_ERR_TIMEOUT)
+            LP2P__INFO(&h->ctx, "relay: circuit %s -> %s reached its %s limit: reset", a, b,
+                       rc == LP2P_ERR_LIMIT ? "data" : "duration");
+        else LP2P__DEBUG(&h->ctx, "relay: circuit %s -> %s ended: %s", a, b, lp2p_strerror(rc));
+        if (!sp->failed) {
+            sp->failed = true;
+            lp2p__task_cancel(h->sched, sp->task[1 - d->from]); /* wake the other direction */
+        }
+    }
+    if (--sp->live > 0) return;
+    /* the last copier out releases both streams and the circuit slot */
+    for (int i = 0; i < 2; i++) {
+        if (sp->failed) sp->pipe[i]->vt->reset(sp->pipe[i]);
+        else sp->pipe[i]->vt->close(sp->pipe[i]);
+    }
+    for (lp2p__splice **pp = &r->splices; *pp; pp = &(*pp)->next)
+        if (*pp == sp) {
+            *pp = sp->next;
+            break;
+        }
+    r->n_circuits--;
+    lp2p__free(&h->ctx, sp, sizeof *sp);
+}
+
+/* Start relaying between a (dialer's hop stream) and b (target's stop stream). Takes both and
+ * the circuit slot the caller holds. */
+static void lp2p__splice_start(lp2p__relay *r, lp2p__pipe *a, lp2p__pipe *b, const lp2p_peer_id *pa,
+                               const lp2p_peer_id *pb) {
+    lp2p_host *h = r->h;
+    lp2p__splice *sp = (lp2p__splice *)lp2p__zalloc(&h->ctx, sizeof *sp);
+    if (sp) {
+        sp->r = r, sp->pipe[0] = a, sp->pipe[1] = b, sp->peer[0] = *pa, sp->peer[1] = *pb;
+        sp->end = r->cfg.limit_duration_s > 0 ? lp2p_deadline_in((int64_t)r->cfg.limit_duration_s * 1000) : LP2P_FOREVER;
+        sp->limit = r->cfg.limit_data > 0 ? (uint64_t)r->cfg.limit_data : 0;
+        for (int i = 0; i < 2; i++) sp->dir[i].sp = sp, sp->dir[i].from = i;
+        sp->task[0] = lp2p__spawn(h->sched, lp2p__splice_copy, &sp->dir[0]);
+    }
+    if (!sp || !sp->task[0].id) {
+        a->vt->reset(a), b->vt->reset(b);
+        if (sp) lp2p__free(&h->ctx, sp, sizeof *sp);
+        r->n_circuits--;
+        return;
+    }
+    sp->next = r->splices, r->splices = sp;
+    sp->live = 2;
+    sp->task[1] = lp2p__spawn(h->sched, lp2p__splice_copy, &sp->dir[1]);
+    if (!sp->task[1].id) { /* the first copier sees the cancel and cleans up */
+        sp->live = 1, sp->failed = true;
+        lp2p__task_cancel(h->sched, sp->task[0]);
+    }
+}
+
+/* ---- relay service: hop handler --------------------------------------------------------------- */
+static lp2p__rsvp_in *lp2p__rsvp_find(lp2p__relay *r, const lp2p_peer_id *peer) {
+    for (lp2p__rsvp_in *x = r->rsvps; x; x = x->next)
+        if (lp2p_peer_id_eq(&x->peer, peer)) return x;
+    return NULL;
+}
+
+static void lp2p__rsvp_drop(lp2p__relay *r, lp2p__rsvp_in *x) {
+    for (lp2p__rsvp_in **pp = &r->rsvps; *pp; pp = &(*pp)->next)
+        if (*pp == x) {
+            *pp = x->next;
+            if (x->conn) x->conn->held = false; /* idle_timeout_ms may close it again */
+            r->n_rsvps--;
+            lp2p__free(&r->h->ctx, x, sizeof *x);
+            return;
+        }
+}
+
+static void lp2p__rsvp_expire(lp2p__relay *r) {
+    int64_t now = lp2p_now();
+    for (lp2p__rsvp_in *x = r->rsvps, *next; x; x = next) {
+        next = x->next;
+        if (x->expires <= now || !x->conn || x->conn->closed) lp2p__rsvp_drop(r, x);
+    }
+}
+
+/* The voucher: an envelope over ReservationVoucher{relay, peer, expiration}. */
+static int lp2p__relay_voucher(lp2p_host *h, const lp2p_peer_id *peer, uint64_t expire, lp2p_pb_Reservation *rs) {
+    lp2p_pb_ReservationVoucher v;
+    uint8_t payload[256];
+    memset(&v, 0, sizeof v);
+    v.has_relay = true, v.relay.size = h->identity.id.len;
+    memcpy(v.relay.bytes, h->identity.id.bytes, h->identity.id.len);
+    v.has_peer = true, v.peer.size = peer->len;
+    memcpy(v.peer.bytes, peer->bytes, peer->len);
+    v.has_expiration = true, v.expiration = expire;
+    pb_ostream_t st = pb_ostream_from_buffer(payload, sizeof payload);
+    if (!pb_encode(&st, lp2p_pb_ReservationVoucher_fields, &v)) return LP2P_ERR_MSGSIZE;
+    ptrdiff_t n = lp2p__envelope_seal(&h->identity, LP2P__RSVP_DOMAIN, lp2p__rsvp_type, sizeof lp2p__rsvp_type, payload,
+                                      st.bytes_written, rs->voucher.bytes, sizeof rs->voucher.bytes);
+    if (n < 0) return (int)n;
+    rs->has_voucher = true, rs->voucher.size = (pb_size_t)n;
+    return LP2P_OK;
+}
+
+static void lp2p__hop_reserve(lp2p__relay *r, lp2p_stream *s) {
+    lp2p_host *h = r->h;
+    char id[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&s->peer, id, sizeof id);
+    lp2p__rsvp_expire(r);
+    lp2p__rsvp_in *x = lp2p__rsvp_find(r, &s->peer);
+    if (!x && r->n_rsvps >= r->cfg.max_reservations) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_LIMIT, "relay: max_reservations=%d reached: refusing %s", r->cfg.max_reservations,
+                   id);
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_RESERVATION_REFUSED);
+        return;
+    }
+    if (!x) {
+        if (!(x = (lp2p__rsvp_in *)lp2p__zalloc(&h->ctx, sizeof *x))) {
+            lp2p__hop_status(h, s->pipe, lp2p_pb_Status_RESOURCE_LIMIT_EXCEEDED);
+            return;
+        }
+        x->peer = s->peer;
+        x->next = r->rsvps, r->rsvps = x, r->n_rsvps++;
+    }
+    uint64_t expire = (uint64_t)time(NULL) + (uint64_t)r->cfg.reservation_ttl_s;
+    if (x->conn && x->conn != s->conn) x->conn->held = false;
+    x->conn = s->conn; /* a refresh moves it to the current connection */
+    x->conn->held = true; /* the reservation lasts while this connection does: not idle */
+    x->expires = lp2p_deadline_in((int64_t)r->cfg.reservation_ttl_s * 1000);
+    lp2p__ma_list addrs; /* our direct addresses, with /p2p/<us> (as go and js send them) */
+    lp2p__ma all[LP2P_MAX_LISTEN_ADDRS + LP2P__MAX_EXTRA_ADDRS];
+    int n = lp2p__host_advertised_addrs(h, all, (int)LP2P__COUNT(all));
+    addrs.n = 0;
+    for (int i = 0; i < n && addrs.n < LP2P__RELAY_MAX_ADDRS; i++) {
+        if (lp2p__ma_is_circuit(&all[i])) continue;
+        addrs.a[addrs.n] = all[i];
+        if (lp2p__ma_append_p2p(&addrs.a[addrs.n], &h->identity.id) == LP2P_OK) addrs.n++;
+    }
+    lp2p_pb_HopMessage *m = (lp2p_pb_HopMessage *)lp2p__zalloc(&h->ctx, sizeof *m);
+    if (!m) return;
+    m->has_type = true, m->type = lp2p_pb_HopMessage_Type_STATUS;
+    m->has_status = true, m->status = lp2p_pb_Status_OK;
+    m->has_reservation = true, m->reservation.has_expire = true, m->reservation.expire = expire;
+    m->reservation.addrs.funcs.encode = lp2p__relay_enc_addrs, m->reservation.addrs.arg = &addrs;
+    lp2p__relay_fill_limit(r, &m->has_limit, &m->limit);
+    int rc = lp2p__relay_voucher(h, &s->peer, expire, &m->reservation);
+    if (rc == LP2P_OK) rc = lp2p__relay_send(h, s->pipe, lp2p_pb_HopMessage_fields, m, lp2p_deadline_in(LP2P__RELAY_STREAM_MS));
+    lp2p__free(&h->ctx, m, sizeof *m);
+    LP2P__DEBUG(&h->ctx, "relay: reservation for %s: %s", id, lp2p_strerror(rc));
+}
+
+static int lp2p__relay_circuits_of(lp2p__relay *r, const lp2p_peer_id *peer) {
+    int n = 0;
+    for (lp2p__splice *sp = r->splices; sp; sp = sp->next)
+        n += lp2p_peer_id_eq(&sp->peer[0], peer) || lp2p_peer_id_eq(&sp->peer[1], peer);
+    return n;
+}
+
+static void lp2p__hop_connect(lp2p__relay *r, lp2p_stream *s, const lp2p_pb_HopMessage *req) {
+    lp2p_host *h = r->h;
+    lp2p_peer_id target;
+    char a[LP2P_PEER_ID_STRLEN], b[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&s->peer, a, sizeof a);
+    if (!req->has_peer || !req->peer.has_id || lp2p__peer_id_from_bytes(req->peer.id.bytes, req->peer.id.size, &target)) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_PROTOCOL, "relay: CONNECT from %s without a valid peer ID", a);
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_MALFORMED_MESSAGE);
+        return;
+    }
+    lp2p_peer_id_str(&target, b, sizeof b);
+    lp2p__rsvp_expire(r);
+    lp2p__rsvp_in *x = lp2p__rsvp_find(r, &target);
+    if (!x) {
+        LP2P__INFO(&h->ctx, "relay: CONNECT %s -> %s refused: no reservation", a, b);
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_NO_RESERVATION);
+        return;
+    }
+    if (r->n_circuits >= r->cfg.max_circuits || lp2p__relay_circuits_of(r, &s->peer) >= r->cfg.max_circuits_per_peer ||
+        lp2p__relay_circuits_of(r, &target) >= r->cfg.max_circuits_per_peer) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_LIMIT, "relay: max_circuits=%d / max_circuits_per_peer=%d reached: %s -> %s refused",
+                   r->cfg.max_circuits, r->cfg.max_circuits_per_peer, a, b);
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_RESOURCE_LIMIT_EXCEEDED);
+        return;
+    }
+    r->n_circuits++; /* held while we talk to the target; the splice releases it */
+    int64_t deadline = lp2p_deadline_in(LP2P__RELAY_STREAM_MS);
+    lp2p_stream *ts = NULL;
+    lp2p__conn *tc = x->conn;
+    tc->refs++;
+    int rc = lp2p__host_open_on(tc, LP2P__STOP_PROTO, deadline, &ts);
+    lp2p__conn_unref(tc);
+    lp2p_pb_StopMessage sm;
+    lp2p__ma_list ignored = {.n = 0};
+    if (rc == LP2P_OK) {
+        memset(&sm, 0, sizeof sm);
+        sm.has_type = true, sm.type = lp2p_pb_StopMessage_Type_CONNECT;
+        sm.has_peer = true;
+        lp2p__relay_set_peer(&sm.peer, &s->peer);
+        lp2p__relay_fill_limit(r, &sm.has_limit, &sm.limit);
+        rc = lp2p__relay_send(h, ts->pipe, lp2p_pb_StopMessage_fields, &sm, deadline);
+    }
+    if (rc == LP2P_OK) {
+        lp2p__stop_init(&sm, &ignored);
+        rc = lp2p__relay_recv(h, ts->pipe, lp2p_pb_StopMessage_fields, &sm, deadline);
+        if (rc == LP2P_OK && (!sm.has_type || sm.type != lp2p_pb_StopMessage_Type_STATUS || !sm.has_status))
+            rc = LP2P_ERR_PROTOCOL;
+        if (rc == LP2P_OK) rc = lp2p__relay_status_err(sm.status);
+    }
+    if (rc != LP2P_OK) {
+        LP2P__INFO(&h->ctx, "relay: CONNECT %s -> %s failed at the target: %s", a, b, lp2p_strerror(rc));
+        if (ts) lp2p_stream_reset(ts);
+        r->n_circuits--;
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_CONNECTION_FAILED);
+        return;
+    }
+    lp2p_pb_HopMessage m;
+    memset(&m, 0, sizeof m);
+    m.has_type = true, m.type = lp2p_pb_HopMessage_Type_STATUS;
+    m.has_status = true, m.status = lp2p_pb_Status_OK;
+    lp2p__relay_fill_limit(r, &m.has_limit, &m.limit);
+    rc = lp2p__relay_send(h, s->pipe, lp2p_pb_HopMessage_fields, &m, deadline);
+    if (rc != LP2P_OK) {
+        lp2p_stream_reset(ts);
+        r->n_circuits--;
+        return;
+    }
+    LP2P__DEBUG(&h->ctx, "relay: circuit %s -> %s open", a, b);
+    lp2p__pipe *pa = lp2p__relay_take_pipe(s), *pb = lp2p__relay_take_pipe(ts);
+    lp2p_stream_close(ts);
+    lp2p__splice_start(r, pa, pb, &s->peer, &target);
+}
+
+static void lp2p__hop_serve(lp2p_stream *s, void *user) {
+    lp2p__relay *r = (lp2p__relay *)user;
+    lp2p_host *h = r->h;
+    char id[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&s->peer, id, sizeof id);
+    if (!r->serving) return;
+    if (s->conn->limited) { /* circuit-v2.md: no reservations or connects over relayed connections */
+        LP2P__INFO(&h->ctx, "relay: hop request from %s over a relayed connection refused", id);
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_PERMISSION_DENIED);
+        return;
+    }
+    lp2p_pb_HopMessage *m = (lp2p_pb_HopMessage *)lp2p__alloc(&h->ctx, sizeof *m);
+    lp2p__ma_list *ignored = (lp2p__ma_list *)lp2p__alloc(&h->ctx, sizeof *ignored);
+    int rc = m && ignored ? LP2P_OK : LP2P_ERR_NOMEM;
+    if (rc == LP2P_OK) {
+        ignored->n = 0;
+        lp2p__hop_init(m, ignored, ignored);
+        rc = lp2p__relay_recv(h, s->pipe, lp2p_pb_HopMessage_fields, m, lp2p_deadline_in(LP2P__RELAY_STREAM_MS));
+    }
+    if (rc == LP2P_ERR_PROTOCOL || (rc == LP2P_OK && !m->has_type)) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_PROTOCOL, "relay: malformed hop message from %s", id);
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_MALFORMED_MESSAGE);
+    } else if (rc == LP2P_OK && m->type == lp2p_pb_HopMessage_Type_RESERVE) {
+        lp2p__hop_reserve(r, s);
+    } else if (rc == LP2P_OK && m->type == lp2p_pb_HopMessage_Type_CONNECT) {
+        lp2p__hop_connect(r, s, m);
+    } else if (rc == LP2P_OK) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_PROTOCOL, "relay: unexpected hop message type %d from %s", (int)m->type, id);
+        lp2p__hop_status(h, s->pipe, lp2p_pb_Status_UNEXPECTED_MESSAGE);
+    }
+    lp2p__free(&h->ctx, m, sizeof *m);
+    lp2p__free(&h->ctx, ignored, sizeof *ignored);
+}
+
+LP2P_API int lp2p_relay_service_start(lp2p_host *h, const lp2p_relay_config *cfg) {
+    lp2p__relay *r = h->relay;
+    lp2p_relay_config c;
+    if (cfg) c = *cfg;
+    else memset(&c, 0, sizeof c);
+    if (c.max_reservations <= 0) c.max_reservations = 128;
+    if (c.max_circuits <= 0) c.max_circuits = 16;
+    if (c.max_circuits_per_peer <= 0) c.max_circuits_per_peer = 4;
+    if (c.reservation_ttl_s <= 0) c.reservation_ttl_s = 3600;
+    if (c.limit_duration_s == 0) c.limit_duration_s = 120;
+    if (c.limit_data == 0) c.limit_data = 128 << 10;
+    r->cfg = c;
+    r->serving = true;
+    return lp2p_host_handle(h, LP2P__HOP_PROTO, lp2p__hop_serve, r);
+}
+
+LP2P_API void lp2p_relay_service_stop(lp2p_host *h) {
+    lp2p__relay *r = h->relay;
+    if (!r->serving) return;
+    r->serving = false;
+    lp2p_host_unhandle(h, LP2P__HOP_PROTO);
+    while (r->rsvps) lp2p__rsvp_drop(r, r->rsvps);
+}
+
+/* ---- client: the /p2p-circuit transport (dialer side) ---------------------------------------- */
+static bool lp2p__circuit_can_dial(const lp2p__ma *addr) { return lp2p__ma_is_circuit(addr); }
+
+/* Split "<relay part>/p2p-circuit[/p2p/<target>]" at the first /p2p-circuit. */
+static int lp2p__circuit_split(const lp2p__ma *addr, lp2p__ma *relay_part) {
+    size_t off = 0, prev = 0, vn;
+    uint32_t code;
+    const uint8_t *v;
+    while (lp2p__ma_next(addr, &off, &code, &v, &vn)) {
+        if (code == LP2P__MA_P2P_CIRCUIT) {
+            if (prev == 0) return LP2P_ERR_BADADDR;
+            memcpy(relay_part->b, addr->b, prev);
+            relay_part->len = (uint16_t)prev;
+            return LP2P_OK;
+        }
+        prev = off;
+    }
+    return LP2P_ERR_BADADDR;
+}
+
+/* Text to hand to lp2p__swarm_connect for the relay: its multiaddr, or its bare peer ID. */
+static int lp2p__circuit_relay_text(const lp2p__ma *relay_part, lp2p_peer_id *relay, char *text, size_t cap) {
+    lp2p__ma base;
+    if (!lp2p__ma_split_p2p(relay_part, &base, relay)) return LP2P_ERR_BADADDR;
+    if (base.len == 0) return lp2p_peer_id_str(relay, text, cap);
+    return lp2p__ma_str(relay_part, text, cap) < 0 ? LP2P_ERR_BADADDR : LP2P_OK;
+}
+
+static int lp2p__circuit_dial(lp2p_host *h, const lp2p__ma *addr, const lp2p_peer_id *peer, lp2p__conn **out,
+                              int64_t deadline) {
+    lp2p__ma relay_part, remote;
+    lp2p_peer_id relay;
+    char text[LP2P__MA_STRLEN], pid[LP2P_PEER_ID_STRLEN];
+    lp2p__conn *rc = NULL;
+    lp2p_stream *s = NULL;
+    int err = lp2p__circuit_split(addr, &relay_part);
+    if (!err) err = lp2p__circuit_relay_text(&relay_part, &relay, text, sizeof text);
+    if (err) return err;
+    if (lp2p_peer_id_eq(&relay, peer) || lp2p_peer_id_eq(&relay, &h->identity.id)) return LP2P_ERR_BADADDR;
+    err = lp2p__swarm_connect(h, text, &rc, deadline);
+    if (err) return err;
+    if (rc->limited) { /* no relaying through relayed connections */
+        lp2p__conn_unref(rc);
+        return LP2P_ERR_UNREACHABLE;
+    }
+    int64_t step = lp2p__deadline_min(deadline, lp2p_deadline_in(LP2P__RELAY_STREAM_MS));
+    err = lp2p__host_open_on(rc, LP2P__HOP_PROTO, step, &s);
+    remote = rc->remote;
+    lp2p__conn_unref(rc);
+    if (err) return err;
+    lp2p_pb_HopMessage m;
+    memset(&m, 0, sizeof m);
+    m.has_type = true, m.type = lp2p_pb_HopMessage_Type_CONNECT;
+    m.has_peer = true;
+    lp2p__relay_set_peer(&m.peer, peer);
+    err = lp2p__relay_send(h, s->pipe, lp2p_pb_HopMessage_fields, &m, step);
+    lp2p__ma_list ignored = {.n = 0};
+    if (!err) {
+        lp2p__hop_init(&m, &ignored, &ignored);
+        err = lp2p__relay_recv(h, s->pipe, lp2p_pb_HopMessage_fields, &m, step);
+    }
+    if (!err && (!m.has_type || m.type != lp2p_pb_HopMessage_Type_STATUS || !m.has_status)) err = LP2P_ERR_PROTOCOL;
+    if (!err) err = lp2p__relay_status_err(m.status);
+    lp2p_peer_id_str(peer, pid, sizeof pid);
+    if (err) {
+        LP2P__INFO(&h->ctx, "circuit dial to %s via %s: %s (status %d)", pid, text, lp2p_strerror(err),
+                   m.has_status ? (int)m.status : -1);
+        lp2p_stream_reset(s);
+        return err;
+    }
+    /* remote address of the relayed connection: "<relay transport addr>/p2p/<relay>/p2p-circuit" */
+    if (lp2p__ma_append_p2p(&remote, &relay) || remote.len + 2 > LP2P__MA_MAX) remote = relay_part;
+    remote.b[remote.len++] = 0xa2, remote.b[remote.len++] = 0x02; /* /p2p-circuit (code 290) */
+    lp2p__pipe *p = lp2p__relay_take_pipe(s);
+    lp2p_stream_close(s);
+    return lp2p__swarm_upgrade(h, p, true, peer, NULL, &remote, true, out, deadline);
+}
+
+/* ---- client: stop handler (target side) ------------------------------------------------------ */
+static void lp2p__stop_serve(lp2p_stream *s, void *user) {
+    lp2p__relay *r = (lp2p__relay *)user;
+    lp2p_host *h = r->h;
+    lp2p_peer_id from;
+    char id[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&s->peer, id, sizeof id);
+    if (s->conn->limited) {
+        LP2P__INFO(&h->ctx, "relay: stop request over a relayed connection from %s refused", id);
+        lp2p_stream_reset(s);
+        return;
+    }
+    lp2p_pb_StopMessage m;
+    lp2p__ma_list ignored = {.n = 0};
+    lp2p__stop_init(&m, &ignored);
+    int64_t deadline = lp2p_deadline_in(LP2P__RELAY_STREAM_MS);
+    int rc = lp2p__relay_recv(h, s->pipe, lp2p_pb_StopMessage_fields, &m, deadline);
+    if (rc) {
+        if (rc == LP2P_ERR_PROTOCOL) LP2P__WARN(&h->ctx, rc, "relay: malformed stop message from %s", id);
+        lp2p_stream_reset(s);
+        return;
+    }
+    lp2p_pb_Status st = lp2p_pb_Status_OK;
+    if (!m.has_type || m.type != lp2p_pb_StopMessage_Type_CONNECT) st = lp2p_pb_Status_UNEXPECTED_MESSAGE;
+    else if (!m.has_peer || !m.peer.has_id || lp2p__peer_id_from_bytes(m.peer.id.bytes, m.peer.id.size, &from))
+        st = lp2p_pb_Status_MALFORMED_MESSAGE;
+    else if (lp2p_peer_id_eq(&from, &h->identity.id)) st = lp2p_pb_Status_CONNECTION_FAILED;
+    lp2p_pb_StopMessage reply;
+    memset(&reply, 0, sizeof reply);
+    reply.has_type = true, reply.type = lp2p_pb_StopMessage_Type_STATUS;
+    reply.has_status = true, reply.status = st;
+    rc = lp2p__relay_send(h, s->pipe, lp2p_pb_StopMessage_fields, &reply, deadline);
+    if (st != lp2p_pb_Status_OK || rc) {
+        if (st != lp2p_pb_Status_OK) LP2P__WARN(&h->ctx, LP2P_ERR_PROTOCOL, "relay: bad stop CONNECT from %s", id);
+        lp2p_stream_reset(s);
+        return;
+    }
+    lp2p__ma remote = s->conn->remote;
+    if (lp2p__ma_append_p2p(&remote, &s->peer) || remote.len + 2 > LP2P__MA_MAX) remote.len = 0;
+    else remote.b[remote.len++] = 0xa2, remote.b[remote.len++] = 0x02;
+    lp2p__pipe *p = lp2p__relay_take_pipe(s);
+    rc = lp2p__swarm_upgrade(h, p, false, &from, NULL, remote.len ? &remote : NULL, true, NULL,
+                             lp2p_deadline_in(h->cfg.handshake_timeout_ms));
+    if (rc) {
+        char fid[LP2P_PEER_ID_STRLEN];
+        lp2p_peer_id_str(&from, fid, sizeof fid);
+        LP2P__INFO(&h->ctx, "relayed connection from %s via %s failed to upgrade: %s", fid, id, lp2p_strerror(rc));
+    }
+}
+
+/* ---- client: reservations ------------------------------------------------------------------------ */
+static bool lp2p__rsvp_check_voucher(lp2p_host *h, const lp2p_pb_Reservation *rs, const lp2p_peer_id *relay) {
+    const uint8_t *payload;
+    size_t len;
+    lp2p_peer_id signer, vr, vp;
+    if (lp2p__envelope_open(rs->voucher.bytes, rs->voucher.size, LP2P__RSVP_DOMAIN, lp2p__rsvp_type,
+                            sizeof lp2p__rsvp_type, &payload, &len, &signer))
+        return false;
+    lp2p_pb_ReservationVoucher v;
+    memset(&v, 0, sizeof v);
+    pb_istream_t st = pb_istream_from_buffer(payload, len);
+    if (!pb_decode(&st, lp2p_pb_ReservationVoucher_fields, &v)) return false;
+    if (lp2p__peer_id_from_bytes(v.relay.bytes, v.relay.size, &vr) || lp2p__peer_id_from_bytes(v.peer.bytes, v.peer.size, &vp))
+        return false;
+    return lp2p_peer_id_eq(&signer, relay) && lp2p_peer_id_eq(&vr, relay) && lp2p_peer_id_eq(&vp, &h->identity.id);
+}
+
+/* Recompute the host's extra (circuit) addresses from the active reservations. */
+static void lp2p__relay_update_addrs(lp2p__relay *r) {
+    lp2p_host *h = r->h;
+    int n = 0;
+    for (lp2p__rsvp_out *o = r->outs; o; o = o->next)
+        for (int i = 0; o->active && i < o->n_circuits && n < LP2P__MAX_EXTRA_ADDRS; i++) h->extra_addrs[n++] = o->circuits[i];
+    h->n_extra_addrs = n;
+    if (!h->freeing) lp2p__host_addrs_changed(h);
+}
+
+/* One RESERVE exchange; on success fills o->circuits and o->refresh_at. */
+static int lp2p__rsvp_do(lp2p__rsvp_out *o, int64_t deadline) {
+    lp2p__relay *r = o->r;
+    lp2p_host *h = r->h;
+    lp2p__conn *rc = NULL;
+    lp2p_stream *s = NULL;
+    int err = lp2p__swarm_connect(h, o->relay_addr, &rc, deadline);
+    if (err) return err;
+    if (rc->limited) {
+        lp2p__conn_unref(rc);
+        return LP2P_ERR_INVALID;
+    }
+    err = lp2p__host_open_on(rc, LP2P__HOP_PROTO, deadline, &s);
+    lp2p__ma remote = rc->remote;
+    if (err) {
+        lp2p__conn_unref(rc);
+        return err;
+    }
+    lp2p_pb_HopMessage *m = (lp2p_pb_HopMessage *)lp2p__alloc(&h->ctx, sizeof *m);
+    lp2p__ma_list *addrs = (lp2p__ma_list *)lp2p__alloc(&h->ctx, sizeof *addrs);
+    if (!m || !addrs) err = LP2P_ERR_NOMEM;
+    if (!err) {
+        memset(m, 0, sizeof *m);
+        m->has_type = true, m->type = lp2p_pb_HopMessage_Type_RESERVE;
+        err = lp2p__relay_send(h, s->pipe, lp2p_pb_HopMessage_fields, m, deadline);
+    }
+    if (!err) {
+        addrs->n = 0;
+        lp2p__hop_init(m, NULL, addrs);
+        err = lp2p__relay_recv(h, s->pipe, lp2p_pb_HopMessage_fields, m, deadline);
+    }
+    if (!err && (!m->has_type || m->type != lp2p_pb_HopMessage_Type_STATUS || !m->has_status)) err = LP2P_ERR_PROTOCOL;
+    if (!err) err = lp2p__relay_status_err(m->status);
+    uint64_t now_s = (uint64_t)time(NULL);
+    if (!err && (!m->has_reservation || !m->reservation.has_expire || m->reservation.expire <= now_s))
+        err = LP2P_ERR_PROTOCOL;
+    char rid[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&o->relay, rid, sizeof rid);
+    if (!err && m->reservation.has_voucher && !lp2p__rsvp_check_voucher(h, &m->reservation, &o->relay)) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_PROTOCOL, "relay %s: reservation voucher is not signed by the relay for us", rid);
+        err = LP2P_ERR_PROTOCOL;
+    }
+    if (!err) {
+        o->n_circuits = 0;
+        for (int i = 0; i < addrs->n && o->n_circuits < LP2P__RELAY_MAX_ADDRS; i++) {
+            lp2p__ma base, c;
+            lp2p_peer_id pid;
+            char text[LP2P__MA_STRLEN + 20];
+            if (lp2p__ma_is_circuit(&addrs->a[i])) continue;
+            if (lp2p__ma_split_p2p(&addrs->a[i], &base, &pid) && !lp2p_peer_id_eq(&pid, &o->relay)) continue;
+            if (!base.len || lp2p__ma_append_p2p(&base, &o->relay) || lp2p__ma_str(&base, text, LP2P__MA_STRLEN) < 0) continue;
+            strcat(text, "/p2p-circuit");
+            if (lp2p__ma_parse(text, &c, NULL) == LP2P_OK) o->circuits[o->n_circuits++] = c;
+        }
+        if (o->n_circuits == 0 && remote.len && lp2p__ma_append_p2p(&remote, &o->relay) == LP2P_OK &&
+            remote.len + 2 <= LP2P__MA_MAX) { /* no addresses in the answer: the one we dialed */
+            remote.b[remote.len++] = 0xa2, remote.b[remote.len++] = 0x02;
+            o->circuits[o->n_circuits++] = remote;
+        }
+        /* refresh after 3/4 of the remaining time (at least 1 s, at most 15 min before expiry) */
+        int64_t left_ms = (int64_t)(m->reservation.expire - now_s) * 1000;
+        int64_t wait = LP2P__MAX(1000, LP2P__MAX(left_ms * 3 / 4, left_ms - 15 * 60 * 1000));
+        o->refresh_at = lp2p_deadline_in(wait);
+        LP2P__DEBUG(&h->ctx, "relay %s: reserved until %llu (limit %u s / %llu B), refresh in %lld ms", rid,
+                    (unsigned long long)m->reservation.expire, m->limit.duration, (unsigned long long)m->limit.data,
+                    (long long)wait);
+    }
+    if (err) LP2P__INFO(&h->ctx, "relay %s: reservation failed: %s", rid, lp2p_strerror(err));
+    else rc->held = true, rc->ephemeral_idle_ms = 0; /* the relay drops the reservation with the connection */
+    lp2p__conn_unref(rc);
+    lp2p__free(&h->ctx, m, sizeof *m);
+    lp2p__free(&h->ctx, addrs, sizeof *addrs);
+    if (err) lp2p_stream_reset(s);
+    else lp2p_stream_close(s);
+    return err;
+}
+
+static void lp2p__rsvp_set_active(lp2p__rsvp_out *o, bool active, int err) {
+    lp2p_host *h = o->r->h;
+    bool was = o->active;
+    o->active = active;
+    lp2p__relay_update_addrs(o->r);
+    if (h->freeing || was == active) return;
+    if (active) {
+        char text[LP2P__MA_STRLEN];
+        lp2p__ma full = o->circuits[0];
+        if (lp2p__ma_append_p2p(&full, &h->identity.id) || lp2p__ma_str(&full, text, sizeof text) < 0) text[0] = 0;
+        lp2p__host_emit(h, LP2P_EVENT_RELAY_RESERVED, &o->relay, text[0] ? text : NULL, NULL, NULL, 0);
+    } else {
+        lp2p__host_emit(h, LP2P_EVENT_RELAY_LOST, &o->relay, NULL, NULL, NULL, err);
+    }
+}
+
+static void lp2p__rsvp_free(lp2p__relay *r, lp2p__rsvp_out *o) {
+    lp2p__strfree(&r->h->ctx, o->relay_addr);
+    lp2p__free(&r->h->ctx, o, sizeof *o);
+}
+
+/* Keeps one reservation: refreshes before expiry, re-reserves after the relay connection drops. */
+static void lp2p__rsvp_task(void *arg) {
+    lp2p__rsvp_out *o = (lp2p__rsvp_out *)arg;
+    lp2p__relay *r = o->r;
+    lp2p_host *h = r->h;
+    int64_t backoff = 1000;
+    while (!o->released) {
+        int rc = LP2P_OK;
+        if (o->active) rc = lp2p__waitq_wait(h->sched, &o->wake, o->refresh_at);
+        if (rc == LP2P_ERR_CANCELED || o->released) break;
+        if (o->active && lp2p_now() < o->refresh_at) continue; /* woken early, still fine */
+        rc = lp2p__rsvp_do(o, lp2p_deadline_in(LP2P__RELAY_STREAM_MS));
+        if (o->released || rc == LP2P_ERR_CANCELED) break;
+        if (rc == LP2P_OK) {
+            backoff = 1000;
+            lp2p__rsvp_set_active(o, true, 0);
+            continue;
+        }
+        if (o->active) lp2p__rsvp_set_active(o, false, rc);
+        if (lp2p__sleep_until(h->sched, lp2p_deadline_in(backoff)) != LP2P_OK) break;
+        backoff = LP2P__MIN(backoff * 2, 60000);
+    }
+    /* unlink and free (release only marks it) */
+    for (lp2p__rsvp_out **pp = &r->outs; *pp; pp = &(*pp)->next)
+        if (*pp == o) {
+            *pp = o->next;
+            break;
+        }
+    if (o->active && !h->freeing) {
+        o->active = false;
+        lp2p__relay_update_addrs(r);
+    }
+    lp2p__rsvp_free(r, o);
+}
+
+LP2P_API int lp2p_relay_reserve(lp2p_host *h, const char *relay_addr, int64_t deadline) {
+    lp2p__relay *r = h->relay;
+    lp2p_peer_id relay;
+    lp2p__ma ma;
+    if (!relay_addr) return LP2P_ERR_INVALID;
+    if (relay_addr[0] == '/') {
+        if (lp2p__ma_parse(relay_addr, &ma, NULL) || !lp2p__ma_split_p2p(&ma, NULL, &relay)) return LP2P_ERR_BADADDR;
+    } else if (lp2p_peer_id_parse(relay_addr, &relay)) {
+        return LP2P_ERR_BADADDR;
+    }
+    for (lp2p__rsvp_out *o = r->outs; o; o = o->next)
+        if (lp2p_peer_id_eq(&o->relay, &relay) && !o->released) { /* already held: refresh now */
+            int rc = lp2p__rsvp_do(o, deadline);
+            if (rc == LP2P_OK) lp2p__rsvp_set_active(o, true, 0), lp2p__waitq_wake_all(h->sched, &o->wake);
+            return rc;
+        }
+    lp2p__rsvp_out *o = (lp2p__rsvp_out *)lp2p__zalloc(&h->ctx, sizeof *o);
+    if (!o || !(o->relay_addr = lp2p__strdup(&h->ctx, relay_addr))) {
+        lp2p__free(&h->ctx, o, sizeof *o);
+        return LP2P_ERR_NOMEM;
+    }
+    o->r = r, o->relay = relay;
+    int rc = lp2p__rsvp_do(o, deadline);
+    if (rc) {
+        lp2p__rsvp_free(r, o);
+        return rc;
+    }
+    o->next = r->outs, r->outs = o;
+    o->task = lp2p__spawn(h->sched, lp2p__rsvp_task, o);
+    if (!o->task.id) {
+        r->outs = o->next;
+        lp2p__rsvp_free(r, o);
+        return LP2P_ERR_NOMEM;
+    }
+    lp2p__rsvp_set_active(o, true, 0);
+    return LP2P_OK;
+}
+
+LP2P_API int lp2p_relay_release(lp2p_host *h, const lp2p_peer_id *relay) {
+    lp2p__relay *r = h->relay;
+    for (lp2p__rsvp_out *o = r->outs; o; o = o->next)
+        if (lp2p_peer_id_eq(&o->relay, relay) && !o->released) {
+            o->released = true;
+            o->active = false;
+            lp2p__conn *c = lp2p__swarm_find_conn(h, relay);
+            if (c) c->held = false;
+            lp2p__relay_update_addrs(r);
+            lp2p__waitq_wake_all(h->sched, &o->wake);
+            return LP2P_OK;
+        }
+    return LP2P_ERR_NOTFOUND;
+}
+
+LP2P__PRIV bool lp2p__relay_has_reservation(lp2p_host *h) {
+    for (lp2p__rsvp_out *o = h->relay ? h->relay->outs : NULL; o; o = o->next)
+        if (!o->released) return true;
+    return false;
+}
+
+/* ---- swarm notifications ------------------------------------------------------------------------ */
+static void lp2p__relay_disconnected(void *user, lp2p__conn *c) {
+    lp2p__relay *r = (lp2p__relay *)user;
+    for (lp2p__rsvp_in *x = r->rsvps, *next; x; x = next) { /* a reservation lives with its connection */
+        next = x->next;
+        if (x->conn == c) lp2p__rsvp_drop(r, x);
+    }
+    if (c->limited) return;
+    for (lp2p__rsvp_out *o = r->outs; o; o = o->next) {
+        if (!o->active || o->released || !lp2p_peer_id_eq(&o->relay, &c->peer)) continue;
+        lp2p__conn *other = lp2p__swarm_find_conn(r->h, &c->peer);
+        if (other && !other->limited) continue; /* still connected another way */
+        lp2p__rsvp_set_active(o, false, LP2P_ERR_CLOSED);
+        lp2p__waitq_wake_all(r->h->sched, &o->wake);
+    }
+}
+
+LP2P__PRIV int lp2p__relay_init(lp2p_host *h) {
+    lp2p__relay *r = (lp2p__relay *)lp2p__zalloc(&h->ctx, sizeof *r);
+    if (!r) return LP2P_ERR_NOMEM;
+    r->h = h;
+    r->notifee.disconnected = lp2p__relay_disconnected;
+    r->notifee.user = r;
+    r->transport.can_dial = lp2p__circuit_can_dial;
+    r->transport.dial = lp2p__circuit_dial;
+    h->relay = r;
+    h->circuit = &r->transport;
+    lp2p__swarm_add_notifee(h, &r->notifee);
+    return lp2p_host_handle(h, LP2P__STOP_PROTO, lp2p__stop_serve, r);
+}
+
+LP2P__PRIV void lp2p__relay_free(lp2p_host *h) {
+    lp2p__relay *r = h->relay;
+    if (!r) return;
+    while (r->rsvps) lp2p__rsvp_drop(r, r->rsvps);
+    while (r->outs) { /* tasks are gone (scheduler freed) */
+        lp2p__rsvp_out *o = r->outs;
+        r->outs = o->next;
+        lp2p__rsvp_free(r, o);
+    }
+    h->circuit = NULL;
+    lp2p__free(&h->ctx, r, sizeof *r);
+    h->relay = NULL;
+}
+/*==================== end src/relay.c ====================*/
+/*==================== begin src/dcutr.c ====================*/
+/* dcutr.c - L7: DCUtR (Direct Connection Upgrade through Relay): TCP hole punching over a
+ * relayed connection.
+ *
+ * Spec: libp2p/specs relay/DCUtR.md, connections/hole-punching.md. Roles (spec names): B received
+ * the relayed connection (normally the NATed listener) and starts: it opens /libp2p/dcutr, sends
+ * CONNECT{its addresses}, measures the RTT until A's CONNECT{addresses} arrives, sends SYNC and
+ * waits RTT/2; A dials as soon as SYNC arrives. Both dial from their listen ports (SO_REUSEPORT),
+ * so each side's outgoing SYN opens its own NAT for the other's; the SYNs cross and TCP's
+ * simultaneous open yields one connection. A is the client (multistream dialer, Noise initiator,
+ * yamux odd IDs), B the server. B retries twice (3 attempts, a new stream each, as go) and, as go
+ * does, acts as client on its last attempt (peers older than go-libp2p 0.41 had the roles
+ * swapped; notes/wire-facts.md 1.14).
+ * Our addresses in CONNECT: what peers observed of us (identify), then our listen addresses.
+ * Messages: uvarint-delimited HolePunch, at most 4 KiB.
+ * Enabled while the host handles /libp2p/dcutr (lp2p_host_unhandle turns it off).
+ * Depends on: host.h (swarm, streams, tcp), proto/dcutr.pb.h. */
+// (amalgamated) #include "host.h"
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+
+#define LP2P__DCUTR_PROTO "/libp2p/dcutr"
+#define LP2P__DCUTR_MSG_MAX 4096
+#define LP2P__DCUTR_ATTEMPTS 3
+#define LP2P__DCUTR_MAX_ADDRS 8
+#define LP2P__DCUTR_DIAL_MS 10000   /* go: direct dial timeout 10 s */
+#define LP2P__DCUTR_STREAM_MS 60000 /* go: stream timeout 1 min */
+#define LP2P__DCUTR_IDENTIFY_MS 10000
+
+typedef struct lp2p__dc_punching lp2p__dc_punching;
+struct lp2p__dcutr {
+    lp2p_host *h;
+    lp2p__notifee notifee;
+    lp2p__dc_punching *punching; /* hole punches in progress where we are the client */
+};
+
+typedef struct lp2p__dc_addrs {
+    lp2p__ma a[LP2P__DCUTR_MAX_ADDRS];
+    int n;
+} lp2p__dc_addrs;
+
+/* While we punch as the client, a TCP connection from one of the peer's addresses that reaches
+ * our listener (its SYN arrived before ours left: no NAT, or a NAT that let it through) is the
+ * punched connection too, and must keep the client role: swarm.c asks lp2p__dc_punch_client. */
+struct lp2p__dc_punching {
+    lp2p_peer_id peer;
+    const lp2p__dc_addrs *addrs;
+    struct lp2p__dc_punching *next;
+};
+
+static bool lp2p__dc_punch_client(lp2p_host *h, const lp2p__ma *remote, lp2p_peer_id *peer) {
+    for (lp2p__dc_punching *p = h->dcutr ? h->dcutr->punching : NULL; p; p = p->next)
+        for (int i = 0; i < p->addrs->n; i++)
+            if (lp2p__ma_eq(&p->addrs->a[i], remote)) {
+                *peer = p->peer;
+                return true;
+            }
+    return false;
+}
+
+static void lp2p__dc_add(lp2p__dc_addrs *l, const lp2p__ma *ma) {
+    lp2p__ma base;
+    lp2p__ma_split_p2p(ma, &base, NULL);
+    if (l->n >= LP2P__DCUTR_MAX_ADDRS || !lp2p__ma_is_tcp(&base) || lp2p__ma_is_circuit(&base)) return;
+    for (int i = 0; i < l->n; i++)
+        if (lp2p__ma_eq(&l->a[i], &base)) return;
+    l->a[l->n++] = base;
+}
+
+/* Is the IP part of a TCP address 0.0.0.0 / :: (a wildcard listener)? */
+static bool lp2p__dc_unspecified(const lp2p__ma *ma) {
+    static const uint8_t zero[16] = {0};
+    return (ma->len >= 5 && ma->b[0] == LP2P__MA_IP4 && memcmp(ma->b + 1, zero, 4) == 0) ||
+           (ma->len >= 17 && ma->b[0] == LP2P__MA_IP6 && memcmp(ma->b + 1, zero, 16) == 0);
+}
+
+/* Our candidate addresses: observed by peers (NAT mappings of our listen port), then listeners. */
+static void lp2p__dc_own_addrs(lp2p_host *h, lp2p__dc_addrs *out) {
+    out->n = 0;
+    for (lp2p__peer *p = h->peers; p; p = p->next)
+        if (p->observed.len) lp2p__dc_add(out, &p->observed);
+    for (lp2p__listener *l = h->listeners; l; l = l->next)
+        if (!lp2p__dc_unspecified(&l->addr)) lp2p__dc_add(out, &l->addr);
+}
+
+/* ---- messages ---------------------------------------------------------------------------------- */
+static bool lp2p__dc_dec_addr(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__dc_addrs *l = (lp2p__dc_addrs *)*arg;
+    uint8_t tmp[LP2P__MA_MAX];
+    lp2p__ma ma;
+    size_t n = st->bytes_left;
+    (void)f;
+    if (n > sizeof tmp) return pb_read(st, NULL, n);
+    if (!pb_read(st, tmp, n)) return false;
+    if (lp2p__ma_from_bytes(tmp, n, &ma, NULL) == LP2P_OK) lp2p__dc_add(l, &ma);
+    return true;
+}
+
+static bool lp2p__dc_enc_addrs(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
+    const lp2p__dc_addrs *l = (const lp2p__dc_addrs *)*arg;
+    for (int i = 0; l && i < l->n; i++)
+        if (!pb_encode_tag_for_field(st, f) || !pb_encode_string(st, l->a[i].b, l->a[i].len)) return false;
+    return true;
+}
+
+static int lp2p__dc_send(lp2p_stream *s, lp2p_pb_HolePunch_Type type, const lp2p__dc_addrs *addrs, int64_t deadline) {
+    uint8_t buf[LP2P__DCUTR_MSG_MAX];
+    lp2p_pb_HolePunch m;
+    memset(&m, 0, sizeof m);
+    m.type = type;
+    m.ObsAddrs.funcs.encode = lp2p__dc_enc_addrs, m.ObsAddrs.arg = (void *)addrs;
+    pb_ostream_t st = pb_ostream_from_buffer(buf, sizeof buf);
+    if (!pb_encode(&st, lp2p_pb_HolePunch_fields, &m)) return LP2P_ERR_MSGSIZE;
+    return lp2p__pipe_write_msg(&s->h->ctx, s->pipe, buf, st.bytes_written, deadline);
+}
+
+/* Read one HolePunch of the expected type; its addresses (TCP, not relayed) go to addrs. */
+static int lp2p__dc_recv(lp2p_stream *s, lp2p_pb_HolePunch_Type want, lp2p__dc_addrs *addrs, int64_t deadline) {
+    uint8_t buf[LP2P__DCUTR_MSG_MAX];
+    lp2p__dc_addrs ignored;
+    ptrdiff_t n = lp2p__pipe_read_msg(s->pipe, buf, sizeof buf, NULL, deadline);
+    if (n == LP2P_ERR_MSGSIZE) return LP2P_ERR_PROTOCOL;
+    if (n < 0) return (int)n;
+    lp2p_pb_HolePunch m;
+    memset(&m, 0, sizeof m);
+    if (!addrs) addrs = &ignored;
+    addrs->n = 0;
+    m.ObsAddrs.funcs.decode = lp2p__dc_dec_addr, m.ObsAddrs.arg = addrs;
+    pb_istream_t st = pb_istream_from_buffer(buf, (size_t)n);
+    if (!pb_decode(&st, lp2p_pb_HolePunch_fields, &m) || m.type != want) return LP2P_ERR_PROTOCOL;
+    return LP2P_OK;
+}
+
+/* ---- punching ------------------------------------------------------------------------------------ */
+typedef struct lp2p__punch { /* shared by the punching task and its dial tasks; the last frees it */
+    lp2p_host *h;
+    int refs, live;
+    bool taken;         /* the punching task took a winner (or gave up): close later successes */
+    lp2p__pipe *winner;
+    lp2p__ma local, remote;
+    int last_err;
+    lp2p__waitq done;
+} lp2p__punch;
+
+typedef struct lp2p__punch_dial {
+    lp2p__punch *pu;
+    lp2p__ma addr;
+    int64_t deadline;
+} lp2p__punch_dial;
+
+static void lp2p__punch_unref(lp2p__punch *pu) {
+    if (--pu->refs == 0) lp2p__free(&pu->h->ctx, pu, sizeof *pu);
+}
+
+static void lp2p__punch_dial_task(void *arg) {
+    lp2p__punch_dial *d = (lp2p__punch_dial *)arg;
+    lp2p__punch *pu = d->pu;
+    lp2p_host *h = pu->h;
+    lp2p__pipe *raw = NULL;
+    lp2p__ma local, remote;
+    int port = lp2p__swarm_listen_port(h, &d->addr);
+    int rc = lp2p__tcp_dial(h->sched, &d->addr, port, &raw, &local, &remote, d->deadline);
+    if (rc == LP2P_OK && (pu->taken || pu->winner)) raw->vt->close(raw); /* another address won */
+    else if (rc == LP2P_OK) pu->winner = raw, pu->local = local, pu->remote = remote;
+    else pu->last_err = rc;
+    lp2p__free(&h->ctx, d, sizeof *d);
+    pu->live--;
+    lp2p__waitq_wake_all(h->sched, &pu->done);
+    lp2p__punch_unref(pu);
+}
+
+/* Dial every address of the peer at once from our listen port; upgrade the first TCP connection
+ * with our role. A connection that arrives at our listener instead (no NAT in between: the
+ * peer's SYN reached the listener before ours left) is upgraded by the swarm: wait a little for
+ * it. Returns OK when a direct connection to peer exists. */
+static void lp2p__dc_register(lp2p_host *h, lp2p__dc_punching *reg, const lp2p_peer_id *peer,
+                              const lp2p__dc_addrs *addrs) {
+    reg->peer = *peer, reg->addrs = addrs;
+    reg->next = h->dcutr->punching, h->dcutr->punching = reg;
+}
+
+static void lp2p__dc_unregister(lp2p_host *h, lp2p__dc_punching *reg) {
+    for (lp2p__dc_punching **pp = &h->dcutr->punching; *pp; pp = &(*pp)->next)
+        if (*pp == reg) {
+            *pp = reg->next;
+            return;
+        }
+}
+
+static int lp2p__punch_run(lp2p_host *h, const lp2p_peer_id *peer, const lp2p__dc_addrs *addrs, bool is_client,
+                             lp2p__ma *direct) {
+    lp2p__punch *pu = (lp2p__punch *)lp2p__zalloc(&h->ctx, sizeof *pu);
+    int64_t deadline = lp2p_deadline_in(LP2P__DCUTR_DIAL_MS);
+    int rc = LP2P_OK;
+    if (!pu) return LP2P_ERR_NOMEM;
+    pu->h = h, pu->refs = 1;
+    for (int i = 0; i < addrs->n; i++) {
+        lp2p__punch_dial *d = (lp2p__punch_dial *)lp2p__zalloc(&h->ctx, sizeof *d);
+        if (!d) break;
+        d->pu = pu, d->addr = addrs->a[i], d->deadline = deadline;
+        pu->live++, pu->refs++;
+        if (!lp2p__spawn(h->sched, lp2p__punch_dial_task, d).id)
+            pu->live--, pu->refs--, lp2p__free(&h->ctx, d, sizeof *d);
+    }
+    while (rc == LP2P_OK && pu->live > 0 && !pu->winner) rc = lp2p__waitq_wait(h->sched, &pu->done, deadline);
+    lp2p__pipe *raw = pu->winner;
+    lp2p__ma local = pu->local, remote = pu->remote;
+    int last_err = pu->last_err;
+    pu->taken = true, pu->winner = NULL;
+    lp2p__punch_unref(pu); /* dial tasks still running close what they get */
+    if (rc == LP2P_ERR_CANCELED) {
+        if (raw) raw->vt->reset(raw);
+        return rc;
+    }
+    rc = raw ? LP2P_OK : last_err ? last_err : LP2P_ERR_UNREACHABLE;
+    if (raw) {
+        lp2p__conn *c = NULL;
+        rc = lp2p__swarm_upgrade(h, raw, is_client, peer, &local, &remote, false, &c, lp2p_deadline_in(LP2P__DCUTR_DIAL_MS));
+        if (rc == LP2P_OK) {
+            *direct = c->remote;
+            lp2p__conn_unref(c);
+            return LP2P_OK;
+        }
+    }
+    /* did the peer's connection reach our listener? */
+    int64_t grace = lp2p_deadline_in(3000);
+    for (;;) {
+        lp2p__conn *c = lp2p__swarm_find_conn(h, peer);
+        if (c && !c->limited) {
+            *direct = c->remote;
+            return LP2P_OK;
+        }
+        if (lp2p__waitq_wait(h->sched, &h->conn_wait, grace) != LP2P_OK) break;
+    }
+    return rc;
+}
+
+static void lp2p__dc_result(lp2p_host *h, const lp2p_peer_id *peer, int rc, const lp2p__ma *direct, int attempt) {
+    char id[LP2P_PEER_ID_STRLEN], text[LP2P__MA_STRLEN];
+    lp2p_peer_id_str(peer, id, sizeof id);
+    text[0] = 0;
+    if (rc == LP2P_OK && direct && direct->len) lp2p__ma_str(direct, text, sizeof text);
+    if (rc == LP2P_OK) LP2P__INFO(&h->ctx, "dcutr: direct connection to %s (%s) on attempt %d", id, text, attempt);
+    else LP2P__INFO(&h->ctx, "dcutr: hole punch with %s failed: %s", id, lp2p_strerror(rc));
+    if (!h->freeing) lp2p__host_emit(h, LP2P_EVENT_HOLE_PUNCH, peer, text[0] ? text : NULL, NULL, NULL, rc);
+}
+
+/* ---- initiator (B: we received the relayed connection) ------------------------------------------ */
+static bool lp2p__dc_peer_speaks(lp2p_host *h, const lp2p_peer_id *peer) {
+    lp2p__peer *p = lp2p__peerstore_get(h, peer, false);
+    if (!p || !p->protocols) return true; /* unknown: just try */
+    for (int i = 0; i < p->n_protocols; i++)
+        if (strcmp(p->protocols[i], LP2P__DCUTR_PROTO) == 0) return true;
+    return false;
+}
+
+static int lp2p__dc_attempt(lp2p__conn *c, int attempt, lp2p__ma *direct) {
+    lp2p_host *h = c->h;
+    lp2p_stream *s = NULL;
+    lp2p__dc_addrs *own = (lp2p__dc_addrs *)lp2p__alloc(&h->ctx, sizeof *own);
+    lp2p__dc_addrs *theirs = (lp2p__dc_addrs *)lp2p__alloc(&h->ctx, sizeof *theirs);
+    int64_t deadline = lp2p_deadline_in(LP2P__DCUTR_STREAM_MS);
+    int rc = own && theirs ? lp2p__host_open_on(c, LP2P__DCUTR_PROTO, deadline, &s) : LP2P_ERR_NOMEM;
+    if (rc == LP2P_OK) {
+        lp2p__dc_own_addrs(h, own);
+        rc = lp2p__dc_send(s, lp2p_pb_HolePunch_Type_CONNECT, own, deadline);
+    }
+    int64_t t0 = lp2p_now();
+    if (rc == LP2P_OK) rc = lp2p__dc_recv(s, lp2p_pb_HolePunch_Type_CONNECT, theirs, deadline);
+    int64_t rtt = lp2p_now() - t0;
+    if (rc == LP2P_OK && theirs->n == 0) rc = LP2P_ERR_NOADDR;
+    bool is_client = attempt == LP2P__DCUTR_ATTEMPTS; /* go's last-attempt role flip */
+    lp2p__dc_punching reg;
+    if (rc == LP2P_OK && is_client) lp2p__dc_register(h, &reg, &c->peer, theirs);
+    if (rc == LP2P_OK) rc = lp2p__dc_send(s, lp2p_pb_HolePunch_Type_SYNC, NULL, deadline);
+    if (s) {
+        if (rc == LP2P_OK) lp2p_stream_close(s);
+        else lp2p_stream_reset(s);
+    }
+    if (rc == LP2P_OK) rc = lp2p__sleep_until(h->sched, lp2p_deadline_in(rtt / 2));
+    if (rc == LP2P_OK) rc = lp2p__punch_run(h, &c->peer, theirs, is_client, direct);
+    if (theirs && theirs->n && is_client) lp2p__dc_unregister(h, &reg);
+    lp2p__free(&h->ctx, own, sizeof *own);
+    lp2p__free(&h->ctx, theirs, sizeof *theirs);
+    return rc;
+}
+
+static void lp2p__dc_initiator_task(void *arg) {
+    lp2p__conn *c = (lp2p__conn *)arg;
+    lp2p_host *h = c->h;
+    lp2p__ma direct;
+    int rc = LP2P_OK, attempt = 0;
+    direct.len = 0;
+    int64_t id_deadline = lp2p_deadline_in(LP2P__DCUTR_IDENTIFY_MS);
+    while (!c->identified && !c->closed && rc == LP2P_OK) rc = lp2p__waitq_wait(h->sched, &c->identify_wait, id_deadline);
+    if (rc == LP2P_OK && !c->closed && lp2p__dc_peer_speaks(h, &c->peer)) {
+        for (attempt = 1; attempt <= LP2P__DCUTR_ATTEMPTS && !c->closed; attempt++) {
+            lp2p__conn *d = lp2p__swarm_find_conn(h, &c->peer);
+            if (d && !d->limited) { /* a direct connection appeared meanwhile */
+                direct = d->remote;
+                rc = LP2P_OK;
+                break;
+            }
+            rc = lp2p__dc_attempt(c, attempt, &direct);
+            if (rc == LP2P_OK || rc == LP2P_ERR_CANCELED || rc == LP2P_ERR_PROTO_NA) break;
+        }
+        lp2p__conn *d = lp2p__swarm_find_conn(h, &c->peer);
+        if (rc != LP2P_OK && rc != LP2P_ERR_CANCELED && d && !d->limited) { /* the peer came directly (rust
+                                                                                  dials our listen addresses,
+                                                                                  then drops the relayed link) */
+            direct = d->remote;
+            rc = LP2P_OK;
+        }
+        if (rc != LP2P_ERR_CANCELED) lp2p__dc_result(h, &c->peer, rc, &direct, attempt);
+    }
+    lp2p__conn_unref(c);
+}
+
+static void lp2p__dc_connected(void *user, lp2p__conn *c) {
+    lp2p__dcutr *d = (lp2p__dcutr *)user;
+    lp2p_host *h = d->h;
+    bool enabled = false;
+    const char *protos[LP2P__MAX_PEER_PROTOCOLS];
+    int n = lp2p__host_protocols(h, protos, (int)LP2P__COUNT(protos));
+    for (int i = 0; i < n && i < (int)LP2P__COUNT(protos); i++) enabled |= strcmp(protos[i], LP2P__DCUTR_PROTO) == 0;
+    if (!enabled || !c->limited || c->outbound) return;
+    c->refs++;
+    if (!lp2p__spawn(h->sched, lp2p__dc_initiator_task, c).id) c->refs--;
+}
+
+/* ---- responder (A: we dialed through the relay) ---------------------------------------------------- */
+static void lp2p__dc_serve(lp2p_stream *s, void *user) {
+    lp2p_host *h = s->h;
+    char id[LP2P_PEER_ID_STRLEN];
+    (void)user;
+    lp2p_peer_id_str(&s->peer, id, sizeof id);
+    if (!s->conn->limited || !s->conn->outbound) { /* go: only on the relayed connection we dialed */
+        LP2P__INFO(&h->ctx, "dcutr: stream from %s not on a relayed connection we dialed: refused", id);
+        lp2p_stream_reset(s);
+        return;
+    }
+    lp2p__dc_addrs *own = (lp2p__dc_addrs *)lp2p__alloc(&h->ctx, sizeof *own);
+    lp2p__dc_addrs *theirs = (lp2p__dc_addrs *)lp2p__alloc(&h->ctx, sizeof *theirs);
+    int64_t deadline = lp2p_deadline_in(LP2P__DCUTR_STREAM_MS);
+    int rc = own && theirs ? lp2p__dc_recv(s, lp2p_pb_HolePunch_Type_CONNECT, theirs, deadline) : LP2P_ERR_NOMEM;
+    if (rc == LP2P_OK && theirs->n == 0) rc = LP2P_ERR_NOADDR;
+    lp2p__dc_punching reg; /* from now on their SYN may arrive at our listener: we are the client */
+    bool registered = rc == LP2P_OK;
+    if (registered) lp2p__dc_register(h, &reg, &s->peer, theirs);
+    if (rc == LP2P_OK) {
+        lp2p__dc_own_addrs(h, own);
+        rc = lp2p__dc_send(s, lp2p_pb_HolePunch_Type_CONNECT, own, deadline);
+    }
+    if (rc == LP2P_OK) rc = lp2p__dc_recv(s, lp2p_pb_HolePunch_Type_SYNC, NULL, deadline);
+    if (rc != LP2P_OK) {
+        if (rc == LP2P_ERR_PROTOCOL) LP2P__WARN(&h->ctx, rc, "dcutr: malformed message from %s", id);
+        else LP2P__INFO(&h->ctx, "dcutr: exchange with %s failed: %s", id, lp2p_strerror(rc));
+        lp2p_stream_reset(s);
+    } else {
+        lp2p_stream_close(s);
+        lp2p__ma direct;
+        direct.len = 0;
+        lp2p__conn *c = lp2p__swarm_find_conn(h, &s->peer);
+        if (c && !c->limited) direct = c->remote, rc = LP2P_OK;
+        else rc = lp2p__punch_run(h, &s->peer, theirs, true, &direct);
+        if (rc != LP2P_ERR_CANCELED) lp2p__dc_result(h, &s->peer, rc, &direct, 1);
+    }
+    if (registered) lp2p__dc_unregister(h, &reg);
+    lp2p__free(&h->ctx, own, sizeof *own);
+    lp2p__free(&h->ctx, theirs, sizeof *theirs);
+}
+
+LP2P__PRIV int lp2p__dcutr_init(lp2p_host *h) {
+    lp2p__dcutr *d = (lp2p__dcutr *)lp2p__zalloc(&h->ctx, sizeof *d);
+    if (!d) return LP2P_ERR_NOMEM;
+    d->h = h;
+    d->notifee.connected = lp2p__dc_connected;
+    d->notifee.user = d;
+    h->dcutr = d;
+    h->punch_client = lp2p__dc_punch_client;
+    lp2p__swarm_add_notifee(h, &d->notifee);
+    return lp2p_host_handle(h, LP2P__DCUTR_PROTO, lp2p__dc_serve, d);
+}
+
+LP2P__PRIV void lp2p__dcutr_free(lp2p_host *h) {
+    h->punch_client = NULL;
+    lp2p__free(&h->ctx, h->dcutr, sizeof *h->dcutr);
+    h->dcutr = NULL;
+}
+/*==================== end src/dcutr.c ====================*/
+/*==================== begin src/autonat.c ====================*/
+/* autonat.c - L7: AutoNAT v2 (client and server) and the AutoNAT v1 server: is this host
+ * reachable from outside, and (when it is not) a relay reservation.
+ *
+ * Spec: libp2p/specs autonat/autonat-v2.md, autonat/autonat-v1.md.
+ * v2: the client opens /libp2p/autonat/2/dial-request and sends DialRequest{addrs, nonce}; the
+ * server picks the first address it is willing to dial, may first ask for 30-100 kB of dial data
+ * (when the address's IP differs from the client's observed IP: amplification guard), dials it
+ * on a fresh connection (not from its listen port) and sends DialBack{nonce} on
+ * /libp2p/autonat/2/dial-back, then answers DialResponse{status, addrIdx, dialStatus}. The client
+ * trusts an OK only if the nonce came back. v1: one DIAL/DIAL_RESPONSE exchange; the server dials
+ * only addresses with the requester's observed IP.
+ * Servers never serve requests over relayed (limited) connections and never dial private or
+ * documentation-range addresses unless lp2p_autonat_config.allow_private_addrs.
+ * Verdicts: the first answer sets an unknown status; a known one changes after 2 agreeing
+ * answers (the spec suggests > 3 confirmations; go/rust have flapped: go-libp2p #2046).
+ * Depends on: host.h (swarm, streams, tcp, relay hook), proto/autonat.pb.h. */
+// (amalgamated) #include "host.h"
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+
+#define LP2P__AN2_DIAL "/libp2p/autonat/2/dial-request"
+#define LP2P__AN2_BACK "/libp2p/autonat/2/dial-back"
+#define LP2P__AN1 "/libp2p/autonat/1.0.0"
+#define LP2P__HOP_PROTO_ID "/libp2p/circuit/relay/0.2.0/hop"
+#define LP2P__AN_MSG_MAX 8192          /* go: maxMsgSize */
+#define LP2P__AN_MAX_ADDRS 8           /* addresses we send / consider */
+#define LP2P__AN_STREAM_MS 15000       /* go: streamTimeout */
+#define LP2P__AN_DIAL_MS 10000         /* go: dialBackDialTimeout */
+#define LP2P__AN_DIALBACK_MS 5000      /* go: dialBackStreamTimeout */
+#define LP2P__AN_DATA_MIN 30000        /* dial data bounds (go and rust) */
+#define LP2P__AN_DATA_MAX 100000
+#define LP2P__AN_CHUNK 4096
+#define LP2P__AN_REFRESH_MS (10 * 60 * 1000)
+#define LP2P__AN_AUTO_TRIES 3          /* automatic probes of one peer that end without a verdict */
+
+typedef struct lp2p__an_probe {
+    uint64_t nonce;
+    bool dialed_back;
+    lp2p__ma local; /* where the dial-back arrived */
+    struct lp2p__an_probe *next;
+} lp2p__an_probe;
+
+struct lp2p__autonat {
+    lp2p_host *h;
+    lp2p__notifee notifee;
+    bool serving;
+    lp2p_autonat_config cfg;
+    int active; /* requests being served */
+    lp2p__an_probe *probes;
+    lp2p_nat_status status, last;
+    int streak;
+    int64_t status_at;
+    bool probing, reserving;
+};
+
+typedef struct lp2p__an_addrs {
+    lp2p__ma a[LP2P__AN_MAX_ADDRS];
+    int n, seen; /* seen: entries in the message (indexes stay the peer's) */
+    int idx[LP2P__AN_MAX_ADDRS];
+} lp2p__an_addrs;
+
+/* ---- addresses -------------------------------------------------------------------------------- */
+static bool lp2p__an_dec_addr(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    lp2p__an_addrs *l = (lp2p__an_addrs *)*arg;
+    uint8_t tmp[LP2P__MA_MAX];
+    size_t n = st->bytes_left;
+    (void)f;
+    int index = l->seen++;
+    if (n > sizeof tmp || l->n >= LP2P__AN_MAX_ADDRS) return pb_read(st, NULL, n);
+    if (!pb_read(st, tmp, n)) return false;
+    if (lp2p__ma_from_bytes(tmp, n, &l->a[l->n], NULL) == LP2P_OK) l->idx[l->n++] = index;
+    return true;
+}
+
+static bool lp2p__an_enc_addrs(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
+    const lp2p__an_addrs *l = (const lp2p__an_addrs *)*arg;
+    for (int i = 0; i < l->n; i++)
+        if (!pb_encode_tag_for_field(st, f) || !pb_encode_string(st, l->a[i].b, l->a[i].len)) return false;
+    return true;
+}
+
+/* The IP component (code + bytes) of an address, for "same IP as observed" checks. */
+static bool lp2p__an_same_ip(const lp2p__ma *a, const lp2p__ma *b) {
+    size_t la = a->len && a->b[0] == LP2P__MA_IP4 ? 5 : a->len && a->b[0] == LP2P__MA_IP6 ? 17 : 0;
+    return la && a->len >= la && b->len >= la && memcmp(a->b, b->b, la) == 0;
+}
+
+/* Publicly routable? Not private, loopback, link-local, shared (100.64/10), documentation
+ * (192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32), multicast or reserved. */
+static bool lp2p__an_is_public(const lp2p__ma *ma) {
+    if (ma->len >= 5 && ma->b[0] == LP2P__MA_IP4) {
+        const uint8_t *v = ma->b + 1;
+        if (v[0] == 0 || v[0] == 10 || v[0] == 127 || v[0] >= 224) return false;
+        if (v[0] == 100 && (v[1] & 0xc0) == 64) return false;
+        if (v[0] == 169 && v[1] == 254) return false;
+        if (v[0] == 172 && (v[1] & 0xf0) == 16) return false;
+        if (v[0] == 192 && v[1] == 168) return false;
+        if (v[0] == 192 && v[1] == 0 && (v[2] == 0 || v[2] == 2)) return false;
+        if (v[0] == 198 && ((v[1] & 0xfe) == 18 || (v[1] == 51 && v[2] == 100))) return false;
+        if (v[0] == 203 && v[1] == 0 && v[2] == 113) return false;
+        return true;
+    }
+    if (ma->len >= 17 && ma->b[0] == LP2P__MA_IP6) {
+        const uint8_t *v = ma->b + 1;
+        if ((v[0] & 0xe0) != 0x20) return false; /* global unicast is 2000::/3 */
+        return !(v[0] == 0x20 && v[1] == 0x01 && v[2] == 0x0d && v[3] == 0xb8);
+    }
+    return false;
+}
+
+static bool lp2p__an_dialable(lp2p__autonat *an, const lp2p__ma *ma) {
+    return lp2p__ma_is_tcp(ma) && !lp2p__ma_is_circuit(ma) && (an->cfg.allow_private_addrs || lp2p__an_is_public(ma));
+}
+
+static int lp2p__an_port(const lp2p__ma *ma) {
+    size_t off = 0, vn;
+    uint32_t code;
+    const uint8_t *v;
+    while (lp2p__ma_next(ma, &off, &code, &v, &vn))
+        if (code == LP2P__MA_TCP && vn == 2) return lp2p__be16(v);
+    return -1;
+}
+
+/* Our candidates, best first (the server dials only the first it accepts): what peers observed
+ * of our listen port (a NAT's mapping of it: we dial from the listen port), our specific listen
+ * addresses, then other observed addresses (ephemeral dial ports: a dial-only host's last hope). */
+static void lp2p__an_own_addrs(lp2p_host *h, lp2p__an_addrs *out) {
+    static const uint8_t zero[16] = {0};
+    out->n = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        const lp2p__ma *cand[LP2P__MAX_PEER_ADDRS * 4];
+        int nc = 0;
+        if (pass == 1)
+            for (lp2p__listener *l = h->listeners; l && nc < (int)LP2P__COUNT(cand); l = l->next) cand[nc++] = &l->addr;
+        else
+            for (lp2p__peer *p = h->peers; p && nc < (int)LP2P__COUNT(cand); p = p->next) {
+                if (!p->observed.len) continue;
+                bool listen_port = false;
+                for (lp2p__listener *l = h->listeners; l && !listen_port; l = l->next)
+                    listen_port = lp2p__an_port(&l->addr) == lp2p__an_port(&p->observed);
+                if (listen_port == (pass == 0)) cand[nc++] = &p->observed;
+            }
+        for (int i = 0; i < nc && out->n < LP2P__AN_MAX_ADDRS; i++) {
+            lp2p__ma base;
+            lp2p__ma_split_p2p(cand[i], &base, NULL);
+            if (!lp2p__ma_is_tcp(&base) || lp2p__ma_is_circuit(&base)) continue;
+            if ((base.b[0] == LP2P__MA_IP4 && !memcmp(base.b + 1, zero, 4)) ||
+                (base.b[0] == LP2P__MA_IP6 && !memcmp(base.b + 1, zero, 16)))
+                continue; /* wildcard listener */
+            bool dup = false;
+            for (int k = 0; k < out->n && !dup; k++) dup = lp2p__ma_eq(&out->a[k], &base);
+            if (!dup) out->a[out->n++] = base;
+        }
+    }
+}
+
+/* ---- messages --------------------------------------------------------------------------------- */
+static int lp2p__an_send(lp2p_host *h, lp2p__pipe *p, const pb_msgdesc_t *fields, const void *msg, int64_t deadline) {
+    uint8_t *buf = (uint8_t *)lp2p__alloc(&h->ctx, LP2P__AN_MSG_MAX);
+    if (!buf) return LP2P_ERR_NOMEM;
+    pb_ostream_t st = pb_ostream_from_buffer(buf, LP2P__AN_MSG_MAX);
+    int rc = pb_encode(&st, fields, msg) ? lp2p__pipe_write_msg(&h->ctx, p, buf, st.bytes_written, deadline)
+                                         : LP2P_ERR_MSGSIZE;
+    lp2p__free(&h->ctx, buf, LP2P__AN_MSG_MAX);
+    return rc;
+}
+
+static int lp2p__an_recv(lp2p_host *h, lp2p__pipe *p, const pb_msgdesc_t *fields, void *msg, int64_t deadline) {
+    uint8_t *buf = (uint8_t *)lp2p__alloc(&h->ctx, LP2P__AN_MSG_MAX);
+    if (!buf) return LP2P_ERR_NOMEM;
+    ptrdiff_t n = lp2p__pipe_read_msg(p, buf, LP2P__AN_MSG_MAX, NULL, deadline);
+    int rc = n < 0 ? (int)n : LP2P_OK;
+    if (rc == LP2P_OK) {
+        pb_istream_t st = pb_istream_from_buffer(buf, (size_t)n);
+        if (!pb_decode(&st, fields, msg)) rc = LP2P_ERR_PROTOCOL;
+    }
+    lp2p__free(&h->ctx, buf, LP2P__AN_MSG_MAX);
+    return rc == LP2P_ERR_MSGSIZE ? LP2P_ERR_PROTOCOL : rc;
+}
+
+/* ---- status ----------------------------------------------------------------------------------- */
+static void lp2p__an_reserve_task(void *arg);
+
+static void lp2p__an_result(lp2p__autonat *an, lp2p_nat_status r) {
+    lp2p_host *h = an->h;
+    an->streak = r == an->last ? an->streak + 1 : 1;
+    an->last = r;
+    an->status_at = lp2p_now();
+    if (r == an->status || (an->status != LP2P_NAT_UNKNOWN && an->streak < 2)) return;
+    an->status = r;
+    LP2P__INFO(&h->ctx, "autonat: reachability is now %s", r == LP2P_NAT_PUBLIC ? "public" : "private");
+    if (!h->freeing) lp2p__host_emit(h, LP2P_EVENT_NAT_STATUS, &h->identity.id, NULL, NULL, NULL, (int)r);
+    for (lp2p__notifee *n = h->notifees; n && !h->freeing; n = n->next)
+        if (n->nat_changed) n->nat_changed(n->user, (int)r); /* e.g. a DHT in AUTO mode */
+    if (r == LP2P_NAT_PRIVATE && !an->reserving && !lp2p__relay_has_reservation(h)) {
+        an->reserving = true;
+        if (!lp2p__spawn(h->sched, lp2p__an_reserve_task, an).id) an->reserving = false;
+    }
+}
+
+LP2P_API lp2p_nat_status lp2p_host_nat_status(lp2p_host *h) { return h->autonat->status; }
+
+/* Private: reserve on a relay we are connected to (the first peer offering hop). */
+static void lp2p__an_reserve_task(void *arg) {
+    lp2p__autonat *an = (lp2p__autonat *)arg;
+    lp2p_host *h = an->h;
+    for (lp2p__conn *c = h->conns; c && !lp2p__relay_has_reservation(h); c = c->next) {
+        lp2p__peer *p = c->closed || c->limited ? NULL : lp2p__peerstore_get(h, &c->peer, false);
+        bool relay = false;
+        for (int i = 0; p && i < p->n_protocols && !relay; i++) relay = strcmp(p->protocols[i], LP2P__HOP_PROTO_ID) == 0;
+        if (!relay) continue;
+        char id[LP2P_PEER_ID_STRLEN];
+        lp2p_peer_id_str(&c->peer, id, sizeof id);
+        int rc = lp2p_relay_reserve(h, id, lp2p_deadline_in(LP2P__AN_STREAM_MS));
+        LP2P__INFO(&h->ctx, "autonat: private: reservation on relay %s: %s", id, lp2p_strerror(rc));
+        break; /* the list may have changed while we waited */
+    }
+    an->reserving = false;
+}
+
+/* ---- client ----------------------------------------------------------------------------------- */
+/* Send DialDataResponse messages carrying n bytes (chunks of 4 KiB). */
+static bool lp2p__an_enc_zero(pb_ostream_t *st, const pb_field_t *f, void *const *arg) {
+    static const uint8_t zero[LP2P__AN_CHUNK];
+    size_t n = *(const size_t *)*arg;
+    return pb_encode_tag_for_field(st, f) && pb_encode_string(st, zero, n);
+}
+
+static int lp2p__an_send_data(lp2p_host *h, lp2p__pipe *p, uint64_t total, int64_t deadline) {
+    int rc = LP2P_OK;
+    for (uint64_t sent = 0; sent < total && rc == LP2P_OK;) {
+        size_t n = (size_t)LP2P__MIN((uint64_t)LP2P__AN_CHUNK, total - sent);
+        lp2p_pb_AN2Message m;
+        memset(&m, 0, sizeof m);
+        m.has_dialDataResponse = true;
+        m.dialDataResponse.data.funcs.encode = lp2p__an_enc_zero, m.dialDataResponse.data.arg = &n;
+        rc = lp2p__an_send(h, p, lp2p_pb_AN2Message_fields, &m, deadline);
+        sent += n;
+    }
+    return rc;
+}
+
+static int lp2p__an_exchange(lp2p_host *h, lp2p_stream *s, lp2p__an_addrs *own, uint64_t nonce, int64_t deadline,
+                             lp2p_pb_AN2DialResponse *resp) {
+    lp2p_pb_AN2Message *m = (lp2p_pb_AN2Message *)lp2p__zalloc(&h->ctx, sizeof *m);
+    if (!m) return LP2P_ERR_NOMEM;
+    m->has_dialRequest = true;
+    m->dialRequest.addrs.funcs.encode = lp2p__an_enc_addrs, m->dialRequest.addrs.arg = own;
+    m->dialRequest.has_nonce = true, m->dialRequest.nonce = nonce;
+    int rc = lp2p__an_send(h, s->pipe, lp2p_pb_AN2Message_fields, m, deadline);
+    for (int rounds = 0; rc == LP2P_OK; rounds++) {
+        memset(m, 0, sizeof *m);
+        rc = lp2p__an_recv(h, s->pipe, lp2p_pb_AN2Message_fields, m, deadline);
+        if (rc) break;
+        if (m->has_dialResponse) {
+            *resp = m->dialResponse;
+            break;
+        }
+        /* one dial-data request, for one of our addresses, within the bounds (else refuse) */
+        if (!m->has_dialDataRequest || rounds > 0 || m->dialDataRequest.numBytes > LP2P__AN_DATA_MAX ||
+            m->dialDataRequest.addrIdx >= (uint32_t)own->n) {
+            rc = LP2P_ERR_PROTOCOL;
+            break;
+        }
+        rc = lp2p__an_send_data(h, s->pipe, m->dialDataRequest.numBytes, deadline);
+    }
+    lp2p__free(&h->ctx, m, sizeof *m);
+    return rc;
+}
+
+LP2P_API int lp2p_autonat_probe(lp2p_host *h, const char *server, int64_t deadline) {
+    lp2p__autonat *an = h->autonat;
+    lp2p__conn *c = NULL;
+    lp2p_stream *s = NULL;
+    lp2p__an_addrs own;
+    lp2p__an_own_addrs(h, &own);
+    if (own.n == 0) return LP2P_ERR_NOADDR;
+    int rc = lp2p__swarm_connect(h, server, &c, deadline);
+    if (rc) return rc;
+    if (c->limited) { /* servers refuse these; a dial-back could not prove anything anyway */
+        lp2p__conn_unref(c);
+        return LP2P_ERR_INVALID;
+    }
+    lp2p__an_probe probe;
+    memset(&probe, 0, sizeof probe);
+    lp2p__random(&probe.nonce, sizeof probe.nonce);
+    probe.next = an->probes, an->probes = &probe;
+    int64_t step = lp2p__deadline_min(deadline, lp2p_deadline_in(LP2P__AN_STREAM_MS + LP2P__AN_DIAL_MS));
+    rc = lp2p__host_open_on(c, LP2P__AN2_DIAL, step, &s);
+    char id[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&c->peer, id, sizeof id);
+    lp2p__conn_unref(c);
+    lp2p_pb_AN2DialResponse resp;
+    memset(&resp, 0, sizeof resp);
+    if (rc == LP2P_OK) rc = lp2p__an_exchange(h, s, &own, probe.nonce, step, &resp);
+    for (lp2p__an_probe **pp = &an->probes; *pp; pp = &(*pp)->next)
+        if (*pp == &probe) {
+            *pp = probe.next;
+            break;
+        }
+    if (s) {
+        if (rc) lp2p_stream_reset(s);
+        else lp2p_stream_close(s);
+    }
+    if (rc) {
+        if (rc == LP2P_ERR_PROTOCOL) LP2P__WARN(&h->ctx, rc, "autonat: malformed answer from %s", id);
+        return rc;
+    }
+    if (resp.status == lp2p_pb_AN2DialResponse_ResponseStatus_E_REQUEST_REJECTED ||
+        resp.status == lp2p_pb_AN2DialResponse_ResponseStatus_E_DIAL_REFUSED) {
+        LP2P__INFO(&h->ctx, "autonat: %s refused (status %d)", id, (int)resp.status);
+        return LP2P_ERR_LIMIT;
+    }
+    if (resp.status != lp2p_pb_AN2DialResponse_ResponseStatus_OK || resp.addrIdx >= (uint32_t)own.n) return LP2P_ERR_PROTOCOL;
+    char addr[LP2P__MA_STRLEN];
+    lp2p__ma_str(&own.a[resp.addrIdx], addr, sizeof addr);
+    if (resp.dialStatus == lp2p_pb_AN2DialStatus_AN2_OK) {
+        if (!probe.dialed_back) { /* autonat-v2.md: an OK without our nonce is discarded */
+            LP2P__WARN(&h->ctx, LP2P_ERR_PROTOCOL, "autonat: %s says it reached %s, but no dial-back with our nonce came",
+                       id, addr);
+            return LP2P_ERR_PROTOCOL;
+        }
+        LP2P__INFO(&h->ctx, "autonat: %s reached us at %s", id, addr);
+        lp2p__an_result(an, LP2P_NAT_PUBLIC);
+        return LP2P_NAT_PUBLIC;
+    }
+    if (resp.dialStatus == lp2p_pb_AN2DialStatus_AN2_E_DIAL_ERROR) {
+        LP2P__INFO(&h->ctx, "autonat: %s could not dial %s", id, addr);
+        lp2p__an_result(an, LP2P_NAT_PRIVATE);
+        return LP2P_NAT_PRIVATE;
+    }
+    return LP2P_ERR_PROTOCOL; /* E_DIAL_BACK_ERROR: reached, but the proof failed: no verdict */
+}
+
+/* dial-back: the server proves it reached us. Only nonces of our own pending probes count. */
+static void lp2p__an_dialback_serve(lp2p_stream *s, void *user) {
+    lp2p__autonat *an = (lp2p__autonat *)user;
+    lp2p_host *h = an->h;
+    lp2p_pb_AN2DialBack m;
+    memset(&m, 0, sizeof m);
+    int rc = lp2p__an_recv(h, s->pipe, lp2p_pb_AN2DialBack_fields, &m, lp2p_deadline_in(LP2P__AN_DIALBACK_MS));
+    lp2p__an_probe *p = an->probes;
+    while (rc == LP2P_OK && p && p->nonce != m.nonce) p = p->next;
+    if (!p) {
+        if (rc == LP2P_OK) LP2P__INFO(&h->ctx, "autonat: dial-back with an unknown nonce: ignored");
+        lp2p_stream_reset(s);
+        return;
+    }
+    p->dialed_back = true;
+    p->local = s->conn->local;
+    lp2p_pb_AN2DialBackResponse r;
+    memset(&r, 0, sizeof r);
+    r.has_status = true, r.status = lp2p_pb_AN2DialBackResponse_DialBackStatus_OK;
+    lp2p__an_send(h, s->pipe, lp2p_pb_AN2DialBackResponse_fields, &r, lp2p_deadline_in(LP2P__AN_DIALBACK_MS));
+}
+
+/* Automatic probes: after identify, ask a peer that serves v2 when our status is stale. */
+static void lp2p__an_auto_task(void *arg) {
+    lp2p__conn *c = (lp2p__conn *)arg;
+    lp2p_host *h = c->h;
+    lp2p__autonat *an = h->autonat;
+    int64_t deadline = lp2p_deadline_in(LP2P__AN_STREAM_MS);
+    int rc = LP2P_OK;
+    while (!c->identified && !c->closed && rc == LP2P_OK) rc = lp2p__waitq_wait(h->sched, &c->identify_wait, deadline);
+    lp2p__peer *p = rc == LP2P_OK && !c->closed ? lp2p__peerstore_get(h, &c->peer, false) : NULL;
+    bool serves = false;
+    for (int i = 0; p && i < p->n_protocols && !serves; i++) serves = strcmp(p->protocols[i], LP2P__AN2_DIAL) == 0;
+    /* A probe that dies with its connection gets another try on the peer's next one: the
+     * connection it ran on may have been a short-lived one (e.g. the fresh connection our own
+     * AutoNAT service opened to dial that peer back, which it closes at once). */
+    for (int attempt = 1; serves && !an->probing && !h->freeing && attempt <= LP2P__AN_AUTO_TRIES; attempt++) {
+        bool stale = an->status == LP2P_NAT_UNKNOWN || lp2p_now() - an->status_at > LP2P__AN_REFRESH_MS;
+        if (!stale) break;
+        char id[LP2P_PEER_ID_STRLEN];
+        lp2p_peer_id_str(&c->peer, id, sizeof id);
+        an->probing = true;
+        rc = lp2p_autonat_probe(h, id, lp2p_deadline_in(LP2P__AN_STREAM_MS + LP2P__AN_DIAL_MS));
+        an->probing = false;
+        LP2P__DEBUG(&h->ctx, "autonat: automatic probe %d via %s: %d", attempt, id, rc);
+        if (rc >= 0 || rc == LP2P_ERR_LIMIT || rc == LP2P_ERR_PROTO_NA || rc == LP2P_ERR_NOADDR ||
+            rc == LP2P_ERR_PROTOCOL || rc == LP2P_ERR_CANCELED || !lp2p_host_is_connected(h, &c->peer))
+            break; /* a verdict, a refusal, or nobody left to ask */
+        if (lp2p__sleep_until(h->sched, lp2p_deadline_in(1000)) != LP2P_OK) break;
+    }
+    lp2p__conn_unref(c);
+}
+
+static void lp2p__an_connected(void *user, lp2p__conn *c) {
+    lp2p__autonat *an = (lp2p__autonat *)user;
+    if (c->limited || an->probing || an->h->freeing) return;
+    c->refs++;
+    if (!lp2p__spawn(an->h->sched, lp2p__an_auto_task, c).id) c->refs--;
+}
+
+/* ---- server ----------------------------------------------------------------------------------- */
+/* Dial peer at addr on a fresh connection (ephemeral port) and hand it to fn; then close it. */
+static int lp2p__an_dial_fresh(lp2p_host *h, const lp2p_peer_id *peer, const lp2p__ma *addr, lp2p__conn **out) {
+    lp2p__pipe *raw = NULL;
+    lp2p__ma local, remote;
+    int64_t deadline = lp2p_deadline_in(LP2P__AN_DIAL_MS);
+    int rc = lp2p__tcp_dial(h->sched, addr, 0, &raw, &local, &remote, deadline);
+    if (rc == LP2P_OK) rc = lp2p__swarm_upgrade(h, raw, true, peer, &local, addr, false, out, deadline);
+    return rc;
+}
+
+static lp2p_pb_AN2DialStatus lp2p__an_dial_back(lp2p_host *h, const lp2p_peer_id *peer, const lp2p__ma *addr,
+                                                uint64_t nonce) {
+    lp2p__conn *c = NULL;
+    lp2p_stream *s = NULL;
+    if (lp2p__an_dial_fresh(h, peer, addr, &c) != LP2P_OK) return lp2p_pb_AN2DialStatus_AN2_E_DIAL_ERROR;
+    int64_t deadline = lp2p_deadline_in(LP2P__AN_DIALBACK_MS);
+    int rc = lp2p__host_open_on(c, LP2P__AN2_BACK, deadline, &s);
+    if (rc == LP2P_OK) {
+        lp2p_pb_AN2DialBack m;
+        memset(&m, 0, sizeof m);
+        m.has_nonce = true, m.nonce = nonce;
+        rc = lp2p__an_send(h, s->pipe, lp2p_pb_AN2DialBack_fields, &m, deadline);
+        if (rc == LP2P_OK) { /* wait for the answer (or EOF) so the nonce surely arrived */
+            lp2p_stream_close_write(s);
+            uint8_t b[16];
+            rc = lp2p_stream_read(s, b, sizeof b, deadline) > 0 ? LP2P_OK : LP2P_ERR_EOF;
+        }
+        if (rc) lp2p_stream_reset(s);
+        else lp2p_stream_close(s);
+    }
+    lp2p__conn_close(c);
+    lp2p__conn_unref(c);
+    return rc == LP2P_OK ? lp2p_pb_AN2DialStatus_AN2_OK : lp2p_pb_AN2DialStatus_AN2_E_DIAL_BACK_ERROR;
+}
+
+static bool lp2p__an_count_data(pb_istream_t *st, const pb_field_t *f, void **arg) {
+    size_t n = st->bytes_left;
+    (void)f;
+    *(uint64_t *)*arg += n;
+    return pb_read(st, NULL, n);
+}
+
+/* Read dial data until numBytes arrived; messages must carry >= 100 bytes (go's rule). */
+static int lp2p__an_read_data(lp2p_host *h, lp2p__pipe *p, uint64_t want, int64_t deadline) {
+    uint64_t got = 0;
+    while (got < want) {
+        uint64_t n = 0;
+        lp2p_pb_AN2Message m;
+        memset(&m, 0, sizeof m);
+        m.dialDataResponse.data.funcs.decode = lp2p__an_count_data, m.dialDataResponse.data.arg = &n;
+        int rc = lp2p__an_recv(h, p, lp2p_pb_AN2Message_fields, &m, deadline);
+        if (rc) return rc;
+        if (!m.has_dialDataResponse || (n < 100 && got + n < want)) return LP2P_ERR_PROTOCOL;
+        got += n;
+    }
+    return LP2P_OK;
+}
+
+static int lp2p__an2_respond(lp2p_host *h, lp2p_stream *s, lp2p_pb_AN2DialResponse_ResponseStatus st, uint32_t idx,
+                             lp2p_pb_AN2DialStatus ds) {
+    lp2p_pb_AN2Message m;
+    memset(&m, 0, sizeof m);
+    m.has_dialResponse = true;
+    m.dialResponse.has_status = true, m.dialResponse.status = st;
+    if (st == lp2p_pb_AN2DialResponse_ResponseStatus_OK) {
+        m.dialResponse.has_addrIdx = true, m.dialResponse.addrIdx = idx;
+        m.dialResponse.has_dialStatus = true, m.dialResponse.dialStatus = ds;
+    }
+    return lp2p__an_send(h, s->pipe, lp2p_pb_AN2Message_fields, &m, lp2p_deadline_in(LP2P__AN_STREAM_MS));
+}
+
+static void lp2p__an2_serve_request(lp2p__autonat *an, lp2p_stream *s) {
+    lp2p_host *h = an->h;
+    char id[LP2P_PEER_ID_STRLEN];
+    lp2p_peer_id_str(&s->peer, id, sizeof id);
+    int64_t deadline = lp2p_deadline_in(LP2P__AN_STREAM_MS);
+    lp2p_pb_AN2Message *m = (lp2p_pb_AN2Message *)lp2p__zalloc(&h->ctx, sizeof *m);
+    lp2p__an_addrs *addrs = (lp2p__an_addrs *)lp2p__zalloc(&h->ctx, sizeof *addrs);
+    int rc = m && addrs ? LP2P_OK : LP2P_ERR_NOMEM;
+    if (rc == LP2P_OK) {
+        m->dialRequest.addrs.funcs.decode = lp2p__an_dec_addr, m->dialRequest.addrs.arg = addrs;
+        rc = lp2p__an_recv(h, s->pipe, lp2p_pb_AN2Message_fields, m, deadline);
+    }
+    if (rc == LP2P_OK && !m->has_dialRequest) rc = LP2P_ERR_PROTOCOL;
+    if (rc) {
+        if (rc == LP2P_ERR_PROTOCOL) LP2P__WARN(&h->ctx, rc, "autonat: malformed dial request from %s", id);
+        lp2p_stream_reset(s);
+    } else {
+        int pick = -1;
+        for (int i = 0; i < addrs->n && pick < 0; i++)
+            if (lp2p__an_dialable(an, &addrs->a[i])) pick = i;
+        if (pick < 0) {
+            LP2P__INFO(&h->ctx, "autonat: nothing we may dial among %d addresses of %s", addrs->seen, id);
+            lp2p__an2_respond(h, s, lp2p_pb_AN2DialResponse_ResponseStatus_E_DIAL_REFUSED, 0, 0);
+        } else {
+            /* another IP than the one we see: make the requester pay in bytes first (amplification) */
+            if (!lp2p__an_same_ip(&addrs->a[pick], &s->conn->remote)) {
+                uint32_t r;
+                lp2p__random(&r, sizeof r);
+                uint64_t want = LP2P__AN_DATA_MIN + r % (LP2P__AN_DATA_MAX - LP2P__AN_DATA_MIN);
+                m->has_dialDataRequest = true, m->has_dialRequest = false, m->has_dialResponse = false;
+                m->dialDataRequest.has_addrIdx = true, m->dialDataRequest.addrIdx = (uint32_t)addrs->idx[pick];
+                m->dialDataRequest.has_numBytes = true, m->dialDataRequest.numBytes = want;
+                m->dialRequest.addrs.funcs.encode = NULL;
+                rc = lp2p__an_send(h, s->pipe, lp2p_pb_AN2Message_fields, m, deadline);
+                if (rc == LP2P_OK) rc = lp2p__an_read_data(h, s->pipe, want, deadline);
+                if (rc) LP2P__INFO(&h->ctx, "autonat: %s did not send the dial data: %s", id, lp2p_strerror(rc));
+            }
+            if (rc == LP2P_OK) {
+                lp2p_pb_AN2DialStatus ds = lp2p__an_dial_back(h, &s->peer, &addrs->a[pick], m->dialRequest.nonce);
+                rc = lp2p__an2_respond(h, s, lp2p_pb_AN2DialResponse_ResponseStatus_OK, (uint32_t)addrs->idx[pick], ds);
+            } else {
+                lp2p_stream_reset(s);
+            }
+        }
+    }
+    lp2p__free(&h->ctx, m, sizeof *m);
+    lp2p__free(&h->ctx, addrs, sizeof *addrs);
+}
+
+static void lp2p__an2_serve(lp2p_stream *s, void *user) {
+    lp2p__autonat *an = (lp2p__autonat *)user;
+    if (!an->serving || s->conn->limited) { /* autonat-v2.md: not over relayed connections */
+        lp2p_stream_reset(s);
+        return;
+    }
+    if (an->active >= an->cfg.max_concurrent) {
+        LP2P__WARN(&an->h->ctx, LP2P_ERR_LIMIT, "autonat: max_concurrent=%d reached: request rejected",
+                   an->cfg.max_concurrent);
+        lp2p__an2_respond(an->h, s, lp2p_pb_AN2DialResponse_ResponseStatus_E_REQUEST_REJECTED, 0, 0);
+        return;
+    }
+    an->active++;
+    lp2p__an2_serve_request(an, s);
+    an->active--;
+}
+
+/* v1: dial back on addresses with the requester's observed IP (autonat-v1.md). */
+static void lp2p__an1_serve(lp2p_stream *s, void *user) {
+    lp2p__autonat *an = (lp2p__autonat *)user;
+    lp2p_host *h = an->h;
+    if (!an->serving || s->conn->limited || an->active >= an->cfg.max_concurrent) {
+        lp2p_stream_reset(s);
+        return;
+    }
+    an->active++;
+    int64_t deadline = lp2p_deadline_in(LP2P__AN_STREAM_MS);
+    lp2p__an_addrs *addrs = (lp2p__an_addrs *)lp2p__zalloc(&h->ctx, sizeof *addrs);
+    lp2p_pb_AN1Message *m = (lp2p_pb_AN1Message *)lp2p__zalloc(&h->ctx, sizeof *m);
+    int rc = m && addrs ? LP2P_OK : LP2P_ERR_NOMEM;
+    if (rc == LP2P_OK) {
+        m->dial.peer.addrs.funcs.decode = lp2p__an_dec_addr, m->dial.peer.addrs.arg = addrs;
+        rc = lp2p__an_recv(h, s->pipe, lp2p_pb_AN1Message_fields, m, deadline);
+    }
+    if (rc) {
+        lp2p_stream_reset(s);
+    } else {
+        lp2p_pb_AN1Message_ResponseStatus st = lp2p_pb_AN1Message_ResponseStatus_E_DIAL_REFUSED;
+        lp2p_peer_id claimed;
+        lp2p__ma reached;
+        reached.len = 0;
+        if (!m->has_type || m->type != lp2p_pb_AN1Message_MessageType_DIAL || !m->has_dial || !m->dial.peer.has_id ||
+            lp2p__peer_id_from_bytes(m->dial.peer.id.bytes, m->dial.peer.id.size, &claimed) ||
+            !lp2p_peer_id_eq(&claimed, &s->peer)) {
+            st = lp2p_pb_AN1Message_ResponseStatus_E_BAD_REQUEST;
+        } else {
+            for (int i = 0, tried = 0; i < addrs->n && tried < 3 && !reached.len; i++) {
+                if (!lp2p__an_dialable(an, &addrs->a[i]) || !lp2p__an_same_ip(&addrs->a[i], &s->conn->remote)) continue;
+                tried++;
+                st = lp2p_pb_AN1Message_ResponseStatus_E_DIAL_ERROR;
+                lp2p__conn *c = NULL;
+                if (lp2p__an_dial_fresh(h, &s->peer, &addrs->a[i], &c) == LP2P_OK) {
+                    reached = addrs->a[i];
+                    st = lp2p_pb_AN1Message_ResponseStatus_OK;
+                    lp2p__conn_close(c);
+                    lp2p__conn_unref(c);
+                }
+            }
+        }
+        memset(m, 0, sizeof *m);
+        m->has_type = true, m->type = lp2p_pb_AN1Message_MessageType_DIAL_RESPONSE;
+        m->has_dialResponse = true, m->dialResponse.has_status = true, m->dialResponse.status = st;
+        if (reached.len) {
+            m->dialResponse.has_addr = true, m->dialResponse.addr.size = reached.len;
+            memcpy(m->dialResponse.addr.bytes, reached.b, reached.len);
+        }
+        lp2p__an_send(h, s->pipe, lp2p_pb_AN1Message_fields, m, deadline);
+    }
+    lp2p__free(&h->ctx, m, sizeof *m);
+    lp2p__free(&h->ctx, addrs, sizeof *addrs);
+    an->active--;
+}
+
+LP2P_API int lp2p_autonat_service_start(lp2p_host *h, const lp2p_autonat_config *cfg) {
+    lp2p__autonat *an = h->autonat;
+    if (cfg) an->cfg = *cfg;
+    else memset(&an->cfg, 0, sizeof an->cfg);
+    if (an->cfg.max_concurrent <= 0) an->cfg.max_concurrent = 4;
+    an->serving = true;
+    int rc = lp2p_host_handle(h, LP2P__AN2_DIAL, lp2p__an2_serve, an);
+    if (rc == LP2P_OK) rc = lp2p_host_handle(h, LP2P__AN1, lp2p__an1_serve, an);
+    return rc;
+}
+
+LP2P__PRIV int lp2p__autonat_init(lp2p_host *h) {
+    lp2p__autonat *an = (lp2p__autonat *)lp2p__zalloc(&h->ctx, sizeof *an);
+    if (!an) return LP2P_ERR_NOMEM;
+    an->h = h;
+    an->cfg.max_concurrent = 4;
+    an->notifee.connected = lp2p__an_connected;
+    an->notifee.user = an;
+    h->autonat = an;
+    lp2p__swarm_add_notifee(h, &an->notifee);
+    return lp2p_host_handle(h, LP2P__AN2_BACK, lp2p__an_dialback_serve, an);
+}
+
+LP2P__PRIV void lp2p__autonat_free(lp2p_host *h) {
+    lp2p__free(&h->ctx, h->autonat, sizeof *h->autonat);
+    h->autonat = NULL;
+}
+/*==================== end src/autonat.c ====================*/
+/*==================== begin src/mdns.c ====================*/
+/* mdns.c - L7: LAN peer discovery with multicast DNS.
+ *
+ * Spec: libp2p/specs discovery/mdns.md; DNS wire format RFC 1035, mDNS RFC 6762, DNS-SD RFC 6763.
+ * We query PTR "_p2p._udp.local" every interval and answer such queries with
+ *   answer:     PTR  _p2p._udp.local            -> <name>._p2p._udp.local
+ *   additional: TXT  <name>._p2p._udp.local     "dnsaddr=<addr>/p2p/<id>" (one string per address)
+ *               SRV  <name>._p2p._udp.local     0 0 <port> <name>.local
+ *               A    <name>.local               <our IPv4>
+ * where <name> is 40 random lowercase letters and digits (not the peer ID). go's resolver
+ * (libp2p/zeroconf) drops entries without an SRV+A pair, rust reads TXT among the additional
+ * records, js reads answers and additional records: this layout satisfies all three.
+ * From responses we take every "dnsaddr=" TXT string with a /p2p/ suffix that is not ours.
+ * Parsing is bounded: names <= 255 bytes with at most 16 compression jumps, at most 64 records
+ * and 64 TXT strings per packet, packets <= 9000 bytes.
+ * Depends on: host.h (peerstore, events), POSIX UDP sockets with IPv4 multicast. */
+// (amalgamated) #include "host.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#define LP2P__MDNS_PORT 5353
+#define LP2P__MDNS_GROUP "224.0.0.251"
+#define LP2P__MDNS_SERVICE "_p2p._udp.local"
+#define LP2P__MDNS_PKT 9000
+#define LP2P__MDNS_TTL 120 /* seconds, as go and rust */
+#define LP2P__MDNS_MAX_RR 64
+#define LP2P__MDNS_NAME_MAX 256
+#define LP2P__MDNS_TYPE_A 1
+#define LP2P__MDNS_TYPE_PTR 12
+#define LP2P__MDNS_TYPE_TXT 16
+#define LP2P__MDNS_TYPE_SRV 33
+#define LP2P__MDNS_TYPE_ANY 255
+
+struct lp2p__mdns {
+    lp2p_host *h;
+    int refs; /* the host's + one per running task */
+    int fd;
+    bool stopped;
+    lp2p_mdns_config cfg;
+    char service[LP2P__MDNS_NAME_MAX];
+    char name[48]; /* our instance label */
+    struct sockaddr_in dest; /* where queries and answers go (the group, or a test peer) */
+    uint32_t iface;          /* IPv4 for the A record (network order), 0 = unknown */
+    lp2p_task reader, querier;
+    int64_t last_answer;
+    struct { lp2p_peer_id peer; int64_t at; } seen[64]; /* peers reported lately (event throttle) */
+};
+
+/* ---- DNS encoding --------------------------------------------------------------------------- */
+typedef struct lp2p__dns_w {
+    uint8_t *p;
+    size_t len, cap;
+    bool overflow;
+} lp2p__dns_w;
+
+static void lp2p__dw_bytes(lp2p__dns_w *w, const void *b, size_t n) {
+    if (w->len + n > w->cap) {
+        w->overflow = true;
+        return;
+    }
+    memcpy(w->p + w->len, b, n);
+    w->len += n;
+}
+static void lp2p__dw_u16(lp2p__dns_w *w, uint16_t v) {
+    uint8_t b[2];
+    lp2p__put_be16(b, v);
+    lp2p__dw_bytes(w, b, 2);
+}
+static void lp2p__dw_u32(lp2p__dns_w *w, uint32_t v) {
+    uint8_t b[4];
+    lp2p__put_be32(b, v);
+    lp2p__dw_bytes(w, b, 4);
+}
+/* A dotted name as labels (no compression: our packets are small). */
+static void lp2p__dw_name(lp2p__dns_w *w, const char *name) {
+    while (*name) {
+        const char *dot = strchr(name, '.');
+        size_t n = dot ? (size_t)(dot - name) : strlen(name);
+        uint8_t l = (uint8_t)LP2P__MIN(n, (size_t)63);
+        lp2p__dw_bytes(w, &l, 1);
+        lp2p__dw_bytes(w, name, l);
+        name += n + (dot ? 1 : 0);
+    }
+    lp2p__dw_bytes(w, "", 1);
+}
+static void lp2p__dw_rr(lp2p__dns_w *w, const char *name, uint16_t type, uint16_t cls) {
+    lp2p__dw_name(w, name);
+    lp2p__dw_u16(w, type);
+    lp2p__dw_u16(w, cls);
+    lp2p__dw_u32(w, LP2P__MDNS_TTL);
+}
+/* rdlength placeholder: returns its offset; lp2p__dw_fix fills it */
+static size_t lp2p__dw_rdlen(lp2p__dns_w *w) {
+    size_t at = w->len;
+    lp2p__dw_u16(w, 0);
+    return at;
+}
+static void lp2p__dw_fix(lp2p__dns_w *w, size_t at) {
+    if (!w->overflow) lp2p__put_be16(w->p + at, (uint16_t)(w->len - at - 2));
+}
+
+static size_t lp2p__mdns_query(lp2p__mdns *m, uint8_t *out, size_t cap) {
+    lp2p__dns_w w = {out, 0, cap, false};
+    lp2p__dw_u16(&w, 0), lp2p__dw_u16(&w, 0);                          /* id, flags: standard query */
+    lp2p__dw_u16(&w, 1), lp2p__dw_u16(&w, 0), lp2p__dw_u16(&w, 0), lp2p__dw_u16(&w, 0); /* 1 question */
+    lp2p__dw_name(&w, m->service);
+    lp2p__dw_u16(&w, LP2P__MDNS_TYPE_PTR), lp2p__dw_u16(&w, 1);
+    return w.overflow ? 0 : w.len;
+}
+
+static size_t lp2p__mdns_answer(lp2p__mdns *m, uint8_t *out, size_t cap) {
+    lp2p_host *h = m->h;
+    char inst[LP2P__MDNS_NAME_MAX + 64], host[LP2P__MDNS_NAME_MAX + 64]; /* <= 246 bytes: service < 206 */
+    snprintf(inst, sizeof inst, "%s.%s", m->name, m->service);
+    snprintf(host, sizeof host, "%s.local", m->name);
+    lp2p__dns_w w = {out, 0, cap, false};
+    lp2p__dw_u16(&w, 0), lp2p__dw_u16(&w, 0x8400); /* response, authoritative */
+    lp2p__dw_u16(&w, 0), lp2p__dw_u16(&w, 1), lp2p__dw_u16(&w, 0), lp2p__dw_u16(&w, m->iface ? 3 : 2);
+    lp2p__dw_rr(&w, m->service, LP2P__MDNS_TYPE_PTR, 1);
+    size_t at = lp2p__dw_rdlen(&w);
+    lp2p__dw_name(&w, inst);
+    lp2p__dw_fix(&w, at);
+    /* TXT: one "dnsaddr=" string per advertised address (circuits included) */
+    lp2p__dw_rr(&w, inst, LP2P__MDNS_TYPE_TXT, 0x8001);
+    at = lp2p__dw_rdlen(&w);
+    int port = 0;
+    for (int i = 0; i < lp2p_host_addr_count(h); i++) {
+        char txt[256];
+        int n = snprintf(txt, sizeof txt, "dnsaddr=%s", lp2p_host_addr(h, i));
+        if (n <= 0 || n > 255) continue;
+        uint8_t l = (uint8_t)n;
+        lp2p__dw_bytes(&w, &l, 1), lp2p__dw_bytes(&w, txt, (size_t)n);
+    }
+    lp2p__dw_fix(&w, at);
+    for (lp2p__listener *l = h->listeners; l && !port; l = l->next)
+        if (l->addr.len >= 8 && l->addr.b[0] == LP2P__MA_IP4 && l->addr.b[5] == LP2P__MA_TCP) port = lp2p__be16(l->addr.b + 6);
+    lp2p__dw_rr(&w, inst, LP2P__MDNS_TYPE_SRV, 0x8001);
+    at = lp2p__dw_rdlen(&w);
+    lp2p__dw_u16(&w, 0), lp2p__dw_u16(&w, 0), lp2p__dw_u16(&w, (uint16_t)port);
+    lp2p__dw_name(&w, host);
+    lp2p__dw_fix(&w, at);
+    if (m->iface) {
+        lp2p__dw_rr(&w, host, LP2P__MDNS_TYPE_A, 0x8001);
+        lp2p__dw_u16(&w, 4);
+        lp2p__dw_bytes(&w, &m->iface, 4);
+    }
+    return w.overflow ? 0 : w.len;
+}
+
+/* ---- DNS parsing (peer input) ----------------------------------------------------------------- */
+/* Read a possibly compressed name at *off into out (dotted, lowercase, NUL-terminated). */
+LP2P__PRIV int lp2p__dns_read_name(const uint8_t *p, size_t n, size_t *off, char *out, size_t cap) {
+    size_t pos = *off, o = 0, after = 0;
+    int jumps = 0;
+    for (;;) {
+        if (pos >= n) return LP2P_ERR_PROTOCOL;
+        uint8_t l = p[pos];
+        if ((l & 0xc0) == 0xc0) { /* pointer */
+            if (pos + 1 >= n || ++jumps > 16) return LP2P_ERR_PROTOCOL;
+            if (!after) after = pos + 2;
+            pos = (size_t)((l & 0x3f) << 8 | p[pos + 1]);
+            continue;
+        }
+        if (l & 0xc0) return LP2P_ERR_PROTOCOL;
+        pos++;
+        if (l == 0) break;
+        if (pos + l > n || o + l + 2 > cap || o + l + 1 > LP2P__MDNS_NAME_MAX) return LP2P_ERR_PROTOCOL;
+        if (o) out[o++] = '.';
+        for (size_t i = 0; i < l; i++) {
+            char c = (char)p[pos + i];
+            out[o++] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+        }
+        pos += l;
+    }
+    out[o] = 0;
+    *off = after ? after : pos;
+    return LP2P_OK;
+}
+
+typedef void (*lp2p__mdns_txt_fn)(void *user, const char *txt, size_t len);
+
+/* Walk a packet: returns 1 if it is a query asking for service, 0 otherwise; calls fn for each
+ * TXT string of a response (any record name). ERR_PROTOCOL when malformed. */
+LP2P__PRIV int lp2p__mdns_parse(const uint8_t *p, size_t n, const char *service, lp2p__mdns_txt_fn fn, void *user) {
+    char name[LP2P__MDNS_NAME_MAX];
+    if (n < 12 || n > LP2P__MDNS_PKT) return LP2P_ERR_PROTOCOL;
+    bool response = (p[2] & 0x80) != 0;
+    unsigned qd = lp2p__be16(p + 4), rr = (unsigned)lp2p__be16(p + 6) + lp2p__be16(p + 8) + lp2p__be16(p + 10);
+    if (qd > LP2P__MDNS_MAX_RR || rr > LP2P__MDNS_MAX_RR) return LP2P_ERR_PROTOCOL;
+    size_t off = 12;
+    int asks = 0, strings = 0;
+    for (unsigned i = 0; i < qd; i++) {
+        if (lp2p__dns_read_name(p, n, &off, name, sizeof name) || off + 4 > n) return LP2P_ERR_PROTOCOL;
+        uint16_t type = lp2p__be16(p + off);
+        off += 4;
+        if (!response && (type == LP2P__MDNS_TYPE_PTR || type == LP2P__MDNS_TYPE_ANY) && strcmp(name, service) == 0) asks = 1;
+    }
+    for (unsigned i = 0; i < rr; i++) {
+        if (lp2p__dns_read_name(p, n, &off, name, sizeof name) || off + 10 > n) return LP2P_ERR_PROTOCOL;
+        uint16_t type = lp2p__be16(p + off);
+        size_t rdlen = lp2p__be16(p + off + 8);
+        off += 10;
+        if (off + rdlen > n) return LP2P_ERR_PROTOCOL;
+        if (response && type == LP2P__MDNS_TYPE_TXT && fn)
+            for (size_t t = off; t < off + rdlen && strings < 64; strings++) {
+                size_t l = p[t];
+                if (t + 1 + l > off + rdlen) return LP2P_ERR_PROTOCOL;
+                fn(user, (const char *)p + t + 1, l);
+                t += 1 + l;
+            }
+        off += rdlen;
+    }
+    return asks;
+}
+
+/* ---- discovery -------------------------------------------------------------------------------- */
+static void lp2p__mdns_txt(void *user, const char *txt, size_t len) {
+    lp2p__mdns *m = (lp2p__mdns *)user;
+    lp2p_host *h = m->h;
+    char text[256];
+    lp2p__ma ma, base;
+    lp2p_peer_id peer;
+    if (len <= 8 || len >= sizeof text || memcmp(txt, "dnsaddr=", 8) != 0) return;
+    memcpy(text, txt + 8, len - 8);
+    text[len - 8] = 0;
+    if (lp2p__ma_parse(text, &ma, NULL) || !lp2p__ma_split_p2p(&ma, &base, &peer)) return;
+    if (lp2p_peer_id_eq(&peer, &h->identity.id)) return;
+    lp2p__peerstore_add_addr(h, &peer, &base, (int64_t)LP2P__MDNS_TTL * 1000);
+    /* one event per peer per TTL/2 (peers answer every query; a peer has several addresses) */
+    int slot = 0;
+    int64_t now = lp2p_now();
+    for (int i = 0; i < (int)LP2P__COUNT(m->seen); i++) {
+        if (lp2p_peer_id_eq(&m->seen[i].peer, &peer)) {
+            if (now - m->seen[i].at < (LP2P__MDNS_TTL / 2) * 1000) return;
+            slot = i;
+            break;
+        }
+        if (m->seen[i].at < m->seen[slot].at) slot = i;
+    }
+    m->seen[slot].peer = peer, m->seen[slot].at = now;
+    lp2p__host_emit(h, LP2P_EVENT_PEER_DISCOVERED, &peer, text, NULL, NULL, 0);
+    if (m->cfg.auto_connect && !lp2p__swarm_find_conn(h, &peer)) lp2p_host_connect_async(h, text);
+}
+
+static void lp2p__mdns_send(lp2p__mdns *m, const uint8_t *pkt, size_t len) {
+    if (!len || m->fd < 0) return;
+    if (sendto(m->fd, pkt, len, 0, (const struct sockaddr *)&m->dest, sizeof m->dest) < 0)
+        LP2P__DEBUG(&m->h->ctx, "mdns: send: %s", strerror(errno));
+}
+
+static void lp2p__mdns_unref(lp2p__mdns *m) {
+    if (--m->refs == 0) lp2p__free(&m->h->ctx, m, sizeof *m);
+}
+
+static void lp2p__mdns_reader(void *arg) {
+    lp2p__mdns *m = (lp2p__mdns *)arg;
+    lp2p_host *h = m->h;
+    uint8_t *pkt = (uint8_t *)lp2p__alloc(&h->ctx, LP2P__MDNS_PKT);
+    while (pkt && !m->stopped) {
+        ssize_t n = recv(m->fd, pkt, LP2P__MDNS_PKT, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if ((errno != EAGAIN && errno != EWOULDBLOCK) || lp2p__wait_fd(h->sched, m->fd, LP2P__IN, LP2P_FOREVER)) break;
+            continue;
+        }
+        int rc = lp2p__mdns_parse(pkt, (size_t)n, m->service, lp2p__mdns_txt, m);
+        if (rc == 1 && lp2p_now() - m->last_answer >= 1000) { /* answer at most once a second */
+            m->last_answer = lp2p_now();
+            uint8_t out[LP2P__MDNS_PKT];
+            lp2p__mdns_send(m, out, lp2p__mdns_answer(m, out, sizeof out));
+        } else if (rc < 0) {
+            LP2P__DEBUG(&h->ctx, "mdns: malformed packet (%zd bytes) ignored", n);
+        }
+    }
+    lp2p__free(&h->ctx, pkt, LP2P__MDNS_PKT);
+    lp2p__mdns_unref(m);
+}
+
+static void lp2p__mdns_querier(void *arg) {
+    lp2p__mdns *m = (lp2p__mdns *)arg;
+    uint8_t q[LP2P__MDNS_NAME_MAX + 32];
+    while (!m->stopped) {
+        lp2p__mdns_send(m, q, lp2p__mdns_query(m, q, sizeof q));
+        if (lp2p__sleep_until(m->h->sched, lp2p_deadline_in(m->cfg.interval_ms)) != LP2P_OK) break;
+    }
+    lp2p__mdns_unref(m);
+}
+
+/* Start with an explicit socket setup: bind_ip:bind_port, send to dest_ip:dest_port; join the
+ * group when dest_ip is multicast. Tests use unicast on 127.0.0.1 (never the LAN). */
+LP2P__PRIV int lp2p__mdns_start_at(lp2p_host *h, const lp2p_mdns_config *cfg, const char *bind_ip, int bind_port,
+                                   const char *dest_ip, int dest_port) {
+    lp2p_mdns_stop(h);
+    lp2p__mdns *m = (lp2p__mdns *)lp2p__zalloc(&h->ctx, sizeof *m);
+    if (!m) return LP2P_ERR_NOMEM;
+    m->h = h, m->fd = -1, m->refs = 1;
+    if (cfg) m->cfg = *cfg;
+    if (m->cfg.interval_ms <= 0) m->cfg.interval_ms = 10000;
+    const char *svc = m->cfg.service ? m->cfg.service : LP2P__MDNS_SERVICE;
+    if (strlen(svc) >= sizeof m->service - 50 || !strstr(svc, "._udp.local")) {
+        lp2p__free(&h->ctx, m, sizeof *m);
+        return LP2P_ERR_INVALID;
+    }
+    for (size_t i = 0; svc[i]; i++) m->service[i] = svc[i] >= 'A' && svc[i] <= 'Z' ? (char)(svc[i] - 'A' + 'a') : svc[i];
+    m->cfg.service = NULL; /* not kept */
+    static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    uint8_t r[40];
+    lp2p__random(r, sizeof r);
+    for (int i = 0; i < 40; i++) m->name[i] = alnum[r[i] % 36];
+    struct in_addr iface = {0};
+    if (m->cfg.interface_addr && inet_pton(AF_INET, m->cfg.interface_addr, &iface) != 1) {
+        lp2p__free(&h->ctx, m, sizeof *m);
+        return LP2P_ERR_INVALID;
+    }
+    m->cfg.interface_addr = NULL;
+    m->iface = iface.s_addr;
+    for (lp2p__listener *l = h->listeners; l && !m->iface; l = l->next) /* else a specific IPv4 listener */
+        if (l->addr.len >= 5 && l->addr.b[0] == LP2P__MA_IP4 && lp2p__be32(l->addr.b + 1) != 0) memcpy(&m->iface, l->addr.b + 1, 4);
+    memset(&m->dest, 0, sizeof m->dest);
+    m->dest.sin_family = AF_INET, m->dest.sin_port = htons((uint16_t)dest_port);
+    inet_pton(AF_INET, dest_ip, &m->dest.sin_addr);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET, sa.sin_port = htons((uint16_t)bind_port);
+    inet_pton(AF_INET, bind_ip, &sa.sin_addr);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1, ttl = 255;
+    const char *step = fd < 0 ? "socket" : NULL;
+    if (!step) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+#ifdef SO_REUSEPORT
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+#endif
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) step = "bind";
+    }
+    if (!step && IN_MULTICAST(ntohl(m->dest.sin_addr.s_addr))) {
+        struct ip_mreq mr;
+        mr.imr_multiaddr = m->dest.sin_addr, mr.imr_interface = iface;
+        setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl);
+        setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &one, sizeof one); /* other hosts on this machine */
+        if (iface.s_addr) setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &iface, sizeof iface);
+        if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) step = "join 224.0.0.251";
+    }
+    if (!step && lp2p__fd_add(h->sched, fd) != LP2P_OK) step = "poller";
+    if (step) {
+        LP2P__WARN(&h->ctx, LP2P_ERR_IO, "mdns: %s: %s", step, strerror(errno));
+        if (fd >= 0) close(fd);
+        lp2p__free(&h->ctx, m, sizeof *m);
+        return LP2P_ERR_IO;
+    }
+    m->fd = fd;
+    h->mdns = m;
+    m->refs += 2;
+    m->reader = lp2p__spawn(h->sched, lp2p__mdns_reader, m);
+    m->querier = lp2p__spawn(h->sched, lp2p__mdns_querier, m);
+    if (!m->reader.id) m->refs--;
+    if (!m->querier.id) m->refs--;
+    if (!m->reader.id || !m->querier.id) {
+        lp2p_mdns_stop(h);
+        return LP2P_ERR_NOMEM;
+    }
+    return LP2P_OK;
+}
+
+LP2P_API int lp2p_mdns_start(lp2p_host *h, const lp2p_mdns_config *cfg) {
+    return lp2p__mdns_start_at(h, cfg, "0.0.0.0", LP2P__MDNS_PORT, LP2P__MDNS_GROUP, LP2P__MDNS_PORT);
+}
+
+LP2P_API void lp2p_mdns_stop(lp2p_host *h) {
+    lp2p__mdns *m = h->mdns;
+    if (!m) return;
+    h->mdns = NULL;
+    m->stopped = true;
+    if (m->reader.id) lp2p__task_cancel(h->sched, m->reader);
+    if (m->querier.id) lp2p__task_cancel(h->sched, m->querier);
+    lp2p__fd_del(h->sched, m->fd); /* wakes the reader (ERR_CLOSED) */
+    close(m->fd);
+    m->fd = -1;
+    lp2p__mdns_unref(m); /* the tasks drop theirs when they end */
+}
+/*==================== end src/mdns.c ====================*/
 #endif /* LIBP2P_IMPLEMENTATION */
 /*
 MIT License

@@ -8,7 +8,8 @@
 #   peers:  go, cargo, node/npm are expected from the machine; scripts/install-peers.sh builds the peers.
 set -euo pipefail
 pkgs=(build-essential g++ make python3 pkg-config libsodium-dev libbearssl-dev nanopb libnanopb-dev
-      libsecp256k1-dev libhiredis-dev redis-server clang libclang-rt-14-dev python3-protobuf iproute2 iptables)
+      libsecp256k1-dev libhiredis-dev redis-server clang libclang-rt-14-dev python3-protobuf iproute2 iptables \
+      gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

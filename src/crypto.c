@@ -120,6 +120,80 @@ LP2P__PRIV void lp2p__aead_seal(const uint8_t key[32], uint64_t n, const uint8_t
     crypto_aead_chacha20poly1305_ietf_encrypt(out, NULL, in, len, ad, ad_len, NULL, nonce, key);
 }
 
+/* The AEAD's tag (RFC 8439 §2.8, no associated data): Poly1305 keyed with keystream block 0
+ * over ct || pad16 || le64(0) || le64(len). */
+static void lp2p__aead_mac(const uint8_t block0[64], const uint8_t *ct, size_t len, uint8_t tag[16]) {
+    crypto_onetimeauth_poly1305_state st;
+    uint8_t pad[16] = {0}, lens[16] = {0};
+    crypto_onetimeauth_poly1305_init(&st, block0);
+    crypto_onetimeauth_poly1305_update(&st, ct, len);
+    crypto_onetimeauth_poly1305_update(&st, pad, (16 - len % 16) % 16);
+    for (int i = 0; i < 8; i++) lens[8 + i] = (uint8_t)((uint64_t)len >> (8 * i));
+    crypto_onetimeauth_poly1305_update(&st, lens, sizeof lens);
+    crypto_onetimeauth_poly1305_final(&st, tag);
+    sodium_memzero(&st, sizeof st);
+}
+
+/* RFC 8439 §2.8 by hand: block 0 of the keystream keys Poly1305, the plaintext is XORed with
+ * blocks 1.. and the MAC covers ciphertext || pad16 || le64(0) || le64(length). Whole 64-byte
+ * blocks of a segment that start on a block boundary are encrypted straight from the
+ * segment; other bytes are staged in out and encrypted there, a run of staged blocks at a
+ * time, so the keystream never has to start inside a block. */
+LP2P__PRIV void lp2p__aead_seal_gather(const uint8_t key[32], uint64_t n, const uint8_t *const *seg, const size_t *len,
+                                       int nseg, uint8_t *out) {
+    uint8_t nonce[12], block0[64];
+    size_t pos = 0, staged = 0; /* [staged, pos) are plaintext bytes copied into out */
+    lp2p__aead_nonce(nonce, n);
+    crypto_stream_chacha20_ietf(block0, sizeof block0, nonce, key);
+    for (int i = 0; i < nseg; i++) {
+        const uint8_t *p = seg[i];
+        size_t k = len[i];
+        while (k) {
+            if (pos % 64 == 0 && k >= 64) {
+                if (pos > staged)
+                    crypto_stream_chacha20_ietf_xor_ic(out + staged, out + staged, pos - staged, nonce,
+                                                       (uint32_t)(1 + staged / 64), key);
+                size_t d = k / 64 * 64;
+                crypto_stream_chacha20_ietf_xor_ic(out + pos, p, d, nonce, (uint32_t)(1 + pos / 64), key);
+                pos += d, p += d, k -= d;
+                staged = pos;
+            } else {
+                size_t take = LP2P__MIN(k, 64 - pos % 64);
+                memcpy(out + pos, p, take);
+                pos += take, p += take, k -= take;
+            }
+        }
+    }
+    if (pos > staged)
+        crypto_stream_chacha20_ietf_xor_ic(out + staged, out + staged, pos - staged, nonce, (uint32_t)(1 + staged / 64), key);
+    lp2p__aead_mac(block0, out, pos, out + pos);
+    sodium_memzero(block0, sizeof block0);
+}
+
+LP2P__PRIV int lp2p__aead_verify(const uint8_t key[32], uint64_t n, const uint8_t *ct, size_t len) {
+    uint8_t nonce[12], block0[64], tag[16];
+    lp2p__aead_nonce(nonce, n);
+    crypto_stream_chacha20_ietf(block0, sizeof block0, nonce, key);
+    lp2p__aead_mac(block0, ct, len, tag);
+    sodium_memzero(block0, sizeof block0);
+    return crypto_verify_16(tag, ct + len) == 0 ? LP2P_OK : LP2P_ERR_PROTOCOL;
+}
+
+LP2P__PRIV void lp2p__aead_xor_at(const uint8_t key[32], uint64_t n, size_t off, const uint8_t *in, size_t len,
+                                  uint8_t *out) {
+    uint8_t nonce[12];
+    lp2p__aead_nonce(nonce, n);
+    if (off % 64 && len) { /* the keystream can only start on a block: take this block's by hand */
+        uint8_t ks[64] = {0};
+        size_t k = LP2P__MIN(len, 64 - off % 64);
+        crypto_stream_chacha20_ietf_xor_ic(ks, ks, sizeof ks, nonce, (uint32_t)(1 + off / 64), key);
+        for (size_t i = 0; i < k; i++) out[i] = in[i] ^ ks[off % 64 + i];
+        sodium_memzero(ks, sizeof ks);
+        off += k, in += k, out += k, len -= k;
+    }
+    if (len) crypto_stream_chacha20_ietf_xor_ic(out, in, len, nonce, (uint32_t)(1 + off / 64), key);
+}
+
 LP2P__PRIV int lp2p__aead_open(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len, const uint8_t *in,
                                size_t len, uint8_t *out) {
     uint8_t nonce[12];

@@ -31,6 +31,19 @@ LP2P__PRIV int lp2p__x25519(uint8_t shared[32], const uint8_t sk[32], const uint
  * bytes (out may equal in). */
 LP2P__PRIV void lp2p__aead_seal(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len,
                                 const uint8_t *in, size_t len, uint8_t *out);
+/* The same sealing (no associated data) of the concatenation of n segments seg[i] (len[i]
+ * bytes each, any sizes) into out (the total + 16 bytes), without joining them first: what
+ * a muxer header followed by application bytes costs is one copy of the first 64 bytes.
+ * out must not overlap the segments. */
+LP2P__PRIV void lp2p__aead_seal_gather(const uint8_t key[32], uint64_t n, const uint8_t *const *seg, const size_t *len,
+                                       int nseg, uint8_t *out);
+/* Opening in two steps, so a frame can be decrypted piecewise straight into its readers'
+ * buffers: lp2p__aead_verify checks the tag at ct + len over the ciphertext ct (len bytes, no
+ * associated data) without decrypting (LP2P_OK or ERR_PROTOCOL, constant time); then
+ * lp2p__aead_xor_at decrypts any range [off, off + len) of that ciphertext (in) into out. */
+LP2P__PRIV int lp2p__aead_verify(const uint8_t key[32], uint64_t n, const uint8_t *ct, size_t len);
+LP2P__PRIV void lp2p__aead_xor_at(const uint8_t key[32], uint64_t n, size_t off, const uint8_t *in, size_t len,
+                                  uint8_t *out);
 /* in has len bytes incl. the 16-byte tag; out gets len - 16. ERR_HANDSHAKE... no: returns
  * LP2P_ERR_PROTOCOL if authentication fails, LP2P_OK otherwise. */
 LP2P__PRIV int lp2p__aead_open(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t ad_len,

@@ -242,7 +242,8 @@ static void lp2p__mss_lazy_close(lp2p__pipe *p) {
 }
 
 static const lp2p__pipe_vt lp2p__mss_lazy_vt = {
-    lp2p__mss_lazy_read, lp2p__mss_lazy_write, lp2p__mss_lazy_close_write, lp2p__mss_lazy_reset, lp2p__mss_lazy_close,
+    lp2p__mss_lazy_read,  lp2p__mss_lazy_write, lp2p__mss_lazy_close_write,
+    lp2p__mss_lazy_reset, lp2p__mss_lazy_close, NULL,
 };
 
 LP2P__PRIV int lp2p__mss_lazy(lp2p__ctx *ctx, lp2p__pipe *p, const char *protocol, lp2p__pipe **out) {

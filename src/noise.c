@@ -11,9 +11,11 @@
  *     over "noise-libp2p-static-key:" || static key, the peer ID check, early muxer negotiation;
  *  3. the secure pipe: frames of u16 BE length || ciphertext (<= 65535 bytes, 65519 plaintext),
  *     k1 initiator->responder, k2 responder->initiator, little-endian 64-bit nonces.
- *     Memory: the receive buffer (one frame) is taken from the host's buffer cache only while a
- *     frame is partly received or its plaintext is partly read, the sealed-frame batch only
- *     during a write: an idle secure pipe holds neither.
+ *     Reads go ahead (several frames per syscall); a frame's tag is checked, then each read
+ *     decrypts the bytes it takes straight into the caller's buffer. Writes seal straight from
+ *     the caller's buffers (writev: a muxer's headers and the application's bytes where they
+ *     lie). Memory: the read-ahead and the sealed-frame batch come from the host's buffer cache
+ *     only while bytes are buffered or a write runs: an idle secure pipe holds neither.
  * Depends on: noise.h (pipe.h, crypto.h). */
 #include "noise.h"
 
@@ -27,6 +29,11 @@
 #define LP2P__NOISE_WBATCH (4 * (LP2P__NOISE_MAX_PLAINTEXT)) /* plaintext bytes per raw write */
 #define LP2P__NOISE_WBUF (LP2P__NOISE_WBATCH + 4 * (2 + LP2P__NOISE_TAG)) /* its sealed frames */
 #define LP2P__NOISE_WSMALL 1024 /* sealed writes up to this go through the stack, not the cache */
+#define LP2P__NOISE_IOV_MAX 64  /* buffers one writev takes */
+#define LP2P__NOISE_RINL 64     /* inline receive buffer: where an idle pipe waits */
+#define LP2P__NOISE_RSMALL 4096 /* read-ahead while frames are small */
+#define LP2P__NOISE_RBIG LP2P__NOISE_WBUF /* read-ahead once a big frame arrives: four full frames
+                                           * (the same size as the write batch: one cache class) */
 
 /* Test hook: when set, supplies the X25519 private keys lp2p__noise_handshake would draw from
  * the CSPRNG (which: 0 = static, 1 = ephemeral), for known-answer tests. NULL in production. */
@@ -204,70 +211,88 @@ typedef struct lp2p__noise_pipe {
     uint64_t n_send, n_recv;
     int err;  /* sticky, both directions: decrypt failure, truncated frame */
     int werr; /* sticky, writes only: a raw write failed mid-frame */
-    /* read state: a frame header, then its body, possibly across calls (timeouts) */
-    uint8_t hdr[2];
-    size_t hdr_have, flen, fhave;
-    size_t poff, plen; /* decrypted bytes not yet returned, in rbuf */
-    uint8_t *rbuf;     /* LP2P__NOISE_MAX_MSG bytes while a frame is in it, else NULL */
+    /* Receive: raw bytes read ahead at [rpos, rend) of rbuf, so one syscall brings several
+     * frames. A complete frame's tag is checked first; its ciphertext then stays where it is
+     * and every read decrypts the range it takes straight into the caller's buffer: [poff,
+     * poff + plen) is the part not yet returned, pdone bytes into the frame with nonce pnonce.
+     * rbuf is rinl while nothing is buffered (an idle pipe waits there, holding no heap
+     * buffer), else a buffer from the host cache: LP2P__NOISE_RSMALL bytes for small frames,
+     * LP2P__NOISE_RBIG (four full frames) once a big one arrives. */
+    uint8_t *rbuf;
+    size_t rcap, rpos, rend;
+    size_t poff, plen, pdone;
+    uint64_t pnonce;
+    uint8_t rinl[LP2P__NOISE_RINL];
 } lp2p__noise_pipe;
 
-static uint8_t *lp2p__noise_rbuf(lp2p__noise_pipe *np) {
-    if (!np->rbuf) np->rbuf = (uint8_t *)lp2p__cache_get(np->ctx, LP2P__NOISE_MAX_MSG);
-    return np->rbuf;
-}
-
-/* Give the receive buffer back once it holds nothing (no partial frame, no plaintext left). */
-static void lp2p__noise_rbuf_done(lp2p__noise_pipe *np) {
-    if (!np->rbuf || np->fhave || np->plen) return;
-    lp2p__cache_put(np->ctx, np->rbuf, LP2P__NOISE_MAX_MSG);
-    np->rbuf = NULL;
+/* Back to the inline buffer (only when nothing is buffered): the cache buffer goes back. */
+static void lp2p__noise_rbuf_release(lp2p__noise_pipe *np) {
+    if (np->rbuf != np->rinl) lp2p__cache_put(np->ctx, np->rbuf, np->rcap);
+    np->rbuf = np->rinl, np->rcap = sizeof np->rinl, np->rpos = np->rend = 0;
 }
 
 static ptrdiff_t lp2p__noise_copy_out(lp2p__noise_pipe *np, void *buf, size_t cap) {
     size_t n = LP2P__MIN(cap, np->plen);
-    memcpy(buf, np->rbuf + np->poff, n);
-    np->poff += n, np->plen -= n;
-    lp2p__noise_rbuf_done(np);
+    lp2p__aead_xor_at(np->k_recv, np->pnonce, np->pdone, np->rbuf + np->poff, n, (uint8_t *)buf);
+    np->poff += n, np->plen -= n, np->pdone += n;
+    if (!np->plen && np->rpos == np->rend) np->rpos = np->rend = 0; /* drained: start over at the front */
     return (ptrdiff_t)n;
 }
 
-/* Decrypt the complete frame in f (flen bytes) in place; resets the frame state. Returns the
- * plaintext length or ERR_PROTOCOL (sticky). */
-static ptrdiff_t lp2p__noise_open_frame(lp2p__noise_pipe *np, uint8_t *f) {
-    size_t flen = np->flen;
-    np->hdr_have = 0, np->flen = 0, np->fhave = 0;
-    if (np->n_recv == UINT64_MAX ||
-        lp2p__aead_open(np->k_recv, np->n_recv, NULL, 0, f, flen, f) != LP2P_OK) {
+/* Room for `want` raw bytes from rpos on (no plaintext is pending when this runs): move the
+ * unread bytes to the front, or move them into a bigger buffer from the cache. */
+static int lp2p__noise_rbuf_room(lp2p__noise_pipe *np, size_t want) {
+    size_t avail = np->rend - np->rpos;
+    if (np->rcap - np->rpos >= want) return LP2P_OK;
+    if (np->rcap >= want) {
+        memmove(np->rbuf, np->rbuf + np->rpos, avail);
+        np->rpos = 0, np->rend = avail;
+        return LP2P_OK;
+    }
+    size_t cap = want <= LP2P__NOISE_RSMALL ? LP2P__NOISE_RSMALL : LP2P__NOISE_RBIG;
+    uint8_t *nb = (uint8_t *)lp2p__cache_get(np->ctx, cap);
+    if (!nb) return LP2P_ERR_NOMEM;
+    if (avail) memcpy(nb, np->rbuf + np->rpos, avail);
+    if (np->rbuf != np->rinl) lp2p__cache_put(np->ctx, np->rbuf, np->rcap);
+    np->rbuf = nb, np->rcap = cap, np->rpos = 0, np->rend = avail;
+    return LP2P_OK;
+}
+
+/* Check the tag of the complete frame at rpos (2-byte header, then flen bytes) and make its
+ * ciphertext the pending plaintext (decrypted as it is read). Returns the plaintext length or
+ * ERR_PROTOCOL (sticky). */
+static ptrdiff_t lp2p__noise_open_frame(lp2p__noise_pipe *np, size_t flen) {
+    uint8_t *f = np->rbuf + np->rpos + 2;
+    np->rpos += 2 + flen;
+    if (np->n_recv == UINT64_MAX || lp2p__aead_verify(np->k_recv, np->n_recv, f, flen - LP2P__NOISE_TAG) != LP2P_OK) {
         LP2P__WARN(np->ctx, LP2P_ERR_PROTOCOL, "noise: transport frame failed to decrypt (nonce %llu)",
                    (unsigned long long)np->n_recv);
         return np->err = LP2P_ERR_PROTOCOL;
     }
-    np->n_recv++;
-    return (ptrdiff_t)(flen - LP2P__NOISE_TAG);
+    np->pnonce = np->n_recv++;
+    np->poff = (size_t)(f - np->rbuf), np->plen = flen - LP2P__NOISE_TAG, np->pdone = 0;
+    return (ptrdiff_t)np->plen;
 }
 
-/* Read the 2-byte frame header. 1 = ready, 0 = clean EOF, < 0 error. */
-static int lp2p__noise_read_hdr(lp2p__noise_pipe *np, int64_t deadline) {
-    while (np->hdr_have < 2) {
-        ptrdiff_t r = lp2p__pipe_read(np->raw, np->hdr + np->hdr_have, 2 - np->hdr_have, deadline);
-        if (r < 0) return (int)r; /* timeout/cancel: state kept, the next call resumes */
-        if (r == 0) return np->hdr_have == 0 ? 0 : (np->err = LP2P_ERR_EOF);
-        np->hdr_have += (size_t)r;
+/* Read ahead: as many raw bytes as fit (at least one more). An empty cache buffer is kept
+ * only if the read needs no wait: a busy pipe reuses it, a pipe about to wait gives it back
+ * first. 1 = got bytes, 0 = clean EOF between frames, < 0 error (timeout/cancel: resumable). */
+static int lp2p__noise_fill(lp2p__noise_pipe *np, size_t want, int64_t deadline) {
+    ptrdiff_t r = LP2P_ERR_TIMEOUT;
+    if (np->rpos == np->rend && np->rbuf != np->rinl) {
+        np->rpos = np->rend = 0;
+        r = lp2p__pipe_read(np->raw, np->rbuf, np->rcap, LP2P_NOWAIT);
+        if (r == LP2P_ERR_TIMEOUT) lp2p__noise_rbuf_release(np);
     }
-    np->flen = lp2p__be16(np->hdr);
-    if (np->flen < LP2P__NOISE_TAG) return np->err = LP2P_ERR_PROTOCOL;
+    if (r == LP2P_ERR_TIMEOUT) {
+        int rc = lp2p__noise_rbuf_room(np, want);
+        if (rc) return rc;
+        r = lp2p__pipe_read(np->raw, np->rbuf + np->rend, np->rcap - np->rend, deadline);
+    }
+    if (r < 0) return (int)r;
+    if (r == 0) return np->rend == np->rpos ? 0 : (np->err = LP2P_ERR_EOF);
+    np->rend += (size_t)r;
     return 1;
-}
-
-/* Read frame body bytes into dst until it holds flen bytes (fhave counts them). */
-static int lp2p__noise_read_body(lp2p__noise_pipe *np, uint8_t *dst, int64_t deadline) {
-    while (np->fhave < np->flen) {
-        ptrdiff_t r = lp2p__pipe_read(np->raw, dst + np->fhave, np->flen - np->fhave, deadline);
-        if (r < 0) return (int)r;
-        if (r == 0) return np->err = LP2P_ERR_EOF;
-        np->fhave += (size_t)r;
-    }
-    return LP2P_OK;
 }
 
 static ptrdiff_t lp2p__noise_read(lp2p__pipe *p, void *buf, size_t cap, int64_t deadline) {
@@ -276,70 +301,95 @@ static ptrdiff_t lp2p__noise_read(lp2p__pipe *p, void *buf, size_t cap, int64_t 
     if (cap == 0) return LP2P_ERR_INVALID;
     if (np->plen) return lp2p__noise_copy_out(np, buf, cap);
     for (;;) {
-        int rc = lp2p__noise_read_hdr(np, deadline);
-        if (rc <= 0) return rc;
-        ptrdiff_t n;
-        if (np->fhave == 0 && cap >= np->flen) {
-            /* the whole ciphertext fits the caller's buffer: read and decrypt it there */
-            rc = lp2p__noise_read_body(np, (uint8_t *)buf, deadline);
-            if (rc) {
-                /* keep what arrived so the next call resumes the frame */
-                if (np->fhave && !lp2p__noise_rbuf(np)) return np->err = LP2P_ERR_NOMEM;
-                if (np->fhave) memcpy(np->rbuf, buf, np->fhave);
-                return rc;
+        size_t avail = np->rend - np->rpos, want = 2;
+        if (avail >= 2) {
+            size_t flen = lp2p__be16(np->rbuf + np->rpos);
+            if (flen < LP2P__NOISE_TAG) return np->err = LP2P_ERR_PROTOCOL;
+            want = 2 + flen;
+            if (avail >= want) {
+                ptrdiff_t n = lp2p__noise_open_frame(np, flen);
+                if (n < 0) return n;
+                if (n > 0) return lp2p__noise_copy_out(np, buf, cap);
+                if (np->rpos == np->rend) np->rpos = np->rend = 0;
+                continue; /* an empty frame: nothing for the caller, read the next one */
             }
-            n = lp2p__noise_open_frame(np, (uint8_t *)buf);
-            if (n != 0) return n; /* plaintext length, or the error */
-        } else {
-            if (!lp2p__noise_rbuf(np)) return np->err = LP2P_ERR_NOMEM;
-            rc = lp2p__noise_read_body(np, np->rbuf, deadline);
-            if (rc) {
-                lp2p__noise_rbuf_done(np); /* kept if part of the frame is in it */
-                return rc;
-            }
-            n = lp2p__noise_open_frame(np, np->rbuf);
-            np->poff = 0, np->plen = n > 0 ? (size_t)n : 0;
-            if (n <= 0) lp2p__noise_rbuf_done(np);
-            if (n < 0) return n;
-            if (n > 0) return lp2p__noise_copy_out(np, buf, cap);
         }
-        /* an empty frame: nothing for the caller, read the next one */
+        int rc = lp2p__noise_fill(np, want, deadline);
+        if (rc <= 0) return rc;
     }
 }
 
-/* Seal up to LP2P__NOISE_WBATCH plaintext bytes as frames straight from the caller's buffer
- * into out (no intermediate copy), then hand them to raw in one write. */
-static int lp2p__noise_write_batch(lp2p__noise_pipe *np, const uint8_t *src, size_t batch, uint8_t *out,
+/* Seal `total` plaintext bytes, the concatenation of n buffers, as frames of <= 65519 bytes
+ * into out, each sealed from the buffers where they lie (lp2p__aead_seal_gather). Returns the
+ * sealed length. */
+static size_t lp2p__noise_seal_iov(lp2p__noise_pipe *np, const lp2p__iov *iov, int n, uint8_t *out) {
+    const uint8_t *seg[LP2P__NOISE_IOV_MAX];
+    size_t len[LP2P__NOISE_IOV_MAX], off = 0, used = 0; /* used: bytes of iov[i] already sealed */
+    for (int i = 0; i < n;) {
+        int k = 0;
+        size_t c = 0;
+        while (i < n && c < LP2P__NOISE_MAX_PLAINTEXT) {
+            size_t take = LP2P__MIN(iov[i].n - used, (size_t)LP2P__NOISE_MAX_PLAINTEXT - c);
+            if (take) seg[k] = (const uint8_t *)iov[i].p + used, len[k++] = take, c += take;
+            used += take;
+            if (used == iov[i].n) i++, used = 0;
+        }
+        if (!c) break;
+        lp2p__put_be16(out + off, (uint16_t)(c + LP2P__NOISE_TAG));
+        lp2p__aead_seal_gather(np->k_send, np->n_send++, seg, len, k, out + off + 2);
+        off += 2 + c + LP2P__NOISE_TAG;
+    }
+    return off;
+}
+
+/* Up to LP2P__NOISE_WBATCH plaintext bytes from n buffers: sealed into the caller's stack
+ * buffer (LP2P__NOISE_WSMALL bytes) if they fit, else a cache buffer, then handed to raw in
+ * one write. */
+static int lp2p__noise_write_batch(lp2p__noise_pipe *np, const lp2p__iov *iov, int n, size_t total, uint8_t *small,
                                    int64_t deadline) {
-    size_t frames = (batch + LP2P__NOISE_MAX_PLAINTEXT - 1) / LP2P__NOISE_MAX_PLAINTEXT, off = 0;
+    uint8_t *out = small;
+    size_t frames = (total + LP2P__NOISE_MAX_PLAINTEXT - 1) / LP2P__NOISE_MAX_PLAINTEXT;
     /* nonce 2^64-1 is reserved (Noise §5.1): the last frame may use 2^64-2 */
     if (frames > UINT64_MAX - np->n_send) return np->werr = LP2P_ERR_LIMIT;
-    for (size_t done = 0; done < batch;) {
-        size_t c = LP2P__MIN(batch - done, (size_t)LP2P__NOISE_MAX_PLAINTEXT);
-        lp2p__put_be16(out + off, (uint16_t)(c + LP2P__NOISE_TAG));
-        lp2p__aead_seal(np->k_send, np->n_send++, NULL, 0, src + done, c, out + off + 2);
-        off += 2 + c + LP2P__NOISE_TAG, done += c;
-    }
+    if (total + frames * (2 + LP2P__NOISE_TAG) > LP2P__NOISE_WSMALL &&
+        !(out = (uint8_t *)lp2p__cache_get(np->ctx, LP2P__NOISE_WBUF)))
+        return LP2P_ERR_NOMEM;
+    size_t off = lp2p__noise_seal_iov(np, iov, n, out);
     int rc = lp2p__pipe_write(np->raw, out, off, deadline);
+    if (out != small) lp2p__cache_put(np->ctx, out, LP2P__NOISE_WBUF);
     return rc ? (np->werr = rc) : LP2P_OK; /* an unknown prefix went out: the stream is desynced */
 }
 
 static int lp2p__noise_write(lp2p__pipe *p, const void *buf, size_t len, int64_t deadline) {
     lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
     const uint8_t *src = (const uint8_t *)buf;
-    uint8_t small[LP2P__NOISE_WSMALL], *out = small;
+    uint8_t small[LP2P__NOISE_WSMALL];
     int rc = LP2P_OK;
     if (np->err) return np->err;
     if (np->werr) return np->werr;
-    if (len + 2 + LP2P__NOISE_TAG > sizeof small && !(out = (uint8_t *)lp2p__cache_get(np->ctx, LP2P__NOISE_WBUF)))
-        return LP2P_ERR_NOMEM;
     while (len > 0 && rc == LP2P_OK) {
         size_t batch = LP2P__MIN(len, (size_t)LP2P__NOISE_WBATCH);
-        rc = lp2p__noise_write_batch(np, src, batch, out, deadline);
+        lp2p__iov one = {src, batch};
+        rc = lp2p__noise_write_batch(np, &one, 1, batch, small, deadline);
         src += batch, len -= batch;
     }
-    if (out != small) lp2p__cache_put(np->ctx, out, LP2P__NOISE_WBUF);
     return rc;
+}
+
+/* The muxer's frame headers and the application's bytes, sealed where they lie: no copy into
+ * a staging buffer. Everything is sealed before the one raw write (pipe.h: the owners may
+ * reuse the buffers once we can wait), so at most LP2P__NOISE_WBATCH bytes in
+ * LP2P__NOISE_IOV_MAX buffers. */
+static int lp2p__noise_writev(lp2p__pipe *p, const lp2p__iov *iov, int n, int64_t deadline) {
+    lp2p__noise_pipe *np = (lp2p__noise_pipe *)p;
+    uint8_t small[LP2P__NOISE_WSMALL];
+    size_t total = 0;
+    if (np->err) return np->err;
+    if (np->werr) return np->werr;
+    if (n < 0 || n > LP2P__NOISE_IOV_MAX) return LP2P_ERR_INVALID;
+    for (int i = 0; i < n; i++) total += iov[i].n;
+    if (total > LP2P__NOISE_WBATCH) return LP2P_ERR_INVALID;
+    return total ? lp2p__noise_write_batch(np, iov, n, total, small, deadline) : LP2P_OK;
 }
 
 static int lp2p__noise_close_write(lp2p__pipe *p) {
@@ -350,7 +400,7 @@ static int lp2p__noise_close_write(lp2p__pipe *p) {
 static void lp2p__noise_pipe_free(lp2p__noise_pipe *np) {
     lp2p__noise_wipe(np->k_send, 32);
     lp2p__noise_wipe(np->k_recv, 32);
-    lp2p__cache_put(np->ctx, np->rbuf, LP2P__NOISE_MAX_MSG);
+    lp2p__noise_rbuf_release(np);
     lp2p__free(np->ctx, np, sizeof *np);
 }
 
@@ -367,7 +417,8 @@ static void lp2p__noise_close(lp2p__pipe *p) {
 }
 
 static const lp2p__pipe_vt lp2p__noise_vt = {
-    lp2p__noise_read, lp2p__noise_write, lp2p__noise_close_write, lp2p__noise_reset, lp2p__noise_close,
+    lp2p__noise_read,  lp2p__noise_write, lp2p__noise_close_write,
+    lp2p__noise_reset, lp2p__noise_close, lp2p__noise_writev,
 };
 
 static lp2p__noise_pipe *lp2p__noise_pipe_new(lp2p__ctx *ctx, lp2p__pipe *raw) {
@@ -376,6 +427,7 @@ static lp2p__noise_pipe *lp2p__noise_pipe_new(lp2p__ctx *ctx, lp2p__pipe *raw) {
     np->base.vt = &lp2p__noise_vt;
     np->ctx = ctx;
     np->raw = raw;
+    np->rbuf = np->rinl, np->rcap = sizeof np->rinl;
     return np;
 }
 
@@ -493,7 +545,8 @@ static size_t lp2p__noise_payload_build(const lp2p__identity *self, const uint8_
 typedef struct lp2p__noise_run {
     lp2p__ctx *ctx;
     lp2p__pipe *raw;
-    lp2p__noise_pipe *np; /* its rbuf receives handshake messages (held for the handshake) */
+    lp2p__noise_pipe *np;
+    uint8_t *msg; /* LP2P__NOISE_MAX_MSG bytes from the cache: the peer's handshake messages */
     lp2p__noise_hs hs;
     const lp2p__identity *self;
     const lp2p_peer_id *expected;
@@ -514,16 +567,16 @@ static int lp2p__noise_send(lp2p__noise_run *r, const uint8_t *payload, size_t n
     return rc;
 }
 
-/* Read and process the peer's next message; *payload points into rbuf. */
+/* Read and process the peer's next message; *payload points into r->msg. */
 static ptrdiff_t lp2p__noise_recv(lp2p__noise_run *r, uint8_t **payload) {
     uint8_t hdr[2];
     int rc = lp2p__pipe_read_full(r->raw, hdr, 2, r->deadline);
     if (rc) return rc;
     size_t len = lp2p__be16(hdr), off = 0;
-    rc = lp2p__pipe_read_full(r->raw, r->np->rbuf, len, r->deadline);
+    rc = lp2p__pipe_read_full(r->raw, r->msg, len, r->deadline);
     if (rc) return rc;
-    ptrdiff_t n = lp2p__noise_hs_read(&r->hs, r->np->rbuf, len, &off);
-    if (n >= 0) *payload = r->np->rbuf + off;
+    ptrdiff_t n = lp2p__noise_hs_read(&r->hs, r->msg, len, &off);
+    if (n >= 0) *payload = r->msg + off;
     return n;
 }
 
@@ -627,7 +680,7 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
     lp2p__noise_pipe *np = lp2p__noise_pipe_new(ctx, raw);
     lp2p__noise_run *r = (lp2p__noise_run *)lp2p__zalloc(ctx, sizeof *r);
     int rc = LP2P_ERR_NOMEM;
-    if (!tmp || !np || !r || !lp2p__noise_rbuf(np)) goto done;
+    if (!tmp || !np || !r || !(r->msg = (uint8_t *)lp2p__cache_get(ctx, LP2P__NOISE_MAX_MSG))) goto done;
     /* the static key is per session (spec: SHOULD NOT be persisted) */
     for (int which = 0; which < 2; which++) {
         if (lp2p__noise_key_hook) lp2p__noise_key_hook(initiator, which, keys[which]);
@@ -643,8 +696,6 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
         rc = LP2P_ERR_HANDSHAKE;
     }
     if (rc == LP2P_OK) {
-        lp2p__cache_put(ctx, np->rbuf, LP2P__NOISE_MAX_MSG); /* transport frames take it again */
-        np->rbuf = NULL;
         lp2p__noise_hs_split(&r->hs, keys[0], keys[1]);
         memcpy(np->k_send, keys[initiator ? 0 : 1], 32);
         memcpy(np->k_recv, keys[initiator ? 1 : 0], 32);
@@ -654,6 +705,7 @@ LP2P__PRIV int lp2p__noise_handshake(lp2p__ctx *ctx, lp2p__pipe *raw, const lp2p
     }
 done:
     if (np) lp2p__noise_pipe_free(np);
+    if (r) lp2p__cache_put(ctx, r->msg, LP2P__NOISE_MAX_MSG);
     if (r) lp2p__noise_wipe(r, sizeof *r), lp2p__free(ctx, r, sizeof *r);
     lp2p__free(ctx, tmp, sizeof *tmp);
     lp2p__noise_wipe(keys, sizeof keys);

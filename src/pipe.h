@@ -13,6 +13,10 @@
 #include "runtime.h"
 
 typedef struct lp2p__pipe lp2p__pipe;
+typedef struct lp2p__iov {
+    const void *p;
+    size_t n;
+} lp2p__iov;
 typedef struct lp2p__pipe_vt {
     /* Read up to cap bytes: > 0 bytes read, 0 at EOF, < 0 an LP2P_ERR_* (TIMEOUT, CANCELED,
      * RESET, CLOSED, IO, PROTOCOL...). */
@@ -25,6 +29,13 @@ typedef struct lp2p__pipe_vt {
     void (*reset)(lp2p__pipe *p);
     /* Close gracefully (FIN if not sent yet), never blocks, and release the pipe. */
     void (*close)(lp2p__pipe *p);
+    /* Optional (NULL = absent; callers then join the buffers and use write): write the
+     * concatenation of n buffers, as write would. It reads every buffer before it first
+     * waits, so their owners may reuse them as soon as the calling task could run again.
+     * The Noise pipe has it: a muxer passes its frame headers and the application's bytes
+     * and they are sealed where they lie (at most 64 buffers and 4 x 65,519 bytes per call,
+     * else ERR_INVALID). */
+    int (*writev)(lp2p__pipe *p, const lp2p__iov *iov, int n, int64_t deadline);
 } lp2p__pipe_vt;
 
 struct lp2p__pipe {

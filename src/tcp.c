@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #define LP2P__TCP_RBUF 4096     /* per-pipe read-ahead for small reads */
+#define LP2P__TCP_DIRECT 64     /* reads of at least this many bytes go straight to the socket */
 #define LP2P__TCP_BACKLOG 1024
 #define LP2P__DNS_MAX 16        /* addresses kept from one getaddrinfo answer */
 #define LP2P__DIAL_MAX 8        /* resolved addresses one dial tries */
@@ -148,7 +149,11 @@ static ptrdiff_t lp2p__tcp_read(lp2p__pipe *p, void *buf, size_t cap, int64_t de
     }
     for (;;) {
         ssize_t n;
-        if (cap >= LP2P__TCP_RBUF) { /* big reads go straight to the caller's buffer */
+        if (cap >= LP2P__TCP_DIRECT) { /* big reads go straight to the caller's buffer */
+            if (t->rbuf) { /* the byte-wise phase (multistream) is over: give the buffer back */
+                lp2p__free(t->ctx, t->rbuf, LP2P__TCP_RBUF);
+                t->rbuf = NULL;
+            }
             n = recv(t->fd, buf, cap, 0);
             if (n >= 0) return (ptrdiff_t)n;
         } else {
@@ -217,7 +222,7 @@ static void lp2p__tcp_reset(lp2p__pipe *p) { lp2p__tcp_release((lp2p__tcp_pipe *
 static void lp2p__tcp_close(lp2p__pipe *p) { lp2p__tcp_release((lp2p__tcp_pipe *)p, false); }
 
 static const lp2p__pipe_vt lp2p__tcp_vt = {lp2p__tcp_read, lp2p__tcp_write, lp2p__tcp_close_write, lp2p__tcp_reset,
-                                           lp2p__tcp_close};
+                                           lp2p__tcp_close, NULL};
 
 LP2P__PRIV int lp2p__tcp_pipe_fd(lp2p__pipe *p) {
     return p && p->vt == &lp2p__tcp_vt ? ((lp2p__tcp_pipe *)p)->fd : -1;
@@ -724,7 +729,7 @@ static void lp2p__mem_reset(lp2p__pipe *p) { lp2p__mem_release((lp2p__mempipe *)
 static void lp2p__mem_close(lp2p__pipe *p) { lp2p__mem_release((lp2p__mempipe *)p, false); }
 
 static const lp2p__pipe_vt lp2p__mem_vt = {lp2p__mem_read, lp2p__mem_write, lp2p__mem_close_write, lp2p__mem_reset,
-                                           lp2p__mem_close};
+                                           lp2p__mem_close, NULL};
 
 LP2P__PRIV int lp2p__mempipe_pair(lp2p__sched *s, lp2p__pipe **a, lp2p__pipe **b) {
     lp2p__ctx *ctx = lp2p__sched_ctx(s);

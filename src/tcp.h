@@ -3,7 +3,8 @@
  * TCP sockets are non-blocking, registered once with the scheduler's poller, TCP_NODELAY,
  * SO_REUSEADDR + SO_REUSEPORT on listeners (and on dials that reuse a listen port, for hole
  * punching later). A TCP pipe keeps a small read buffer so byte-at-a-time readers (multistream)
- * cost no syscall per byte; large reads into an empty buffer go straight to the socket.
+ * cost no syscall per byte; reads of 64 bytes or more into an empty buffer go straight to the
+ * socket, and the buffer is freed then (the byte-wise phase of a connection is its start).
  * /dns, /dns4, /dns6 names are resolved by getaddrinfo on a short-lived worker thread that
  * reports back through lp2p__sched_post, so the loop never stalls.
  * Pipe errors: ERR_RESET when the peer reset or vanished (ECONNRESET, EPIPE, ETIMEDOUT on an

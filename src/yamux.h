@@ -19,7 +19,7 @@
  * rides on the SYN/ACK window update) and auto-tune: a window update is sent once the app
  * has consumed half the window, and the window doubles (up to max_window, and within the
  * session budget max_conn_window) when the previous update was less than 4 RTT ago (go-yamux
- * stream.go rule). Any window the peer grants is accepted (rust/go/js go far above 256 KiB).
+ * stream.go rule; an RTT under 1 ms counts as 1 ms). Any window the peer grants is accepted (rust/go/js go far above 256 KiB).
  * Data frames carry <= 65507 bytes so header + payload fit one Noise frame (65519).
  * At most 256 unacknowledged outbound streams (libp2p ACK backlog); inbound streams beyond
  * max_inbound are reset (logged once per session at WARN, naming the limit).

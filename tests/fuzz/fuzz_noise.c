@@ -92,7 +92,7 @@ static int f_close_write(lp2p__pipe *p) {
     return LP2P_OK;
 }
 static void f_close(lp2p__pipe *p) { (void)p; }
-static const lp2p__pipe_vt f_vt = {f_read, f_write, f_close_write, f_close, f_close};
+static const lp2p__pipe_vt f_vt = {f_read, f_write, f_close_write, f_close, f_close, NULL};
 
 static const char *const f_muxers[] = {"/yamux/1.0.0", "/mplex/6.7.0"};
 

@@ -48,7 +48,7 @@ static int f_close_write(lp2p__pipe *p) {
     return LP2P_OK;
 }
 static void f_close(lp2p__pipe *p) { ((fpipe *)p)->closed = true; }
-static const lp2p__pipe_vt f_vt = {f_read, f_write, f_close_write, f_close, f_close};
+static const lp2p__pipe_vt f_vt = {f_read, f_write, f_close_write, f_close, f_close, NULL};
 
 typedef struct fstate {
     lp2p__sched *s;

@@ -5,7 +5,7 @@
  * runtime gives back the stack pages below a parked task's stack pointer and those of pooled
  * stacks; the buffer cache reuses, bounds, trims and drains. Counts bytes through the
  * allocator hook and pages with mincore() (no timing, no RSS: deterministic).
- * bench/core.c `rss` measures the resulting RSS per idle connection. */
+ * `build/bench/lp2p-bench rss 1000` measures the resulting RSS per idle connection. */
 #define LIBP2P_IMPLEMENTATION
 #include "libp2p.h"
 #include "tests/test.h"

@@ -58,7 +58,7 @@ static void t_sock_close(lp2p__pipe *p) {
     free(s);
 }
 
-static const lp2p__pipe_vt t_sock_vt = {t_sock_read, t_sock_write, t_sock_close_write, t_sock_close, t_sock_close};
+static const lp2p__pipe_vt t_sock_vt = {t_sock_read, t_sock_write, t_sock_close_write, t_sock_close, t_sock_close, NULL};
 
 /* Two connected test pipes. */
 static void t_sockpipe_pair(t_sockpipe **a, t_sockpipe **b) {

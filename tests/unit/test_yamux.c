@@ -110,7 +110,7 @@ static void tm_close(lp2p__pipe *p) {
     }
 }
 
-static const lp2p__pipe_vt tm_vt = {tm_read, tm_write, tm_close_write, tm_close, tm_close};
+static const lp2p__pipe_vt tm_vt = {tm_read, tm_write, tm_close_write, tm_close, tm_close, NULL};
 
 static void tm_pair(lp2p__sched *s, size_t cap, lp2p__pipe **a, lp2p__pipe **b) {
     tm_shared *sh = (tm_shared *)lp2p__zalloc(&t_ctx, sizeof *sh);

@@ -594,7 +594,9 @@ func runDial(ctx context.Context, h host.Host, o options) {
 		emit("hold", "ok", true, "seconds", secs)
 
 	default:
-		fail("unknown action %q", action)
+		if !runBenchAction(ctx, h, *ai, action, args) { // bench.go
+			fail("unknown action %q", action)
+		}
 	}
 }
 

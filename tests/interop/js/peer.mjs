@@ -382,8 +382,11 @@ async function runDial (node, o) {
       emit('hold', { ok: true, seconds: secs })
       break
     }
-    default:
-      fail(`unknown action ${JSON.stringify(action)}`)
+    default: { // bench.mjs: benchmark actions
+      const { runBench } = await import('./bench.mjs')
+      const helpers = { node, conn, target, emit, fail, numArg, now, round3, Reader, zeroChunks, u64be }
+      if (!await runBench(action, args, helpers)) fail(`unknown action ${JSON.stringify(action)}`)
+    }
   }
 }
 

@@ -37,6 +37,8 @@ use libp2p::{
 };
 use serde_json::{json, Value};
 
+mod bench; // bench.rs: benchmark actions
+
 const ECHO: StreamProtocol = StreamProtocol::new("/echo/1.0.0");
 const RESET: StreamProtocol = StreamProtocol::new("/test/reset/1.0.0");
 const SOURCE: StreamProtocol = StreamProtocol::new("/test/source/1.0.0");
@@ -586,6 +588,7 @@ async fn run_action(
             emit("hold", json!({ "ok": true, "seconds": secs }));
             Ok(())
         }
+        other if bench::is_bench_action(other) => bench::run(other, &args, peer, ctl).await,
         other => Err(format!("unknown action {other:?}")),
     }
 }
@@ -658,6 +661,7 @@ async fn main() {
             .iter()
             .find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None })
             .unwrap_or_else(|| fail("multiaddr needs /p2p/<id>"));
+        bench::set_target(addr.clone());
         Some((addr, peer, o.pos[2].clone(), o.pos[3..].to_vec()))
     };
     let ping_action = matches!(&target, Some((_, _, a, _)) if a == "ping");
